@@ -1,0 +1,263 @@
+//! The two database engines behind one small interface.
+//!
+//! The catalog's SQL is written once, in the dialect both engines accept (`$N` placeholders,
+//! `ON CONFLICT`, BIGINT/TEXT only), and values cross the boundary as [`Arg`] and [`DbRow`].
+//! This keeps the queries free of the trait-bound maze that generic sqlx code needs, and adding a
+//! statement means adding it once.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Postgres, Row as _, Sqlite};
+
+use crate::error::{Error, Result, redact_url};
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a writer waits for SQLite's single write lock before failing with "database is locked".
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// SQLite has one writer at a time; a few connections let readers (the API) run beside it.
+const SQLITE_MAX_CONNECTIONS: u32 = 4;
+const POSTGRES_MAX_CONNECTIONS: u32 = 8;
+
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// One bind value; every column of the schema is one of these.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Arg<'a> {
+    Int(i64),
+    Text(&'a str),
+    OptText(Option<&'a str>),
+}
+
+pub(crate) enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+pub(crate) enum DbRow {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+impl Pool {
+    /// Connects and brings the schema up to date.
+    pub(crate) async fn open(url: &str) -> Result<Pool> {
+        if url.starts_with("sqlite:") {
+            Self::open_sqlite(url).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::open_postgres(url).await
+        } else {
+            Err(Error::InvalidUrl {
+                url: redact_url(url),
+                reason: "expected sqlite://PATH or postgres://…".to_owned(),
+            })
+        }
+    }
+
+    async fn open_sqlite(url: &str) -> Result<Pool> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::InvalidUrl {
+                url: redact_url(url),
+                reason: e.to_string(),
+            })?
+            .create_if_missing(true)
+            // WAL: readers never block the writer; NORMAL is durable across process crashes in
+            // WAL mode, only a power cut can lose the last transactions.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut pool_options = SqlitePoolOptions::new().max_connections(SQLITE_MAX_CONNECTIONS);
+        if in_memory {
+            // An in-memory database lives as long as one connection to it: keep one forever.
+            pool_options = pool_options
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .map_err(Error::database("open the SQLite catalog"))?;
+        SQLITE_MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| Error::Migration {
+                backend: "sqlite",
+                source,
+            })?;
+        Ok(Pool::Sqlite(pool))
+    }
+
+    async fn open_postgres(url: &str) -> Result<Pool> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| Error::InvalidUrl {
+            url: redact_url(url),
+            reason: e.to_string(),
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POSTGRES_MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(Error::database("open the PostgreSQL catalog"))?;
+        // sqlx takes an advisory lock here, so several nodes starting at once migrate once.
+        POSTGRES_MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| Error::Migration {
+                backend: "postgres",
+                source,
+            })?;
+        Ok(Pool::Postgres(pool))
+    }
+
+    /// A transaction for writes.
+    ///
+    /// Callers make their first statement a write (usually on the parent `recordings` row):
+    /// SQLite then takes its write lock up front, waiting out `busy_timeout`, instead of failing
+    /// with SQLITE_BUSY when a read snapshot must be upgraded; PostgreSQL locks the parent row, so
+    /// the `MAX(position) + 1` numbering of child rows cannot race another node.
+    pub(crate) async fn begin(&self) -> Result<Tx> {
+        let tx = match self {
+            Pool::Sqlite(pool) => pool.begin().await.map(Tx::Sqlite),
+            Pool::Postgres(pool) => pool.begin().await.map(Tx::Postgres),
+        };
+        tx.map_err(Error::database("begin a transaction"))
+    }
+
+    /// A read-only transaction that sees one snapshot for all its queries (a recording and its
+    /// children are read by separate statements).
+    pub(crate) async fn begin_read(&self) -> Result<Tx> {
+        let mut tx = self.begin().await?;
+        if let Tx::Postgres(_) = tx {
+            // READ COMMITTED (the default) would take a new snapshot per statement.
+            tx.execute(
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                &[],
+            )
+            .await
+            .map_err(Error::database("begin a read transaction"))?;
+        }
+        // SQLite: a deferred transaction takes its snapshot at the first read and keeps it.
+        Ok(tx)
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+fn sqlite_query<'q>(
+    sql: &'q str,
+    args: &[Arg<'q>],
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    args.iter().fold(sqlx::query(sql), |query, arg| match *arg {
+        Arg::Int(v) => query.bind(v),
+        Arg::Text(v) => query.bind(v),
+        Arg::OptText(v) => query.bind(v),
+    })
+}
+
+fn postgres_query<'q>(
+    sql: &'q str,
+    args: &[Arg<'q>],
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    args.iter().fold(sqlx::query(sql), |query, arg| match *arg {
+        Arg::Int(v) => query.bind(v),
+        Arg::Text(v) => query.bind(v),
+        Arg::OptText(v) => query.bind(v),
+    })
+}
+
+impl Tx {
+    /// Runs one statement; returns the number of rows it changed.
+    pub(crate) async fn execute<'q>(
+        &mut self,
+        sql: &'q str,
+        args: &[Arg<'q>],
+    ) -> Result<u64, sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => Ok(sqlite_query(sql, args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()),
+            Tx::Postgres(tx) => Ok(postgres_query(sql, args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()),
+        }
+    }
+
+    pub(crate) async fn fetch_all<'q>(
+        &mut self,
+        sql: &'q str,
+        args: &[Arg<'q>],
+    ) -> Result<Vec<DbRow>, sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => Ok(sqlite_query(sql, args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(DbRow::Sqlite)
+                .collect()),
+            Tx::Postgres(tx) => Ok(postgres_query(sql, args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(DbRow::Postgres)
+                .collect()),
+        }
+    }
+
+    /// The first column of the first row, e.g. of `SELECT COUNT(*)`.
+    pub(crate) async fn fetch_i64<'q>(
+        &mut self,
+        sql: &'q str,
+        args: &[Arg<'q>],
+    ) -> Result<i64, sqlx::Error> {
+        let rows = self.fetch_all(sql, args).await?;
+        let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+        match row {
+            DbRow::Sqlite(row) => row.try_get(0),
+            DbRow::Postgres(row) => row.try_get(0),
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        }
+    }
+}
+
+impl DbRow {
+    /// One column by name, decoded the same way on both engines.
+    pub(crate) fn get<T>(&self, column: &str) -> Result<T, sqlx::Error>
+    where
+        T: for<'r> sqlx::Decode<'r, Sqlite>
+            + sqlx::Type<Sqlite>
+            + for<'r> sqlx::Decode<'r, Postgres>
+            + sqlx::Type<Postgres>,
+    {
+        match self {
+            DbRow::Sqlite(row) => row.try_get(column),
+            DbRow::Postgres(row) => row.try_get(column),
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The values that go into the catalog and the [`Recording`] that comes out of it.
+//!
+//! [`Recording`] and its parts are a JSON contract (scripts and the dashboard read it): field names
+//! and the RFC 3339 timestamps must not change without a version bump of the API.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+/// A recording as it starts: everything known when the recording session is answered.
+#[derive(Debug, Clone)]
+pub struct NewRecording {
+    /// Chosen by the caller (a UUID); also the name of the recording's folder.
+    pub id: String,
+    /// The SIPREC session id (or the pass-through session's own id).
+    pub session_id: String,
+    /// Call-ID of the dialog that reached callvault (the recording dialog for SIPREC).
+    pub ingress_call_id: String,
+    /// Call-ID of the dialog callvault placed itself (pass-through only).
+    pub egress_call_id: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub started_at: OffsetDateTime,
+    pub participants: Vec<NewParticipant>,
+    pub legs: Vec<NewLeg>,
+    /// The metadata that came with the INVITE, stored as revision 1.
+    pub metadata: Option<NewMetadataRevision>,
+    /// Vendor ids of the recorded call as (kind, value), e.g. ("ucid", "00001…").
+    pub correlation_ids: Vec<(String, String)>,
+    /// Things tolerated while accepting the session (dialect quirks, ignored streams…).
+    pub warnings: Vec<String>,
+    /// Where the SIP came from, "ip:port".
+    pub source_address: String,
+    /// "udp", "tcp" or "tls".
+    pub transport: String,
+}
+
+/// A participant as named by the metadata; upserted by `id` within its recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewParticipant {
+    pub id: String,
+    pub aor: Option<String>,
+    pub name: Option<String>,
+}
+
+/// One recorded stream, written to its own file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLeg {
+    /// The SDP label; unique within a recording.
+    pub label: String,
+    /// The participant id this stream belongs to, when the metadata says.
+    pub participant: Option<String>,
+    /// How the stream was bound to its participant (metadata, label order, direction…).
+    pub binding_rule: String,
+    pub codec: String,
+    pub sample_rate: u32,
+    /// Relative to the data dir, so the data dir can move.
+    pub path: String,
+}
+
+/// One metadata document as received (INVITE, re-INVITE, UPDATE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMetadataRevision {
+    pub received_at: OffsetDateTime,
+    /// "complete" or "partial" (RFC 7865 `dataMode`), when the document says.
+    pub datamode: Option<String>,
+    pub raw_xml: String,
+    /// Participants this revision names; new ones are added, known ones updated.
+    pub participants: Vec<NewParticipant>,
+}
+
+/// How a recording ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub recording_id: String,
+    pub state: RecordingState,
+    pub ended_at: OffsetDateTime,
+    pub duration_ms: i64,
+    pub end_reason: String,
+    pub legs: Vec<LegCompletion>,
+}
+
+/// The final counters of one leg, matched to the leg by label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegCompletion {
+    pub label: String,
+    pub packets: i64,
+    pub lost: i64,
+    pub duplicates: i64,
+    pub out_of_order: i64,
+    pub late: i64,
+    /// Samples written to the WAV (stored, not part of the JSON contract).
+    pub samples: i64,
+    /// Hex SHA-256 of the closed WAV file.
+    pub sha256: Option<String>,
+}
+
+/// Where a recording is in its life.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingState {
+    /// Being recorded now (or the node stopped before it could say otherwise).
+    Active,
+    Complete,
+    /// Found `active` when the catalog was opened by a later run: the process died mid-call.
+    Interrupted,
+    Failed,
+}
+
+impl RecordingState {
+    /// The stored and serialized name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingState::Active => "active",
+            RecordingState::Complete => "complete",
+            RecordingState::Interrupted => "interrupted",
+            RecordingState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for RecordingState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name given to [`RecordingState::from_str`] is not a state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown recording state {0:?}")]
+pub struct UnknownRecordingState(pub String);
+
+impl FromStr for RecordingState {
+    type Err = UnknownRecordingState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(RecordingState::Active),
+            "complete" => Ok(RecordingState::Complete),
+            "interrupted" => Ok(RecordingState::Interrupted),
+            "failed" => Ok(RecordingState::Failed),
+            other => Err(UnknownRecordingState(other.to_owned())),
+        }
+    }
+}
+
+/// One page of the catalog, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Clamped to `0..=ListQuery::MAX_LIMIT`.
+    pub limit: i64,
+    /// Negative counts as 0.
+    pub offset: i64,
+}
+
+impl ListQuery {
+    /// The largest page one call returns; bounds the memory and the bind count of a list.
+    pub const MAX_LIMIT: i64 = 1000;
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        ListQuery {
+            limit: 100,
+            offset: 0,
+        }
+    }
+}
+
+/// A recording as the catalog knows it (the JSON contract).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recording {
+    pub id: String,
+    pub session_id: String,
+    pub ingress_call_id: String,
+    pub egress_call_id: Option<String>,
+    pub from: String,
+    pub to: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    pub duration_ms: Option<i64>,
+    pub state: RecordingState,
+    pub end_reason: Option<String>,
+    pub participants: Vec<Participant>,
+    /// In the order the legs were added.
+    pub legs: Vec<Leg>,
+    /// Ordered by offset.
+    pub dtmf: Vec<DtmfEvent>,
+    pub correlation_ids: Vec<CorrelationId>,
+    pub warnings: Vec<String>,
+    /// How many metadata documents were received (0 when none came).
+    pub metadata_revisions: i64,
+    pub source_address: String,
+    pub transport: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub id: String,
+    pub aor: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leg {
+    pub label: String,
+    pub participant: Option<String>,
+    pub binding_rule: String,
+    pub codec: String,
+    pub sample_rate: u32,
+    pub path: String,
+    pub packets: i64,
+    pub lost: i64,
+    pub duplicates: i64,
+    pub out_of_order: i64,
+    pub late: i64,
+    pub sha256: Option<String>,
+}
+
+/// A DTMF digit: an input of [`crate::Catalog::add_dtmf`] and part of a [`Recording`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DtmfEvent {
+    pub digit: String,
+    /// Label of the leg it was detected on.
+    pub leg: String,
+    /// From the start of the recording (the legs' common timeline).
+    pub offset_ms: i64,
+    pub duration_ms: i64,
+    /// "rfc4733", "info" or "inband".
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorrelationId {
+    pub kind: String,
+    pub value: String,
+}
+
+/// A timestamp as stored: unix milliseconds (floored, so sub-millisecond precision is dropped).
+pub(crate) fn to_unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000))
+        .expect("OffsetDateTime's range (±9999 years) fits in i64 milliseconds")
+}
+
+/// A stored timestamp back as UTC.
+pub(crate) fn from_unix_ms(
+    ms: i64,
+    table: &'static str,
+    column: &'static str,
+) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|_| {
+        Error::Corrupt {
+            table,
+            column,
+            value: ms.to_string(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn state_names_round_trip_through_str_and_serde() {
+        for state in [
+            RecordingState::Active,
+            RecordingState::Complete,
+            RecordingState::Interrupted,
+            RecordingState::Failed,
+        ] {
+            assert_eq!(state.as_str().parse::<RecordingState>(), Ok(state));
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::Value::String(state.as_str().to_owned())
+            );
+        }
+        assert_eq!(
+            "Active".parse::<RecordingState>(),
+            Err(UnknownRecordingState("Active".to_owned()))
+        );
+    }
+
+    #[test]
+    fn unix_ms_round_trips_and_floors_sub_millisecond_time() {
+        let t = datetime!(2026-11-30 11:22:33.456_789 +02:00);
+        let ms = to_unix_ms(t);
+        assert_eq!(ms, 1_796_030_553_456);
+        let back = from_unix_ms(ms, "recordings", "started_at").unwrap();
+        assert_eq!(back, datetime!(2026-11-30 09:22:33.456 UTC));
+        assert_eq!(back.offset(), time::UtcOffset::UTC);
+
+        // Before 1970 flooring must go down, not towards zero.
+        assert_eq!(to_unix_ms(datetime!(1969-12-31 23:59:59.999_5 UTC)), -1);
+    }
+
+    #[test]
+    fn out_of_range_stored_timestamp_is_corrupt_not_a_panic() {
+        let err = from_unix_ms(i64::MAX, "recordings", "ended_at").unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Corrupt {
+                table: "recordings",
+                column: "ended_at",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn list_query_defaults_to_a_hundred_from_the_top() {
+        assert_eq!(
+            ListQuery::default(),
+            ListQuery {
+                limit: 100,
+                offset: 0
+            }
+        );
+    }
+}

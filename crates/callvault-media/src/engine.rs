@@ -1,0 +1,338 @@
+//! The engine: starts the threads, and is the control plane's handle on ports and legs.
+
+use std::path::{Component, Path};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Sender, bounded, unbounded};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::{Error, Result};
+use crate::port::{PortPool, PortReservation};
+use crate::receive::{self, LegCommand, LegStart, ThreadCommand, ThreadSetup};
+use crate::stream::{self, Stream};
+use crate::wav::{Block, LegId, Writer, WriterControl};
+use crate::{LegReport, LegSpec, LegUpdate, MediaConfig, MediaStats, SharedStats};
+
+/// The media engine. `Send + Sync`: share it behind an `Arc` between signalling tasks.
+#[derive(Debug)]
+pub struct MediaEngine {
+    config: MediaConfig,
+    ports: Arc<PortPool>,
+    stats: Arc<SharedStats>,
+    next_leg: AtomicU64,
+    next_thread: AtomicUsize,
+    /// `None` once shut down.
+    running: Option<Running>,
+}
+
+#[derive(Debug)]
+struct Running {
+    threads: Vec<ReceiveThread>,
+    shutdown: watch::Sender<bool>,
+    writer_control: Sender<WriterControl>,
+    writer_data: Sender<Block>,
+    writer: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct ReceiveThread {
+    commands: mpsc::UnboundedSender<ThreadCommand>,
+    join: JoinHandle<()>,
+}
+
+/// A leg being recorded. Dropping it without [`MediaEngine::stop_leg`] ends the leg at that moment
+/// (the file is still finalised; no report is sent).
+#[derive(Debug)]
+pub struct LegHandle {
+    label: String,
+    port: u16,
+    sample_rate: u32,
+    commands: mpsc::UnboundedSender<LegCommand>,
+}
+
+impl LegHandle {
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The RTP port the leg receives on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl MediaEngine {
+    /// Validates the configuration and starts the receive threads and the writer thread.
+    pub fn start(config: MediaConfig) -> Result<MediaEngine> {
+        config.validate()?;
+        let ports = PortPool::new(config.bind_ip, config.port_min, config.port_max)?;
+        let stats = Arc::new(SharedStats::default());
+        let (writer_control, control_rx) = unbounded();
+        let (writer_data, data_rx) = bounded(config.writer_queue_blocks);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+
+        let mut recycle_senders = Vec::new();
+        let mut setups = Vec::new();
+        for index in 0..config.receive_threads {
+            let (recycle, recycled) = bounded(config.writer_queue_blocks.min(1024));
+            recycle_senders.push(recycle);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| Error::Spawn {
+                    name: format!("rtp-receive-{index}"),
+                    source,
+                })?;
+            let (commands, commands_rx) = mpsc::unbounded_channel();
+            setups.push((
+                commands,
+                ThreadSetup {
+                    index,
+                    runtime,
+                    commands: commands_rx,
+                    shutdown: shutdown_rx.clone(),
+                    writer_control: writer_control.clone(),
+                    writer_data: writer_data.clone(),
+                    recycled,
+                    stats: Arc::clone(&stats),
+                },
+            ));
+        }
+
+        let writer = Writer::new(control_rx, data_rx, recycle_senders, Arc::clone(&stats));
+        let writer = spawn("leg-writer".to_owned(), move || writer.run())?;
+        let mut threads = Vec::new();
+        let mut running = Running {
+            threads: Vec::new(),
+            shutdown,
+            writer_control,
+            writer_data,
+            writer,
+        };
+        for (commands, setup) in setups {
+            let name = format!("rtp-receive-{}", setup.index);
+            match spawn(name, move || receive::run(setup)) {
+                Ok(join) => threads.push(ReceiveThread { commands, join }),
+                Err(error) => {
+                    running.threads = threads;
+                    stop(running);
+                    return Err(error);
+                }
+            }
+        }
+        running.threads = threads;
+        tracing::info!(
+            receive_threads = config.receive_threads,
+            port_pairs = ports.total(),
+            data_dir = %config.data_dir.display(),
+            "media engine started"
+        );
+        Ok(MediaEngine {
+            config,
+            ports,
+            stats,
+            next_leg: AtomicU64::new(1),
+            next_thread: AtomicUsize::new(0),
+            running: Some(running),
+        })
+    }
+
+    /// Reserves an RTP port (even) and its RTCP port (+1), binding both sockets now.
+    /// [`Error::NoFreePorts`] when the range is exhausted (→ 503 upstream).
+    pub fn allocate(&self) -> Result<PortReservation> {
+        self.ports.allocate()
+    }
+
+    /// Starts recording on a reserved port. The file is created on the writer thread.
+    pub fn start_leg(&self, reservation: PortReservation, spec: LegSpec) -> Result<LegHandle> {
+        let running = self.running.as_ref().ok_or(Error::ShutDown)?;
+        check_relative(&spec.path)?;
+        let leg: LegId = self.next_leg.fetch_add(1, Ordering::Relaxed);
+        let port = reservation.port();
+        let stream = Stream::new(&spec, self.config.jitter_window);
+        let sample_rate = stream.sample_rate();
+        let path = self.config.data_dir.join(&spec.path);
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+
+        // Open goes first: the writer must know the leg before any of its blocks arrive.
+        running
+            .writer_control
+            .send(WriterControl::Open {
+                leg,
+                path,
+                sample_rate,
+            })
+            .map_err(|_| Error::ShutDown)?;
+        self.stats.active_legs.fetch_add(1, Ordering::Relaxed);
+        self.stats.legs_started.fetch_add(1, Ordering::Relaxed);
+
+        let index = self.next_thread.fetch_add(1, Ordering::Relaxed) % running.threads.len();
+        let start = Box::new(LegStart {
+            leg,
+            reservation,
+            stream,
+            commands: commands_rx,
+        });
+        if let Err(mpsc::error::SendError(ThreadCommand::Start(start))) = running.threads[index]
+            .commands
+            .send(ThreadCommand::Start(start))
+        {
+            // The thread is gone: close the file the writer just opened, empty.
+            let _ = running.writer_control.send(WriterControl::Close {
+                leg,
+                blocks_sent: 0,
+                report: Box::new(start.stream.report()),
+                reply: None,
+            });
+            return Err(Error::ShutDown);
+        }
+        tracing::debug!(leg, label = %spec.label, port, "leg started");
+        Ok(LegHandle {
+            label: spec.label,
+            port,
+            sample_rate,
+            commands,
+        })
+    }
+
+    /// Changes codec, payload types or direction (re-INVITE). `active: false` (hold) keeps the leg
+    /// growing with silence. The sample rate of a leg cannot change (its WAV has one rate).
+    pub fn update_leg(&self, leg: &LegHandle, update: LegUpdate) -> Result<()> {
+        stream::check_rate(&leg.label, leg.sample_rate, update.codec)?;
+        leg.commands
+            .send(LegCommand::Update(update))
+            .map_err(|_| Error::LegGone {
+                label: leg.label.clone(),
+            })
+    }
+
+    /// Stops the leg at `end`: the file is padded with silence (or cut) to `end - anchor`,
+    /// flushed, finalised and hashed, and the ports are released. The report arrives when the
+    /// file is closed; if the leg was already gone, it arrives at once with `error` set.
+    pub fn stop_leg(&self, leg: LegHandle, end: Instant) -> oneshot::Receiver<LegReport> {
+        let (reply, report) = oneshot::channel();
+        if let Err(mpsc::error::SendError(LegCommand::Stop { reply, .. })) =
+            leg.commands.send(LegCommand::Stop { end, reply })
+        {
+            let _ = reply.send(LegReport {
+                label: leg.label.clone(),
+                error: Some(Error::LegGone { label: leg.label }.to_string()),
+                ..LegReport::default()
+            });
+        }
+        report
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> MediaStats {
+        let free = self.ports.free_count();
+        let (backlog, capacity) = self.running.as_ref().map_or((0, 0), |running| {
+            (
+                running.writer_data.len(),
+                running.writer_data.capacity().unwrap_or(0),
+            )
+        });
+        MediaStats {
+            active_legs: self.stats.active_legs.load(Ordering::Relaxed),
+            legs_started: self.stats.legs_started.load(Ordering::Relaxed),
+            legs_finished: self.stats.legs_finished.load(Ordering::Relaxed),
+            ports_in_use: self.ports.total() - free,
+            ports_free: free,
+            writer_backlog: backlog,
+            writer_capacity: capacity,
+            blocks_written: self.stats.blocks_written.load(Ordering::Relaxed),
+            blocks_dropped: self.stats.blocks_dropped.load(Ordering::Relaxed),
+            write_errors: self.stats.write_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Ends every leg now, waits until each file is finalised, and stops the threads. Legs
+    /// stopped earlier with [`MediaEngine::stop_leg`] get their reports; the others end without
+    /// one. Dropping the engine does the same.
+    pub fn shutdown(mut self) {
+        if let Some(running) = self.running.take() {
+            stop(running);
+        }
+    }
+}
+
+impl Drop for MediaEngine {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            stop(running);
+        }
+    }
+}
+
+fn stop(running: Running) {
+    let Running {
+        threads,
+        shutdown,
+        writer_control,
+        writer_data,
+        writer,
+    } = running;
+    let _ = shutdown.send(true);
+    for thread in threads {
+        drop(thread.commands);
+        if thread.join.join().is_err() {
+            tracing::error!("a receive thread panicked");
+        }
+    }
+    // The writer ends when the last sender is gone, after closing every file.
+    drop(writer_control);
+    drop(writer_data);
+    if writer.join().is_err() {
+        tracing::error!("the writer thread panicked");
+    }
+    tracing::info!("media engine stopped");
+}
+
+fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(body)
+        .map_err(|source| Error::Spawn { name, source })
+}
+
+/// Leg paths come from the control plane, built from SIP input: they must stay inside data_dir.
+fn check_relative(path: &Path) -> Result<()> {
+    let inside = path.components().count() > 0
+        && path
+            .components()
+            .all(|component| matches!(component, Component::Normal(_)));
+    if inside {
+        Ok(())
+    } else {
+        Err(Error::InvalidPath {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leg_paths_stay_inside_the_data_dir() {
+        assert!(check_relative(Path::new("recordings/2026/11/30/x/1.wav")).is_ok());
+        assert!(check_relative(Path::new("./a.wav")).is_err());
+        assert!(check_relative(Path::new("../a.wav")).is_err());
+        assert!(check_relative(Path::new("a/../../b.wav")).is_err());
+        assert!(check_relative(Path::new("/etc/passwd")).is_err());
+        assert!(check_relative(Path::new("")).is_err());
+    }
+
+    #[test]
+    fn engine_is_send_and_sync_and_handles_are_send() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<MediaEngine>();
+        send::<LegHandle>();
+        send::<PortReservation>();
+    }
+}

@@ -1,0 +1,221 @@
+//! RTP ingest for callvault: port pool, receive threads, per-stream pipeline, leg files.
+//!
+//! # Design note
+//!
+//! **Run loop.** [`MediaEngine::start`] spawns `receive_threads` std threads and one writer
+//! thread. Each receive thread runs a tokio *current-thread* runtime with one task per leg; the
+//! task owns the leg's sockets and its `stream::Stream` state (sequence tracker, decoder, timeline), so
+//! no lock is taken per packet. Why tokio inside plain threads rather than a hand-written
+//! `poll`/`recvmmsg` loop: a task per leg gives each stream its own `recv` into a reused buffer
+//! plus a tick timer with no shared registry, the thread count stays fixed (the runtime never
+//! migrates a task), and a later relay (pass-through recording) can `send_to` from the same task.
+//! The control plane hands a leg to a thread by message (a tokio unbounded channel, the async
+//! counterpart of a crossbeam channel: a thread parked in its runtime is woken by it) and talks to
+//! a leg by message too (`update`, `stop`); reports come back on a oneshot.
+//!
+//! **Who owns time.** Nothing below the receive loop reads the clock. The loop takes one `Instant`
+//! per received packet and one per tick (every 50 ms) and passes it in; `timeline::Timeline`
+//! places audio from those instants and the RTP timestamps, so every timing rule is tested on
+//! synthetic instants.
+//!
+//! **No allocation per packet.** The receive buffer and the decode buffer are allocated once per
+//! leg; the timeline's ring once per leg; committed audio is copied into fixed-size blocks taken
+//! from a per-thread pool that the writer refills by sending emptied blocks back.
+//!
+//! **Disk.** Files are created, written, flushed (header rewritten every second, so `kill -9`
+//! leaves a playable file), finalised and hashed on the writer thread. Its data queue is bounded
+//! (`writer_queue_blocks`): when it is full a receive thread drops the block instead of waiting,
+//! counts it (per leg and in [`MediaStats`]) and warns at most every 10 s per leg; the writer
+//! writes silence in its place so the file keeps its timeline.
+//!
+//! **Errors vs bugs.** Bad packets are counted in the [`LegReport`], never returned or logged per
+//! packet. [`Error`] is for the caller's requests (no port, bad path, engine gone). `expect` marks
+//! internal invariants only.
+
+mod codec;
+mod engine;
+mod error;
+mod port;
+mod receive;
+pub mod rtp;
+mod sequence;
+mod stream;
+mod timeline;
+mod wav;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+pub use codec::Codec;
+pub use engine::{LegHandle, MediaEngine};
+pub use error::{Error, Result};
+pub use port::PortReservation;
+
+/// Settings of the media engine.
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    /// Address the RTP sockets bind to (the address put in the SDP answer, or the wildcard).
+    pub bind_ip: IpAddr,
+    /// Lowest port of the RTP range (RTP on even ports, RTCP on the next odd one).
+    pub port_min: u16,
+    /// Highest port of the range, inclusive.
+    pub port_max: u16,
+    /// Receive threads; legs are spread over them round-robin.
+    pub receive_threads: usize,
+    /// Leg paths are relative to this directory.
+    pub data_dir: PathBuf,
+    /// How long audio stays open for reordered packets before it is committed.
+    pub jitter_window: Duration,
+    /// Blocks (4096 samples, 8 KiB each) the writer queue holds before receive threads start
+    /// dropping: the memory bound of a disk that falls behind.
+    pub writer_queue_blocks: usize,
+}
+
+impl MediaConfig {
+    /// A configuration with the default tuning: 2 receive threads, 200 ms jitter window, a
+    /// 4096-block (32 MiB) writer queue.
+    pub fn new(bind_ip: IpAddr, port_min: u16, port_max: u16, data_dir: PathBuf) -> MediaConfig {
+        MediaConfig {
+            bind_ip,
+            port_min,
+            port_max,
+            data_dir,
+            ..MediaConfig::default()
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.receive_threads == 0 {
+            return Err(Error::InvalidConfig("receive_threads must be at least 1"));
+        }
+        if self.writer_queue_blocks == 0 {
+            return Err(Error::InvalidConfig(
+                "writer_queue_blocks must be at least 1",
+            ));
+        }
+        if self.port_min > self.port_max {
+            return Err(Error::InvalidConfig("port_min is above port_max"));
+        }
+        if self.jitter_window > Duration::from_secs(5) {
+            return Err(Error::InvalidConfig("jitter_window above 5 s"));
+        }
+        Ok(())
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> MediaConfig {
+        MediaConfig {
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port_min: 20000,
+            port_max: 29999,
+            receive_threads: 2,
+            data_dir: PathBuf::from("."),
+            jitter_window: Duration::from_millis(200),
+            writer_queue_blocks: 4096,
+        }
+    }
+}
+
+/// What to record on a reserved port.
+#[derive(Clone, Debug)]
+pub struct LegSpec {
+    /// The stream's label (SDP `a=label`), for logs and the report.
+    pub label: String,
+    /// File path relative to the data directory, e.g. `recordings/2026/11/30/<id>/<label>.wav`.
+    pub path: PathBuf,
+    /// Payload type of the audio codec.
+    pub payload_type: u8,
+    pub codec: Codec,
+    /// Payload type of RFC 4733 telephone-event, if negotiated.
+    pub telephone_event_pt: Option<u8>,
+    /// The instant the session was answered: offset 0 of the WAV.
+    pub anchor: Instant,
+    /// False when offered inactive or with `c=0.0.0.0`: silence is recorded.
+    pub active: bool,
+}
+
+/// A re-INVITE's new parameters for a leg.
+#[derive(Clone, Debug)]
+pub struct LegUpdate {
+    pub payload_type: u8,
+    pub codec: Codec,
+    pub telephone_event_pt: Option<u8>,
+    /// False on hold (`a=inactive`, `c=0.0.0.0`, pause): the leg keeps growing with silence.
+    pub active: bool,
+}
+
+/// What a leg recorded, sent when its file is closed.
+#[derive(Clone, Debug, Default)]
+pub struct LegReport {
+    pub label: String,
+    /// Path of the file: `data_dir` joined with the leg path.
+    pub path: PathBuf,
+    /// Valid RTP packets received (duplicates included).
+    pub packets: u64,
+    /// Expected minus received from the sequence ranges (RFC 3550 A.3), never negative.
+    pub lost: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    /// Packets (partly) older than the jitter window: their late part was dropped.
+    pub late: u64,
+    /// Packets of a payload type that is neither the codec, telephone-event nor CN.
+    pub unknown_payload: u64,
+    /// Samples in the file.
+    pub samples: u64,
+    pub sample_rate: u32,
+    /// Hex SHA-256 of the finished file; `None` when the file could not be written.
+    pub sha256: Option<String>,
+    /// Why the file is missing or incomplete.
+    pub error: Option<String>,
+    /// Comfort-noise packets (PT 13), recorded as silence.
+    pub comfort_noise: u64,
+    /// RFC 4733 packets (no audio; DTMF detection comes later).
+    pub telephone_events: u64,
+    /// Datagrams that are not valid RTP (too short, wrong version, bad lengths).
+    pub malformed: u64,
+    /// RTCP packets, multiplexed or on the RTCP port.
+    pub rtcp: u64,
+    /// Packets received while the leg was inactive (not recorded).
+    pub while_inactive: u64,
+    pub ssrc_changes: u64,
+    /// Times the stream was placed on the wall clock: its first packet, new SSRCs, timestamp
+    /// jumps, resumes after hold and codec changes.
+    pub reanchors: u64,
+    /// Blocks dropped because the writer was behind.
+    pub blocks_dropped: u64,
+    /// Samples of silence the writer put in place of dropped blocks.
+    pub silence_filled: u64,
+}
+
+/// A snapshot of the engine's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MediaStats {
+    /// Legs started and not yet closed by the writer.
+    pub active_legs: u64,
+    pub legs_started: u64,
+    pub legs_finished: u64,
+    pub ports_in_use: usize,
+    pub ports_free: usize,
+    /// Blocks waiting in the writer queue.
+    pub writer_backlog: usize,
+    pub writer_capacity: usize,
+    pub blocks_written: u64,
+    /// Blocks dropped because the writer queue was full (alarm on any increase).
+    pub blocks_dropped: u64,
+    /// Files that could not be created, written or hashed.
+    pub write_errors: u64,
+}
+
+/// Counters shared by the engine's threads: updated per block or per leg, never per packet.
+#[derive(Debug, Default)]
+pub(crate) struct SharedStats {
+    pub(crate) active_legs: AtomicU64,
+    pub(crate) legs_started: AtomicU64,
+    pub(crate) legs_finished: AtomicU64,
+    pub(crate) blocks_written: AtomicU64,
+    pub(crate) blocks_dropped: AtomicU64,
+    pub(crate) write_errors: AtomicU64,
+}

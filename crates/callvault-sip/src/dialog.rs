@@ -1,0 +1,262 @@
+//! UAS dialogs (RFC 3261 §12): the state an INVITE answered 2xx creates, used to check the
+//! remote side's in-dialog requests and to build our own (BYE). Sans-IO and clock-free.
+
+use crate::header::split_list;
+use crate::message::{Method, Request, Response};
+
+/// Call-ID plus both tags, from our point of view.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DialogId {
+    pub call_id: String,
+    pub local_tag: String,
+    pub remote_tag: String,
+}
+
+/// The dialog id a received in-dialog request names: its To tag is ours, its From tag theirs.
+/// `None` when the request has no To tag (it is not in a dialog).
+pub fn dialog_id_of_request(request: &Request) -> Option<DialogId> {
+    Some(DialogId {
+        call_id: request.call_id().to_owned(),
+        local_tag: request.to_tag()?.to_owned(),
+        remote_tag: request.from_tag().unwrap_or("").to_owned(),
+    })
+}
+
+/// A dialog in which we are the UAS of the initial INVITE.
+#[derive(Clone, Debug)]
+pub struct Dialog {
+    id: DialogId,
+    local_uri: String,
+    remote_uri: String,
+    remote_target: String,
+    /// Record-Route of the INVITE in order: for the UAS that is already the route set (§12.1.1).
+    route_set: Vec<String>,
+    local_contact: String,
+    local_cseq: u32,
+    remote_cseq: u32,
+}
+
+impl Dialog {
+    /// The dialog the TU creates when it answers `invite` with a 2xx carrying `local_tag` (To
+    /// tag) and `local_contact` (a full Contact value, e.g. `<sip:srs@192.0.2.1:5060>`).
+    pub fn new_uas(invite: &Request, local_tag: String, local_contact: String) -> Dialog {
+        let remote_target = invite.contact_uri().unwrap_or_else(|| invite.from_uri());
+        let route_set = invite
+            .header_values("record-route")
+            .flat_map(split_list)
+            .map(str::to_owned)
+            .collect();
+        Dialog {
+            id: DialogId {
+                call_id: invite.call_id().to_owned(),
+                local_tag,
+                remote_tag: invite.from_tag().unwrap_or("").to_owned(),
+            },
+            local_uri: invite.to_uri(),
+            remote_uri: invite.from_uri(),
+            remote_target,
+            route_set,
+            local_contact,
+            // §12.1.1: the UAS's local sequence number starts empty; ours starts at 1.
+            local_cseq: 0,
+            remote_cseq: invite.cseq().0,
+        }
+    }
+
+    pub fn id(&self) -> &DialogId {
+        &self.id
+    }
+    /// Where our in-dialog requests go (the remote Contact, refreshed by re-INVITE/UPDATE).
+    pub fn remote_target(&self) -> &str {
+        &self.remote_target
+    }
+    pub fn remote_cseq(&self) -> u32 {
+        self.remote_cseq
+    }
+    pub fn local_cseq(&self) -> u32 {
+        self.local_cseq
+    }
+
+    /// A response to a request of this dialog (the initial INVITE included) with our To tag,
+    /// our Contact on 2xx to INVITE/UPDATE, and Record-Route copied on INVITE responses
+    /// (§12.1.1), so the remote side builds the same route set.
+    pub fn response(&self, request: &Request, status: u16) -> Response {
+        let mut response = request.response(status).with_to_tag(&self.id.local_tag);
+        let method = request.method();
+        if *method == Method::Invite && status > 100 {
+            for rr in request.header_values("record-route") {
+                response = response.with_header("Record-Route", rr);
+            }
+        }
+        if (200..300).contains(&status) && matches!(method, Method::Invite | Method::Update) {
+            response = response.with_header("Contact", self.local_contact.clone());
+        }
+        response
+    }
+
+    /// Checks a request received in this dialog (§12.2.2): the CSeq must grow (ACK and CANCEL
+    /// carry the INVITE's); a lower or equal one is answered `Err(500)`. On success, remembers
+    /// the CSeq and, for re-INVITE/UPDATE with a Contact, the new remote target.
+    pub fn check_request(&mut self, request: &Request) -> std::result::Result<(), u16> {
+        if matches!(request.method(), Method::Ack | Method::Cancel) {
+            return Ok(());
+        }
+        let cseq = request.cseq().0;
+        if cseq <= self.remote_cseq {
+            return Err(500);
+        }
+        self.remote_cseq = cseq;
+        if matches!(request.method(), Method::Invite | Method::Update)
+            && let Some(contact) = request.contact_uri()
+        {
+            self.remote_target = contact;
+        }
+        Ok(())
+    }
+
+    /// A request from us in this dialog (BYE, re-INVITE, UPDATE...): Request-URI = remote
+    /// target, From/To from our side with both tags, the Call-ID, the next local CSeq, Route from
+    /// the route set. The endpoint adds Via, Max-Forwards and User-Agent when it sends it.
+    /// Loose routing only: a strict-routing first hop (no `;lr`) is not rewritten.
+    pub fn make_request(&mut self, method: Method) -> Request {
+        self.local_cseq += 1;
+        let mut request = Request::new(method.clone(), self.remote_target.clone()).with_header(
+            "From",
+            format!("<{}>;tag={}", self.local_uri, self.id.local_tag),
+        );
+        let to = if self.id.remote_tag.is_empty() {
+            format!("<{}>", self.remote_uri)
+        } else {
+            format!("<{}>;tag={}", self.remote_uri, self.id.remote_tag)
+        };
+        request = request
+            .with_header("To", to)
+            .with_header("Call-ID", self.id.call_id.clone())
+            .with_header("CSeq", format!("{} {}", self.local_cseq, method));
+        for route in &self.route_set {
+            request = request.with_header("Route", route.clone());
+        }
+        if matches!(
+            method,
+            Method::Invite | Method::Update | Method::Subscribe | Method::Notify | Method::Refer
+        ) {
+            request = request.with_header("Contact", self.local_contact.clone());
+        }
+        request
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::name_addr;
+    use crate::message::Message;
+
+    fn uri_of(value: &str) -> &str {
+        name_addr(value).uri
+    }
+
+    fn invite() -> Request {
+        let bytes = b"INVITE sip:srs@192.0.2.1 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1\r\n\
+            Record-Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n\
+            Record-Route: <sip:p3.example.com;lr>\r\n\
+            From: \"SBC\" <sip:src@example.com>;tag=remote1\r\n\
+            To: <sip:srs@192.0.2.1>\r\n\
+            Call-ID: dlg-1\r\n\
+            CSeq: 10 INVITE\r\n\
+            Contact: sip:src@10.0.0.1:5060;+sip.src\r\n\
+            Content-Length: 0\r\n\r\n";
+        match Message::parse(bytes).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => panic!("a request"),
+        }
+    }
+
+    fn in_dialog(method: &str, cseq: u32, contact: &str) -> Request {
+        let text = format!(
+            "{method} sip:srs@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK{cseq}\r\n\
+             From: <sip:src@example.com>;tag=remote1\r\nTo: <sip:srs@192.0.2.1>;tag=local1\r\n\
+             Call-ID: dlg-1\r\nCSeq: {cseq} {method}\r\n{contact}Content-Length: 0\r\n\r\n"
+        );
+        match Message::parse(text.as_bytes()).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => panic!("a request"),
+        }
+    }
+
+    fn dialog() -> Dialog {
+        Dialog::new_uas(
+            &invite(),
+            "local1".into(),
+            "<sip:srs@192.0.2.1:5060>".into(),
+        )
+    }
+
+    #[test]
+    fn in_dialog_requests_are_found_by_their_id() {
+        let d = dialog();
+        let bye = in_dialog("BYE", 11, "");
+        assert_eq!(dialog_id_of_request(&bye).as_ref(), Some(d.id()));
+        assert_eq!(dialog_id_of_request(&invite()), None);
+    }
+
+    #[test]
+    fn cseq_must_grow_except_for_ack_and_cancel() {
+        let mut d = dialog();
+        assert_eq!(d.check_request(&in_dialog("INFO", 10, "")), Err(500));
+        assert_eq!(d.check_request(&in_dialog("ACK", 10, "")), Ok(()));
+        assert_eq!(d.check_request(&in_dialog("INFO", 11, "")), Ok(()));
+        assert_eq!(d.check_request(&in_dialog("INFO", 11, "")), Err(500));
+        assert_eq!(d.check_request(&in_dialog("INFO", 9, "")), Err(500));
+        assert_eq!(d.remote_cseq(), 11);
+    }
+
+    #[test]
+    fn reinvite_and_update_refresh_the_remote_target() {
+        let mut d = dialog();
+        assert_eq!(d.remote_target(), "sip:src@10.0.0.1:5060");
+        d.check_request(&in_dialog("INFO", 11, "Contact: <sip:moved@10.0.0.9>\r\n"))
+            .unwrap();
+        assert_eq!(d.remote_target(), "sip:src@10.0.0.1:5060", "INFO does not");
+        d.check_request(&in_dialog(
+            "UPDATE",
+            12,
+            "Contact: <sip:moved@10.0.0.9>\r\n",
+        ))
+        .unwrap();
+        assert_eq!(d.remote_target(), "sip:moved@10.0.0.9");
+    }
+
+    #[test]
+    fn bye_from_us_swaps_from_and_to_and_follows_the_route_set() {
+        let mut d = dialog();
+        let bye = d.make_request(Method::Bye);
+        assert_eq!(bye.method(), &Method::Bye);
+        assert_eq!(bye.uri(), "sip:src@10.0.0.1:5060");
+        assert_eq!(bye.from_header(), "<sip:srs@192.0.2.1>;tag=local1");
+        assert_eq!(bye.to_header(), "<sip:src@example.com>;tag=remote1");
+        assert_eq!(bye.call_id(), "dlg-1");
+        assert_eq!(bye.cseq(), (1, &Method::Bye));
+        let routes: Vec<&str> = bye.header_values("route").map(uri_of).collect();
+        assert_eq!(
+            routes,
+            [
+                "sip:p1.example.com;lr",
+                "sip:p2.example.com;lr",
+                "sip:p3.example.com;lr"
+            ]
+        );
+        assert_eq!(bye.header("contact"), None);
+        assert_eq!(d.make_request(Method::Bye).cseq().0, 2);
+    }
+
+    #[test]
+    fn the_2xx_carries_tag_contact_and_record_route() {
+        let d = dialog();
+        let ok = d.response(&invite(), 200);
+        assert_eq!(ok.to_tag(), Some("local1"));
+        assert_eq!(ok.header("contact"), Some("<sip:srs@192.0.2.1:5060>"));
+        assert_eq!(ok.header_values("record-route").count(), 2);
+    }
+}

@@ -1,0 +1,183 @@
+//! Transaction identity (RFC 3261 §17.1.3, §17.2.3) and the per-transaction state the endpoint
+//! keeps. The state machines themselves run in `endpoint`, which owns the timers.
+
+use crate::message::{Method, Request};
+use crate::peer::Peer;
+use crate::via::{MAGIC_COOKIE, Via};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Identifies a transaction: the top Via branch, sent-by and method for RFC 3261 senders; for
+/// RFC 2543 senders (no `z9hG4bK` cookie) Call-ID, CSeq number, From tag, Request-URI and top
+/// Via sent-by (§17.2.3, leaving out the To tag so the ACK for a non-2xx matches).
+/// ACK is keyed as INVITE so that it finds the INVITE transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransactionKey(Inner);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Inner {
+    Server {
+        branch: String,
+        sent_by: String,
+        method: Method,
+    },
+    Rfc2543 {
+        call_id: String,
+        cseq: u32,
+        from_tag: String,
+        uri: String,
+        sent_by: String,
+        method: Method,
+    },
+    Client {
+        branch: String,
+        method: Method,
+    },
+}
+
+fn key_method(method: &Method) -> Method {
+    match method {
+        Method::Ack => Method::Invite,
+        other => other.clone(),
+    }
+}
+
+impl TransactionKey {
+    /// The key of the server transaction a received request belongs to.
+    pub(crate) fn server(request: &Request, top_via: &Via) -> TransactionKey {
+        let method = key_method(request.method());
+        match top_via.branch() {
+            Some(branch) if branch.starts_with(MAGIC_COOKIE) => TransactionKey(Inner::Server {
+                branch: branch.to_owned(),
+                sent_by: top_via.sent_by(),
+                method,
+            }),
+            _ => TransactionKey(Inner::Rfc2543 {
+                call_id: request.call_id().to_owned(),
+                cseq: request.cseq().0,
+                from_tag: request.from_tag().unwrap_or("").to_owned(),
+                uri: request.uri().to_owned(),
+                sent_by: top_via.sent_by(),
+                method,
+            }),
+        }
+    }
+
+    pub(crate) fn client(branch: &str, method: &Method) -> TransactionKey {
+        TransactionKey(Inner::Client {
+            branch: branch.to_owned(),
+            method: method.clone(),
+        })
+    }
+
+    /// The same transaction identity for another method: a CANCEL's key as INVITE finds the
+    /// transaction it cancels (§9.2).
+    pub(crate) fn with_method(&self, method: Method) -> TransactionKey {
+        let mut inner = self.0.clone();
+        match &mut inner {
+            Inner::Server { method: m, .. }
+            | Inner::Rfc2543 { method: m, .. }
+            | Inner::Client { method: m, .. } => *m = method,
+        }
+        TransactionKey(inner)
+    }
+
+    /// The method of the transaction (INVITE for an ACK).
+    pub fn method(&self) -> &Method {
+        match &self.0 {
+            Inner::Server { method, .. }
+            | Inner::Rfc2543 { method, .. }
+            | Inner::Client { method, .. } => method,
+        }
+    }
+
+    /// The branch, for logs (`None` for RFC 2543 keys).
+    pub fn branch(&self) -> Option<&str> {
+        match &self.0 {
+            Inner::Server { branch, .. } | Inner::Client { branch, .. } => Some(branch),
+            Inner::Rfc2543 { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for TransactionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Inner::Server {
+                branch,
+                sent_by,
+                method,
+            } => write!(f, "{method}/{branch}/{sent_by}"),
+            Inner::Rfc2543 {
+                call_id,
+                cseq,
+                method,
+                ..
+            } => write!(f, "{method}/{call_id}/{cseq}"),
+            Inner::Client { branch, method } => write!(f, "{method}/{branch}/client"),
+        }
+    }
+}
+
+/// Where a server transaction stands (RFC 3261 figures 7 and 8, RFC 6026 figure 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ServerState {
+    /// No response yet from the TU (non-INVITE "Trying"; INVITE has sent 100 and is Proceeding).
+    Trying,
+    Proceeding,
+    /// A non-2xx final: INVITE waits for the ACK (Timer G/H); non-INVITE absorbs (Timer J).
+    Completed,
+    /// INVITE: the ACK for the non-2xx arrived; absorbing ACK retransmissions (Timer I).
+    Confirmed,
+    /// INVITE: a 2xx was sent (RFC 6026); retransmitted until `acked`, then kept until Timer L.
+    Accepted {
+        acked: bool,
+    },
+}
+
+/// A server transaction: the request's reply address, the last response and its deadlines.
+#[derive(Debug)]
+pub(crate) struct ServerTransaction {
+    pub state: ServerState,
+    pub invite: bool,
+    pub reply_to: Peer,
+    pub call_id: String,
+    pub last_response: Option<Vec<u8>>,
+    /// The next retransmission of `last_response` (Timer G, or the 2xx timer) and its interval.
+    pub retransmit_at: Option<Instant>,
+    pub interval: Duration,
+    /// When the transaction ends (Timer H, I, J, L, or the limit on an unanswered request).
+    pub end_at: Instant,
+    /// The (Call-ID, CSeq, To-tag) an ACK for our 2xx carries, indexed while Accepted.
+    pub ack_id: Option<AckId>,
+}
+
+impl ServerTransaction {
+    pub(crate) fn has_final(&self) -> bool {
+        !matches!(self.state, ServerState::Trying | ServerState::Proceeding)
+    }
+}
+
+/// What an ACK for a 2xx shares with the INVITE: Call-ID, CSeq number and To tag (§17.1.1.3
+/// gives it a new branch, so the branch cannot be used).
+pub(crate) type AckId = (String, u32, String);
+
+/// Where a non-INVITE client transaction stands (RFC 3261 figure 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClientState {
+    Trying,
+    Proceeding,
+    Completed,
+}
+
+#[derive(Debug)]
+pub(crate) struct ClientTransaction {
+    pub state: ClientState,
+    pub to: Peer,
+    pub request: Vec<u8>,
+    /// Timer E and its interval.
+    pub retransmit_at: Option<Instant>,
+    pub interval: Duration,
+    /// Timer F while Trying/Proceeding, Timer K once Completed.
+    pub end_at: Instant,
+}

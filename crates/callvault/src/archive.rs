@@ -1,0 +1,98 @@
+//! The archive task: catalog rows and metadata files, written in the order the recorder
+//! asked for them, off the signalling path. The recorder only enqueues; a slow database or
+//! disk delays the catalog, never a SIP answer.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use callvault_catalog::{Catalog, Completion, NewMetadataRevision, NewRecording};
+use tokio::sync::mpsc;
+use tracing::{error, warn};
+
+#[derive(Debug)]
+pub enum ArchiveCommand {
+    Insert(Box<NewRecording>),
+    Revision {
+        recording_id: String,
+        revision: NewMetadataRevision,
+    },
+    Complete(Completion),
+    /// A file under the data directory (raw SIPREC metadata beside the WAVs).
+    WriteFile {
+        path: PathBuf,
+        bytes: Vec<u8>,
+    },
+}
+
+#[derive(Clone)]
+pub struct ArchiveQueue {
+    tx: mpsc::UnboundedSender<ArchiveCommand>,
+    backlog: Arc<AtomicU64>,
+}
+
+impl ArchiveQueue {
+    pub fn send(&self, command: ArchiveCommand) {
+        self.backlog.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(command).is_err() {
+            // Only after shutdown has closed the archive; nothing to write to any more.
+            self.backlog.fetch_sub(1, Ordering::Relaxed);
+            error!("archive closed: a catalog write was lost");
+        }
+    }
+}
+
+/// Starts the archive task; it ends when every queue handle is dropped and the queue drained.
+pub fn start(
+    catalog: Catalog,
+    data_dir: PathBuf,
+) -> (ArchiveQueue, tokio::task::JoinHandle<()>, Arc<AtomicU64>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let backlog = Arc::new(AtomicU64::new(0));
+    let queue = ArchiveQueue {
+        tx,
+        backlog: Arc::clone(&backlog),
+    };
+    let counter = Arc::clone(&backlog);
+    let failures = Arc::new(AtomicU64::new(0));
+    let task = tokio::spawn(async move {
+        while let Some(command) = rx.recv().await {
+            if let Err(e) = apply(&catalog, &data_dir, command).await {
+                failures.fetch_add(1, Ordering::Relaxed);
+                error!(error = %e, "catalog write failed");
+            }
+            counter.fetch_sub(1, Ordering::Relaxed);
+        }
+    });
+    (queue, task, backlog)
+}
+
+async fn apply(
+    catalog: &Catalog,
+    data_dir: &std::path::Path,
+    command: ArchiveCommand,
+) -> anyhow::Result<()> {
+    match command {
+        ArchiveCommand::Insert(recording) => catalog.insert_recording(&recording).await?,
+        ArchiveCommand::Revision {
+            recording_id,
+            revision,
+        } => {
+            catalog
+                .add_metadata_revision(&recording_id, &revision)
+                .await?
+        }
+        ArchiveCommand::Complete(completion) => catalog.complete_recording(&completion).await?,
+        ArchiveCommand::WriteFile { path, bytes } => {
+            let full = data_dir.join(&path);
+            if let Some(parent) = full.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            if let Err(e) = tokio::fs::write(&full, bytes).await {
+                warn!(path = %full.display(), error = %e, "metadata file not written");
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! Configuration: embedded defaults, overlaid by a TOML file (`--config`), overlaid by
+//! environment variables and flags (clap merges those two). The result is one validated
+//! [`Config`]; each library crate then receives its own typed settings built from it.
+//! Library crates never read files, environment variables or globals themselves.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// Every key of the TOML file. Sections mirror the flags: `--sip-listen` is `[sip] listen`.
+/// `config/callvault.toml` documents each key; keep the two in step.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub media: MediaSection,
+    pub storage: StorageConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// UDP and TCP are both bound on this address.
+    pub listen: SocketAddr,
+    /// Largest SIP message accepted, in bytes (UDP datagrams and TCP frames alike).
+    pub max_message_size: usize,
+    /// Concurrent recording sessions on this node; the next INVITE gets 503 with Retry-After.
+    pub max_sessions: usize,
+    /// m-lines accepted in one offer; more get 488.
+    pub max_streams: usize,
+    /// Largest metadata document accepted, in bytes.
+    pub max_metadata_bytes: usize,
+    /// Concurrent TCP connections from recording clients.
+    pub max_tcp_connections: usize,
+    /// Hold the 200 OK this long after the INVITE. 0 (the default) answers at once; a delay
+    /// gives the client time to CANCEL, which some SBC acceptance procedures exercise.
+    pub answer_delay_ms: u64,
+    /// Seconds a client is asked to wait (Retry-After) when the node is full.
+    pub retry_after_secs: u32,
+    /// Value of the User-Agent / Server headers.
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSection {
+    /// The address written into SDP answers: where recording clients send RTP.
+    pub rtp_ip: Option<IpAddr>,
+    /// The address RTP sockets bind to. Defaults to `rtp_ip` when that is a local address
+    /// you can bind, else 0.0.0.0 (behind 1:1 NAT the advertised address is not local).
+    pub bind_ip: Option<IpAddr>,
+    /// Inclusive RTP port range, "LO-HI". Each stream takes an even port and the odd one above.
+    pub rtp_ports: PortRange,
+    /// Receive threads; streams are spread across them.
+    pub receive_threads: usize,
+    /// How long a sample position stays open for reordered packets, in milliseconds.
+    pub jitter_window_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Recordings go under DATA/recordings/, the embedded catalog is DATA/callvault.db.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://…`. Empty: SQLite in the data directory.
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The HTTP API (for now `/health`).
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub min: u16,
+    pub max: u16,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 5060)),
+            max_message_size: 65_535,
+            max_sessions: 4_000,
+            max_streams: 16,
+            max_metadata_bytes: 256 * 1024,
+            max_tcp_connections: 1_024,
+            answer_delay_ms: 0,
+            retry_after_secs: 5,
+            user_agent: format!("callvault/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        MediaSection {
+            rtp_ip: None,
+            bind_ip: None,
+            rtp_ports: PortRange {
+                min: 40_000,
+                max: 49_999,
+            },
+            receive_threads: 2,
+            jitter_window_ms: 200,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+        }
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (lo, hi) = s
+            .split_once('-')
+            .ok_or_else(|| format!("port range {s:?} is not LO-HI"))?;
+        let min: u16 = lo
+            .trim()
+            .parse()
+            .map_err(|_| format!("port range {s:?}: {lo:?} is not a port"))?;
+        let max: u16 = hi
+            .trim()
+            .parse()
+            .map_err(|_| format!("port range {s:?}: {hi:?} is not a port"))?;
+        if min == 0 || min > max {
+            return Err(format!("port range {s:?}: need 0 < LO <= HI"));
+        }
+        if max - min < 1 {
+            return Err(format!(
+                "port range {s:?} holds no RTP/RTCP pair: give at least two ports"
+            ));
+        }
+        Ok(PortRange { min, max })
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.min, self.max)
+    }
+}
+
+/// Values given on the command line or in the environment; `None` leaves the file's value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub sip_listen: Option<SocketAddr>,
+    pub rtp_ip: Option<IpAddr>,
+    pub rtp_ports: Option<PortRange>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub http_listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the overrides; validated.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        config.apply(overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply(&mut self, o: &Overrides) {
+        if let Some(v) = o.sip_listen {
+            self.sip.listen = v;
+        }
+        if let Some(v) = o.rtp_ip {
+            self.media.rtp_ip = Some(v);
+        }
+        if let Some(v) = o.rtp_ports {
+            self.media.rtp_ports = v;
+        }
+        if let Some(v) = &o.data_dir {
+            self.storage.data_dir = v.clone();
+        }
+        if let Some(v) = &o.database_url {
+            self.storage.database_url = Some(v.clone()).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = o.http_listen {
+            self.http.listen = v;
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.sip.max_sessions == 0 {
+            bail!("[sip] max_sessions must be at least 1");
+        }
+        if self.sip.max_streams == 0 {
+            bail!("[sip] max_streams must be at least 1");
+        }
+        if self.sip.max_message_size < 1_024 {
+            bail!("[sip] max_message_size below 1024 bytes cannot carry a SIPREC INVITE");
+        }
+        if self.media.receive_threads == 0 {
+            bail!("[media] receive_threads must be at least 1");
+        }
+        if let Some(ip) = self.media.rtp_ip
+            && ip.is_unspecified()
+        {
+            bail!("[media] rtp_ip {ip} cannot be written into SDP: give the address clients reach");
+        }
+        Ok(())
+    }
+
+    /// The address written into SDP: `rtp_ip`, else the SIP listen address when it is a
+    /// specific one, else loopback (fine on one machine; `serve` warns about it).
+    pub fn advertised_rtp_ip(&self) -> IpAddr {
+        self.media.rtp_ip.unwrap_or_else(|| {
+            let sip = self.sip.listen.ip();
+            if sip.is_unspecified() {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            } else {
+                sip
+            }
+        })
+    }
+
+    pub fn rtp_bind_ip(&self) -> IpAddr {
+        self.media.bind_ip.unwrap_or_else(|| {
+            let advertised = self.advertised_rtp_ip();
+            if advertised.is_loopback() || self.sip.listen.ip() == advertised {
+                advertised
+            } else {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            }
+        })
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.storage.database_url {
+            Some(url) => url.clone(),
+            None => callvault_catalog::Catalog::sqlite_url(&self.storage.data_dir),
+        }
+    }
+
+    pub fn answer_delay(&self) -> Duration {
+        Duration::from_millis(self.sip.answer_delay_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_range_parses_and_rejects() {
+        assert_eq!(
+            "10000-10100".parse::<PortRange>().unwrap(),
+            PortRange {
+                min: 10000,
+                max: 10100
+            }
+        );
+        for bad in ["", "10000", "20-10", "0-100", "a-b", "5000-5000", "1-70000"] {
+            assert!(bad.parse::<PortRange>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_example_file_loads_and_documents_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/callvault.toml");
+        let config = Config::load(Some(&path), &Overrides::default()).unwrap();
+        // The example spells out the defaults; a drift between the two is a doc bug.
+        let defaults = Config::default();
+        assert_eq!(config.sip.listen, defaults.sip.listen);
+        assert_eq!(config.sip.max_sessions, defaults.sip.max_sessions);
+        assert_eq!(config.media.rtp_ports, defaults.media.rtp_ports);
+        assert_eq!(config.storage.data_dir, defaults.storage.data_dir);
+        assert_eq!(config.http.listen, defaults.http.listen);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[sip]\nlisten = \"127.0.0.1:5070\"\n[media]\nrtp_ports = \"30000-30099\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            rtp_ports: Some("31000-31099".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let config = Config::load(Some(&path), &overrides).unwrap();
+        assert_eq!(config.sip.listen, "127.0.0.1:5070".parse().unwrap());
+        assert_eq!(config.media.rtp_ports.min, 31000);
+        assert_eq!(
+            config.advertised_rtp_ip(),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_the_key_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[sip]\nlisten_addr = \"127.0.0.1:5070\"\n").unwrap();
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&path), &Overrides::default()).unwrap_err()
+        );
+        assert!(err.contains("listen_addr"), "{err}");
+        std::fs::write(&path, "[media]\nrtp_ip = \"0.0.0.0\"\n").unwrap();
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&path), &Overrides::default()).unwrap_err()
+        );
+        assert!(err.contains("rtp_ip"), "{err}");
+    }
+}

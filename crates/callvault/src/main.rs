@@ -1,0 +1,221 @@
+//! callvault — a SIP call recording server (SIPREC, RFC 7866).
+//!
+//! `callvault serve` records; `callvault recordings …` reads the catalog. See README.md.
+
+#![forbid(unsafe_code)]
+
+mod archive;
+mod config;
+mod listing;
+mod recorder;
+mod server;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides, PortRange};
+
+#[derive(Parser)]
+#[command(
+    name = "callvault",
+    version,
+    about = "SIP call recording server (SIPREC, RFC 7866)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the recording server: SIP on UDP and TCP, RTP to WAV, the catalog, /health.
+    Serve(ServeArgs),
+    /// Read the catalog of recordings.
+    Recordings {
+        #[command(subcommand)]
+        command: RecordingsCommand,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// SIP address, bound for both UDP and TCP ([sip] listen; default 0.0.0.0:5060).
+    #[arg(long, env = "CALLVAULT_SIP_LISTEN")]
+    sip_listen: Option<SocketAddr>,
+    /// Address written into SDP answers, where clients send RTP ([media] rtp_ip).
+    #[arg(long, env = "CALLVAULT_RTP_IP")]
+    rtp_ip: Option<IpAddr>,
+    /// RTP port range LO-HI ([media] rtp_ports; default 40000-49999).
+    #[arg(long, env = "CALLVAULT_RTP_PORTS")]
+    rtp_ports: Option<PortRange>,
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// HTTP API address ([http] listen; default 127.0.0.1:8080).
+    #[arg(long, env = "CALLVAULT_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+struct StorageArgs {
+    /// Data directory: recordings and the embedded catalog ([storage] data_dir; default ./data).
+    #[arg(long, env = "CALLVAULT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Catalog database, sqlite://PATH or postgres://… ([storage] database_url;
+    /// default: SQLite in the data directory).
+    #[arg(long, env = "CALLVAULT_DATABASE_URL")]
+    database_url: Option<String>,
+    /// TOML configuration file (see config/callvault.toml); flags and CALLVAULT_* variables
+    /// override its keys.
+    #[arg(long, env = "CALLVAULT_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum RecordingsCommand {
+    /// List recordings, newest first.
+    List {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// How many recordings at most.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Skip this many of the newest.
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+    },
+    /// Show one recording with its participants, legs and DTMF digits.
+    Show {
+        /// Recording id (as printed by `recordings list`).
+        id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Print a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("callvault")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging();
+            let config = Config::load(
+                args.storage.config.as_deref(),
+                &Overrides {
+                    sip_listen: args.sip_listen,
+                    rtp_ip: args.rtp_ip,
+                    rtp_ports: args.rtp_ports,
+                    data_dir: args.storage.data_dir,
+                    database_url: args.storage.database_url,
+                    http_listen: args.http_listen,
+                },
+            )?;
+            server::serve(config).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Recordings { command } => listing::run(command_of(command)).await,
+    }
+}
+
+fn command_of(command: RecordingsCommand) -> listing::Request {
+    match command {
+        RecordingsCommand::List {
+            storage,
+            json,
+            limit,
+            offset,
+        } => listing::Request::List {
+            storage: storage_of(storage),
+            json,
+            limit,
+            offset,
+        },
+        RecordingsCommand::Show { id, storage, json } => listing::Request::Show {
+            id,
+            storage: storage_of(storage),
+            json,
+        },
+    }
+}
+
+fn storage_of(args: StorageArgs) -> listing::Storage {
+    listing::Storage {
+        config: args.config,
+        overrides: Overrides {
+            data_dir: args.data_dir,
+            database_url: args.database_url,
+            ..Overrides::default()
+        },
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLVAULT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        // Catches duplicate names and bad defaults at test time instead of at a user's start.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "callvault",
+            "serve",
+            "--sip-listen",
+            "127.0.0.1:5070",
+            "--rtp-ports",
+            "30000-30100",
+            "--config",
+            "x.toml",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parsed as another command")
+        };
+        assert_eq!(args.sip_listen, Some("127.0.0.1:5070".parse().unwrap()));
+        assert_eq!(args.rtp_ports.map(|r| r.min), Some(30000));
+        assert_eq!(args.storage.config, Some(PathBuf::from("x.toml")));
+        assert!(Cli::try_parse_from(["callvault", "serve", "--rtp-ports", "9-3"]).is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `callvault` binary on loopback, driven by a SIPREC client
+//! written for these tests (and by sipp), checked by what a user sees: SIP responses, the
+//! catalog through the CLI, and the audio in the WAV files.
+
+mod support;
+
+mod calls;
+mod limits;
+mod sipp;

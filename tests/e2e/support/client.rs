@@ -1,0 +1,645 @@
+//! A SIPREC recording client (SRC) written for these tests: it sends what an SBC sends
+//! (multipart INVITE with SDP and RFC 7865 metadata, RTP, re-INVITEs, BYE, CANCEL) over UDP or
+//! TCP, and reads responses with its own small parser so a bug in the server's parser cannot
+//! hide itself.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use super::audio;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    fn via(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SipResponse {
+    pub status: u16,
+    pub reason: String,
+    headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl SipResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn cseq_method(&self) -> String {
+        self.header("CSeq")
+            .and_then(|v| v.split_whitespace().nth(1))
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    pub fn to_tag(&self) -> Option<String> {
+        let to = self.header("To").or_else(|| self.header("t"))?;
+        to.split(';')
+            .find_map(|p| p.trim().strip_prefix("tag=").map(str::to_owned))
+    }
+
+    /// The audio m-lines of the SDP answer: (port, direction attribute, label).
+    pub fn answered_media(&self) -> Vec<AnsweredMedia> {
+        let mut out: Vec<AnsweredMedia> = Vec::new();
+        for line in self.body.lines() {
+            let line = line.trim_end();
+            if let Some(rest) = line.strip_prefix("m=") {
+                let mut parts = rest.split_whitespace();
+                let kind = parts.next().unwrap_or("").to_owned();
+                let port = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                let formats = parts.skip(1).map(str::to_owned).collect();
+                out.push(AnsweredMedia {
+                    kind,
+                    port,
+                    formats,
+                    direction: None,
+                    label: None,
+                });
+            } else if let Some(m) = out.last_mut() {
+                match line {
+                    "a=sendonly" | "a=recvonly" | "a=sendrecv" | "a=inactive" => {
+                        m.direction = Some(line[2..].to_owned())
+                    }
+                    _ => {
+                        if let Some(label) = line.strip_prefix("a=label:") {
+                            m.label = Some(label.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub fn connection_ip(&self) -> Option<String> {
+        self.body
+            .lines()
+            .find_map(|l| l.trim_end().strip_prefix("c=IN IP4 ").map(str::to_owned))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AnsweredMedia {
+    pub kind: String,
+    pub port: u16,
+    pub formats: Vec<String>,
+    pub direction: Option<String>,
+    pub label: Option<String>,
+}
+
+/// One signalling connection (a UDP socket or a TCP stream) to the server.
+pub struct SipClient {
+    pub transport: Transport,
+    pub server: SocketAddr,
+    pub local: SocketAddr,
+    udp: Option<UdpSocket>,
+    tcp: Option<TcpStream>,
+    buffer: Vec<u8>,
+}
+
+impl SipClient {
+    pub async fn connect(transport: Transport, server: SocketAddr) -> SipClient {
+        match transport {
+            Transport::Udp => {
+                let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                SipClient {
+                    transport,
+                    server,
+                    local: socket.local_addr().unwrap(),
+                    udp: Some(socket),
+                    tcp: None,
+                    buffer: Vec::new(),
+                }
+            }
+            Transport::Tcp => {
+                let stream = TcpStream::connect(server).await.unwrap();
+                SipClient {
+                    transport,
+                    server,
+                    local: stream.local_addr().unwrap(),
+                    udp: None,
+                    tcp: Some(stream),
+                    buffer: Vec::new(),
+                }
+            }
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        match (&self.udp, &mut self.tcp) {
+            (Some(socket), _) => {
+                socket.send_to(bytes, self.server).await.unwrap();
+            }
+            (_, Some(stream)) => stream.write_all(bytes).await.unwrap(),
+            _ => unreachable!("a client has one transport"),
+        }
+    }
+
+    /// The next response, or None after `wait` with nothing.
+    pub async fn recv(&mut self, wait: Duration) -> Option<SipResponse> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(response) = self.take_buffered() {
+                return Some(response);
+            }
+            let mut chunk = vec![0u8; 65_536];
+            let read = match (&self.udp, &mut self.tcp) {
+                (Some(socket), _) => {
+                    tokio::time::timeout_at(deadline, socket.recv(&mut chunk)).await
+                }
+                (_, Some(stream)) => {
+                    tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await
+                }
+                _ => unreachable!("a client has one transport"),
+            };
+            match read {
+                Ok(Ok(0)) | Err(_) => return None,
+                Ok(Ok(n)) => self.buffer.extend_from_slice(&chunk[..n]),
+                Ok(Err(e)) => panic!("receive failed: {e}"),
+            }
+        }
+    }
+
+    fn take_buffered(&mut self) -> Option<SipResponse> {
+        // Skip keep-alive CRLFs between messages.
+        while self.buffer.starts_with(b"\r\n") {
+            self.buffer.drain(..2);
+        }
+        let end = find(&self.buffer, b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&self.buffer[..end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next()?.to_owned();
+        let mut headers = Vec::new();
+        for line in lines {
+            if let Some((n, v)) = line.split_once(':') {
+                headers.push((n.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length") || n == "l")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        if self.buffer.len() < end + 4 + length {
+            return None;
+        }
+        let body = String::from_utf8_lossy(&self.buffer[end + 4..end + 4 + length]).into_owned();
+        self.buffer.drain(..end + 4 + length);
+        let mut parts = status_line.splitn(3, ' ');
+        assert_eq!(
+            parts.next(),
+            Some("SIP/2.0"),
+            "not a response: {status_line}"
+        );
+        let status = parts.next()?.parse().ok()?;
+        let reason = parts.next().unwrap_or("").to_owned();
+        Some(SipResponse {
+            status,
+            reason,
+            headers,
+            body,
+        })
+    }
+
+    /// Waits for the final response to the request with `method` in its CSeq, skipping
+    /// provisional ones and retransmissions of earlier transactions.
+    pub async fn final_response(&mut self, method: &str, wait: Duration) -> SipResponse {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let response = self
+                .recv(left)
+                .await
+                .unwrap_or_else(|| panic!("no final response to {method} within {wait:?}"));
+            if response.status >= 200 && response.cseq_method() == method {
+                return response;
+            }
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One recorded stream the client sends.
+#[derive(Clone, Debug)]
+pub struct StreamSpec {
+    pub label: String,
+    pub participant: String,
+    pub aor: String,
+    pub tone_hz: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct CallSpec {
+    pub streams: Vec<StreamSpec>,
+    /// Also offer telephone-event.
+    pub telephone_event: bool,
+    /// Payload type for the audio: 0 (PCMU) or 8 (PCMA).
+    pub payload_type: u8,
+}
+
+impl CallSpec {
+    /// The usual SBC fork: caller and callee, each a stream with its own tone.
+    pub fn two_parties(caller_hz: f64, callee_hz: f64) -> CallSpec {
+        CallSpec {
+            streams: vec![
+                StreamSpec {
+                    label: "1".into(),
+                    participant: "p1".into(),
+                    aor: "sip:alice@example.com".into(),
+                    tone_hz: caller_hz,
+                },
+                StreamSpec {
+                    label: "2".into(),
+                    participant: "p2".into(),
+                    aor: "sip:bob@example.com".into(),
+                    tone_hz: callee_hz,
+                },
+            ],
+            telephone_event: true,
+            payload_type: 0,
+        }
+    }
+}
+
+struct RtpSender {
+    socket: UdpSocket,
+    dest: Option<SocketAddr>,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    sample: u64,
+    tone_hz: f64,
+    payload_type: u8,
+    sent: u64,
+}
+
+/// Loss and reordering applied to one stream, by packet index.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Impairment {
+    /// Drop every Nth packet (0: none).
+    pub drop_every: u64,
+    /// Swap packets N and N+1 every this many packets (0: none).
+    pub swap_every: u64,
+}
+
+pub struct Call {
+    pub client: SipClient,
+    pub call_id: String,
+    from_tag: String,
+    to_tag: Option<String>,
+    cseq: u32,
+    spec: CallSpec,
+    senders: Vec<RtpSender>,
+    pub answer: Option<SipResponse>,
+    pub answered_at: Option<Instant>,
+    invite_branch: String,
+}
+
+impl Call {
+    pub async fn new(transport: Transport, server: SocketAddr, spec: CallSpec) -> Call {
+        let client = SipClient::connect(transport, server).await;
+        let mut senders = Vec::new();
+        for (i, s) in spec.streams.iter().enumerate() {
+            senders.push(RtpSender {
+                socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+                dest: None,
+                ssrc: 0x1000_0000 + rand_u32() % 0x0fff_ffff + i as u32,
+                seq: (rand_u32() % 60_000) as u16,
+                timestamp: rand_u32(),
+                sample: 0,
+                tone_hz: s.tone_hz,
+                payload_type: spec.payload_type,
+                sent: 0,
+            });
+        }
+        Call {
+            client,
+            call_id: format!("{}@src.example.com", uuid::Uuid::new_v4()),
+            from_tag: uuid::Uuid::new_v4().simple().to_string()[..10].to_owned(),
+            to_tag: None,
+            cseq: 0,
+            spec,
+            senders,
+            answer: None,
+            answered_at: None,
+            invite_branch: String::new(),
+        }
+    }
+
+    fn branch() -> String {
+        format!("z9hG4bK{}", uuid::Uuid::new_v4().simple())
+    }
+
+    fn request(
+        &mut self,
+        method: &str,
+        branch: &str,
+        extra: &str,
+        body: &[u8],
+        content_type: &str,
+    ) -> Vec<u8> {
+        if method != "ACK" && method != "CANCEL" {
+            self.cseq += 1;
+        }
+        let to_tag = self
+            .to_tag
+            .as_ref()
+            .map(|t| format!(";tag={t}"))
+            .unwrap_or_default();
+        let local = self.client.local;
+        let mut head = format!(
+            "{method} sip:srs@{server} SIP/2.0\r\n\
+             Via: SIP/2.0/{via} {local};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:sbc@src.example.com>;tag={from_tag}\r\n\
+             To: <sip:srs@{server}>{to_tag}\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Contact: <sip:sbc@{local};transport={transport}>;+sip.src\r\n\
+             User-Agent: callvault-e2e-src\r\n",
+            server = self.client.server,
+            via = self.client.transport.via(),
+            from_tag = self.from_tag,
+            call_id = self.call_id,
+            cseq = self.cseq,
+            transport = self.client.transport.via().to_lowercase(),
+        );
+        head.push_str(extra);
+        if !body.is_empty() {
+            head.push_str(&format!("Content-Type: {content_type}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    /// The SDP offer: one sendonly (or `direction`) m-line per stream.
+    pub fn sdp(&self, direction: &str) -> String {
+        let mut sdp = format!(
+            "v=0\r\no=SBC 1 {} IN IP4 127.0.0.1\r\ns=SIPREC\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n",
+            self.cseq + 1
+        );
+        for (spec, sender) in self.spec.streams.iter().zip(&self.senders) {
+            let port = sender.socket.local_addr().unwrap().port();
+            let pt = self.spec.payload_type;
+            let name = if pt == 8 { "PCMA" } else { "PCMU" };
+            if self.spec.telephone_event {
+                sdp.push_str(&format!("m=audio {port} RTP/AVP {pt} 101\r\n"));
+                sdp.push_str(&format!("a=rtpmap:{pt} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"));
+            } else {
+                sdp.push_str(&format!(
+                    "m=audio {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {name}/8000\r\n"
+                ));
+            }
+            sdp.push_str(&format!(
+                "a=label:{}\r\na=ptime:20\r\na={direction}\r\n",
+                spec.label
+            ));
+        }
+        sdp
+    }
+
+    /// RFC 7865 metadata for the call's participants and streams.
+    pub fn metadata(&self) -> String {
+        let mut xml = String::from(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<recording xmlns=\"urn:ietf:params:xml:ns:recording:1\">\r\n<datamode>complete</datamode>\r\n<group group_id=\"7+OTCyoxTmqmqyA/1weDAg==\"><associate-time>2026-11-30T10:00:00Z</associate-time></group>\r\n<session session_id=\"hVpd7YQgRW2nD22h7q60JQ==\"><group-ref>7+OTCyoxTmqmqyA/1weDAg==</group-ref><sipSessionID>ab30317f1a784dc48ff824d0d3715d86;remote=47755a9de7794ba387653f2099600ef2</sipSessionID><start-time>2026-11-30T10:00:00Z</start-time></session>\r\n",
+        );
+        for s in &self.spec.streams {
+            xml.push_str(&format!(
+                "<participant participant_id=\"{p}\"><nameID aor=\"{aor}\"><name xml:lang=\"en\">{p}</name></nameID></participant>\r\n",
+                p = s.participant,
+                aor = s.aor
+            ));
+        }
+        for s in &self.spec.streams {
+            xml.push_str(&format!(
+                "<stream stream_id=\"s{l}\" session_id=\"hVpd7YQgRW2nD22h7q60JQ==\"><label>{l}</label></stream>\r\n",
+                l = s.label
+            ));
+        }
+        xml.push_str("<sessionrecordingassoc session_id=\"hVpd7YQgRW2nD22h7q60JQ==\"><associate-time>2026-11-30T10:00:00Z</associate-time></sessionrecordingassoc>\r\n");
+        for s in &self.spec.streams {
+            xml.push_str(&format!(
+                "<participantstreamassoc participant_id=\"{p}\"><send>s{l}</send></participantstreamassoc>\r\n",
+                p = s.participant,
+                l = s.label
+            ));
+        }
+        xml.push_str("</recording>\r\n");
+        xml
+    }
+
+    fn multipart(&self, direction: &str) -> Vec<u8> {
+        format!(
+            "--callvault-e2e\r\nContent-Type: application/sdp\r\n\r\n{}\r\n--callvault-e2e\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n{}\r\n--callvault-e2e--\r\n",
+            self.sdp(direction),
+            self.metadata()
+        )
+        .into_bytes()
+    }
+
+    /// Sends the SIPREC INVITE and returns the final response. On 200, records where to send
+    /// each stream and when the call was answered.
+    pub async fn invite(&mut self) -> SipResponse {
+        self.send_invite().await;
+        let response = self
+            .client
+            .final_response("INVITE", Duration::from_secs(5))
+            .await;
+        self.on_invite_response(&response);
+        response
+    }
+
+    /// Sends the INVITE without waiting (for CANCEL races).
+    pub async fn send_invite(&mut self) {
+        let branch = Self::branch();
+        self.invite_branch = branch.clone();
+        let body = self.multipart("sendonly");
+        let bytes = self.request(
+            "INVITE",
+            &branch,
+            "Require: siprec\r\nSupported: replaces\r\n",
+            &body,
+            "multipart/mixed;boundary=callvault-e2e",
+        );
+        self.client.send(&bytes).await;
+    }
+
+    pub fn on_invite_response(&mut self, response: &SipResponse) {
+        if response.status == 200 {
+            self.answered_at = Some(Instant::now());
+            self.to_tag = response.to_tag();
+            let media = response.answered_media();
+            for (sender, m) in self.senders.iter_mut().zip(media) {
+                if m.port != 0 {
+                    sender.dest = Some(SocketAddr::from(([127, 0, 0, 1], m.port)));
+                }
+            }
+            self.answer = Some(response.clone());
+        }
+    }
+
+    pub async fn ack(&mut self) {
+        let bytes = self.request("ACK", &Self::branch(), "", &[], "");
+        self.client.send(&bytes).await;
+    }
+
+    /// CANCEL the pending INVITE (same branch, RFC 3261 §9.1).
+    pub async fn cancel(&mut self) {
+        let branch = self.invite_branch.clone();
+        let cseq = self.cseq;
+        let mut bytes = self.request("CANCEL", &branch, "", &[], "");
+        // CANCEL carries the INVITE's CSeq number.
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let fixed = text.replace(
+            &format!("CSeq: {} CANCEL", self.cseq),
+            &format!("CSeq: {cseq} CANCEL"),
+        );
+        bytes = fixed.into_bytes();
+        self.client.send(&bytes).await;
+    }
+
+    /// ACK for a non-2xx final response: same branch as the INVITE (RFC 3261 §17.1.1.3).
+    pub async fn ack_failure(&mut self, response: &SipResponse) {
+        self.to_tag = response.to_tag();
+        let branch = self.invite_branch.clone();
+        let bytes = self.request("ACK", &branch, "", &[], "");
+        self.client.send(&bytes).await;
+    }
+
+    /// A re-INVITE with every stream in `direction` (e.g. "inactive" for hold).
+    pub async fn reinvite(&mut self, direction: &str) -> SipResponse {
+        let body = self.multipart(direction);
+        let bytes = self.request(
+            "INVITE",
+            &Self::branch(),
+            "",
+            &body,
+            "multipart/mixed;boundary=callvault-e2e",
+        );
+        self.client.send(&bytes).await;
+        let response = self
+            .client
+            .final_response("INVITE", Duration::from_secs(5))
+            .await;
+        self.ack().await;
+        response
+    }
+
+    pub async fn bye(&mut self) -> SipResponse {
+        let bytes = self.request("BYE", &Self::branch(), "", &[], "");
+        self.client.send(&bytes).await;
+        self.client
+            .final_response("BYE", Duration::from_secs(5))
+            .await
+    }
+
+    pub async fn request_in_dialog(
+        &mut self,
+        method: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> SipResponse {
+        let bytes = self.request(method, &Self::branch(), "", body, content_type);
+        self.client.send(&bytes).await;
+        self.client
+            .final_response(method, Duration::from_secs(5))
+            .await
+    }
+
+    /// Sends `duration` of each stream's tone, 20 ms packets paced in real time (the traffic
+    /// shape an SBC produces), with the given impairment on each stream.
+    pub async fn play(&mut self, duration: Duration, impairments: &[Impairment]) {
+        let packets = duration.as_millis() as u64 / 20;
+        let start = tokio::time::Instant::now();
+        let mut held: Vec<Option<Vec<u8>>> = vec![None; self.senders.len()];
+        for n in 0..packets {
+            tokio::time::sleep_until(start + Duration::from_millis(20 * n)).await;
+            for (i, sender) in self.senders.iter_mut().enumerate() {
+                let packet = sender.next_packet();
+                let Some(dest) = sender.dest else { continue };
+                let imp = impairments.get(i).copied().unwrap_or_default();
+                if imp.drop_every > 0 && n % imp.drop_every == imp.drop_every - 1 {
+                    continue;
+                }
+                if imp.swap_every > 0 && n % imp.swap_every == 0 && held[i].is_none() {
+                    held[i] = Some(packet);
+                    continue;
+                }
+                sender.socket.send_to(&packet, dest).await.unwrap();
+                if let Some(earlier) = held[i].take() {
+                    sender.socket.send_to(&earlier, dest).await.unwrap();
+                }
+            }
+        }
+        for (sender, h) in self.senders.iter().zip(held) {
+            if let (Some(p), Some(dest)) = (h, sender.dest) {
+                sender.socket.send_to(&p, dest).await.unwrap();
+            }
+        }
+    }
+
+    /// Advances the streams' clocks over a pause without sending (a hold), as a real SRC's
+    /// RTP timestamps keep running.
+    pub fn skip(&mut self, duration: Duration) {
+        let samples = duration.as_millis() as u64 * 8;
+        for s in &mut self.senders {
+            s.sample += samples;
+            s.timestamp = s.timestamp.wrapping_add(samples as u32);
+        }
+    }
+
+    pub fn packets_sent(&self) -> Vec<u64> {
+        self.senders.iter().map(|s| s.sent).collect()
+    }
+}
+
+impl RtpSender {
+    fn next_packet(&mut self) -> Vec<u8> {
+        let samples = audio::tone(self.tone_hz, self.sample, 160);
+        let mut packet = Vec::with_capacity(172);
+        packet.push(0x80);
+        packet.push(self.payload_type & 0x7f);
+        packet.extend_from_slice(&self.seq.to_be_bytes());
+        packet.extend_from_slice(&self.timestamp.to_be_bytes());
+        packet.extend_from_slice(&self.ssrc.to_be_bytes());
+        for s in samples {
+            packet.push(if self.payload_type == 8 {
+                audio::alaw_encode(s)
+            } else {
+                audio::ulaw_encode(s)
+            });
+        }
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(160);
+        self.sample += 160;
+        self.sent += 1;
+        packet
+    }
+}
+
+fn rand_u32() -> u32 {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}

@@ -1,0 +1,235 @@
+//! The harness: the real `callvault` binary started as a user starts it, on loopback, with
+//! its own data directory and port range; the catalog read back through the real CLI.
+
+pub mod audio;
+pub mod client;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_callvault");
+
+/// Each server in this test binary gets its own RTP range, so tests run in parallel.
+static NEXT_RANGE: AtomicU16 = AtomicU16::new(0);
+
+pub struct Server {
+    child: Child,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+    log: mpsc::Receiver<String>,
+    log_lines: Vec<String>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with("")
+    }
+
+    /// Starts `callvault serve` with extra TOML configuration.
+    pub fn start_with(extra_toml: &str) -> Server {
+        Server::launch(tempfile::tempdir().unwrap(), extra_toml)
+    }
+
+    /// Starts a server on the data directory an earlier one left (see [`Server::into_dir`]).
+    pub fn start_in(dir: tempfile::TempDir) -> Server {
+        Server::launch(dir, "")
+    }
+
+    /// Stops waiting on the process (it may already be dead) and keeps its directory.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let placeholder = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self._dir, placeholder)
+    }
+
+    fn launch(dir: tempfile::TempDir, extra_toml: &str) -> Server {
+        let data_dir = dir.path().join("data");
+        let n = NEXT_RANGE.fetch_add(1, Ordering::Relaxed);
+        let lo = 20_000 + (std::process::id() as u16 % 4) * 4_000 + (n % 20) * 200;
+        let config = dir.path().join("callvault.toml");
+        std::fs::write(&config, extra_toml).unwrap();
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--sip-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--rtp-ip",
+                "127.0.0.1",
+                "--rtp-ports",
+                &format!("{lo}-{}", lo + 199),
+            ])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--config")
+            .arg(&config)
+            .env("CALLVAULT_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the callvault binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("CALLVAULT_E2E_ECHO").is_some() {
+                    eprintln!("[server] {line}");
+                }
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            sip: "0.0.0.0:0".parse().unwrap(),
+            http: "0.0.0.0:0".parse().unwrap(),
+            data_dir,
+            _dir: dir,
+            log: rx,
+            log_lines: Vec::new(),
+        };
+        let line = server.wait_for_log("callvault listening", Duration::from_secs(20));
+        server.sip = field(&line, "sip").parse().unwrap();
+        server.http = field(&line, "http").parse().unwrap();
+        server
+    }
+
+    /// Waits for a log line containing `needle` (lines already seen count too).
+    pub fn wait_for_log(&mut self, needle: &str, wait: Duration) -> String {
+        if let Some(l) = self.log_lines.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    self.log_lines.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line with {needle:?} within {wait:?}; log so far:\n{}",
+                    self.log_lines.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Runs `callvault recordings …` against this server's data directory.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .arg("recordings")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .output()
+            .unwrap()
+    }
+
+    pub fn list(&self) -> Vec<Value> {
+        let out = self.cli(&["list", "--json"]);
+        assert!(
+            out.status.success(),
+            "list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        match serde_json::from_slice(&out.stdout).expect("list --json prints JSON") {
+            Value::Array(a) => a,
+            other => panic!("list --json printed {other}"),
+        }
+    }
+
+    pub fn show(&self, id: &str) -> Value {
+        let out = self.cli(&["show", id, "--json"]);
+        assert!(
+            out.status.success(),
+            "show failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("show --json prints JSON")
+    }
+
+    /// The recording made for `call_id`, once it is complete (polled through the CLI).
+    pub fn completed(&self, call_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let found = self
+                .list()
+                .into_iter()
+                .find(|r| r["ingress_call_id"] == call_id);
+            if let Some(r) = &found
+                && r["state"] != "active"
+            {
+                return self.show(r["id"].as_str().unwrap());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "recording of {call_id} not completed in time: {found:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn wav(&self, leg: &Value) -> audio::Wav {
+        audio::Wav::read(&self.data_dir.join(leg["path"].as_str().unwrap()))
+    }
+
+    pub fn path_of(&self, leg: &Value) -> PathBuf {
+        self.data_dir.join(leg["path"].as_str().unwrap())
+    }
+
+    /// Stops the server with SIGTERM, as an operator would, and waits for it.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().unwrap()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `key=value` from a tracing line.
+fn field(line: &str, key: &str) -> String {
+    let pattern = format!("{key}=");
+    let start = line
+        .find(&pattern)
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+        + pattern.len();
+    line[start..].split_whitespace().next().unwrap().to_owned()
+}
+
+/// The leg with this label.
+pub fn leg<'a>(recording: &'a Value, label: &str) -> &'a Value {
+    recording["legs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["label"] == label)
+        .unwrap_or_else(|| panic!("no leg {label} in {recording:#}"))
+}
