@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::audio::{dominant_frequency, rms};
+use crate::support::audio::{dominant_frequency, rms, silent_samples};
 use crate::support::client::{Call, CallSpec, Impairment, Transport};
 use crate::support::{Server, leg};
 
@@ -173,35 +173,15 @@ async fn loss_and_reordering_on_one_leg_keep_it_aligned() {
     assert!(holes("2") < 20, "clean leg: {} silent samples", holes("2"));
 }
 
-/// Samples in runs of 8 or more near-zero samples: gaps in a tone (which crosses zero in one
-/// sample at these frequencies and levels).
-fn silent_samples(samples: &[i16]) -> usize {
-    let mut total = 0;
-    let mut run = 0;
-    for &s in samples.iter().chain(std::iter::once(&i16::MAX)) {
-        if s.unsigned_abs() < 50 {
-            run += 1;
-        } else {
-            if run >= 8 {
-                total += run;
-            }
-            run = 0;
-        }
-    }
-    total
-}
-
 #[tokio::test]
 async fn a_hold_in_the_middle_is_silence_of_the_right_length() {
     let server = Server::start();
-    let mut call = Call::new(
+    let mut call = Call::answered(
         Transport::Udp,
         server.sip,
         CallSpec::two_parties(500.0, 1500.0),
     )
     .await;
-    assert_eq!(call.invite().await.status, 200);
-    call.ack().await;
     call.play(Duration::from_secs(1), &[]).await;
 
     let hold = call.reinvite("inactive").await;
@@ -354,14 +334,12 @@ async fn a_cancel_before_answer_gets_487_and_records_nothing() {
 #[tokio::test]
 async fn a_killed_server_leaves_playable_files_and_marks_the_recording_interrupted() {
     let server = Server::start();
-    let mut call = Call::new(
+    let mut call = Call::answered(
         Transport::Udp,
         server.sip,
         CallSpec::two_parties(440.0, 1000.0),
     )
     .await;
-    assert_eq!(call.invite().await.status, 200);
-    call.ack().await;
     call.play(Duration::from_millis(2500), &[]).await;
     // kill -9 mid-call: no chance to close anything.
     let pid = server.pid().to_string();
@@ -400,14 +378,12 @@ async fn a_killed_server_leaves_playable_files_and_marks_the_recording_interrupt
 #[tokio::test]
 async fn sigterm_closes_every_recording_cleanly() {
     let mut server = Server::start();
-    let mut call = Call::new(
+    let mut call = Call::answered(
         Transport::Tcp,
         server.sip,
         CallSpec::two_parties(440.0, 1000.0),
     )
     .await;
-    assert_eq!(call.invite().await.status, 200);
-    call.ack().await;
     // DTMF over INFO is acknowledged in the dialog (captured by a later issue).
     let info = call
         .request_in_dialog(

@@ -5,5 +5,6 @@
 mod support;
 
 mod calls;
+mod fidelity;
 mod limits;
 mod sipp;

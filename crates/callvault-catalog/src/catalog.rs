@@ -6,8 +6,9 @@ use std::path::Path;
 use crate::db::{Arg, DbRow, Pool, Tx};
 use crate::error::{Error, Result};
 use crate::model::{
-    Completion, CorrelationId, DtmfEvent, Leg, ListQuery, NewLeg, NewMetadataRevision,
-    NewParticipant, NewRecording, Participant, Recording, RecordingState, from_unix_ms, to_unix_ms,
+    Association, Completion, CorrelationId, DtmfEvent, Leg, ListQuery, MetadataRevision, NewLeg,
+    NewMetadataRevision, NewParticipant, NewRecording, Participant, Recording, RecordingState,
+    from_unix_ms, is_dtmf_digit, to_unix_ms,
 };
 
 /// File name of the embedded catalog inside the data dir.
@@ -27,8 +28,45 @@ impl Catalog {
     /// opens a shared PostgreSQL catalog. Anything else is [`Error::InvalidUrl`].
     pub async fn open(url: &str) -> Result<Catalog> {
         let pool = Pool::open(url).await?;
+        let catalog = Catalog { pool };
+        catalog.backfill_dtmf_digits().await?;
         tracing::debug!(url = %crate::error::redact_url(url), "catalog opened");
-        Ok(Catalog { pool })
+        Ok(catalog)
+    }
+
+    /// Computes `recordings.dtmf_digits` where it is still NULL: rows of schema version 1 that
+    /// had DTMF events when version 2 was applied (portable SQL has no ordered string
+    /// aggregate, so the migration leaves them to this). Runs once; later opens find none.
+    async fn backfill_dtmf_digits(&self) -> Result<()> {
+        let mut tx = self.pool.begin_read().await?;
+        let ids: Vec<String> = tx
+            .fetch_all("SELECT id FROM recordings WHERE dtmf_digits IS NULL", &[])
+            .await
+            .map_err(Error::database("find recordings without DTMF digits"))?
+            .iter()
+            .map(|row| row.get("id").map_err(decode))
+            .collect::<Result<_>>()?;
+        tx.commit().await.map_err(Error::database("end read"))?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            recordings = ids.len(),
+            "computing the DTMF digits of recordings from before schema version 2"
+        );
+        for id in ids {
+            let mut tx = self.pool.begin().await?;
+            match lock_recording(&mut tx, &id).await {
+                // Deleted meanwhile (another node): nothing to compute.
+                Err(Error::NotFound { .. }) => continue,
+                other => other?,
+            }
+            refresh_dtmf_digits(&mut tx, &id).await?;
+            tx.commit()
+                .await
+                .map_err(Error::database("commit DTMF digits"))?;
+        }
+        Ok(())
     }
 
     /// The URL of the embedded catalog in `data_dir` (`DATA/callvault.db`).
@@ -57,8 +95,8 @@ impl Catalog {
         let inserted = tx
             .execute(
                 "INSERT INTO recordings (id, session_id, ingress_call_id, egress_call_id, \
-                 from_uri, to_uri, started_at, state, source_address, transport) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 from_uri, to_uri, started_at, state, source_address, transport, dtmf_digits) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '')",
                 &[
                     Arg::Text(&rec.id),
                     Arg::Text(&rec.session_id),
@@ -89,6 +127,21 @@ impl Catalog {
         insert_legs(&mut tx, &rec.id, &rec.legs).await?;
         if let Some(metadata) = &rec.metadata {
             insert_metadata_revision(&mut tx, &rec.id, metadata).await?;
+        }
+        // The initial associations: each leg's participant from the start. A repeated label is
+        // stored once (the first), so only its first participant counts.
+        let revision = i64::from(rec.metadata.is_some());
+        let mut seen = std::collections::HashSet::new();
+        let mut seq = 0_i64;
+        for leg in &rec.legs {
+            if !seen.insert(leg.label.as_str()) {
+                continue;
+            }
+            if let Some(participant) = &leg.participant {
+                open_association(&mut tx, &rec.id, seq, participant, &leg.label, 0, revision)
+                    .await?;
+                seq += 1;
+            }
         }
         for (position, (kind, value)) in (0_i64..).zip(&rec.correlation_ids) {
             tx.execute(
@@ -133,8 +186,10 @@ impl Catalog {
             .map_err(Error::database("commit metadata revision"))
     }
 
-    /// Adds streams that appeared mid-call, after the existing legs. A label the recording
-    /// already has is left as it is (a re-INVITE repeats the streams it keeps).
+    /// Adds streams that appeared mid-call, after the existing legs, each with its
+    /// [`NewLeg::added_at_ms`]. A label the recording already has is left as it is (a re-INVITE
+    /// repeats the streams it keeps). Opens no participant association: mid-call changes of who
+    /// is on which leg go through [`Catalog::set_associations`].
     pub async fn add_legs(&self, recording_id: &str, legs: &[NewLeg]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         lock_recording(&mut tx, recording_id).await?;
@@ -144,7 +199,9 @@ impl Catalog {
             .map_err(Error::database("commit new legs"))
     }
 
-    /// Stores one DTMF digit.
+    /// Stores one DTMF digit, and in the same transaction recomputes the recording's
+    /// `dtmf_digits` (all its digits in offset order, uppercased) that [`ListQuery::digits`]
+    /// searches, so a digit reported late lands in its place.
     pub async fn add_dtmf(&self, recording_id: &str, event: &DtmfEvent) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         lock_recording(&mut tx, recording_id).await?;
@@ -170,12 +227,17 @@ impl Catalog {
         )
         .await
         .map_err(Error::database("insert DTMF event"))?;
+        refresh_dtmf_digits(&mut tx, recording_id).await?;
         tx.commit()
             .await
             .map_err(Error::database("commit DTMF event"))
     }
 
-    /// Records how a recording ended and each leg's final counters and digest.
+    /// Records how a recording ended and each leg's final counters, quality figures and digest.
+    ///
+    /// `c.state` is normally [`RecordingState::Complete`], [`RecordingState::Interrupted`] or
+    /// [`RecordingState::Failed`]; `end_reason` is free text ("bye", "rtp-timeout",
+    /// "session-expired", "shutdown"…) stored as given.
     ///
     /// Overwrites, so completing twice leaves the second completion's values and no extra
     /// rows. A leg label the catalog does not know is logged and skipped: the recording's own
@@ -205,7 +267,9 @@ impl Catalog {
             let updated = tx
                 .execute(
                     "UPDATE legs SET packets = $3, lost = $4, duplicates = $5, \
-                     out_of_order = $6, late = $7, samples = $8, sha256 = $9 \
+                     out_of_order = $6, late = $7, samples = $8, sha256 = $9, \
+                     jitter_ms = $10, gaps_filled_ms = $11, ssrcs_seen = $12, \
+                     codec_changes = $13, unknown_payload = $14, rtcp_packets = $15 \
                      WHERE recording_id = $1 AND label = $2",
                     &[
                         Arg::Text(&c.recording_id),
@@ -217,6 +281,13 @@ impl Catalog {
                         Arg::Int(leg.late),
                         Arg::Int(leg.samples),
                         Arg::OptText(leg.sha256.as_deref()),
+                        // NaN/infinity: unknown (SQLite would store NaN as NULL anyway).
+                        Arg::OptFloat(leg.jitter_ms.is_finite().then_some(leg.jitter_ms)),
+                        Arg::Int(leg.gaps_filled_ms),
+                        Arg::Int(leg.ssrcs_seen),
+                        Arg::Int(leg.codec_changes),
+                        Arg::Int(leg.unknown_payload),
+                        Arg::Int(leg.rtcp_packets),
                     ],
                 )
                 .await
@@ -257,18 +328,162 @@ impl Catalog {
         Ok(count)
     }
 
-    /// One page of recordings, newest first (`started_at` descending, then `id` descending).
+    /// Opens and closes participant ↔ leg associations to match `current`, the complete list
+    /// of (participant id, leg label) pairs in effect from `at_ms` (milliseconds from the start
+    /// of the recording), as stated by metadata revision `revision`.
     ///
-    /// Costs seven queries whatever the page size: the page, then each child table once for all
-    /// of the page's recordings.
+    /// In one transaction: every open association not in `current` is closed at `at_ms`, and
+    /// every pair of `current` not already open is opened at `at_ms`. Pairs that stay are left
+    /// as they are (their `from_ms` does not move); a repeated pair counts once. The participant
+    /// and leg are not checked against the recording's participants and legs (metadata may name
+    /// a leg before its stream is added). An unknown recording is [`Error::NotFound`].
+    pub async fn set_associations(
+        &self,
+        recording_id: &str,
+        at_ms: i64,
+        revision: i64,
+        current: &[(String, String)],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        lock_recording(&mut tx, recording_id).await?;
+        let open_rows = tx
+            .fetch_all(
+                "SELECT seq, participant_id, leg_label FROM participant_associations \
+                 WHERE recording_id = $1 AND disassociated_at_ms IS NULL ORDER BY seq",
+                &[Arg::Text(recording_id)],
+            )
+            .await
+            .map_err(Error::database("read open associations"))?;
+        let mut open = std::collections::HashSet::new();
+        for row in &open_rows {
+            let seq: i64 = row.get("seq").map_err(decode)?;
+            let participant: String = row.get("participant_id").map_err(decode)?;
+            let leg: String = row.get("leg_label").map_err(decode)?;
+            if current.iter().any(|(p, l)| *p == participant && *l == leg) {
+                open.insert((participant, leg));
+            } else {
+                tx.execute(
+                    "UPDATE participant_associations SET disassociated_at_ms = $3 \
+                     WHERE recording_id = $1 AND seq = $2",
+                    &[Arg::Text(recording_id), Arg::Int(seq), Arg::Int(at_ms)],
+                )
+                .await
+                .map_err(Error::database("close association"))?;
+            }
+        }
+        let mut seq = tx
+            .fetch_i64(
+                "SELECT COALESCE(MAX(seq) + 1, 0) FROM participant_associations \
+                 WHERE recording_id = $1",
+                &[Arg::Text(recording_id)],
+            )
+            .await
+            .map_err(Error::database("number association"))?;
+        for (participant, leg) in current {
+            if open.insert((participant.clone(), leg.clone())) {
+                open_association(
+                    &mut tx,
+                    recording_id,
+                    seq,
+                    participant,
+                    leg,
+                    at_ms,
+                    revision,
+                )
+                .await?;
+                seq += 1;
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(Error::database("commit associations"))
+    }
+
+    /// The metadata documents of a recording, oldest (number 1) first; empty when none came.
+    /// An unknown recording is [`Error::NotFound`].
+    pub async fn metadata_revisions(&self, recording_id: &str) -> Result<Vec<MetadataRevision>> {
+        let mut tx = self.pool.begin_read().await?;
+        let rows = tx
+            .fetch_all(
+                "SELECT revision, received_at, datamode, raw_xml FROM metadata_revisions \
+                 WHERE recording_id = $1 ORDER BY revision",
+                &[Arg::Text(recording_id)],
+            )
+            .await
+            .map_err(Error::database("read metadata revisions"))?;
+        if rows.is_empty() {
+            let exists = tx
+                .fetch_i64(
+                    "SELECT COUNT(*) FROM recordings WHERE id = $1",
+                    &[Arg::Text(recording_id)],
+                )
+                .await
+                .map_err(Error::database("find recording"))?;
+            if exists == 0 {
+                return Err(Error::NotFound {
+                    id: recording_id.to_owned(),
+                });
+            }
+        }
+        let revisions = rows
+            .iter()
+            .map(|row| {
+                Ok(MetadataRevision {
+                    number: row.get("revision").map_err(decode)?,
+                    received_at: from_unix_ms(
+                        row.get("received_at").map_err(decode)?,
+                        "metadata_revisions",
+                        "received_at",
+                    )?,
+                    datamode: row.get("datamode").map_err(decode)?,
+                    raw_xml: row.get("raw_xml").map_err(decode)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await.map_err(Error::database("end read"))?;
+        Ok(revisions)
+    }
+
+    /// One page of recordings, newest first (`started_at` descending, then `id` descending),
+    /// restricted by the query's filters.
+    ///
+    /// Costs eight queries whatever the page size: the page, then each child table once for all
+    /// of the page's recordings. A `digits` filter with a character that is not a DTMF digit is
+    /// [`Error::InvalidQuery`].
     pub async fn list_recordings(&self, query: &ListQuery) -> Result<Vec<Recording>> {
         let limit = query.limit.clamp(0, ListQuery::MAX_LIMIT);
         let offset = query.offset.max(0);
+        let digits_pattern = query.digits.as_deref().map(digits_pattern).transpose()?;
+        let mut conditions = Vec::new();
+        let mut args = Vec::new();
+        if let Some(pattern) = &digits_pattern {
+            args.push(Arg::Text(pattern));
+            conditions.push(format!("dtmf_digits LIKE ${} ESCAPE '\\'", args.len()));
+        }
+        if let Some(state) = query.state {
+            args.push(Arg::Text(state.as_str()));
+            conditions.push(format!("state = ${}", args.len()));
+        }
+        if let Some(call_id) = &query.call_id {
+            args.push(Arg::Text(call_id));
+            let n = args.len();
+            conditions.push(format!("(ingress_call_id = ${n} OR egress_call_id = ${n})"));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        args.push(Arg::Int(limit));
+        args.push(Arg::Int(offset));
+        let sql = format!(
+            "{RECORDING_SELECT}{filter} ORDER BY started_at DESC, id DESC LIMIT ${} OFFSET ${}",
+            args.len() - 1,
+            args.len()
+        );
         let mut tx = self.pool.begin_read().await?;
-        let sql =
-            format!("{RECORDING_SELECT} ORDER BY started_at DESC, id DESC LIMIT $1 OFFSET $2");
         let rows = tx
-            .fetch_all(&sql, &[Arg::Int(limit), Arg::Int(offset)])
+            .fetch_all(&sql, &args)
             .await
             .map_err(Error::database("list recordings"))?;
         let recordings = load_recordings(&mut tx, &rows).await?;
@@ -314,6 +529,81 @@ async fn lock_recording(tx: &mut Tx, recording_id: &str) -> Result<()> {
             id: recording_id.to_owned(),
         });
     }
+    Ok(())
+}
+
+/// The `LIKE` pattern of a digits search: `%digits%`, with `\`, `%` and `_` escaped (`ESCAPE
+/// '\'`). Validation already rejects them; the escaping keeps the pattern literal regardless.
+fn digits_pattern(digits: &str) -> Result<String> {
+    if let Some(bad) = digits.chars().find(|c| !is_dtmf_digit(*c)) {
+        return Err(Error::InvalidQuery {
+            reason: format!("{bad:?} is not a DTMF digit (expected 0-9 * # A-D !)"),
+        });
+    }
+    Ok(like_contains(digits))
+}
+
+/// `%text%` for `LIKE … ESCAPE '\'`, matching `text` literally.
+fn like_contains(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Recomputes `recordings.dtmf_digits` from the recording's DTMF events, in offset order
+/// (then arrival order), uppercased. Call with the recording locked.
+async fn refresh_dtmf_digits(tx: &mut Tx, recording_id: &str) -> Result<()> {
+    let mut digits = String::new();
+    for row in tx
+        .fetch_all(
+            "SELECT digit FROM dtmf_events WHERE recording_id = $1 ORDER BY offset_ms, seq",
+            &[Arg::Text(recording_id)],
+        )
+        .await
+        .map_err(Error::database("read DTMF digits"))?
+    {
+        let digit: String = row.get("digit").map_err(decode)?;
+        digits.push_str(&digit.to_ascii_uppercase());
+    }
+    tx.execute(
+        "UPDATE recordings SET dtmf_digits = $2 WHERE id = $1",
+        &[Arg::Text(recording_id), Arg::Text(&digits)],
+    )
+    .await
+    .map_err(Error::database("store DTMF digits"))?;
+    Ok(())
+}
+
+async fn open_association(
+    tx: &mut Tx,
+    recording_id: &str,
+    seq: i64,
+    participant: &str,
+    leg: &str,
+    at_ms: i64,
+    revision: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO participant_associations (recording_id, seq, participant_id, leg_label, \
+         associated_at_ms, revision) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            Arg::Text(recording_id),
+            Arg::Int(seq),
+            Arg::Text(participant),
+            Arg::Text(leg),
+            Arg::Int(at_ms),
+            Arg::Int(revision),
+        ],
+    )
+    .await
+    .map_err(Error::database("open association"))?;
     Ok(())
 }
 
@@ -363,7 +653,7 @@ async fn insert_legs(tx: &mut Tx, recording_id: &str, legs: &[NewLeg]) -> Result
     for (position, leg) in (first..).zip(legs) {
         tx.execute(
             "INSERT INTO legs (recording_id, label, position, participant_id, binding_rule, \
-             codec, sample_rate, path) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             codec, sample_rate, path, added_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (recording_id, label) DO NOTHING",
             &[
                 Arg::Text(recording_id),
@@ -374,6 +664,7 @@ async fn insert_legs(tx: &mut Tx, recording_id: &str, legs: &[NewLeg]) -> Result
                 Arg::Text(&leg.codec),
                 Arg::Int(i64::from(leg.sample_rate)),
                 Arg::Text(&leg.path),
+                Arg::Int(leg.added_at_ms),
             ],
         )
         .await
@@ -452,6 +743,7 @@ fn recording_from_row(row: &DbRow) -> Result<Recording> {
         correlation_ids: Vec::new(),
         warnings: Vec::new(),
         metadata_revisions: 0,
+        associations: Vec::new(),
         source_address: row.get("source_address").map_err(decode)?,
         transport: row.get("transport").map_err(decode)?,
     })
@@ -503,7 +795,8 @@ async fn load_recordings(tx: &mut Tx, rows: &[DbRow]) -> Result<Vec<Recording>> 
 
     let sql = format!(
         "SELECT recording_id, label, participant_id, binding_rule, codec, sample_rate, path, \
-         packets, lost, duplicates, out_of_order, late, sha256 FROM legs \
+         packets, lost, duplicates, out_of_order, late, sha256, added_at_ms, jitter_ms, \
+         gaps_filled_ms, ssrcs_seen, codec_changes, unknown_payload, rtcp_packets FROM legs \
          WHERE recording_id IN ({placeholders}) ORDER BY recording_id, position"
     );
     for row in tx
@@ -532,6 +825,13 @@ async fn load_recordings(tx: &mut Tx, rows: &[DbRow]) -> Result<Vec<Recording>> 
                 out_of_order: row.get("out_of_order").map_err(decode)?,
                 late: row.get("late").map_err(decode)?,
                 sha256: row.get("sha256").map_err(decode)?,
+                added_at_ms: row.get("added_at_ms").map_err(decode)?,
+                jitter_ms: row.get("jitter_ms").map_err(decode)?,
+                gaps_filled_ms: row.get("gaps_filled_ms").map_err(decode)?,
+                ssrcs_seen: row.get("ssrcs_seen").map_err(decode)?,
+                codec_changes: row.get("codec_changes").map_err(decode)?,
+                unknown_payload: row.get("unknown_payload").map_err(decode)?,
+                rtcp_packets: row.get("rtcp_packets").map_err(decode)?,
             });
         }
     }
@@ -607,6 +907,27 @@ async fn load_recordings(tx: &mut Tx, rows: &[DbRow]) -> Result<Vec<Recording>> 
         }
     }
 
+    let sql = format!(
+        "SELECT recording_id, participant_id, leg_label, associated_at_ms, disassociated_at_ms \
+         FROM participant_associations WHERE recording_id IN ({placeholders}) \
+         ORDER BY recording_id, associated_at_ms, seq"
+    );
+    for row in tx
+        .fetch_all(&sql, &args)
+        .await
+        .map_err(Error::database("read associations"))?
+    {
+        let recording_id: String = row.get("recording_id").map_err(decode)?;
+        if let Some(i) = of(&recording_id) {
+            recordings[i].associations.push(Association {
+                participant: row.get("participant_id").map_err(decode)?,
+                leg: row.get("leg_label").map_err(decode)?,
+                from_ms: row.get("associated_at_ms").map_err(decode)?,
+                to_ms: row.get("disassociated_at_ms").map_err(decode)?,
+            });
+        }
+    }
+
     Ok(recordings)
 }
 
@@ -618,6 +939,7 @@ mod tests {
     use super::*;
     use crate::model::{LegCompletion, NewLeg};
     use std::collections::BTreeSet;
+    use std::str::FromStr as _;
     use time::OffsetDateTime;
     use time::macros::datetime;
 
@@ -651,6 +973,7 @@ mod tests {
             codec: "PCMA".to_owned(),
             sample_rate: 8000,
             path: format!("recordings/2026/11/30/rec/{label}.wav"),
+            added_at_ms: 0,
         }
     }
 
@@ -689,6 +1012,7 @@ mod tests {
                 late: 4,
                 samples: packets * 160,
                 sha256: Some(sha256.to_owned()),
+                ..LegCompletion::default()
             }],
         }
     }
@@ -776,6 +1100,13 @@ mod tests {
                     out_of_order: 0,
                     late: 0,
                     sha256: None,
+                    added_at_ms: 0,
+                    jitter_ms: None,
+                    gaps_filled_ms: 0,
+                    ssrcs_seen: 0,
+                    codec_changes: 0,
+                    unknown_payload: 0,
+                    rtcp_packets: 0,
                 })
                 .collect(),
             dtmf: Vec::new(),
@@ -791,6 +1122,21 @@ mod tests {
             ],
             warnings: vec!["label order binding".to_owned(), "no aor for p3".to_owned()],
             metadata_revisions: 1,
+            // Opened from the legs' participants at 0, in leg order.
+            associations: vec![
+                Association {
+                    participant: "p2".to_owned(),
+                    leg: "2".to_owned(),
+                    from_ms: 0,
+                    to_ms: None,
+                },
+                Association {
+                    participant: "p1".to_owned(),
+                    leg: "1".to_owned(),
+                    from_ms: 0,
+                    to_ms: None,
+                },
+            ],
             source_address: "[2001:db8::1]:5061".to_owned(),
             transport: "tls".to_owned(),
         };
@@ -844,8 +1190,15 @@ mod tests {
             assert_eq!(r.participants.len(), 1);
         }
 
-        let page =
-            async |limit, offset| catalog.list_recordings(&ListQuery { limit, offset }).await;
+        let page = async |limit, offset| {
+            catalog
+                .list_recordings(&ListQuery {
+                    limit,
+                    offset,
+                    ..ListQuery::default()
+                })
+                .await
+        };
         assert_eq!(ids(&page(2, 0).await.unwrap()), ["e", "c"]);
         assert_eq!(ids(&page(2, 2).await.unwrap()), ["b", "a"]);
         assert_eq!(ids(&page(2, 4).await.unwrap()), ["d"]);
@@ -1083,6 +1436,7 @@ mod tests {
                 "correlation_ids",
                 "warnings",
                 "metadata_revisions",
+                "associations",
                 "source_address",
                 "transport",
             ])
@@ -1109,8 +1463,21 @@ mod tests {
                 "out_of_order",
                 "late",
                 "sha256",
+                "added_at_ms",
+                "jitter_ms",
+                "gaps_filled_ms",
+                "ssrcs_seen",
+                "codec_changes",
+                "unknown_payload",
+                "rtcp_packets",
             ])
         );
+        assert_eq!(active["legs"][0]["jitter_ms"], serde_json::Value::Null);
+        assert_eq!(
+            keys(&active["associations"][0]),
+            set(&["participant", "leg", "from_ms", "to_ms"])
+        );
+        assert_eq!(active["associations"][0]["to_ms"], serde_json::Value::Null);
         assert_eq!(
             keys(&active["dtmf"][0]),
             set(&["digit", "leg", "offset_ms", "duration_ms", "source"])
@@ -1125,9 +1492,416 @@ mod tests {
         let value = serde_json::to_value(&complete).unwrap();
         assert_eq!(value["ended_at"], "2026-11-30T10:05:00.25Z");
         assert_eq!(value["state"], "complete");
+        assert_eq!(value["legs"][0]["jitter_ms"], 0.0);
         // And the JSON reads back into the same value (scripts post it back, tests compare).
         let back: Recording = serde_json::from_value(value).unwrap();
         assert_eq!(back, complete);
+    }
+
+    async fn quality_figures_and_added_at_round_trip(catalog: &Catalog) {
+        let mut rec = new_recording("q", datetime!(2026-11-30 10:00 UTC));
+        rec.legs = vec![leg("1", Some("p1")), leg("2", None)];
+        catalog.insert_recording(&rec).await.unwrap();
+        let mut late = leg("3", None);
+        late.added_at_ms = 12_345;
+        catalog.add_legs("q", &[late]).await.unwrap();
+
+        let stored = get(catalog, "q").await;
+        let added: Vec<_> = stored.legs.iter().map(|l| l.added_at_ms).collect();
+        assert_eq!(added, [0, 0, 12_345]);
+        assert!(stored.legs.iter().all(|l| l.jitter_ms.is_none()));
+
+        let figures = |label: &str, jitter_ms: f64, base: i64| LegCompletion {
+            label: label.to_owned(),
+            packets: 100,
+            jitter_ms,
+            gaps_filled_ms: base + 1,
+            ssrcs_seen: base + 2,
+            codec_changes: base + 3,
+            unknown_payload: base + 4,
+            rtcp_packets: base + 5,
+            ..LegCompletion::default()
+        };
+        let done = Completion {
+            legs: vec![
+                figures("1", 3.25, 10),
+                figures("2", f64::NAN, 20),
+                figures("3", 0.125, 30),
+            ],
+            ..completion("q", "1", 0, "")
+        };
+        catalog.complete_recording(&done).await.unwrap();
+        let stored = get(catalog, "q").await;
+        let got: Vec<_> = stored
+            .legs
+            .iter()
+            .map(|l| {
+                (
+                    l.jitter_ms,
+                    l.gaps_filled_ms,
+                    l.ssrcs_seen,
+                    l.codec_changes,
+                    l.unknown_payload,
+                    l.rtcp_packets,
+                    l.added_at_ms,
+                    l.packets,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(3.25), 11, 12, 13, 14, 15, 0, 100),
+                // A non-finite jitter is stored as unknown.
+                (None, 21, 22, 23, 24, 25, 0, 100),
+                (Some(0.125), 31, 32, 33, 34, 35, 12_345, 100),
+            ]
+        );
+    }
+
+    async fn complete_accepts_every_end_state_and_reason(catalog: &Catalog) {
+        let cases = [
+            (RecordingState::Complete, "bye"),
+            (RecordingState::Failed, "rtp-timeout"),
+            (RecordingState::Interrupted, "session-expired"),
+            (RecordingState::Interrupted, "shutdown"),
+            (RecordingState::Failed, "some vendor's own reason ✓"),
+        ];
+        for (n, (state, reason)) in cases.into_iter().enumerate() {
+            let id = format!("end-{n}");
+            catalog
+                .insert_recording(&new_recording(&id, datetime!(2026-11-30 10:00 UTC)))
+                .await
+                .unwrap();
+            let mut done = completion(&id, "1", 1, "aa");
+            done.state = state;
+            done.end_reason = reason.to_owned();
+            catalog.complete_recording(&done).await.unwrap();
+            let stored = get(catalog, &id).await;
+            assert_eq!(
+                (stored.state, stored.end_reason.as_deref()),
+                (state, Some(reason))
+            );
+        }
+    }
+
+    async fn associations_follow_join_transfer_and_leave(catalog: &Catalog) {
+        let mut rec = new_recording("assoc", datetime!(2026-11-30 10:00 UTC));
+        rec.legs = vec![leg("1", Some("p1")), leg("2", Some("p2")), leg("3", None)];
+        catalog.insert_recording(&rec).await.unwrap();
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(p, l)| ((*p).to_owned(), (*l).to_owned()))
+                .collect()
+        };
+        let assoc = |participant: &str, leg: &str, from_ms, to_ms| Association {
+            participant: participant.to_owned(),
+            leg: leg.to_owned(),
+            from_ms,
+            to_ms,
+        };
+        assert_eq!(
+            get(catalog, "assoc").await.associations,
+            [assoc("p1", "1", 0, None), assoc("p2", "2", 0, None)]
+        );
+
+        // Revision 2, join: p3 comes in on leg 3 (repeated pairs count once).
+        catalog
+            .set_associations(
+                "assoc",
+                1_000,
+                2,
+                &pairs(&[("p1", "1"), ("p2", "2"), ("p3", "3"), ("p3", "3")]),
+            )
+            .await
+            .unwrap();
+        // Revision 3, transfer: p2 leaves leg 2, p4 takes it over.
+        catalog
+            .set_associations(
+                "assoc",
+                2_000,
+                3,
+                &pairs(&[("p3", "3"), ("p4", "2"), ("p1", "1")]),
+            )
+            .await
+            .unwrap();
+        // Revision 4, leave: p3 hangs up.
+        catalog
+            .set_associations("assoc", 3_000, 4, &pairs(&[("p1", "1"), ("p4", "2")]))
+            .await
+            .unwrap();
+        let expected = [
+            assoc("p1", "1", 0, None),
+            assoc("p2", "2", 0, Some(2_000)),
+            assoc("p3", "3", 1_000, Some(3_000)),
+            assoc("p4", "2", 2_000, None),
+        ];
+        assert_eq!(get(catalog, "assoc").await.associations, expected);
+
+        // The same state again changes nothing; rejoining opens a new association.
+        catalog
+            .set_associations("assoc", 3_500, 5, &pairs(&[("p1", "1"), ("p4", "2")]))
+            .await
+            .unwrap();
+        assert_eq!(get(catalog, "assoc").await.associations, expected);
+        catalog
+            .set_associations("assoc", 4_000, 6, &pairs(&[("p4", "2"), ("p2", "2")]))
+            .await
+            .unwrap();
+        let stored = get(catalog, "assoc").await.associations;
+        assert_eq!(stored.len(), 5);
+        assert_eq!(stored[0], assoc("p1", "1", 0, Some(4_000)));
+        assert_eq!(stored[4], assoc("p2", "2", 4_000, None));
+        // Stored revisions: 0 for the initial offer without metadata, then as given.
+        let revisions = raw_i64s(
+            catalog,
+            "SELECT revision FROM participant_associations WHERE recording_id = 'assoc' \
+             ORDER BY seq",
+        )
+        .await;
+        assert_eq!(revisions, [0, 0, 2, 3, 6]);
+
+        let err = catalog
+            .set_associations("nope", 0, 1, &pairs(&[("p1", "1")]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    }
+
+    /// The first column of every row of a raw query, as integers.
+    async fn raw_i64s(catalog: &Catalog, sql: &str) -> Vec<i64> {
+        let mut tx = catalog.pool.begin_read().await.unwrap();
+        let rows = tx.fetch_all(sql, &[]).await.unwrap();
+        tx.commit().await.unwrap();
+        rows.iter()
+            .map(|row| match row {
+                DbRow::Sqlite(row) => sqlx::Row::get(row, 0),
+                DbRow::Postgres(row) => sqlx::Row::get(row, 0),
+            })
+            .collect()
+    }
+
+    fn digits(s: &str) -> ListQuery {
+        ListQuery {
+            digits: Some(s.to_owned()),
+            ..ListQuery::default()
+        }
+    }
+
+    async fn listed(catalog: &Catalog, query: &ListQuery) -> Vec<String> {
+        let mut ids: Vec<_> = catalog
+            .list_recordings(query)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    async fn digits_search_in_offset_order_across_legs(catalog: &Catalog) {
+        for id in ["d1", "d2", "d3"] {
+            let mut rec = new_recording(id, datetime!(2026-11-30 10:00 UTC));
+            rec.legs = vec![leg("a", None), leg("b", None)];
+            catalog.insert_recording(&rec).await.unwrap();
+        }
+        let event = |digit: &str, leg: &str, offset_ms| DtmfEvent {
+            digit: digit.to_owned(),
+            leg: leg.to_owned(),
+            offset_ms,
+            duration_ms: 80,
+            source: "rfc4733".to_owned(),
+        };
+        // d1, reported out of order on two legs: by offset the digits are "9#15".
+        for e in [
+            event("1", "a", 300),
+            event("9", "b", 100),
+            event("5", "b", 400),
+            event("#", "a", 200),
+        ] {
+            catalog.add_dtmf("d1", &e).await.unwrap();
+        }
+        // d2: "*A!" (a lowercase letter is stored uppercased for the search).
+        for e in [event("*", "a", 0), event("a", "b", 5), event("!", "a", 9)] {
+            catalog.add_dtmf("d2", &e).await.unwrap();
+        }
+        // d3 has no digits.
+
+        assert_eq!(listed(catalog, &digits("9#15")).await, ["d1"]);
+        assert_eq!(listed(catalog, &digits("#1")).await, ["d1"]);
+        assert_eq!(listed(catalog, &digits("5")).await, ["d1"]);
+        // Arrival order ("19…") and non-adjacent digits do not match.
+        assert!(listed(catalog, &digits("19")).await.is_empty());
+        assert!(listed(catalog, &digits("95")).await.is_empty());
+        assert_eq!(listed(catalog, &digits("A!")).await, ["d2"]);
+        assert_eq!(listed(catalog, &digits("*")).await, ["d2"]);
+        assert!(listed(catalog, &digits("0")).await.is_empty());
+        assert_eq!(listed(catalog, &digits("")).await, ["d1", "d2", "d3"]);
+
+        for bad in ["%", "_", "1%", "a", "12 ", "E", "\\", "x'--"] {
+            let err = catalog.list_recordings(&digits(bad)).await.unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidQuery { .. }),
+                "{bad:?}: {err:?}"
+            );
+        }
+
+        // The LIKE escaping itself, on the engine: an escaped '_' and '%' match only themselves.
+        let mut tx = catalog.pool.begin_read().await.unwrap();
+        for (text, expected) in [("_", 0), ("%", 0), ("9#", 1), ("\\", 0)] {
+            let pattern = like_contains(text);
+            let count = tx
+                .fetch_i64(
+                    "SELECT COUNT(*) FROM recordings WHERE dtmf_digits LIKE $1 ESCAPE '\\'",
+                    &[Arg::Text(&pattern)],
+                )
+                .await
+                .unwrap();
+            assert_eq!(count, expected, "{text:?} as {pattern:?}");
+        }
+        tx.commit().await.unwrap();
+    }
+
+    async fn list_filters_by_state_and_call_id(catalog: &Catalog) {
+        for id in ["s1", "s2", "s3"] {
+            let mut rec = new_recording(id, datetime!(2026-11-30 10:00 UTC));
+            if id == "s2" {
+                rec.egress_call_id = Some("shared@callvault".to_owned());
+            }
+            if id == "s3" {
+                rec.ingress_call_id = "shared@callvault".to_owned();
+            }
+            catalog.insert_recording(&rec).await.unwrap();
+        }
+        catalog
+            .complete_recording(&completion("s1", "1", 1, "aa"))
+            .await
+            .unwrap();
+        catalog
+            .add_dtmf(
+                "s3",
+                &DtmfEvent {
+                    digit: "7".to_owned(),
+                    leg: "1".to_owned(),
+                    offset_ms: 1,
+                    duration_ms: 80,
+                    source: "info".to_owned(),
+                },
+            )
+            .await
+            .unwrap();
+        let query = |state: Option<RecordingState>, call_id: Option<&str>| ListQuery {
+            state,
+            call_id: call_id.map(str::to_owned),
+            ..ListQuery::default()
+        };
+        assert_eq!(
+            listed(catalog, &query(Some(RecordingState::Active), None)).await,
+            ["s2", "s3"]
+        );
+        assert_eq!(
+            listed(catalog, &query(Some(RecordingState::Complete), None)).await,
+            ["s1"]
+        );
+        assert!(
+            listed(catalog, &query(Some(RecordingState::Failed), None))
+                .await
+                .is_empty()
+        );
+        // Ingress or egress, exactly.
+        assert_eq!(
+            listed(catalog, &query(None, Some("shared@callvault"))).await,
+            ["s2", "s3"]
+        );
+        assert_eq!(
+            listed(catalog, &query(None, Some("ingress-s1@src.example"))).await,
+            ["s1"]
+        );
+        assert!(
+            listed(catalog, &query(None, Some("shared@")))
+                .await
+                .is_empty()
+        );
+        // Filters combine, and paging applies after filtering.
+        assert_eq!(
+            listed(
+                catalog,
+                &query(Some(RecordingState::Complete), Some("shared@callvault"))
+            )
+            .await,
+            Vec::<String>::new()
+        );
+        let mut combined = query(Some(RecordingState::Active), Some("shared@callvault"));
+        combined.digits = Some("7".to_owned());
+        assert_eq!(listed(catalog, &combined).await, ["s3"]);
+        combined.digits = None;
+        combined.limit = 1;
+        combined.offset = 1;
+        assert_eq!(listed(catalog, &combined).await, ["s2"]);
+    }
+
+    async fn metadata_revisions_read_back_in_order(catalog: &Catalog) {
+        let mut rec = new_recording("mr", datetime!(2026-11-30 10:00 UTC));
+        rec.metadata = Some(NewMetadataRevision {
+            received_at: datetime!(2026-11-30 10:00:00.001 UTC),
+            datamode: Some("complete".to_owned()),
+            raw_xml: "<recording n='1'/>".to_owned(),
+            participants: Vec::new(),
+        });
+        catalog.insert_recording(&rec).await.unwrap();
+        for (n, datamode) in [(2, Some("partial")), (3, None)] {
+            let rev = NewMetadataRevision {
+                received_at: datetime!(2026-11-30 10:00 UTC) + time::Duration::seconds(n),
+                datamode: datamode.map(str::to_owned),
+                raw_xml: format!("<recording n='{n}'/>"),
+                participants: Vec::new(),
+            };
+            catalog.add_metadata_revision("mr", &rev).await.unwrap();
+        }
+        let revisions = catalog.metadata_revisions("mr").await.unwrap();
+        assert_eq!(
+            revisions,
+            [
+                MetadataRevision {
+                    number: 1,
+                    received_at: datetime!(2026-11-30 10:00:00.001 UTC),
+                    datamode: Some("complete".to_owned()),
+                    raw_xml: "<recording n='1'/>".to_owned(),
+                },
+                MetadataRevision {
+                    number: 2,
+                    received_at: datetime!(2026-11-30 10:00:02 UTC),
+                    datamode: Some("partial".to_owned()),
+                    raw_xml: "<recording n='2'/>".to_owned(),
+                },
+                MetadataRevision {
+                    number: 3,
+                    received_at: datetime!(2026-11-30 10:00:03 UTC),
+                    datamode: None,
+                    raw_xml: "<recording n='3'/>".to_owned(),
+                },
+            ]
+        );
+        assert_eq!(get(catalog, "mr").await.metadata_revisions, 3);
+        let json = serde_json::to_value(&revisions[0]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "number": 1,
+                "received_at": "2026-11-30T10:00:00.001Z",
+                "datamode": "complete",
+                "raw_xml": "<recording n='1'/>",
+            })
+        );
+
+        catalog
+            .insert_recording(&new_recording("none", datetime!(2026-11-30 10:00 UTC)))
+            .await
+            .unwrap();
+        assert!(catalog.metadata_revisions("none").await.unwrap().is_empty());
+        let err = catalog.metadata_revisions("nope").await.unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     }
 
     async fn concurrent_writers_all_land(catalog: &Catalog) {
@@ -1199,6 +1973,12 @@ mod tests {
         metadata_revisions_are_counted_and_add_participants,
         legs_and_dtmf_added_mid_call,
         json_has_exactly_the_contract_fields,
+        quality_figures_and_added_at_round_trip,
+        complete_accepts_every_end_state_and_reason,
+        associations_follow_join_transfer_and_leave,
+        digits_search_in_offset_order_across_legs,
+        list_filters_by_state_and_call_id,
+        metadata_revisions_read_back_in_order,
         concurrent_writers_all_land,
     );
 
@@ -1235,6 +2015,12 @@ mod tests {
         metadata_revisions_are_counted_and_add_participants,
         legs_and_dtmf_added_mid_call,
         json_has_exactly_the_contract_fields,
+        quality_figures_and_added_at_round_trip,
+        complete_accepts_every_end_state_and_reason,
+        associations_follow_join_transfer_and_leave,
+        digits_search_in_offset_order_across_legs,
+        list_filters_by_state_and_call_id,
+        metadata_revisions_read_back_in_order,
         concurrent_writers_all_land,
     );
 
@@ -1314,6 +2100,183 @@ mod tests {
         assert_eq!(with_database("postgres://h", "t1"), "postgres://h/t1");
     }
 
+    /// Creates, at `url`, a catalog as a version-1 build left it: only the first migration,
+    /// applied by sqlx's migrator from a folder holding just that file (so `_sqlx_migrations`
+    /// records it exactly as in the field), then rows written with version 1's columns only.
+    async fn create_version_1_catalog(url: &str) {
+        let engine = if url.starts_with("sqlite:") {
+            "sqlite"
+        } else {
+            "postgres"
+        };
+        let name = "20261130000001_initial.sql";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(engine)
+                .join(name),
+            dir.path().join(name),
+        )
+        .unwrap();
+        let migrator = sqlx::migrate::Migrator::new(dir.path().to_path_buf())
+            .await
+            .unwrap();
+        let rows = [
+            "INSERT INTO recordings (id, session_id, ingress_call_id, from_uri, to_uri, \
+             started_at, ended_at, duration_ms, state, end_reason, source_address, transport) \
+             VALUES ('old', 's', 'old@src', 'f', 't', 1796030553000, 1796030563000, 10000, \
+             'complete', 'bye', '192.0.2.1:5060', 'udp')",
+            "INSERT INTO recordings (id, session_id, ingress_call_id, from_uri, to_uri, \
+             started_at, state, source_address, transport) \
+             VALUES ('quiet', 's2', 'quiet@src', 'f', 't', 1796030553000, 'active', \
+             '192.0.2.1:5060', 'udp')",
+            "INSERT INTO participants (recording_id, id, position, aor) \
+             VALUES ('old', 'p1', 0, 'sip:alice@example.com')",
+            "INSERT INTO legs (recording_id, label, position, participant_id, binding_rule, \
+             codec, sample_rate, path, packets, lost, samples, sha256) \
+             VALUES ('old', '1', 0, 'p1', 'metadata', 'PCMA', 8000, 'a.wav', 500, 2, 80000, 'ab')",
+            "INSERT INTO legs (recording_id, label, position, binding_rule, codec, sample_rate, \
+             path) VALUES ('old', '2', 1, 'label order', 'PCMU', 8000, 'b.wav')",
+            "INSERT INTO metadata_revisions (recording_id, revision, received_at, raw_xml) \
+             VALUES ('old', 1, 1796030553000, '<recording/>')",
+            "INSERT INTO dtmf_events (recording_id, seq, digit, leg_label, offset_ms, \
+             duration_ms, source) VALUES ('old', 0, '3', '1', 200, 80, 'rfc4733')",
+            "INSERT INTO dtmf_events (recording_id, seq, digit, leg_label, offset_ms, \
+             duration_ms, source) VALUES ('old', 1, '2', '2', 100, 80, 'rfc4733')",
+        ];
+        if engine == "sqlite" {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            for sql in rows {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            for sql in rows {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+    }
+
+    /// Opens a version-1 catalog made by [`create_version_1_catalog`]: the migration to
+    /// version 2 runs and the old rows read back with the defaults.
+    async fn version_1_rows_read_back_after_migration(url: &str) {
+        create_version_1_catalog(url).await;
+        let catalog = Catalog::open(url).await.unwrap();
+        assert_eq!(
+            raw_i64s(
+                &catalog,
+                "SELECT version FROM _sqlx_migrations ORDER BY version"
+            )
+            .await,
+            [20261130000001, 20261130000002]
+        );
+        let old = get(&catalog, "old").await;
+        assert_eq!(old.state, RecordingState::Complete);
+        assert_eq!(old.end_reason.as_deref(), Some("bye"));
+        assert_eq!(old.metadata_revisions, 1);
+        let legs: Vec<_> = old
+            .legs
+            .iter()
+            .map(|l| {
+                (
+                    l.label.as_str(),
+                    l.packets,
+                    l.lost,
+                    l.sha256.as_deref(),
+                    l.added_at_ms,
+                    l.jitter_ms,
+                    (l.gaps_filled_ms, l.ssrcs_seen, l.codec_changes),
+                    (l.unknown_payload, l.rtcp_packets),
+                )
+            })
+            .collect();
+        assert_eq!(
+            legs,
+            [
+                ("1", 500, 2, Some("ab"), 0, None, (0, 0, 0), (0, 0)),
+                ("2", 0, 0, None, 0, None, (0, 0, 0), (0, 0)),
+            ]
+        );
+        // The leg's participant became an association from the start.
+        assert_eq!(
+            old.associations,
+            [Association {
+                participant: "p1".to_owned(),
+                leg: "1".to_owned(),
+                from_ms: 0,
+                to_ms: None,
+            }]
+        );
+        assert_eq!(
+            catalog.metadata_revisions("old").await.unwrap()[0].raw_xml,
+            "<recording/>"
+        );
+        assert!(get(&catalog, "quiet").await.associations.is_empty());
+        // The digits of old rows were computed in offset order on open.
+        assert_eq!(listed(&catalog, &digits("23")).await, ["old"]);
+        assert_eq!(listed(&catalog, &digits("")).await, ["old", "quiet"]);
+        // And the new code keeps writing to them.
+        catalog
+            .add_dtmf(
+                "old",
+                &DtmfEvent {
+                    digit: "4".to_owned(),
+                    leg: "1".to_owned(),
+                    offset_ms: 300,
+                    duration_ms: 80,
+                    source: "info".to_owned(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(listed(&catalog, &digits("234")).await, ["old"]);
+        catalog.close().await;
+        // Opening again migrates nothing and finds nothing to backfill.
+        let again = Catalog::open(url).await.unwrap();
+        assert_eq!(listed(&again, &digits("234")).await, ["old"]);
+        again.close().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_version_1_database_migrates_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        version_1_rows_read_back_after_migration(&Catalog::sqlite_url(dir.path())).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_version_1_database_migrates_with_defaults() {
+        let Some(db) = PostgresDb::create().await else {
+            return;
+        };
+        version_1_rows_read_back_after_migration(&db.url).await;
+        db.drop().await;
+    }
+
+    #[test]
+    fn like_contains_escapes_the_wildcards_and_the_escape() {
+        assert_eq!(like_contains("12#"), "%12#%");
+        assert_eq!(like_contains("5%_\\"), "%5\\%\\_\\\\%");
+        assert_eq!(like_contains(""), "%%");
+        assert_eq!(
+            digits_pattern("0123456789*#ABCD!").unwrap(),
+            "%0123456789*#ABCD!%"
+        );
+        for bad in ["abcd", "%", "_", " ", "E", "1\\"] {
+            assert!(
+                matches!(digits_pattern(bad), Err(Error::InvalidQuery { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn reopening_keeps_rows_and_does_not_migrate_twice() {
         let dir = tempfile::tempdir().unwrap();
@@ -1336,7 +2299,7 @@ mod tests {
             .fetch_one(pool)
             .await
             .unwrap();
-        assert_eq!(applied, 1);
+        assert_eq!(applied, 2);
         let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(pool)
             .await

@@ -39,6 +39,7 @@ pub(crate) enum Arg<'a> {
     Int(i64),
     Text(&'a str),
     OptText(Option<&'a str>),
+    OptFloat(Option<f64>),
 }
 
 pub(crate) enum Tx {
@@ -170,6 +171,7 @@ fn sqlite_query<'q>(
         Arg::Int(v) => query.bind(v),
         Arg::Text(v) => query.bind(v),
         Arg::OptText(v) => query.bind(v),
+        Arg::OptFloat(v) => query.bind(v),
     })
 }
 
@@ -181,6 +183,7 @@ fn postgres_query<'q>(
         Arg::Int(v) => query.bind(v),
         Arg::Text(v) => query.bind(v),
         Arg::OptText(v) => query.bind(v),
+        Arg::OptFloat(v) => query.bind(v),
     })
 }
 

@@ -37,6 +37,10 @@ pub enum Error {
     /// `insert_recording` was given an id that is already in the catalog.
     #[error("recording {id} is already in the catalog")]
     AlreadyExists { id: String },
+    /// A [`crate::ListQuery`] the catalog cannot run, e.g. `digits` with a character that is
+    /// not a DTMF digit.
+    #[error("invalid catalog query: {reason}")]
+    InvalidQuery { reason: String },
     /// A stored value cannot be turned back into its Rust type (edited by hand, or a newer schema).
     #[error("corrupt catalog value in {table}.{column}: {value:?}")]
     Corrupt {

@@ -8,7 +8,8 @@
 //!   `db` hides which engine runs them.
 //! - **Types.** Ids are TEXT: recording ids are UUIDs chosen by the caller (they also name the
 //!   recording's folder, so they exist before any row does). Every integer is BIGINT (`i64` on
-//!   both engines; SQLite has no unsigned types and PostgreSQL no `u32`).
+//!   both engines; SQLite has no unsigned types and PostgreSQL no `u32`). The one float,
+//!   `legs.jitter_ms`, is DOUBLE PRECISION (`f64`; REAL on SQLite), NULL until completion.
 //! - **Timestamps are BIGINT unix milliseconds, UTC**, not RFC 3339 TEXT: they compare and sort
 //!   as numbers on both engines (TEXT sorts right only if every writer formats identically),
 //!   need no engine date functions, and range queries are plain index scans. Millisecond
@@ -17,12 +18,28 @@
 //!   transaction that first locks the parent `recordings` row (see `db::Pool::begin`).
 //! - **Reads cost a fixed number of queries**: a page of recordings, then each child table once
 //!   for the whole page (`WHERE recording_id IN (…)`), inside one read snapshot.
+//! - **Migrations only add.** A migration that databases in the field have is never edited; a
+//!   schema change is a new file in both folders (version 2 adds the leg quality figures,
+//!   `legs.added_at_ms`, `participant_associations` and `recordings.dtmf_digits`), with defaults
+//!   so older rows read back unchanged.
+//! - **DTMF search is a denormalised column.** `recordings.dtmf_digits` holds the recording's
+//!   digits concatenated in offset order across all legs (uppercased); [`Catalog::add_dtmf`]
+//!   recomputes it from `dtmf_events` in the transaction that adds a digit, so a late-reported
+//!   digit lands in its place. [`ListQuery::digits`] is then a portable
+//!   `LIKE '%…%' ESCAPE '\'` (digits are validated to `0-9*#A-D!`, and `%`, `_`, `\` escaped
+//!   anyway). NULL means "not computed": rows of schema version 1 that had digits are computed
+//!   by [`Catalog::open`] (portable SQL has no ordered string aggregate).
 //! - Queries use runtime `sqlx::query` with binds, never the `query!` macros: no database is
 //!   needed at build time.
 //!
 //! # Limits
 //! - [`Catalog::mark_interrupted`] marks *every* `active` row; on a PostgreSQL catalog shared by
-//!   several nodes it needs a node id column first (not in schema version 1).
+//!   several nodes it needs a node id column first (not in schema version 2).
+//! - The digits search scans `recordings` (a `LIKE '%…%'` cannot use an index); other filters
+//!   narrow it first. Fine for the catalog sizes of one deployment, not for millions of rows.
+//! - During a rolling upgrade on a shared PostgreSQL catalog, a node still running version 1
+//!   writes DTMF without updating `dtmf_digits` (and new recordings with it NULL until the next
+//!   open of a version-2 catalog).
 
 #![forbid(unsafe_code)]
 
@@ -34,7 +51,7 @@ mod model;
 pub use catalog::{Catalog, SQLITE_FILE_NAME};
 pub use error::{Error, Result};
 pub use model::{
-    Completion, CorrelationId, DtmfEvent, Leg, LegCompletion, ListQuery, NewLeg,
-    NewMetadataRevision, NewParticipant, NewRecording, Participant, Recording, RecordingState,
-    UnknownRecordingState,
+    Association, Completion, CorrelationId, DtmfEvent, Leg, LegCompletion, ListQuery,
+    MetadataRevision, NewLeg, NewMetadataRevision, NewParticipant, NewRecording, Participant,
+    Recording, RecordingState, UnknownRecordingState,
 };

@@ -48,7 +48,7 @@ pub struct NewParticipant {
 }
 
 /// One recorded stream, written to its own file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewLeg {
     /// The SDP label; unique within a recording.
     pub label: String,
@@ -60,6 +60,9 @@ pub struct NewLeg {
     pub sample_rate: u32,
     /// Relative to the data dir, so the data dir can move.
     pub path: String,
+    /// When the stream was added, in milliseconds from the start of the recording: 0 for the
+    /// streams of the initial offer, later for streams a re-INVITE/UPDATE added mid-call.
+    pub added_at_ms: i64,
 }
 
 /// One metadata document as received (INVITE, re-INVITE, UPDATE).
@@ -74,7 +77,7 @@ pub struct NewMetadataRevision {
 }
 
 /// How a recording ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
     pub recording_id: String,
     pub state: RecordingState,
@@ -85,7 +88,7 @@ pub struct Completion {
 }
 
 /// The final counters of one leg, matched to the leg by label.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LegCompletion {
     pub label: String,
     pub packets: i64,
@@ -97,6 +100,19 @@ pub struct LegCompletion {
     pub samples: i64,
     /// Hex SHA-256 of the closed WAV file.
     pub sha256: Option<String>,
+    /// Interarrival jitter (RFC 3550) in milliseconds. A non-finite value is stored as unknown
+    /// (`null` in the JSON).
+    pub jitter_ms: f64,
+    /// Milliseconds of silence written to fill gaps in the stream.
+    pub gaps_filled_ms: i64,
+    /// How many distinct RTP SSRCs the leg carried.
+    pub ssrcs_seen: i64,
+    /// How many times the payload type / codec changed mid-stream.
+    pub codec_changes: i64,
+    /// Packets dropped for a payload type the SDP did not announce.
+    pub unknown_payload: i64,
+    /// RTCP packets received for the leg.
+    pub rtcp_packets: i64,
 }
 
 /// Where a recording is in its life.
@@ -148,13 +164,21 @@ impl FromStr for RecordingState {
     }
 }
 
-/// One page of the catalog, newest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One page of the catalog, newest first, optionally filtered (filters combine with AND).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery {
     /// Clamped to `0..=ListQuery::MAX_LIMIT`.
     pub limit: i64,
     /// Negative counts as 0.
     pub offset: i64,
+    /// Only recordings whose DTMF digits, concatenated in offset order across all legs,
+    /// contain this string. Only `0-9 * # A-D !` are allowed (anything else is
+    /// [`crate::Error::InvalidQuery`]); `""` matches every recording.
+    pub digits: Option<String>,
+    /// Only recordings in this state.
+    pub state: Option<RecordingState>,
+    /// Only recordings whose ingress or egress Call-ID is exactly this.
+    pub call_id: Option<String>,
 }
 
 impl ListQuery {
@@ -167,12 +191,20 @@ impl Default for ListQuery {
         ListQuery {
             limit: 100,
             offset: 0,
+            digits: None,
+            state: None,
+            call_id: None,
         }
     }
 }
 
+/// The characters a DTMF digit string may hold (RFC 4733 events 0-15, `!` for flash).
+pub(crate) fn is_dtmf_digit(c: char) -> bool {
+    matches!(c, '0'..='9' | '*' | '#' | 'A'..='D' | '!')
+}
+
 /// A recording as the catalog knows it (the JSON contract).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recording {
     pub id: String,
     pub session_id: String,
@@ -194,8 +226,12 @@ pub struct Recording {
     pub dtmf: Vec<DtmfEvent>,
     pub correlation_ids: Vec<CorrelationId>,
     pub warnings: Vec<String>,
-    /// How many metadata documents were received (0 when none came).
+    /// How many metadata documents were received (0 when none came); the documents themselves
+    /// are read with [`crate::Catalog::metadata_revisions`].
     pub metadata_revisions: i64,
+    /// Which participant was on which leg when, ordered by `from_ms` (then by when the
+    /// association was opened).
+    pub associations: Vec<Association>,
     pub source_address: String,
     pub transport: String,
 }
@@ -207,7 +243,7 @@ pub struct Participant {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Leg {
     pub label: String,
     pub participant: Option<String>,
@@ -221,6 +257,37 @@ pub struct Leg {
     pub out_of_order: i64,
     pub late: i64,
     pub sha256: Option<String>,
+    /// Milliseconds from the start of the recording to when the leg was added.
+    pub added_at_ms: i64,
+    /// `null` until the leg is completed (and for legs completed before version 2).
+    pub jitter_ms: Option<f64>,
+    pub gaps_filled_ms: i64,
+    pub ssrcs_seen: i64,
+    pub codec_changes: i64,
+    pub unknown_payload: i64,
+    pub rtcp_packets: i64,
+}
+
+/// A participant heard on a leg from `from_ms` until `to_ms` (milliseconds from the start of
+/// the recording); `to_ms` is `None` while the association is open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Association {
+    pub participant: String,
+    /// The leg's label.
+    pub leg: String,
+    pub from_ms: i64,
+    pub to_ms: Option<i64>,
+}
+
+/// One stored metadata document, as read by [`crate::Catalog::metadata_revisions`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataRevision {
+    /// 1 for the document of the INVITE, then 2, 3… in the order received.
+    pub number: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    pub datamode: Option<String>,
+    pub raw_xml: String,
 }
 
 /// A DTMF digit: an input of [`crate::Catalog::add_dtmf`] and part of a [`Recording`].
@@ -320,7 +387,10 @@ mod tests {
             ListQuery::default(),
             ListQuery {
                 limit: 100,
-                offset: 0
+                offset: 0,
+                digits: None,
+                state: None,
+                call_id: None,
             }
         );
     }

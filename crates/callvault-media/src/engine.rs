@@ -1,8 +1,8 @@
 //! The engine: starts the threads, and is the control plane's handle on ports and legs.
 
 use std::path::{Component, Path};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -12,9 +12,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::error::{Error, Result};
 use crate::port::{PortPool, PortReservation};
 use crate::receive::{self, LegCommand, LegStart, ThreadCommand, ThreadSetup};
-use crate::stream::{self, Stream};
-use crate::wav::{Block, LegId, Writer, WriterControl};
-use crate::{LegReport, LegSpec, LegUpdate, MediaConfig, MediaStats, SharedStats};
+use crate::stream::Stream;
+use crate::wav::{Block, Writer, WriterControl};
+use crate::{
+    LegId, LegReport, LegSpec, LegUpdate, MediaConfig, MediaEvent, MediaStats, SharedStats,
+};
 
 /// The media engine. `Send + Sync`: share it behind an `Arc` between signalling tasks.
 #[derive(Debug)]
@@ -24,6 +26,9 @@ pub struct MediaEngine {
     stats: Arc<SharedStats>,
     next_leg: AtomicU64,
     next_thread: AtomicUsize,
+    /// The receiving end of the events, until [`MediaEngine::events`] takes it. A lock taken
+    /// once, never on the packet path.
+    events: Mutex<Option<mpsc::UnboundedReceiver<MediaEvent>>>,
     /// `None` once shut down.
     running: Option<Running>,
 }
@@ -47,13 +52,18 @@ struct ReceiveThread {
 /// (the file is still finalised; no report is sent).
 #[derive(Debug)]
 pub struct LegHandle {
+    id: LegId,
     label: String,
     port: u16,
-    sample_rate: u32,
     commands: mpsc::UnboundedSender<LegCommand>,
 }
 
 impl LegHandle {
+    /// The leg's id in [`MediaEvent`]s.
+    pub fn id(&self) -> LegId {
+        self.id
+    }
+
     pub fn label(&self) -> &str {
         &self.label
     }
@@ -73,6 +83,7 @@ impl MediaEngine {
         let (writer_control, control_rx) = unbounded();
         let (writer_data, data_rx) = bounded(config.writer_queue_blocks);
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let (events, events_rx) = mpsc::unbounded_channel();
 
         let mut recycle_senders = Vec::new();
         let mut setups = Vec::new();
@@ -98,6 +109,7 @@ impl MediaEngine {
                     writer_data: writer_data.clone(),
                     recycled,
                     stats: Arc::clone(&stats),
+                    events: events.clone(),
                 },
             ));
         }
@@ -136,6 +148,7 @@ impl MediaEngine {
             stats,
             next_leg: AtomicU64::new(1),
             next_thread: AtomicUsize::new(0),
+            events: Mutex::new(Some(events_rx)),
             running: Some(running),
         })
     }
@@ -150,9 +163,9 @@ impl MediaEngine {
     pub fn start_leg(&self, reservation: PortReservation, spec: LegSpec) -> Result<LegHandle> {
         let running = self.running.as_ref().ok_or(Error::ShutDown)?;
         check_relative(&spec.path)?;
-        let leg: LegId = self.next_leg.fetch_add(1, Ordering::Relaxed);
+        let leg = LegId(self.next_leg.fetch_add(1, Ordering::Relaxed));
         let port = reservation.port();
-        let stream = Stream::new(&spec, self.config.jitter_window);
+        let stream = Stream::new(leg, &spec, self.config.jitter_window);
         let sample_rate = stream.sample_rate();
         let path = self.config.data_dir.join(&spec.path);
         let (commands, commands_rx) = mpsc::unbounded_channel();
@@ -189,19 +202,19 @@ impl MediaEngine {
             });
             return Err(Error::ShutDown);
         }
-        tracing::debug!(leg, label = %spec.label, port, "leg started");
+        tracing::debug!(%leg, label = %spec.label, port, "leg started");
         Ok(LegHandle {
+            id: leg,
             label: spec.label,
             port,
-            sample_rate,
             commands,
         })
     }
 
-    /// Changes codec, payload types or direction (re-INVITE). `active: false` (hold) keeps the leg
-    /// growing with silence. The sample rate of a leg cannot change (its WAV has one rate).
+    /// Changes codecs, payload types or direction (re-INVITE). `active: false` (hold) keeps the
+    /// leg growing with silence. The WAV keeps the rate it started with: audio of a codec with
+    /// another rate is resampled to it (counted in [`LegReport::resampled_packets`]).
     pub fn update_leg(&self, leg: &LegHandle, update: LegUpdate) -> Result<()> {
-        stream::check_rate(&leg.label, leg.sample_rate, update.codec)?;
         leg.commands
             .send(LegCommand::Update(update))
             .map_err(|_| Error::LegGone {
@@ -224,6 +237,17 @@ impl MediaEngine {
             });
         }
         report
+    }
+
+    /// The events of every leg (DTMF, inactivity), for the control plane. The first call takes
+    /// the receiver; later calls return `None`. Take it once at startup: until then events wait
+    /// in the channel (a few dozen bytes per key press), and once it is dropped they are lost.
+    pub fn events(&self) -> Option<mpsc::UnboundedReceiver<MediaEvent>> {
+        // Poisoning cannot leave the Option half-written: take the value anyway.
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// A snapshot of the counters.
@@ -333,6 +357,7 @@ mod tests {
         fn send<T: Send>() {}
         send_sync::<MediaEngine>();
         send::<LegHandle>();
+        send::<MediaEvent>();
         send::<PortReservation>();
     }
 }

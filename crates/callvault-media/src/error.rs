@@ -53,9 +53,6 @@ pub enum Error {
     /// The leg already finished (stopped, or its handle's thread is gone).
     #[error("leg {label} is no longer recording")]
     LegGone { label: String },
-    /// A codec change would change the WAV's sample rate mid-file.
-    #[error("leg {label}: sample rate cannot change mid-leg ({from} Hz -> {to} Hz)")]
-    SampleRateChange { label: String, from: u32, to: u32 },
     /// An RTP packet that cannot be parsed (never surfaced per packet to callers; counted instead).
     #[error("malformed RTP packet: {0}")]
     MalformedRtp(&'static str),

@@ -13,6 +13,18 @@
 //! counterpart of a crossbeam channel: a thread parked in its runtime is woken by it) and talks to
 //! a leg by message too (`update`, `stop`); reports come back on a oneshot.
 //!
+//! **Events.** What the control plane must act on (a DTMF key press, an active leg gone
+//! silent) is queued on the leg's `stream::Stream` and sent by its task on one unbounded channel
+//! per engine, taken once with [`MediaEngine::events`]. Events are rare (one per key press, one
+//! per silence), so a channel send there costs nothing on the packet path. Inactivity is checked
+//! on the leg's tick; RFC 4733 presses are assembled by the pure [`dtmf::DtmfDetector`].
+//!
+//! **Rates.** A leg's WAV rate is its first codec's sample rate, fixed for the leg. RTP
+//! timestamps count at the codec's clock rate, kept apart from the audio's sample rate
+//! (G.722: 8000 / 16000); packet sizes come from what the decoder returns. Several payload types
+//! may be live on a leg (a table from payload type to decoder); audio of a codec with another
+//! sample rate is resampled (repeat / decimate) to the leg's, and counted.
+//!
 //! **Who owns time.** Nothing below the receive loop reads the clock. The loop takes one `Instant`
 //! per received packet and one per tick (every 50 ms) and passes it in; `timeline::Timeline`
 //! places audio from those instants and the RTP timestamps, so every timing rule is tested on
@@ -33,6 +45,7 @@
 //! internal invariants only.
 
 mod codec;
+pub mod dtmf;
 mod engine;
 mod error;
 mod port;
@@ -43,12 +56,13 @@ mod stream;
 mod timeline;
 mod wav;
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-pub use codec::Codec;
+pub use codec::{AudioFormat, Codec, CodecKind};
 pub use engine::{LegHandle, MediaEngine};
 pub use error::{Error, Result};
 pub use port::PortReservation;
@@ -119,7 +133,8 @@ impl Default for MediaConfig {
     }
 }
 
-/// What to record on a reserved port.
+/// What to record on a reserved port. [`LegSpec::new`] fills in the defaults of the optional
+/// fields.
 #[derive(Clone, Debug)]
 pub struct LegSpec {
     /// The stream's label (SDP `a=label`), for logs and the report.
@@ -128,23 +143,116 @@ pub struct LegSpec {
     pub path: PathBuf,
     /// Payload type of the audio codec.
     pub payload_type: u8,
+    /// The negotiated codec: its sample rate is the WAV's for the whole leg.
     pub codec: Codec,
+    /// Further audio payload types the sender may switch to without a re-INVITE (several codecs
+    /// in the answer). Audio of another sample rate is resampled to the leg's rate.
+    pub other_formats: Vec<AudioFormat>,
     /// Payload type of RFC 4733 telephone-event, if negotiated.
     pub telephone_event_pt: Option<u8>,
+    /// Clock rate of telephone-event (its `a=rtpmap`), 8000 almost always.
+    pub telephone_event_clock: u32,
+    /// False: telephone-events are counted as packets but neither detected nor reported (some
+    /// deployments must not keep card digits).
+    pub capture_dtmf: bool,
+    /// An active leg without any RTP for this long sends one [`MediaEvent::Inactive`]; `None`:
+    /// never.
+    pub inactivity_timeout: Option<Duration>,
     /// The instant the session was answered: offset 0 of the WAV.
     pub anchor: Instant,
     /// False when offered inactive or with `c=0.0.0.0`: silence is recorded.
     pub active: bool,
 }
 
-/// A re-INVITE's new parameters for a leg.
+impl LegSpec {
+    /// An active leg with one codec, no telephone-event, DTMF capture on (it applies once a
+    /// telephone-event payload type is set), 8000 Hz event clock, no inactivity timeout.
+    pub fn new(
+        label: impl Into<String>,
+        path: impl Into<PathBuf>,
+        payload_type: u8,
+        codec: Codec,
+        anchor: Instant,
+    ) -> LegSpec {
+        LegSpec {
+            label: label.into(),
+            path: path.into(),
+            payload_type,
+            codec,
+            other_formats: Vec::new(),
+            telephone_event_pt: None,
+            telephone_event_clock: DEFAULT_TELEPHONE_EVENT_CLOCK,
+            capture_dtmf: true,
+            inactivity_timeout: None,
+            anchor,
+            active: true,
+        }
+    }
+}
+
+/// The clock rate of telephone-event when the SDP says nothing else.
+pub const DEFAULT_TELEPHONE_EVENT_CLOCK: u32 = 8000;
+
+/// A re-INVITE's new parameters for a leg. [`LegUpdate::new`] fills in the defaults.
 #[derive(Clone, Debug)]
 pub struct LegUpdate {
     pub payload_type: u8,
+    /// May have another sample rate than the leg's: its audio is then resampled (counted in
+    /// [`LegReport::resampled_packets`]).
     pub codec: Codec,
+    /// As [`LegSpec::other_formats`].
+    pub other_formats: Vec<AudioFormat>,
     pub telephone_event_pt: Option<u8>,
+    /// As [`LegSpec::telephone_event_clock`].
+    pub telephone_event_clock: u32,
     /// False on hold (`a=inactive`, `c=0.0.0.0`, pause): the leg keeps growing with silence.
     pub active: bool,
+}
+
+impl LegUpdate {
+    /// One codec, no telephone-event, 8000 Hz event clock.
+    pub fn new(payload_type: u8, codec: Codec, active: bool) -> LegUpdate {
+        LegUpdate {
+            payload_type,
+            codec,
+            other_formats: Vec::new(),
+            telephone_event_pt: None,
+            telephone_event_clock: DEFAULT_TELEPHONE_EVENT_CLOCK,
+            active,
+        }
+    }
+}
+
+/// Identifies a leg in [`MediaEvent`]s; [`LegHandle::id`] returns it. Unique per engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegId(pub(crate) u64);
+
+impl fmt::Display for LegId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "leg-{}", self.0)
+    }
+}
+
+/// What the media plane tells the control plane, on [`MediaEngine::events`]. Sent once per
+/// key press or per silence, never per packet.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// One RFC 4733 key press, sent when it ends (end bit, a newer event, 1 s without event
+    /// packets, or the leg stopping).
+    Dtmf {
+        leg: LegId,
+        /// `0`-`9`, `*`, `#`, `A`-`D`, or `!` for flash (event 16).
+        digit: char,
+        /// From the leg's anchor to the start of the press, on the leg's timeline (where it lies
+        /// in the WAV).
+        offset_ms: u64,
+        /// The press's duration field (the last one received when its end was lost).
+        duration_ms: u64,
+    },
+    /// An active leg received no RTP for [`LegSpec::inactivity_timeout`]. Sent once; armed
+    /// again when packets resume. Held legs never send it.
+    Inactive { leg: LegId, silent_for: Duration },
 }
 
 /// What a leg recorded, sent when its file is closed.
@@ -172,8 +280,14 @@ pub struct LegReport {
     pub error: Option<String>,
     /// Comfort-noise packets (PT 13), recorded as silence.
     pub comfort_noise: u64,
-    /// RFC 4733 packets (no audio; DTMF detection comes later).
+    /// RFC 4733 packets (no audio), whatever their event.
     pub telephone_events: u64,
+    /// Key presses detected (sent as [`MediaEvent::Dtmf`]); 0 when DTMF capture is off.
+    pub dtmf_digits: u64,
+    /// Telephone-event packets of events other than DTMF and flash (tones, modem signals).
+    pub telephone_events_other: u64,
+    /// Telephone-event payloads too short to hold an event, or changing event mid-press.
+    pub telephone_events_malformed: u64,
     /// Datagrams that are not valid RTP (too short, wrong version, bad lengths).
     pub malformed: u64,
     /// RTCP packets, multiplexed or on the RTCP port.
@@ -188,6 +302,21 @@ pub struct LegReport {
     pub blocks_dropped: u64,
     /// Samples of silence the writer put in place of dropped blocks.
     pub silence_filled: u64,
+    /// RFC 3550 §6.4.1 interarrival jitter of the audio packets at the end of the leg, in ms.
+    pub jitter_ms: f64,
+    /// Milliseconds of the file that no audio packet covered while the leg was active: loss,
+    /// DTX and comfort noise, late packets, the time before the first packet and after the last.
+    /// Hold (inactive) time is not counted.
+    pub gaps_filled_ms: u64,
+    /// Distinct SSRCs that sent packets (exact up to 16; beyond, a return to a forgotten SSRC
+    /// counts again).
+    pub ssrcs_seen: u64,
+    /// Audio packets whose payload type (or codec) differs from the previous audio packet's.
+    pub codec_changes: u64,
+    /// Audio packets decoded at another rate than the leg's and resampled (repeat/decimate).
+    pub resampled_packets: u64,
+    /// Audio payloads the decoder rejected (recorded as silence).
+    pub decode_errors: u64,
 }
 
 /// A snapshot of the engine's counters.

@@ -17,7 +17,7 @@ use crate::port::PortReservation;
 use crate::stream::{MAX_DATAGRAM, Stream};
 use crate::timeline::Sink;
 use crate::wav::{Block, LegId, WriterControl};
-use crate::{LegReport, LegUpdate, SharedStats};
+use crate::{LegReport, LegUpdate, MediaEvent, SharedStats};
 
 /// How often a leg's timeline advances on the wall clock. 50 ms: fine enough for a 200 ms
 /// window, coarse enough that thousands of legs do not spend their time waking up.
@@ -26,6 +26,8 @@ pub(crate) const TICK: Duration = Duration::from_millis(50);
 pub(crate) const BLOCK_SAMPLES: usize = 4096;
 /// Spare buffers a thread keeps; more are freed (the writer's queue bound caps the rest).
 const POOL_SPARE: usize = 256;
+/// Datagrams still queued in the socket that a stop records; bounded so a flood cannot delay it.
+const STOP_DRAIN_LIMIT: usize = 256;
 /// At most one "writer is behind" warning per leg this often.
 const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -58,9 +60,19 @@ struct ThreadContext {
     pool: RefCell<Vec<Vec<i16>>>,
     recycled: Receiver<Vec<i16>>,
     stats: Arc<SharedStats>,
+    /// To the control plane: a send per key press or silence alarm, never per packet.
+    events: mpsc::UnboundedSender<MediaEvent>,
 }
 
 impl ThreadContext {
+    /// Hands the stream's queued events to the control plane. A dropped receiver (nobody
+    /// listens) loses them, by the control plane's choice.
+    fn send_events(&self, stream: &mut Stream) {
+        while let Some(event) = stream.poll_event() {
+            let _ = self.events.send(event);
+        }
+    }
+
     /// An empty block buffer: a spare one, one the writer sent back, or (warm-up only) a new one.
     fn take_buffer(&self) -> Vec<i16> {
         let mut buffer = self
@@ -90,6 +102,7 @@ pub(crate) struct ThreadSetup {
     pub(crate) writer_data: Sender<Block>,
     pub(crate) recycled: Receiver<Vec<i16>>,
     pub(crate) stats: Arc<SharedStats>,
+    pub(crate) events: mpsc::UnboundedSender<MediaEvent>,
 }
 
 /// The body of one receive thread. Returns when the engine shuts down, after every leg it owns
@@ -104,6 +117,7 @@ pub(crate) fn run(setup: ThreadSetup) {
         writer_data,
         recycled,
         stats,
+        events,
     } = setup;
     let context = Rc::new(ThreadContext {
         index,
@@ -112,6 +126,7 @@ pub(crate) fn run(setup: ThreadSetup) {
         pool: RefCell::new(Vec::new()),
         recycled,
         stats,
+        events,
     });
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
@@ -170,17 +185,31 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
                     received = rtp.recv(&mut buffer) => match received {
                         // A datagram longer than the buffer is truncated by the kernel; the
                         // parser then sees a short payload, never an overrun.
-                        Ok(len) => stream.handle_datagram(Instant::now(), &buffer[..len], &mut sink),
+                        Ok(len) => {
+                            stream.handle_datagram(Instant::now(), &buffer[..len], &mut sink);
+                            context.send_events(&mut stream);
+                        }
                         Err(error) => receive_error(&mut receive_errors, stream.label(), &error),
                     },
                     received = rtcp.recv(&mut rtcp_buffer) => match received {
                         Ok(_) => stream.handle_rtcp(),
                         Err(error) => receive_error(&mut receive_errors, stream.label(), &error),
                     },
-                    _ = tick.tick() => stream.handle_tick(Instant::now(), &mut sink),
+                    _ = tick.tick() => {
+                        stream.handle_tick(Instant::now(), &mut sink);
+                        context.send_events(&mut stream);
+                    }
                     command = commands.recv() => match command {
-                        Some(LegCommand::Update(update)) => stream.handle_update(&update),
-                        Some(LegCommand::Stop { end, reply }) => break Ending::Stop { end, reply },
+                        Some(LegCommand::Update(update)) => stream.handle_update(Instant::now(), &update),
+                        Some(LegCommand::Stop { end, reply }) => {
+                            // `select!` picks among ready branches at random: datagrams that
+                            // arrived before the stop may still wait in the socket. Record them.
+                            for _ in 0..STOP_DRAIN_LIMIT {
+                                let Ok(len) = rtp.try_recv(&mut buffer) else { break };
+                                stream.handle_datagram(Instant::now(), &buffer[..len], &mut sink);
+                            }
+                            break Ending::Stop { end, reply };
+                        }
                         None => break Ending::Abandoned,
                     },
                     _ = shutdown.changed() => break Ending::Abandoned,
@@ -208,6 +237,7 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
         }
     };
     stream.finish(end, &mut sink);
+    context.send_events(&mut stream);
     sink.send_partial();
     let mut report = stream.report();
     report.blocks_dropped = sink.dropped;
@@ -218,7 +248,7 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
         reply,
     };
     if context.writer_control.send(close).is_err() {
-        tracing::error!(leg, "writer thread is gone; leg file not finalised");
+        tracing::error!(%leg, "writer thread is gone; leg file not finalised");
     }
 }
 
@@ -288,7 +318,7 @@ impl BlockSink {
                 {
                     self.last_warning = Some(now);
                     tracing::warn!(
-                        leg = self.leg,
+                        leg = %self.leg,
                         dropped = self.dropped,
                         "writer is behind: audio block dropped (silence in the file)"
                     );
@@ -330,8 +360,9 @@ mod tests {
             pool: RefCell::new(Vec::new()),
             recycled,
             stats: Arc::clone(&stats),
+            events: mpsc::unbounded_channel().0,
         });
-        let mut sink = BlockSink::new(9, Rc::clone(&context));
+        let mut sink = BlockSink::new(LegId(9), Rc::clone(&context));
         // Three blocks' worth while nobody drains the queue of one.
         sink.write(&vec![1; BLOCK_SAMPLES * 3]);
         assert_eq!((sink.sent, sink.dropped), (1, 2));
@@ -342,7 +373,7 @@ mod tests {
         let first = data.try_recv().unwrap();
         assert_eq!(
             (first.leg, first.start, first.samples.len()),
-            (9, 0, BLOCK_SAMPLES)
+            (LegId(9), 0, BLOCK_SAMPLES)
         );
         // The next block starts after the dropped ones: the writer fills the hole with silence.
         sink.write(&[2; 10]);

@@ -1,10 +1,14 @@
 //! The timeline of a leg: where each packet's audio lands in the WAV, and when it is committed.
 //!
 //! Position 0 is the anchor (the moment the session was answered); positions count samples at the
-//! leg's rate. The first packet of an SSRC is placed at its arrival time; later packets of that SSRC
-//! at their RTP timestamp relative to it, so jitter does not move audio. When the timestamp
-//! position drifts more than [`REANCHOR_AFTER`] from the wall clock (a timestamp jump, a reused
-//! SSRC, a source that paused its clock on hold), the stream re-anchors on the wall clock.
+//! leg's (the WAV's) rate. RTP timestamps count at the codec's clock rate, which may differ
+//! (G.722: clock 8000, audio 16000): a timestamp difference of `d` ticks is `d * rate / clock`
+//! samples. The first packet of an SSRC is placed at its arrival time; later packets of that SSRC
+//! at their RTP timestamp relative to it, so jitter does not move audio. The tick count since that
+//! first packet is kept extended (64-bit), so rounding never accumulates when rate / clock is not
+//! a whole number. When the timestamp position drifts more than [`REANCHOR_AFTER`] from the wall
+//! clock (a timestamp jump, a reused SSRC, a source that paused its clock on hold), or the clock
+//! rate changes (a switch to a codec with another clock), the stream re-anchors on the wall clock.
 //!
 //! Audio is held in a ring for `window` after the wall clock reaches it, so that reordered packets
 //! land in place; then it is committed to the [`Sink`]. Whatever no packet filled is committed as
@@ -33,13 +37,20 @@ pub enum Placement {
     Late,
 }
 
-/// The RTP timestamp that corresponds to a timeline position, for the current SSRC.
+/// How the current SSRC's timestamps map onto the timeline.
 #[derive(Clone, Copy, Debug)]
 struct SourceAnchor {
     ssrc: u32,
+    clock: u32,
+    /// The position of the first packet since the anchoring.
+    base: i64,
+    /// The highest timestamp seen, and its distance in ticks from the first packet's.
     timestamp: u32,
-    position: i64,
+    ticks: i64,
 }
+
+/// Hold periods remembered until committed; more holds within one window merge into the last.
+const HOLDS: usize = 4;
 
 /// The open window of one leg.
 #[derive(Debug)]
@@ -49,10 +60,16 @@ pub struct Timeline {
     window: i64,
     reanchor_after: i64,
     ring: Vec<i16>,
+    /// Parallel to `ring`: whether a packet's audio landed on the sample.
+    filled: Vec<bool>,
     /// Everything before this position has been handed to the sink.
     committed: i64,
     source: Option<SourceAnchor>,
     reanchors: u64,
+    /// Committed samples no packet filled, outside hold periods.
+    gaps: u64,
+    /// Hold periods `[start, end)` not yet entirely committed; an open hold ends at `i64::MAX`.
+    holds: [Option<(i64, i64)>; HOLDS],
 }
 
 impl Timeline {
@@ -67,9 +84,41 @@ impl Timeline {
             window: window_samples,
             reanchor_after: samples(REANCHOR_AFTER, rate_i64),
             ring: vec![0; ring_len],
+            filled: vec![false; ring_len],
             committed: 0,
             source: None,
             reanchors: 0,
+            gaps: 0,
+            holds: [None; HOLDS],
+        }
+    }
+
+    /// Committed samples that no packet filled while the leg was active.
+    pub fn gap_samples(&self) -> u64 {
+        self.gaps
+    }
+
+    /// The leg goes on hold (`held`) or resumes at `at`: silence committed for the time between
+    /// is not a gap.
+    pub fn handle_hold(&mut self, at: Instant, held: bool) {
+        let position = self.position(at);
+        let open = self
+            .holds
+            .iter_mut()
+            .flatten()
+            .find(|(_, end)| *end == i64::MAX);
+        match (held, open) {
+            (true, None) => {
+                if let Some(slot) = self.holds.iter_mut().find(|slot| slot.is_none()) {
+                    *slot = Some((position, i64::MAX));
+                } else if let Some(last) = self.holds.iter_mut().flatten().max_by_key(|h| h.0) {
+                    // Too many holds within one window: the short activity between the last two
+                    // is treated as hold too.
+                    last.1 = i64::MAX;
+                }
+            }
+            (false, Some(hold)) => hold.1 = position.max(hold.0),
+            _ => {}
         }
     }
 
@@ -96,47 +145,60 @@ impl Timeline {
         }
     }
 
-    /// Places the decoded audio of one packet that arrived at `arrival`.
+    /// Places the decoded audio of one packet that arrived at `arrival`. `pcm` is at the leg's
+    /// rate; `timestamp` counts at `clock`.
     pub fn handle_audio(
         &mut self,
         arrival: Instant,
         ssrc: u32,
         timestamp: u32,
+        clock: u32,
         pcm: &[i16],
         sink: &mut impl Sink,
     ) -> Placement {
         let wall = self.position(arrival);
-        let position = match self.source {
-            Some(source) if source.ssrc == ssrc => {
-                // Signed difference: a reordered packet is slightly behind the anchor.
-                let delta = i64::from(timestamp.wrapping_sub(source.timestamp) as i32);
-                let position = source.position + delta;
-                if (position - wall).abs() > self.reanchor_after {
-                    None
-                } else {
-                    if delta > 0 {
-                        // Follow the stream so the difference never nears the 2^31 wrap.
-                        self.source = Some(SourceAnchor {
-                            ssrc,
-                            timestamp,
-                            position,
-                        });
-                    }
-                    Some(position)
+        let position = match self.locate(ssrc, timestamp, clock) {
+            Some((position, ticks)) if (position - wall).abs() <= self.reanchor_after => {
+                if let Some(source) = &mut self.source
+                    && ticks > source.ticks
+                {
+                    // Follow the stream so the 32-bit difference never nears the 2^31 wrap.
+                    source.timestamp = timestamp;
+                    source.ticks = ticks;
                 }
+                position
             }
-            _ => None,
+            _ => {
+                self.reanchors += 1;
+                self.source = Some(SourceAnchor {
+                    ssrc,
+                    clock: clock.max(1),
+                    base: wall,
+                    timestamp,
+                    ticks: 0,
+                });
+                wall
+            }
         };
-        let position = position.unwrap_or_else(|| {
-            self.reanchors += 1;
-            self.source = Some(SourceAnchor {
-                ssrc,
-                timestamp,
-                position: wall,
-            });
-            wall
-        });
         self.place(position, pcm, sink)
+    }
+
+    /// Where `timestamp` of `ssrc` at `clock` lies on the timeline by the current anchor: `None`
+    /// for another source or clock, or before any packet. For RFC 4733 events, which share the
+    /// audio's SSRC and timestamps.
+    pub fn position_of(&self, ssrc: u32, timestamp: u32, clock: u32) -> Option<i64> {
+        self.locate(ssrc, timestamp, clock)
+            .map(|(position, _)| position)
+    }
+
+    /// (position, extended ticks) of a timestamp by the current anchor.
+    fn locate(&self, ssrc: u32, timestamp: u32, clock: u32) -> Option<(i64, i64)> {
+        let source = self.source.filter(|s| s.ssrc == ssrc && s.clock == clock)?;
+        // Signed difference: a reordered packet is slightly behind the latest.
+        let ticks = source.ticks + i64::from(timestamp.wrapping_sub(source.timestamp) as i32);
+        let offset =
+            (i128::from(ticks) * i128::from(self.rate)).div_euclid(i128::from(source.clock));
+        Some((source.base + offset as i64, ticks))
     }
 
     /// Forgets the current SSRC's anchor: the next packet is placed on the wall clock (after a
@@ -157,6 +219,7 @@ impl Timeline {
         let target = self.position(end);
         self.commit_to(target, sink);
         self.ring.fill(0);
+        self.filled.fill(false);
     }
 
     fn place(&mut self, position: i64, pcm: &[i16], sink: &mut impl Sink) -> Placement {
@@ -186,6 +249,8 @@ impl Timeline {
         let first = pcm.len().min(self.ring.len() - start);
         self.ring[start..start + first].copy_from_slice(&pcm[..first]);
         self.ring[..pcm.len() - first].copy_from_slice(&pcm[first..]);
+        self.filled[start..start + first].fill(true);
+        self.filled[..pcm.len() - first].fill(true);
         placement
     }
 
@@ -198,8 +263,36 @@ impl Timeline {
             sink.write(chunk);
             // Cleared once committed: what no packet fills next time round is silence.
             chunk.fill(0);
+            self.gaps += self.count_gaps(self.committed, start, count);
+            self.filled[start..start + count].fill(false);
             self.committed += count as i64;
         }
+        // Holds entirely committed are done with.
+        for slot in &mut self.holds {
+            if slot.is_some_and(|(_, end)| end <= self.committed) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Unfilled samples of `count` at ring index `start` (timeline `position`), minus those
+    /// inside hold periods.
+    fn count_gaps(&self, position: i64, start: usize, count: usize) -> u64 {
+        let unfilled = |from: usize, to: usize| {
+            self.filled[start + from..start + to]
+                .iter()
+                .filter(|filled| !**filled)
+                .count() as u64
+        };
+        let end = position + count as i64;
+        let mut gaps = unfilled(0, count);
+        for &(hold_start, hold_end) in self.holds.iter().flatten() {
+            let (from, to) = (hold_start.max(position), hold_end.min(end));
+            if from < to {
+                gaps -= unfilled((from - position) as usize, (to - position) as usize);
+            }
+        }
+        gaps
     }
 }
 
@@ -251,8 +344,8 @@ mod tests {
     fn packets_land_at_their_timestamps_despite_jitter() {
         let (anchor, mut timeline, mut out) = setup();
         // First packet at 40 ms anchors there; the second arrives 15 ms late but lands by timestamp.
-        timeline.handle_audio(anchor + ms(40), 7, 1000, &frame(1), &mut out);
-        timeline.handle_audio(anchor + ms(75), 7, 1160, &frame(2), &mut out);
+        timeline.handle_audio(anchor + ms(40), 7, 1000, RATE, &frame(1), &mut out);
+        timeline.handle_audio(anchor + ms(75), 7, 1160, RATE, &frame(2), &mut out);
         timeline.finish(anchor + ms(100), &mut out);
         assert_eq!(out.0.len(), 800);
         assert_eq!(frames(&out), [0, 0, 1, 2, 0]);
@@ -261,11 +354,11 @@ mod tests {
     #[test]
     fn reordered_packets_within_the_window_land_in_place() {
         let (anchor, mut timeline, mut out) = setup();
-        timeline.handle_audio(anchor, 1, 0, &frame(1), &mut out);
-        timeline.handle_audio(anchor + ms(40), 1, 320, &frame(3), &mut out);
+        timeline.handle_audio(anchor, 1, 0, RATE, &frame(1), &mut out);
+        timeline.handle_audio(anchor + ms(40), 1, 320, RATE, &frame(3), &mut out);
         timeline.handle_tick(anchor + ms(45), &mut out);
         assert_eq!(
-            timeline.handle_audio(anchor + ms(50), 1, 160, &frame(2), &mut out),
+            timeline.handle_audio(anchor + ms(50), 1, 160, RATE, &frame(2), &mut out),
             Placement::Placed
         );
         timeline.finish(anchor + ms(60), &mut out);
@@ -275,12 +368,12 @@ mod tests {
     #[test]
     fn packets_older_than_the_window_are_late() {
         let (anchor, mut timeline, mut out) = setup();
-        timeline.handle_audio(anchor, 1, 0, &frame(1), &mut out);
-        timeline.handle_audio(anchor + ms(40), 1, 320, &frame(3), &mut out);
+        timeline.handle_audio(anchor, 1, 0, RATE, &frame(1), &mut out);
+        timeline.handle_audio(anchor + ms(40), 1, 320, RATE, &frame(3), &mut out);
         // 300 ms later, the window has committed up to 140 ms: frame 2 (20–40 ms) is late.
         timeline.handle_tick(anchor + ms(340), &mut out);
         assert_eq!(
-            timeline.handle_audio(anchor + ms(340), 1, 160, &frame(2), &mut out),
+            timeline.handle_audio(anchor + ms(340), 1, 160, RATE, &frame(2), &mut out),
             Placement::Late
         );
         timeline.finish(anchor + ms(60), &mut out);
@@ -290,9 +383,9 @@ mod tests {
     #[test]
     fn packet_straddling_the_commit_point_keeps_its_tail() {
         let (anchor, mut timeline, mut out) = setup();
-        timeline.handle_audio(anchor, 1, 0, &frame(1), &mut out);
+        timeline.handle_audio(anchor, 1, 0, RATE, &frame(1), &mut out);
         timeline.handle_tick(anchor + ms(210), &mut out); // committed 0..10 ms
-        let placement = timeline.handle_audio(anchor + ms(210), 1, 0, &frame(5), &mut out);
+        let placement = timeline.handle_audio(anchor + ms(210), 1, 0, RATE, &frame(5), &mut out);
         assert_eq!(placement, Placement::Late);
         timeline.finish(anchor + ms(20), &mut out);
         assert_eq!(&out.0[..80], &[1; 80]);
@@ -312,10 +405,10 @@ mod tests {
     #[test]
     fn new_ssrc_reanchors_on_the_wall_clock() {
         let (anchor, mut timeline, mut out) = setup();
-        timeline.handle_audio(anchor, 1, 5000, &frame(1), &mut out);
+        timeline.handle_audio(anchor, 1, 5000, RATE, &frame(1), &mut out);
         // A new source whose timestamps say nothing about the old one.
-        timeline.handle_audio(anchor + ms(40), 2, 123_456, &frame(2), &mut out);
-        timeline.handle_audio(anchor + ms(60), 2, 123_616, &frame(3), &mut out);
+        timeline.handle_audio(anchor + ms(40), 2, 123_456, RATE, &frame(2), &mut out);
+        timeline.handle_audio(anchor + ms(60), 2, 123_616, RATE, &frame(3), &mut out);
         timeline.finish(anchor + ms(80), &mut out);
         assert_eq!(frames(&out), [1, 0, 2, 3]);
         assert_eq!(timeline.reanchors(), 2);
@@ -324,11 +417,11 @@ mod tests {
     #[test]
     fn timestamp_jump_reanchors_on_the_wall_clock() {
         let (anchor, mut timeline, mut out) = setup();
-        timeline.handle_audio(anchor, 1, 0, &frame(1), &mut out);
+        timeline.handle_audio(anchor, 1, 0, RATE, &frame(1), &mut out);
         // Same SSRC, timestamp 10 s ahead (a restarted source): placed on arrival.
-        timeline.handle_audio(anchor + ms(40), 1, 80_000, &frame(2), &mut out);
+        timeline.handle_audio(anchor + ms(40), 1, 80_000, RATE, &frame(2), &mut out);
         // And the stream continues from there.
-        timeline.handle_audio(anchor + ms(60), 1, 80_160, &frame(3), &mut out);
+        timeline.handle_audio(anchor + ms(60), 1, 80_160, RATE, &frame(3), &mut out);
         timeline.finish(anchor + ms(80), &mut out);
         assert_eq!(frames(&out), [1, 0, 2, 3]);
         assert_eq!(timeline.reanchors(), 2);
@@ -337,8 +430,8 @@ mod tests {
     #[test]
     fn timestamp_wrap_is_continuous() {
         let (anchor, mut timeline, mut out) = setup();
-        timeline.handle_audio(anchor, 1, u32::MAX - 159, &frame(1), &mut out);
-        timeline.handle_audio(anchor + ms(20), 1, 0, &frame(2), &mut out);
+        timeline.handle_audio(anchor, 1, u32::MAX - 159, RATE, &frame(1), &mut out);
+        timeline.handle_audio(anchor + ms(20), 1, 0, RATE, &frame(2), &mut out);
         timeline.finish(anchor + ms(40), &mut out);
         assert_eq!(frames(&out), [1, 2]);
         assert_eq!(timeline.reanchors(), 1);
@@ -347,8 +440,8 @@ mod tests {
     #[test]
     fn finish_pads_and_trims_to_the_end_exactly() {
         let (anchor, mut timeline, mut out) = setup();
-        timeline.handle_audio(anchor + ms(100), 1, 0, &frame(1), &mut out);
-        timeline.handle_audio(anchor + ms(120), 1, 160, &frame(2), &mut out);
+        timeline.handle_audio(anchor + ms(100), 1, 0, RATE, &frame(1), &mut out);
+        timeline.handle_audio(anchor + ms(120), 1, 160, RATE, &frame(2), &mut out);
         timeline.finish(anchor + ms(130), &mut out);
         assert_eq!(out.0.len(), 1040);
         assert_eq!(&out.0[800..960], &[1; 160]);
@@ -358,7 +451,7 @@ mod tests {
     #[test]
     fn packets_before_the_anchor_are_late() {
         let (anchor, mut timeline, mut out) = setup();
-        let placement = timeline.handle_audio(anchor - ms(100), 1, 0, &frame(1), &mut out);
+        let placement = timeline.handle_audio(anchor - ms(100), 1, 0, RATE, &frame(1), &mut out);
         assert_eq!(placement, Placement::Late);
         timeline.finish(anchor + ms(20), &mut out);
         assert_eq!(frames(&out), [0]);
@@ -367,10 +460,10 @@ mod tests {
     #[test]
     fn packet_far_ahead_of_the_ring_pushes_old_audio_out_in_order() {
         let (anchor, mut timeline, mut out) = setup();
-        timeline.handle_audio(anchor, 1, 0, &frame(1), &mut out);
+        timeline.handle_audio(anchor, 1, 0, RATE, &frame(1), &mut out);
         // 0.99 s ahead by timestamp, still within the re-anchor tolerance, plus a huge payload.
         let huge = vec![9i16; 8000];
-        timeline.handle_audio(anchor, 1, 7920, &huge, &mut out);
+        timeline.handle_audio(anchor, 1, 7920, RATE, &huge, &mut out);
         timeline.finish(anchor + ms(2000), &mut out);
         assert_eq!(out.0.len(), 16000);
         assert_eq!(&out.0[..160], &[1; 160]);
@@ -383,11 +476,92 @@ mod tests {
         let (anchor, mut timeline, mut out) = setup();
         for i in 0..500u32 {
             let at = anchor + ms(u64::from(i) * 20);
-            timeline.handle_audio(at, 1, i * 160, &frame((i % 100 + 1) as i16), &mut out);
+            timeline.handle_audio(at, 1, i * 160, RATE, &frame((i % 100 + 1) as i16), &mut out);
             timeline.handle_tick(at, &mut out);
         }
         timeline.finish(anchor + ms(10_000), &mut out);
         let expected: Vec<i16> = (0..500).map(|i| (i % 100 + 1) as i16).collect();
         assert_eq!(frames(&out), expected);
+    }
+
+    #[test]
+    fn clock_and_output_rates_are_kept_apart() {
+        // A G.722-like stream: timestamps at 8000, audio at 16000. 20 ms = 160 ticks = 320 samples.
+        let anchor = Instant::now();
+        let mut timeline = Timeline::new(anchor, 16000, WINDOW);
+        let mut out = Collect::default();
+        timeline.handle_audio(anchor, 1, 0, 8000, &[1; 320], &mut out);
+        timeline.handle_audio(anchor + ms(40), 1, 320, 8000, &[3; 320], &mut out);
+        // A 30 ms packet (ptime changed mid-stream) after a lost 20 ms one.
+        timeline.handle_audio(anchor + ms(80), 1, 640, 8000, &[5; 480], &mut out);
+        timeline.finish(anchor + ms(110), &mut out);
+        let values: Vec<i16> = out.0.chunks(160).map(|c| c[0]).collect();
+        assert_eq!(values, [1, 1, 0, 0, 3, 3, 0, 0, 5, 5, 5]);
+        assert_eq!(timeline.position_of(1, 480, 8000), Some(960));
+        assert_eq!(timeline.position_of(1, 480, 16000), None, "another clock");
+        assert_eq!(timeline.position_of(2, 480, 8000), None, "another source");
+    }
+
+    #[test]
+    fn uneven_rate_ratio_does_not_drift() {
+        // Clock 8000 onto a 44100 leg: 160 ticks are 882 samples, 1 tick 5.5125 samples.
+        let anchor = Instant::now();
+        let mut timeline = Timeline::new(anchor, 44100, WINDOW);
+        let mut out = Collect::default();
+        for i in 0..3000u32 {
+            let at = anchor + ms(u64::from(i) * 20);
+            timeline.handle_audio(at, 1, i * 160 + 3, 8000, &[1; 882], &mut out);
+            timeline.handle_tick(at, &mut out);
+        }
+        // 60 s later, the timestamp maps to exactly 60 s of samples after the first packet.
+        assert_eq!(
+            timeline.position_of(1, 3000 * 160 + 3, 8000),
+            Some(60 * 44100)
+        );
+        assert_eq!(
+            timeline.position_of(1, 3000 * 160 + 4, 8000),
+            Some(60 * 44100 + 5)
+        );
+    }
+
+    #[test]
+    fn clock_change_reanchors() {
+        let (anchor, mut timeline, mut out) = setup();
+        timeline.handle_audio(anchor, 1, 0, RATE, &frame(1), &mut out);
+        timeline.handle_audio(anchor + ms(40), 1, 1_000_000, 48000, &frame(2), &mut out);
+        timeline.finish(anchor + ms(60), &mut out);
+        assert_eq!(frames(&out), [1, 0, 2]);
+        assert_eq!(timeline.reanchors(), 2);
+    }
+
+    #[test]
+    fn gaps_count_unfilled_audio_but_not_holds() {
+        let (anchor, mut timeline, mut out) = setup();
+        // 0-20 ms audio, 20-40 lost, 40-60 audio; hold from 100 to 500 ms; audio 500-520.
+        timeline.handle_audio(anchor, 1, 0, RATE, &frame(1), &mut out);
+        timeline.handle_audio(anchor + ms(40), 1, 320, RATE, &frame(1), &mut out);
+        timeline.handle_hold(anchor + ms(100), true);
+        timeline.handle_tick(anchor + ms(400), &mut out);
+        timeline.handle_hold(anchor + ms(500), false);
+        timeline.reanchor();
+        timeline.handle_audio(anchor + ms(500), 1, 99, RATE, &frame(1), &mut out);
+        timeline.finish(anchor + ms(600), &mut out);
+        // Lost 20-40, silence 60-100 before the hold, 520-600 after the audio: 140 ms.
+        assert_eq!(timeline.gap_samples(), 140 * 8);
+        assert_eq!(out.0.len(), 600 * 8);
+    }
+
+    #[test]
+    fn late_parts_and_silent_legs_are_gaps() {
+        let (anchor, mut timeline, mut out) = setup();
+        timeline.handle_audio(anchor, 1, 0, RATE, &frame(1), &mut out);
+        timeline.handle_tick(anchor + ms(300), &mut out); // 0-100 ms committed
+        // 80-180 ms: its first 20 ms were committed already (as silence) and are dropped.
+        let late = timeline.handle_audio(anchor + ms(300), 1, 640, RATE, &[2; 800], &mut out);
+        assert_eq!(late, Placement::Late);
+        timeline.finish(anchor + ms(200), &mut out);
+        // 20-100 ms and 180-200 ms.
+        assert_eq!(timeline.gap_samples(), (80 + 20) * 8);
+        assert_eq!(frames(&out), [1, 0, 0, 0, 0, 2, 2, 2, 2, 0]);
     }
 }

@@ -26,7 +26,7 @@ pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Buffer between hound and the file: few, large writes.
 const FILE_BUFFER: usize = 64 * 1024;
 
-pub(crate) type LegId = u64;
+pub(crate) use crate::LegId;
 
 pub(crate) enum WriterControl {
     Open {
@@ -161,7 +161,7 @@ impl Writer {
                 reply,
             } => {
                 let Some(file) = self.files.get_mut(&leg) else {
-                    tracing::error!(leg, "close for a leg the writer never opened");
+                    tracing::error!(%leg, "close for a leg the writer never opened");
                     return;
                 };
                 file.pending_close = Some(PendingClose {
@@ -187,7 +187,7 @@ impl Writer {
                 file.blocks_received += 1;
                 write_block(file, &block, &self.silence, &self.stats);
             }
-            None => tracing::error!(leg, "block for a leg the writer never opened"),
+            None => tracing::error!(%leg, "block for a leg the writer never opened"),
         }
         self.recycle_buffer(block);
         self.finish_if_complete(leg);
@@ -304,7 +304,7 @@ fn open(leg: LegId, path: PathBuf, sample_rate: u32, stats: &SharedStats) -> Leg
     match create(&file.path, sample_rate) {
         Ok(writer) => file.writer = Some(writer),
         Err(error) => {
-            tracing::error!(leg, error = %error_chain(&error), "cannot create leg file");
+            tracing::error!(%leg, error = %error_chain(&error), "cannot create leg file");
             stats.write_errors.fetch_add(1, Ordering::Relaxed);
             file.error = Some(error);
         }
@@ -467,14 +467,14 @@ mod tests {
         let h = harness();
         h.control
             .send(WriterControl::Open {
-                leg: 1,
+                leg: LegId(1),
                 path: path.clone(),
                 sample_rate: 8000,
             })
             .unwrap();
         h.data
             .send(Block {
-                leg: 1,
+                leg: LegId(1),
                 thread: 0,
                 start: 0,
                 samples: vec![7; 100],
@@ -483,14 +483,14 @@ mod tests {
         // The block for 100..200 was dropped upstream.
         h.data
             .send(Block {
-                leg: 1,
+                leg: LegId(1),
                 thread: 0,
                 start: 200,
                 samples: vec![9; 50],
             })
             .unwrap();
         // Close may be seen before the blocks: it waits for both.
-        let report = close(&h, 1, 2).blocking_recv().unwrap();
+        let report = close(&h, LegId(1), 2).blocking_recv().unwrap();
         assert_eq!(report.samples, 250);
         assert_eq!(report.silence_filled, 100);
         assert!(report.error.is_none(), "{:?}", report.error);
@@ -522,20 +522,20 @@ mod tests {
         let h = harness();
         h.control
             .send(WriterControl::Open {
-                leg: 5,
+                leg: LegId(5),
                 path: blocker.join("leg.wav"),
                 sample_rate: 8000,
             })
             .unwrap();
         h.data
             .send(Block {
-                leg: 5,
+                leg: LegId(5),
                 thread: 0,
                 start: 0,
                 samples: vec![1; 10],
             })
             .unwrap();
-        let report = close(&h, 5, 1).blocking_recv().unwrap();
+        let report = close(&h, LegId(5), 1).blocking_recv().unwrap();
         assert!(report.error.is_some());
         assert!(report.sha256.is_none());
         assert!(h.stats.write_errors.load(Ordering::Relaxed) >= 1);
@@ -551,14 +551,14 @@ mod tests {
         let h = harness();
         h.control
             .send(WriterControl::Open {
-                leg: 2,
+                leg: LegId(2),
                 path: path.clone(),
                 sample_rate: 8000,
             })
             .unwrap();
         h.data
             .send(Block {
-                leg: 2,
+                leg: LegId(2),
                 thread: 0,
                 start: 0,
                 samples: vec![3; 80],

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use callvault_media::{Codec, Error, LegReport, LegSpec, LegUpdate, MediaConfig, MediaEngine};
+use callvault_media::{
+    Codec, Error, LegReport, LegSpec, LegUpdate, MediaConfig, MediaEngine, MediaEvent,
+};
 use rtp::header::Header;
 use rtp::packet::Packet;
 use webrtc_util::marshal::Marshal;
@@ -53,10 +55,20 @@ fn tone(frequency: f64, frame: u32) -> Vec<u8> {
 }
 
 fn packet(sequence: u16, timestamp: u32, ssrc: u32, payload: Vec<u8>) -> Vec<u8> {
+    packet_of_type(0, sequence, timestamp, ssrc, payload)
+}
+
+fn packet_of_type(
+    payload_type: u8,
+    sequence: u16,
+    timestamp: u32,
+    ssrc: u32,
+    payload: Vec<u8>,
+) -> Vec<u8> {
     Packet {
         header: Header {
             version: 2,
-            payload_type: 0,
+            payload_type,
             sequence_number: sequence,
             timestamp,
             ssrc,
@@ -89,13 +101,8 @@ fn read_wav(path: &Path) -> (u32, Vec<i16>) {
 
 fn spec(label: &str, path: &str, anchor: Instant) -> LegSpec {
     LegSpec {
-        label: label.into(),
-        path: PathBuf::from(path),
-        payload_type: 0,
-        codec: Codec::Pcmu,
         telephone_event_pt: Some(101),
-        anchor,
-        active: true,
+        ..LegSpec::new(label, PathBuf::from(path), 0, Codec::Pcmu, anchor)
     }
 }
 
@@ -261,15 +268,7 @@ fn silent_and_held_legs_still_last_until_stop() {
         .start_leg(media.allocate().unwrap(), inactive)
         .unwrap();
     media
-        .update_leg(
-            &leg,
-            LegUpdate {
-                payload_type: 8,
-                codec: Codec::Pcma,
-                telephone_event_pt: None,
-                active: false,
-            },
-        )
+        .update_leg(&leg, LegUpdate::new(8, Codec::Pcma, false))
         .unwrap();
     // No packets at all: the file is silence, exactly end - anchor long, even though `end` is
     // in the future (the leg commits up to it at stop).
@@ -335,6 +334,175 @@ fn shutdown_finalises_legs_that_were_never_stopped() {
     media.shutdown();
     let reader = hound::WavReader::open(dir.path().join("left/6.wav")).unwrap();
     assert_eq!(reader.spec().sample_rate, 8000);
+}
+
+/// The next event, or `None` once `deadline` passes: waits on the channel, not on a sleep.
+fn next_event(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<MediaEvent>,
+    deadline: Instant,
+) -> Option<MediaEvent> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let wait = deadline.saturating_duration_since(Instant::now());
+    // The timer must be created inside the runtime.
+    runtime
+        .block_on(async { tokio::time::timeout(wait, events.recv()).await })
+        .ok()
+        .flatten()
+}
+
+/// An RFC 4733 payload: event, end bit and volume 10, duration.
+fn telephone_event(event: u8, end: bool, duration: u16) -> Vec<u8> {
+    let [high, low] = duration.to_be_bytes();
+    vec![event, if end { 0x8a } else { 0x0a }, high, low]
+}
+
+#[test]
+fn rfc4733_digits_become_events_at_their_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = engine(dir.path(), 43150, 43159);
+    let mut events = media.events().expect("the first call takes the receiver");
+    assert!(media.events().is_none(), "taken once");
+    let reservation = media.allocate().unwrap();
+    let port = reservation.port();
+    let anchor = Instant::now();
+    let leg = media
+        .start_leg(reservation, spec("7", "dtmf/7.wav", anchor))
+        .unwrap();
+    let id = leg.id();
+
+    // Audio every 20 ms for 1 s; key '1' from frame 10 (200 ms) for 100 ms, '#' from frame 30
+    // (600 ms) for 160 ms, each as updates every 20 ms and three end packets, on the audio's
+    // SSRC, timestamps and sequence numbers, as a gateway sends them.
+    let presses = [(10u32, 1u8, 5u16), (30, 11, 8)];
+    let sender = std::thread::spawn(move || {
+        let socket = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+        let mut sequence = 0u16;
+        let mut send = |payload_type: u8, timestamp: u32, payload: Vec<u8>| {
+            sequence += 1;
+            let datagram = packet_of_type(payload_type, sequence, timestamp, 0xcafe, payload);
+            socket.send_to(&datagram, (LOCALHOST, port)).unwrap();
+        };
+        let mut first_sent = anchor;
+        for frame in 0..50u32 {
+            // Real-time pacing is the traffic shape under test, not a synchronisation.
+            let due = anchor + Duration::from_millis(u64::from(frame) * 20);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            if frame == 0 {
+                first_sent = Instant::now();
+            }
+            send(0, 5000 + frame * 160, tone(440.0, frame));
+            for (first, event, updates) in presses {
+                let start = 5000 + first * 160;
+                let step = frame.wrapping_sub(first);
+                if step < u32::from(updates) - 1 {
+                    send(
+                        101,
+                        start,
+                        telephone_event(event, false, (step as u16 + 1) * 160),
+                    );
+                } else if step == u32::from(updates) - 1 {
+                    for _ in 0..3 {
+                        send(101, start, telephone_event(event, true, updates * 160));
+                    }
+                }
+            }
+        }
+        // The first audio packet is placed where it arrived: a late start of this thread moves
+        // the whole stream, and the digits with it.
+        first_sent.duration_since(anchor).as_millis() as u64
+    });
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let first = next_event(&mut events, deadline).expect("the first digit");
+    let second = next_event(&mut events, deadline).expect("the second digit");
+    let lead = sender.join().unwrap();
+    let report = wait(media.stop_leg(leg, anchor + Duration::from_millis(1000)));
+    // The report comes after every event the leg sent: nothing more may be waiting.
+    assert!(events.try_recv().is_err(), "one event per key press");
+
+    for (event, (digit, offset, duration)) in [first, second]
+        .iter()
+        .zip([('1', 200, 100), ('#', 600, 160)])
+    {
+        let MediaEvent::Dtmf {
+            leg,
+            digit: got,
+            offset_ms,
+            duration_ms,
+        } = event
+        else {
+            panic!("not a digit: {event:?}");
+        };
+        assert_eq!(
+            (*leg, *got, *duration_ms),
+            (id, digit, duration),
+            "{event:?}"
+        );
+        assert!(
+            offset_ms.abs_diff(lead + offset) <= 20,
+            "{event:?}, lead {lead} ms"
+        );
+    }
+    assert_eq!(report.dtmf_digits, 2);
+    assert_eq!(report.telephone_events, 4 + 3 + 7 + 3);
+    assert_eq!(
+        (report.lost, report.ssrcs_seen, report.codec_changes),
+        (0, 1, 0)
+    );
+    assert!(report.jitter_ms.is_finite() && report.jitter_ms >= 0.0);
+    media.shutdown();
+}
+
+#[test]
+fn silent_active_leg_raises_inactive_and_held_leg_never_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = engine(dir.path(), 43160, 43169);
+    let mut events = media.events().unwrap();
+    let anchor = Instant::now();
+    let timeout = Duration::from_millis(300);
+
+    let mut held = spec("8", "quiet/8.wav", anchor);
+    held.active = false;
+    held.inactivity_timeout = Some(timeout);
+    let held = media.start_leg(media.allocate().unwrap(), held).unwrap();
+    let mut active = spec("9", "quiet/9.wav", anchor);
+    active.inactivity_timeout = Some(timeout);
+    let reservation = media.allocate().unwrap();
+    let port = reservation.port();
+    let active = media.start_leg(reservation, active).unwrap();
+
+    // 200 ms of audio, then nothing: the active leg's silence starts after the held leg's
+    // would have, so a wrong alarm from the held leg would come first.
+    let socket = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    let mut last_sent = Instant::now();
+    for frame in 0..10u32 {
+        let due = anchor + Duration::from_millis(u64::from(frame) * 20);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let datagram = packet(frame as u16, frame * 160, 0xdd, tone(440.0, frame));
+        socket.send_to(&datagram, (LOCALHOST, port)).unwrap();
+        last_sent = Instant::now();
+    }
+
+    let event = next_event(&mut events, Instant::now() + Duration::from_secs(5))
+        .expect("the active leg goes inactive");
+    let MediaEvent::Inactive { leg, silent_for } = event else {
+        panic!("not an inactivity: {event:?}");
+    };
+    assert_eq!(leg, active.id());
+    assert!(silent_for >= timeout, "{silent_for:?}");
+    assert!(last_sent.elapsed() >= timeout);
+
+    let end = Instant::now();
+    wait(media.stop_leg(held, end));
+    wait(media.stop_leg(active, end));
+    assert!(
+        events.try_recv().is_err(),
+        "sent once, and never for the held leg"
+    );
+    media.shutdown();
 }
 
 /// (start, length) of every run of zeros at least `min` long.

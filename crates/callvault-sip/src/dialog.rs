@@ -1,11 +1,13 @@
 //! UAS dialogs (RFC 3261 §12): the state an INVITE answered 2xx creates, used to check the
 //! remote side's in-dialog requests and to build our own (BYE). Sans-IO and clock-free.
 
-use crate::header::split_list;
+use crate::header::{name_addr, split_list};
 use crate::message::{Method, Request, Response};
+use crate::peer::{Peer, TransportKind};
+use std::net::{IpAddr, SocketAddr};
 
 /// Call-ID plus both tags, from our point of view.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DialogId {
     pub call_id: String,
     pub local_tag: String,
@@ -34,6 +36,8 @@ pub struct Dialog {
     local_contact: String,
     local_cseq: u32,
     remote_cseq: u32,
+    /// The INVITE's top Via asked for `rport` (RFC 3581): the client listens where it sent from.
+    remote_rport: bool,
 }
 
 impl Dialog {
@@ -60,6 +64,9 @@ impl Dialog {
             // §12.1.1: the UAS's local sequence number starts empty; ours starts at 1.
             local_cseq: 0,
             remote_cseq: invite.cseq().0,
+            remote_rport: invite
+                .top_via()
+                .is_some_and(|via| via.param("rport").is_some()),
         }
     }
 
@@ -146,11 +153,104 @@ impl Dialog {
     }
 }
 
+/// Where to send our in-dialog requests (BYE) for a dialog whose INVITE came from
+/// `received_from` (the `from` of its `Event::Request`; pass the `from` of the client's latest
+/// refresh instead if its address changed). The next hop is the first Route of the
+/// route set if there is one, else the remote target (Contact), as RFC 3261 §12.2.1.1 says;
+/// this picks the transport address for it:
+///
+/// * TCP: `received_from` itself, so the request reuses the INVITE's connection (the driver
+///   opens a new one to the same address when it has closed).
+/// * UDP when the INVITE's top Via had `rport`: `received_from`. The client asked for symmetric
+///   routing (RFC 3581), and a recording client behind NAT is only reachable there.
+/// * UDP otherwise: the next hop's URI when it names an IP address: its port (default 5060) and
+///   `transport=` (`udp` or `tcp`; a new TCP connection for `tcp`). The source address instead
+///   when that URI is unusable here: a host name (a sans-IO helper cannot resolve DNS), `sips:`,
+///   another transport (TLS, SCTP, WS), a malformed URI, an unspecified or multicast address, or a
+///   non-public address (RFC 1918, CGNAT, loopback, link-local, ULA) while the INVITE came from
+///   a public one — the signature of a client behind NAT.
+pub fn peer_for_in_dialog_request(dialog: &Dialog, received_from: Peer) -> Peer {
+    if received_from.transport.is_reliable() || dialog.remote_rport {
+        return received_from;
+    }
+    let next_hop = match dialog.route_set.first() {
+        Some(route) => name_addr(route).uri,
+        None => dialog.remote_target.as_str(),
+    };
+    let Some((addr, transport)) = sip_uri_address(next_hop) else {
+        return received_from;
+    };
+    let ip = addr.ip();
+    let garbage = ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::from([255; 4]);
+    let behind_nat = !is_public(ip) && is_public(received_from.addr.ip());
+    if garbage || behind_nat {
+        return received_from;
+    }
+    match transport {
+        TransportKind::Tcp => Peer::tcp(addr, None),
+        _ => Peer::udp(addr),
+    }
+}
+
+/// The socket address and transport of a `sip:` URI whose host is an IP literal.
+fn sip_uri_address(uri: &str) -> Option<(SocketAddr, TransportKind)> {
+    let (scheme, rest) = uri.trim().split_once(':')?;
+    if !scheme.eq_ignore_ascii_case("sip") {
+        return None;
+    }
+    let rest = rest.split('?').next().unwrap_or("");
+    let rest = rest.split_once('@').map_or(rest, |(_, host)| host);
+    let (host_port, uri_params) = rest.split_once(';').unwrap_or((rest, ""));
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    let ip: IpAddr = host.parse().ok()?;
+    let port = match port {
+        None => 5060,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok()?,
+        Some(_) => return None,
+    };
+    if port == 0 {
+        return None;
+    }
+    let transport = match crate::header::param(uri_params, "transport") {
+        None => TransportKind::Udp,
+        Some(Some(t)) if t.eq_ignore_ascii_case("udp") => TransportKind::Udp,
+        Some(Some(t)) if t.eq_ignore_ascii_case("tcp") => TransportKind::Tcp,
+        Some(_) => return None,
+    };
+    Some((SocketAddr::new(ip, port), transport))
+}
+
+/// Whether an address can be reached from the public Internet (roughly: not private, CGNAT,
+/// loopback, link-local or unique-local).
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            let cgnat = a == 100 && (64..128).contains(&b);
+            !(v4.is_private() || v4.is_loopback() || v4.is_link_local() || cgnat)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            !(v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::header::name_addr;
     use crate::message::Message;
+    use crate::peer::ConnectionId;
 
     fn uri_of(value: &str) -> &str {
         name_addr(value).uri
@@ -258,5 +358,118 @@ mod tests {
         assert_eq!(ok.to_tag(), Some("local1"));
         assert_eq!(ok.header("contact"), Some("<sip:srs@192.0.2.1:5060>"));
         assert_eq!(ok.header_values("record-route").count(), 2);
+    }
+
+    fn invite_with(via_params: &str, record_route: &str, contact: &str) -> Request {
+        let text = format!(
+            "INVITE sip:srs@192.0.2.1 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1{via_params}\r\n\
+             {record_route}\
+             From: <sip:src@example.com>;tag=remote1\r\nTo: <sip:srs@192.0.2.1>\r\n\
+             Call-ID: dlg-2\r\nCSeq: 1 INVITE\r\nContact: {contact}\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        match Message::parse(text.as_bytes()).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => panic!("a request"),
+        }
+    }
+
+    fn next_hop(via_params: &str, record_route: &str, contact: &str, from: Peer) -> Peer {
+        let d = Dialog::new_uas(
+            &invite_with(via_params, record_route, contact),
+            "l".into(),
+            "<sip:srs@192.0.2.1>".into(),
+        );
+        peer_for_in_dialog_request(&d, from)
+    }
+
+    fn udp(addr: &str) -> Peer {
+        Peer::udp(addr.parse().unwrap())
+    }
+
+    #[test]
+    fn udp_without_rport_goes_to_the_contact() {
+        let from = udp("198.51.100.7:5062");
+        assert_eq!(
+            next_hop("", "", "<sip:src@198.51.100.9:5070>", from),
+            udp("198.51.100.9:5070")
+        );
+        assert_eq!(
+            next_hop("", "", "sip:src@198.51.100.9", from),
+            udp("198.51.100.9:5060")
+        );
+        assert_eq!(
+            next_hop("", "", "<sip:src@198.51.100.9:5070;transport=TCP>", from),
+            Peer::tcp("198.51.100.9:5070".parse().unwrap(), None)
+        );
+        assert_eq!(
+            next_hop("", "", "<sip:src@[2001:db8::9]:5080;transport=udp>", from),
+            udp("[2001:db8::9]:5080")
+        );
+        // Same private network: the private Contact is reachable.
+        let lan = udp("10.0.0.1:5060");
+        assert_eq!(
+            next_hop("", "", "<sip:src@10.0.0.2:5062>", lan),
+            udp("10.0.0.2:5062")
+        );
+    }
+
+    #[test]
+    fn udp_with_rport_goes_back_to_the_source() {
+        let from = udp("203.0.113.4:41000");
+        assert_eq!(
+            next_hop(";rport", "", "<sip:src@198.51.100.9:5070>", from),
+            from
+        );
+        assert_eq!(
+            next_hop(
+                ";rport=41000;received=203.0.113.4",
+                "",
+                "<sip:src@10.1.1.1>",
+                from
+            ),
+            from
+        );
+    }
+
+    #[test]
+    fn unusable_contacts_fall_back_to_the_source() {
+        let from = udp("203.0.113.4:5060");
+        for contact in [
+            "<sip:src@192.168.1.20:5060>",
+            "<sip:src@100.64.0.1>",
+            "<sip:src@127.0.0.1>",
+            "<sip:src@[fd00::1]>",
+            "<sip:src@0.0.0.0:5060>",
+            "<sip:src@sbc.example.com:5060>",
+            "<sips:src@198.51.100.9>",
+            "<sip:src@198.51.100.9;transport=tls>",
+            "<sip:src@198.51.100.9:99999>",
+            "<sip:src@198.51.100.9:0>",
+            "<sip:src@198.51.100.9:>",
+            "<sip:src@[2001:db8::1>",
+            "<tel:+15551234>",
+            "garbage",
+        ] {
+            assert_eq!(next_hop("", "", contact, from), from, "{contact}");
+        }
+    }
+
+    #[test]
+    fn tcp_reuses_the_connection_and_the_route_set_wins() {
+        let conn = Peer::tcp("198.51.100.7:40000".parse().unwrap(), Some(ConnectionId(7)));
+        assert_eq!(next_hop("", "", "<sip:src@198.51.100.9:5070>", conn), conn);
+        let from = udp("198.51.100.20:5060");
+        assert_eq!(
+            next_hop(
+                "",
+                "Record-Route: <sip:198.51.100.20:5080;lr>, <sip:198.51.100.30;lr>\r\n",
+                "<sip:src@198.51.100.9:5070>",
+                from
+            ),
+            udp("198.51.100.20:5080"),
+            "the first Route is the next hop"
+        );
     }
 }

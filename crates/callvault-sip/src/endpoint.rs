@@ -49,7 +49,8 @@ impl Default for EndpointConfig {
             max_transactions: 100_000,
             invite_unanswered_limit: Duration::from_secs(180),
             // `100rel`: we send no provisional but 100, so no reliable one is ever owed.
-            // `timer`: the TU answers Session-Expires (RFC 4028) when it is required.
+            // `timer`: the TU answers Session-Expires (RFC 4028) via `session_timer::negotiate`;
+            // removing it here makes every `Require: timer` request a 420 before the TU sees it.
             supported_extensions: ["siprec", "timer", "100rel"].map(String::from).to_vec(),
         }
     }

@@ -23,6 +23,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The body of an INFO request with a DTMF content type (`application/dtmf-relay`,
+    /// `application/dtmf`) is malformed; the TU answers 400. `reason` is safe as a reason phrase.
+    #[error("malformed DTMF INFO body: {reason}")]
+    DtmfInfo { reason: &'static str },
     /// The TCP connection limit is reached; the new connection was refused.
     #[error("TCP connection limit of {max} reached")]
     ConnectionLimit { max: usize },

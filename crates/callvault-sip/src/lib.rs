@@ -5,7 +5,9 @@
 //! **Layers.** [`message`] parses and builds SIP messages; [`Endpoint`] is the transaction layer
 //! (RFC 3261 §17 server transactions with RFC 6026's Accepted state, non-INVITE client
 //! transactions, §18.2 response routing, RFC 3581 `rport`); [`dialog`] holds UAS dialog state;
-//! [`transport`] owns the sockets. Only `transport` does I/O or knows tokio.
+//! [`transport`] owns the sockets. Only `transport` does I/O or knows tokio. Beside them, pure
+//! helpers for the TU: [`session_timer`] (RFC 4028 negotiation and the BYE deadline),
+//! [`dtmf_info`] (DTMF in INFO bodies) and [`peer_for_in_dialog_request`] (where our BYE goes).
 //!
 //! **Who owns time.** Nothing in `message`, `endpoint` or `dialog` reads a clock. Every input
 //! carries an `Instant` (the drivers stamp `Incoming::received_at` when the bytes leave the
@@ -48,17 +50,21 @@ mod transaction;
 mod via;
 
 pub mod dialog;
+pub mod dtmf_info;
 pub mod endpoint;
 pub mod framing;
 pub mod message;
 pub mod peer;
+pub mod session_timer;
 pub mod transport;
 
-pub use dialog::{Dialog, DialogId, dialog_id_of_request};
+pub use dialog::{Dialog, DialogId, dialog_id_of_request, peer_for_in_dialog_request};
+pub use dtmf_info::{InfoDtmf, parse_info_dtmf};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointStats, Event};
 pub use error::{Error, Result};
 pub use framing::{Frame, take_frame, take_message};
 pub use message::{Message, Method, Request, Response, default_reason};
 pub use peer::{ConnectionId, Peer, Transmit, TransportKind};
+pub use session_timer::{Negotiation, Refresher, SessionTimer, SessionTimerConfig};
 pub use transaction::TransactionKey;
 pub use transport::{Incoming, TransportConfig, Transports};

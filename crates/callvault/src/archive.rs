@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use callvault_catalog::{Catalog, Completion, NewMetadataRevision, NewRecording};
+use callvault_catalog::{
+    Catalog, Completion, DtmfEvent, NewLeg, NewMetadataRevision, NewRecording,
+};
 use tokio::sync::mpsc;
 use tracing::{error, warn};
 
@@ -18,6 +20,22 @@ pub enum ArchiveCommand {
         revision: NewMetadataRevision,
     },
     Complete(Completion),
+    /// Streams added mid-call.
+    AddLegs {
+        recording_id: String,
+        legs: Vec<NewLeg>,
+    },
+    Dtmf {
+        recording_id: String,
+        event: DtmfEvent,
+    },
+    /// Who sends which leg from `at_ms` on (a metadata revision or a new offer).
+    Associations {
+        recording_id: String,
+        at_ms: i64,
+        revision: i64,
+        current: Vec<(String, String)>,
+    },
     /// A file under the data directory (raw SIPREC metadata beside the WAVs).
     WriteFile {
         path: PathBuf,
@@ -83,6 +101,23 @@ async fn apply(
                 .await?
         }
         ArchiveCommand::Complete(completion) => catalog.complete_recording(&completion).await?,
+        ArchiveCommand::AddLegs { recording_id, legs } => {
+            catalog.add_legs(&recording_id, &legs).await?
+        }
+        ArchiveCommand::Dtmf {
+            recording_id,
+            event,
+        } => catalog.add_dtmf(&recording_id, &event).await?,
+        ArchiveCommand::Associations {
+            recording_id,
+            at_ms,
+            revision,
+            current,
+        } => {
+            catalog
+                .set_associations(&recording_id, at_ms, revision, &current)
+                .await?
+        }
         ArchiveCommand::WriteFile { path, bytes } => {
             let full = data_dir.join(&path);
             if let Some(parent) = full.parent() {

@@ -43,6 +43,12 @@ pub struct SipConfig {
     pub retry_after_secs: u32,
     /// Value of the User-Agent / Server headers.
     pub user_agent: String,
+    /// Keep DTMF digits (RFC 4733 events and SIP INFO) in the catalog. Turn off where card
+    /// numbers must not be stored; INFO is still answered 200.
+    pub dtmf_capture: bool,
+    /// Smallest session-timer interval accepted (RFC 4028 Min-SE), in seconds; a smaller
+    /// Session-Expires gets 422. RFC 4028 says at least 90.
+    pub min_session_expires_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +65,9 @@ pub struct MediaSection {
     pub receive_threads: usize,
     /// How long a sample position stays open for reordered packets, in milliseconds.
     pub jitter_window_ms: u64,
+    /// A stream the SDP says is active that sends no RTP for this long (milliseconds) ends the
+    /// recording with a BYE to the client. 0: never. Held (inactive) streams never time out.
+    pub rtp_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +104,8 @@ impl Default for SipConfig {
             answer_delay_ms: 0,
             retry_after_secs: 5,
             user_agent: format!("callvault/{}", env!("CARGO_PKG_VERSION")),
+            dtmf_capture: true,
+            min_session_expires_secs: 90,
         }
     }
 }
@@ -110,6 +121,7 @@ impl Default for MediaSection {
             },
             receive_threads: 2,
             jitter_window_ms: 200,
+            rtp_timeout_ms: 60_000,
         }
     }
 }
@@ -228,6 +240,9 @@ impl Config {
         if self.sip.max_message_size < 1_024 {
             bail!("[sip] max_message_size below 1024 bytes cannot carry a SIPREC INVITE");
         }
+        if self.sip.min_session_expires_secs == 0 {
+            bail!("[sip] min_session_expires_secs must be at least 1 (RFC 4028 says 90)");
+        }
         if self.media.receive_threads == 0 {
             bail!("[media] receive_threads must be at least 1");
         }
@@ -272,6 +287,10 @@ impl Config {
 
     pub fn answer_delay(&self) -> Duration {
         Duration::from_millis(self.sip.answer_delay_ms)
+    }
+
+    pub fn rtp_timeout(&self) -> Option<Duration> {
+        (self.media.rtp_timeout_ms > 0).then(|| Duration::from_millis(self.media.rtp_timeout_ms))
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use callvault_catalog::{Catalog, ListQuery, Recording};
+use callvault_catalog::{Catalog, ListQuery, Recording, RecordingState};
 
 use crate::config::{Config, Overrides};
 
@@ -14,12 +14,21 @@ pub struct Storage {
     pub overrides: Overrides,
 }
 
+/// What `recordings list` narrows the catalog to.
+#[derive(Default)]
+pub struct Filter {
+    pub digits: Option<String>,
+    pub state: Option<RecordingState>,
+    pub call_id: Option<String>,
+}
+
 pub enum Request {
     List {
         storage: Storage,
         json: bool,
         limit: i64,
         offset: i64,
+        filter: Filter,
     },
     Show {
         id: String,
@@ -35,12 +44,16 @@ pub async fn run(request: Request) -> anyhow::Result<ExitCode> {
             json,
             limit,
             offset,
+            filter,
         } => {
             let catalog = open(&storage).await?;
             let recordings = catalog
                 .list_recordings(&ListQuery {
-                    limit: limit.clamp(1, 10_000),
+                    limit: limit.clamp(1, ListQuery::MAX_LIMIT),
                     offset: offset.max(0),
+                    digits: filter.digits,
+                    state: filter.state,
+                    call_id: filter.call_id,
                 })
                 .await?;
             catalog.close().await;

@@ -87,6 +87,15 @@ enum RecordingsCommand {
         /// Skip this many of the newest.
         #[arg(long, default_value_t = 0)]
         offset: i64,
+        /// Only recordings whose DTMF digits (in time order, all legs) contain these, e.g. 1234#.
+        #[arg(long)]
+        digits: Option<String>,
+        /// Only recordings in this state: active, complete, interrupted or failed.
+        #[arg(long)]
+        state: Option<callvault_catalog::RecordingState>,
+        /// Only the recording of this Call-ID (ingress or egress).
+        #[arg(long)]
+        call_id: Option<String>,
     },
     /// Show one recording with its participants, legs and DTMF digits.
     Show {
@@ -151,11 +160,19 @@ fn command_of(command: RecordingsCommand) -> listing::Request {
             json,
             limit,
             offset,
+            digits,
+            state,
+            call_id,
         } => listing::Request::List {
             storage: storage_of(storage),
             json,
             limit,
             offset,
+            filter: listing::Filter {
+                digits,
+                state,
+                call_id,
+            },
         },
         RecordingsCommand::Show { id, storage, json } => listing::Request::Show {
             id,

@@ -15,14 +15,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use callvault_catalog as catalog;
-use callvault_media::{Codec, LegHandle, LegReport, LegSpec, LegUpdate, MediaEngine};
+use callvault_media::{
+    Codec, LegHandle, LegId, LegReport, LegSpec, LegUpdate, MediaEngine, MediaEvent,
+};
 use callvault_sip::{
-    Dialog, DialogId, Endpoint, Event, Method, Peer, Request, Response, TransactionKey,
-    TransportKind, dialog_id_of_request,
+    Dialog, DialogId, Endpoint, Event, Method, Negotiation, Peer, Request, Response, SessionTimer,
+    SessionTimerConfig, TransactionKey, TransportKind, dialog_id_of_request, parse_info_dtmf,
+    peer_for_in_dialog_request,
 };
 use callvault_siprec::{
-    self as siprec, AnswerParams, Format, Limits, MediaAnswer, RecordingOffer, Sdp,
+    self as siprec, AnswerParams, Format, Limits, MediaAnswer, Metadata, RecordingOffer, Sdp,
 };
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -30,8 +36,9 @@ use tracing::{debug, info, warn};
 
 use crate::archive::{ArchiveCommand, ArchiveQueue};
 
-/// Codecs this build decodes; offers are answered with the first of these the client offers.
-const SUPPORTED_CODECS: &[&str] = &["PCMU", "PCMA"];
+/// Codecs this build decodes; each m-line is answered with the first of these the client
+/// offers, in the client's order of preference.
+const SUPPORTED_CODECS: &[&str] = &["PCMU", "PCMA", "G722", "OPUS", "G729", "G729A", "L16"];
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
 const ACCEPT: &str =
     "application/sdp, multipart/mixed, application/rs-metadata+xml, application/rs-metadata";
@@ -47,6 +54,11 @@ pub struct RecorderConfig {
     /// Our SIP address, for Contact.
     pub contact_host: String,
     pub user_agent: String,
+    /// Keep DTMF digits (RFC 4733 and SIP INFO). Off where card digits must not be stored.
+    pub capture_dtmf: bool,
+    /// An active stream without RTP for this long ends the recording (BYE to the client).
+    pub rtp_timeout: Option<Duration>,
+    pub session_timer: SessionTimerConfig,
 }
 
 /// Counters shared with `/health`; written only by the recorder.
@@ -69,6 +81,11 @@ pub struct Recorder {
     pending: HashMap<TransactionKey, Pending>,
     /// Sessions whose legs are being closed; told to the driver so it can wait on shutdown.
     closing: mpsc::UnboundedSender<tokio::task::JoinHandle<()>>,
+    /// Media events name legs; this finds their session and label.
+    legs: HashMap<LegId, (DialogId, String)>,
+    /// Session-timer deadlines, earliest first. Entries go stale when a session is refreshed
+    /// or ends; a popped entry is checked against the session before it acts.
+    expiries: BinaryHeap<Reverse<(Instant, DialogId)>>,
 }
 
 struct Pending {
@@ -81,6 +98,12 @@ struct Pending {
 struct Session {
     recording_id: String,
     dialog: Dialog,
+    /// Where the INVITE came from: our own requests (BYE) go back there.
+    peer: Peer,
+    /// The latest offer and metadata: a metadata-only UPDATE is bound against this SDP.
+    sdp: Sdp,
+    metadata: Option<Metadata>,
+    timer: Option<SessionTimer>,
     legs: Vec<LegSlot>,
     sdp_session_id: u64,
     sdp_version: u64,
@@ -97,6 +120,8 @@ enum LegSlot {
         label: String,
         codec: Format,
         telephone_event: Option<Format>,
+        /// False once the client set the m-line's port to 0 (stream removed): silence since.
+        removed: bool,
     },
     Declined,
 }
@@ -118,15 +143,34 @@ impl Recorder {
             by_call_id: HashMap::new(),
             pending: HashMap::new(),
             closing,
+            legs: HashMap::new(),
+            expiries: BinaryHeap::new(),
         }
     }
 
-    /// The next instant the recorder must be woken (a held INVITE to answer).
+    /// The next instant the recorder must be woken: a held INVITE to answer, a session timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.pending.values().map(|p| p.answer_at).min()
+        let answer = self.pending.values().map(|p| p.answer_at).min();
+        let expiry = self.expiries.peek().map(|Reverse((at, _))| *at);
+        answer.into_iter().chain(expiry).min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
+        while let Some(Reverse((at, id))) = self.expiries.peek().cloned() {
+            if at > now {
+                break;
+            }
+            self.expiries.pop();
+            let current = self
+                .sessions
+                .get(&id)
+                .and_then(|s| s.timer.as_ref())
+                .map(SessionTimer::deadline);
+            if current == Some(at) {
+                warn!(call_id = %id.call_id, "session timer expired without a refresh: ending the recording");
+                self.hang_up(now, endpoint, &id, "session-expired");
+            }
+        }
         let due: Vec<TransactionKey> = self
             .pending
             .iter()
@@ -140,17 +184,60 @@ impl Recorder {
         }
     }
 
+    /// What the media plane reports: key presses and streams that went silent.
+    pub fn handle_media_event(&mut self, now: Instant, endpoint: &mut Endpoint, event: MediaEvent) {
+        match event {
+            MediaEvent::Dtmf {
+                leg,
+                digit,
+                offset_ms,
+                duration_ms,
+            } => {
+                let Some((id, label)) = self.legs.get(&leg) else {
+                    return;
+                };
+                let Some(session) = self.sessions.get(id) else {
+                    return;
+                };
+                debug!(recording_id = %session.recording_id, leg = %label, "DTMF");
+                self.archive.send(ArchiveCommand::Dtmf {
+                    recording_id: session.recording_id.clone(),
+                    event: catalog::DtmfEvent {
+                        digit: digit.to_string(),
+                        leg: label.clone(),
+                        offset_ms: offset_ms as i64,
+                        duration_ms: duration_ms as i64,
+                        source: "rfc4733".to_owned(),
+                    },
+                });
+            }
+            MediaEvent::Inactive { leg, silent_for } => {
+                let Some((id, label)) = self.legs.get(&leg).cloned() else {
+                    return;
+                };
+                warn!(
+                    call_id = %id.call_id,
+                    leg = %label,
+                    silent_ms = silent_for.as_millis() as u64,
+                    "no RTP on an active stream: ending the recording"
+                );
+                self.hang_up(now, endpoint, &id, "rtp-timeout");
+            }
+            _ => {}
+        }
+    }
+
     pub fn handle_event(&mut self, now: Instant, endpoint: &mut Endpoint, event: Event) {
         match event {
             Event::Request { key, request, from } => {
                 self.handle_request(now, endpoint, key, request, from)
             }
             Event::Ack { request, .. } => {
-                debug!(call_id = request.call_id(), "ACK");
+                debug!(call_id = %request.call_id(), "ACK");
             }
             Event::Cancelled { key } => {
                 if let Some(p) = self.pending.remove(&key) {
-                    info!(call_id = p.request.call_id(), "CANCEL before answer");
+                    info!(call_id = %p.request.call_id(), "CANCEL before answer");
                     let response = p.request.response(487);
                     endpoint.respond(now, &key, response);
                 }
@@ -204,6 +291,14 @@ impl Recorder {
         }
     }
 
+    /// The RTP port range is exhausted: the client should retry (here later, or another node).
+    fn no_media_ports(&self, request: &Request) -> Response {
+        request
+            .response(503)
+            .with_reason("No Media Ports")
+            .with_header("Retry-After", self.config.retry_after_secs.to_string())
+    }
+
     fn with_capabilities(&self, response: Response) -> Response {
         response
             .with_header("Allow", ALLOW)
@@ -253,6 +348,16 @@ impl Recorder {
             // RFC 7866 §6.1.1: a recording session needs media; an offerless INVITE would
             // need us to make the offer, which no recording client expects.
             let response = request.response(488).with_reason("SDP offer required");
+            endpoint.respond(now, &key, response);
+            return;
+        }
+        if let Negotiation::TooSmall { min_se } =
+            callvault_sip::session_timer::negotiate(&request, &self.config.session_timer, now)
+        {
+            // RFC 4028 §8.2: below our minimum, the client must retry with a larger interval.
+            let response = request
+                .response(422)
+                .with_header("Min-SE", min_se.as_secs().to_string());
             endpoint.respond(now, &key, response);
             return;
         }
@@ -312,7 +417,7 @@ impl Recorder {
             let label = binding
                 .map(|b| b.label.clone())
                 .unwrap_or_else(|| index.to_string());
-            match self.start_leg(media, &label, &rel_dir, &mut used_names, now) {
+            match self.start_leg(media, &label, &rel_dir, &mut used_names, now, 0) {
                 Ok(Some((slot, new_leg))) => {
                     let mut new_leg = new_leg;
                     new_leg.participant = binding.and_then(|b| b.participant_id.clone());
@@ -337,11 +442,7 @@ impl Recorder {
                     warn!(call_id = %call_id, %error, "cannot allocate media: 503");
                     self.stop_legs(legs, now);
                     self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
-                    let response = request
-                        .response(503)
-                        .with_reason("No Media Ports")
-                        .with_header("Retry-After", self.config.retry_after_secs.to_string());
-                    endpoint.respond(now, &key, response);
+                    endpoint.respond(now, &key, self.no_media_ports(&request));
                     return;
                 }
             }
@@ -357,14 +458,25 @@ impl Recorder {
 
         let sdp_session_id = u64::from(rand_u32());
         let answer_sdp = self.build_answer(sdp, &legs, sdp_session_id, 1);
-        let local_tag = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+        let local_tag = endpoint.new_tag();
         let contact = self.contact(from.transport);
         let dialog = Dialog::new_uas(&request, local_tag.clone(), contact.clone());
-        let response = self
+        let timer = match callvault_sip::session_timer::negotiate(
+            &request,
+            &self.config.session_timer,
+            now,
+        ) {
+            Negotiation::Accepted(timer) => Some(timer),
+            _ => None,
+        };
+        let mut response = self
             .with_capabilities(request.response(200))
             .with_to_tag(&local_tag)
-            .with_header("Contact", contact)
-            .with_body("application/sdp", answer_sdp.into_bytes());
+            .with_header("Contact", contact);
+        for (name, value) in timer.iter().flat_map(SessionTimer::response_headers) {
+            response = response.with_header(name, value);
+        }
+        let response = response.with_body("application/sdp", answer_sdp.into_bytes());
         endpoint.respond(now, &key, response);
 
         // Everything below is bookkeeping handed to other threads.
@@ -432,11 +544,25 @@ impl Recorder {
                 transport: from.transport.as_str().to_owned(),
             })));
         self.by_call_id.insert(call_id, dialog_id.clone());
+        for leg in &legs {
+            if let LegSlot::Recording { handle, label, .. } = leg {
+                self.legs
+                    .insert(handle.id(), (dialog_id.clone(), label.clone()));
+            }
+        }
+        if let Some(timer) = &timer {
+            self.expiries
+                .push(Reverse((timer.deadline(), dialog_id.clone())));
+        }
         self.sessions.insert(
             dialog_id,
             Session {
                 recording_id,
                 dialog,
+                peer: from,
+                sdp: sdp.clone(),
+                metadata: offer.metadata.clone(),
+                timer,
                 legs,
                 sdp_session_id,
                 sdp_version: 1,
@@ -453,7 +579,8 @@ impl Recorder {
     }
 
     /// Starts recording one offered m-line, or returns None when it is nothing we can record
-    /// (not audio, port 0, SRTP, no supported codec).
+    /// (not audio, port 0, SRTP, no supported codec). `anchor` is the session's answer: a
+    /// stream added mid-call still has offset t at t after the answer, silence before it.
     fn start_leg(
         &self,
         media: &siprec::Media,
@@ -461,33 +588,28 @@ impl Recorder {
         rel_dir: &std::path::Path,
         used_names: &mut Vec<String>,
         anchor: Instant,
+        added_at_ms: i64,
     ) -> Result<Option<(LegSlot, catalog::NewLeg)>, callvault_media::Error> {
         if media.kind != "audio" || media.port == 0 || !media.protocol.contains("RTP/AVP") {
             return Ok(None);
         }
-        let Some(format) = siprec::choose_codec(media, SUPPORTED_CODECS) else {
+        let Some((format, codec)) = recordable_codec(media) else {
             return Ok(None);
         };
-        let Some(codec) = Codec::from_encoding(&format.encoding) else {
-            return Ok(None);
-        };
-        let telephone_event = media.telephone_event().cloned();
+        let telephone_event = media.telephone_event_for(&format).cloned();
         let reservation = self.media.allocate()?;
         let port = reservation.port();
         let file_name = unique_file_name(label, used_names);
         let path = rel_dir.join(format!("{file_name}.wav"));
-        let handle = self.media.start_leg(
-            reservation,
-            LegSpec {
-                label: label.to_owned(),
-                path: path.clone(),
-                payload_type: format.payload_type,
-                codec,
-                telephone_event_pt: telephone_event.as_ref().map(|f| f.payload_type),
-                anchor,
-                active: !media.is_on_hold(),
-            },
-        )?;
+        let mut spec = LegSpec::new(label, path.clone(), format.payload_type, codec, anchor);
+        spec.telephone_event_pt = telephone_event.as_ref().map(|f| f.payload_type);
+        if let Some(te) = &telephone_event {
+            spec.telephone_event_clock = te.clock_rate;
+        }
+        spec.capture_dtmf = self.config.capture_dtmf;
+        spec.inactivity_timeout = self.config.rtp_timeout;
+        spec.active = !media.is_on_hold();
+        let handle = self.media.start_leg(reservation, spec)?;
         let new_leg = catalog::NewLeg {
             label: label.to_owned(),
             participant: None,
@@ -495,14 +617,16 @@ impl Recorder {
             codec: codec.name().to_owned(),
             sample_rate: codec.sample_rate(),
             path: path.to_string_lossy().into_owned(),
+            added_at_ms,
         };
         Ok(Some((
             LegSlot::Recording {
                 handle,
                 port,
                 label: label.to_owned(),
-                codec: format.clone(),
+                codec: format,
                 telephone_event,
+                removed: false,
             },
             new_leg,
         )))
@@ -512,6 +636,7 @@ impl Recorder {
         let answers: Vec<MediaAnswer> = legs
             .iter()
             .map(|leg| match leg {
+                LegSlot::Recording { removed: true, .. } => MediaAnswer::Decline,
                 LegSlot::Recording {
                     port,
                     codec,
@@ -568,7 +693,7 @@ impl Recorder {
         match method {
             Method::Bye => {
                 info!(
-                    call_id = request.call_id(),
+                    call_id = %request.call_id(),
                     recording_id = %session.recording_id,
                     "BYE"
                 );
@@ -577,9 +702,32 @@ impl Recorder {
             }
             Method::Invite | Method::Update => self.handle_reoffer(now, endpoint, key, request, id),
             Method::Info => {
-                // DTMF over INFO is captured by a later issue; acknowledge so the client
-                // never tears the recording down over it.
-                endpoint.respond(now, &key, request.response(200));
+                let response = match parse_info_dtmf(request.content_type(), request.body()) {
+                    Ok(Some(dtmf)) => {
+                        if self.config.capture_dtmf {
+                            // INFO says nothing of the stream the key was pressed on, only when.
+                            let offset = now.saturating_duration_since(session.anchor);
+                            self.archive.send(ArchiveCommand::Dtmf {
+                                recording_id: session.recording_id.clone(),
+                                event: catalog::DtmfEvent {
+                                    digit: dtmf.digit.to_string(),
+                                    leg: String::new(),
+                                    offset_ms: offset.as_millis() as i64,
+                                    duration_ms: i64::from(dtmf.duration_ms.unwrap_or(0)),
+                                    source: "sip-info".to_owned(),
+                                },
+                            });
+                        }
+                        request.response(200)
+                    }
+                    // Not DTMF (media control, vendor events): acknowledged, never a reason to
+                    // end the recording.
+                    Ok(None) => request.response(200),
+                    Err(error) => request
+                        .response(400)
+                        .with_reason(&reason_phrase(&error.to_string())),
+                };
+                endpoint.respond(now, &key, response);
             }
             Method::Options => {
                 let response = self.with_capabilities(request.response(200));
@@ -592,8 +740,9 @@ impl Recorder {
         }
     }
 
-    /// re-INVITE or UPDATE: new metadata is a revision; new SDP updates each leg (hold,
-    /// resume, codec) and is answered with every m-line, in the offer's order.
+    /// re-INVITE or UPDATE: new metadata is a revision (who is on which leg may change); new
+    /// SDP updates each leg (hold, resume, codec, removed) or adds one, and is answered with
+    /// every m-line in the offer's order; a session-timer refresh moves the deadline.
     fn handle_reoffer(
         &mut self,
         now: Instant,
@@ -607,7 +756,7 @@ impl Recorder {
                 Ok(offer) => offer,
                 Err(error) => {
                     // A bad re-offer changes nothing already recorded: the session goes on.
-                    warn!(call_id = request.call_id(), %error, "re-offer refused");
+                    warn!(call_id = %request.call_id(), %error, "re-offer refused");
                     let response = request
                         .response(error.sip_status())
                         .with_reason(&reason_phrase(&error.to_string()));
@@ -615,13 +764,62 @@ impl Recorder {
                     return;
                 }
             };
-        let media = Arc::clone(&self.media);
+        let timer = match callvault_sip::session_timer::negotiate(
+            &request,
+            &self.config.session_timer,
+            now,
+        ) {
+            Negotiation::TooSmall { min_se } => {
+                let response = request
+                    .response(422)
+                    .with_header("Min-SE", min_se.as_secs().to_string());
+                endpoint.respond(now, &key, response);
+                return;
+            }
+            Negotiation::Accepted(timer) => Some(timer),
+            Negotiation::NotUsed => None,
+        };
+        let session = self.sessions.get(&id).expect("caller checked the dialog");
+        if let Some(sdp) = &offer.sdp
+            && sdp.media.len() < session.legs.len()
+        {
+            // RFC 3264 §8: m-lines are never removed from an offer, only set to port 0.
+            let response = request
+                .response(488)
+                .with_reason("Offer Has Fewer m-lines Than The Session");
+            endpoint.respond(now, &key, response);
+            return;
+        }
+        let at_ms = now.saturating_duration_since(session.anchor).as_millis() as i64;
+
+        // Streams first: a new m-line becomes a leg before the metadata binds it.
+        let mut added = Vec::new();
+        if let Some(sdp) = &offer.sdp {
+            match self.apply_media(now, &id, sdp, offer.metadata.as_ref(), at_ms) {
+                Ok(new_legs) => added = new_legs,
+                Err(error) => {
+                    warn!(call_id = %id.call_id, %error, "cannot add a stream: 503");
+                    endpoint.respond(now, &key, self.no_media_ports(&request));
+                    return;
+                }
+            }
+        }
         let session = self
             .sessions
             .get_mut(&id)
             .expect("caller checked the dialog");
+        if !added.is_empty() {
+            self.archive.send(ArchiveCommand::AddLegs {
+                recording_id: session.recording_id.clone(),
+                legs: added,
+            });
+        }
+        if let Some(sdp) = &offer.sdp {
+            session.sdp = sdp.clone();
+        }
         if let Some(xml) = &offer.raw_metadata {
             session.metadata_revisions += 1;
+            session.metadata = offer.metadata.clone();
             let revision = session.metadata_revisions;
             self.archive.send(ArchiveCommand::WriteFile {
                 path: session.rel_dir.join(format!("metadata-{revision}.xml")),
@@ -637,69 +835,146 @@ impl Recorder {
                 },
             });
         }
+        if offer.raw_metadata.is_some() || offer.sdp.is_some() {
+            // Who sends which leg now: joins and leaves (transfer, conference) get their times.
+            let current = associations(&session.sdp, session.metadata.as_ref(), &session.legs);
+            self.archive.send(ArchiveCommand::Associations {
+                recording_id: session.recording_id.clone(),
+                at_ms,
+                revision: i64::from(session.metadata_revisions),
+                current,
+            });
+        }
+        // Each accepted re-INVITE or UPDATE renegotiates the timer (RFC 4028 §9-10): refreshed
+        // when it asks for one, off when it no longer does (never a reason to hang up).
+        if let Some(timer) = &timer {
+            self.expiries.push(Reverse((timer.deadline(), id.clone())));
+        }
+        session.timer = timer;
+        let timer_headers: Vec<(&'static str, String)> = session
+            .timer
+            .iter()
+            .flat_map(SessionTimer::response_headers)
+            .collect();
         let Some(sdp) = &offer.sdp else {
-            // Metadata-only UPDATE (Avaya): acknowledged without SDP.
-            endpoint.respond(now, &key, request.response(200));
+            // Metadata-only UPDATE (Avaya), or a refresh without SDP: no answer body.
+            let mut response = request.response(200);
+            for (name, value) in timer_headers {
+                response = response.with_header(name, value);
+            }
+            endpoint.respond(now, &key, response);
             return;
         };
-        if sdp.media.len() < session.legs.len() {
-            // RFC 3264 §8: m-lines are never removed from an offer, only set to port 0.
-            let response = request
-                .response(488)
-                .with_reason("Offer Has Fewer m-lines Than The Session");
-            endpoint.respond(now, &key, response);
-            return;
+        session.sdp_version += 1;
+        let (session_id, version) = (session.sdp_session_id, session.sdp_version);
+        let answer_sdp = self.build_answer(sdp, &self.sessions[&id].legs, session_id, version);
+        let mut response = self.with_capabilities(request.response(200));
+        for (name, value) in timer_headers {
+            response = response.with_header(name, value);
         }
-        if sdp.media.len() > self.config.limits.max_streams {
-            let response = request.response(488).with_reason("Too Many Streams");
-            endpoint.respond(now, &key, response);
-            return;
-        }
-        for (index, media_line) in sdp.media.iter().enumerate() {
-            match session.legs.get_mut(index) {
-                Some(LegSlot::Recording {
-                    handle,
-                    codec,
-                    telephone_event,
-                    label,
-                    ..
-                }) => {
-                    let chosen = siprec::choose_codec(media_line, SUPPORTED_CODECS);
-                    if let Some(chosen) = chosen
-                        .and_then(|f| Codec::from_encoding(&f.encoding).map(|c| (f.clone(), c)))
-                    {
-                        *codec = chosen.0;
+        let response = response.with_body("application/sdp", answer_sdp.into_bytes());
+        endpoint.respond(now, &key, response);
+    }
+
+    /// Applies a re-offer's SDP to the session's legs; returns the legs it added.
+    fn apply_media(
+        &mut self,
+        now: Instant,
+        id: &DialogId,
+        sdp: &Sdp,
+        metadata: Option<&Metadata>,
+        at_ms: i64,
+    ) -> Result<Vec<catalog::NewLeg>, callvault_media::Error> {
+        let bindings = siprec::bind_streams(sdp, metadata);
+        let session = self.sessions.get(id).expect("caller checked the dialog");
+        let (anchor, rel_dir) = (session.anchor, session.rel_dir.clone());
+        let mut used_names: Vec<String> = session
+            .legs
+            .iter()
+            .filter_map(|l| match l {
+                LegSlot::Recording { label, .. } => Some(unique_file_name(label, &mut Vec::new())),
+                LegSlot::Declined => None,
+            })
+            .collect();
+        let known = session.legs.len();
+        let mut added_slots = Vec::new();
+        let mut added_legs = Vec::new();
+        for (index, media_line) in sdp.media.iter().enumerate().skip(known) {
+            let binding = bindings.iter().find(|b| b.media_index == index);
+            let label = binding
+                .map(|b| b.label.clone())
+                .unwrap_or_else(|| index.to_string());
+            match self.start_leg(media_line, &label, &rel_dir, &mut used_names, anchor, at_ms) {
+                Ok(Some((slot, mut new_leg))) => {
+                    info!(call_id = %id.call_id, leg = %label, "stream added");
+                    new_leg.participant = binding.and_then(|b| b.participant_id.clone());
+                    new_leg.binding_rule = binding
+                        .map(|b| b.rule.as_str())
+                        .unwrap_or("unbound")
+                        .to_owned();
+                    if let LegSlot::Recording { handle, .. } = &slot {
+                        self.legs.insert(handle.id(), (id.clone(), label.clone()));
                     }
-                    *telephone_event = media_line.telephone_event().cloned();
-                    let update = LegUpdate {
-                        payload_type: codec.payload_type,
-                        codec: Codec::from_encoding(&codec.encoding)
-                            .expect("a leg's codec is one we decode"),
-                        telephone_event_pt: telephone_event.as_ref().map(|f| f.payload_type),
-                        active: !media_line.is_on_hold() && media_line.port != 0,
-                    };
-                    debug!(label = %label, active = update.active, "leg updated");
-                    if let Err(error) = media.update_leg(handle, update) {
-                        warn!(%error, label = %label, "leg update failed");
-                    }
+                    added_slots.push(slot);
+                    added_legs.push(new_leg);
                 }
-                Some(LegSlot::Declined) => {}
-                None => {
-                    // A stream added mid-call: recorded from now on, same timeline.
-                    session.legs.push(LegSlot::Declined);
+                Ok(None) => added_slots.push(LegSlot::Declined),
+                Err(error) => {
+                    self.stop_legs(added_slots, now);
+                    return Err(error);
                 }
             }
         }
-        session.sdp_version += 1;
-        let (session_id, version) = (session.sdp_session_id, session.sdp_version);
-        let answer_sdp = {
-            let session = &self.sessions[&id];
-            self.build_answer(sdp, &session.legs, session_id, version)
+        let media = Arc::clone(&self.media);
+        let session = self
+            .sessions
+            .get_mut(id)
+            .expect("caller checked the dialog");
+        session.legs.extend(added_slots);
+        for (slot, media_line) in session.legs.iter_mut().zip(&sdp.media).take(known) {
+            let LegSlot::Recording {
+                handle,
+                codec,
+                telephone_event,
+                label,
+                removed,
+                ..
+            } = slot
+            else {
+                continue;
+            };
+            *removed = media_line.port == 0;
+            if let Some((format, _)) = recordable_codec(media_line) {
+                *codec = format;
+            }
+            *telephone_event = media_line.telephone_event_for(codec).cloned();
+            let kind = codec_of(codec).expect("a leg's codec is one we decode");
+            let mut update = LegUpdate::new(
+                codec.payload_type,
+                kind,
+                !media_line.is_on_hold() && !*removed,
+            );
+            update.telephone_event_pt = telephone_event.as_ref().map(|f| f.payload_type);
+            if let Some(te) = telephone_event.as_ref() {
+                update.telephone_event_clock = te.clock_rate;
+            }
+            debug!(leg = %label, active = update.active, "leg updated");
+            if let Err(error) = media.update_leg(handle, update) {
+                warn!(%error, leg = %label, "leg update failed");
+            }
+        }
+        Ok(added_legs)
+    }
+
+    /// Ends a session from our side: BYE to the client, then the legs are closed.
+    fn hang_up(&mut self, now: Instant, endpoint: &mut Endpoint, id: &DialogId, reason: &str) {
+        let Some(session) = self.sessions.get_mut(id) else {
+            return;
         };
-        let response = self
-            .with_capabilities(request.response(200))
-            .with_body("application/sdp", answer_sdp.into_bytes());
-        endpoint.respond(now, &key, response);
+        let bye = session.dialog.make_request(Method::Bye);
+        let peer = peer_for_in_dialog_request(&session.dialog, session.peer);
+        endpoint.send_request(now, peer, bye);
+        self.end_session(now, id, reason);
     }
 
     fn end_session(&mut self, now: Instant, id: &DialogId, reason: &str) {
@@ -707,6 +982,11 @@ impl Recorder {
             return;
         };
         self.by_call_id.remove(&id.call_id);
+        for leg in &session.legs {
+            if let LegSlot::Recording { handle, .. } = leg {
+                self.legs.remove(&handle.id());
+            }
+        }
         self.gauges
             .active_sessions
             .store(self.sessions.len(), Ordering::Relaxed);
@@ -722,6 +1002,7 @@ impl Recorder {
             .collect();
         let archive = self.archive.clone();
         let recording_id = session.recording_id;
+        let call_id = id.call_id.clone();
         let reason = reason.to_owned();
         let task = tokio::spawn(async move {
             let mut legs = Vec::with_capacity(receivers.len());
@@ -736,6 +1017,7 @@ impl Recorder {
                 }
             }
             info!(
+                call_id = %call_id,
                 recording_id = %recording_id,
                 duration_ms = duration.as_millis() as u64,
                 reason = %reason,
@@ -787,7 +1069,41 @@ fn completion_of(report: &LegReport) -> catalog::LegCompletion {
         late: report.late as i64,
         samples: report.samples as i64,
         sha256: report.sha256.clone(),
+        jitter_ms: report.jitter_ms,
+        gaps_filled_ms: report.gaps_filled_ms as i64,
+        ssrcs_seen: report.ssrcs_seen as i64,
+        codec_changes: report.codec_changes as i64,
+        unknown_payload: report.unknown_payload as i64,
+        rtcp_packets: report.rtcp as i64,
     }
+}
+
+/// The first offered format this build records, with its decoder.
+fn recordable_codec(media: &siprec::Media) -> Option<(Format, Codec)> {
+    let format = siprec::choose_codec(media, SUPPORTED_CODECS)?;
+    Some((format.clone(), codec_of(format)?))
+}
+
+fn codec_of(format: &Format) -> Option<Codec> {
+    Codec::from_rtpmap(&format.encoding, format.clock_rate, format.channels)
+}
+
+/// (participant, leg label) for every recorded leg a participant sends, per the binding rules.
+fn associations(sdp: &Sdp, metadata: Option<&Metadata>, legs: &[LegSlot]) -> Vec<(String, String)> {
+    siprec::bind_streams(sdp, metadata)
+        .into_iter()
+        .filter_map(|b| {
+            let participant = b.participant_id?;
+            match legs.get(b.media_index)? {
+                LegSlot::Recording {
+                    label,
+                    removed: false,
+                    ..
+                } => Some((participant, label.clone())),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// Participants from the metadata; without metadata (Cisco BIB, plain SDP), the parties of

@@ -13,7 +13,7 @@ use anyhow::Context;
 use axum::{Json, Router, extract::State, routing::get};
 use callvault_catalog::Catalog;
 use callvault_media::{MediaConfig, MediaEngine};
-use callvault_sip::{Endpoint, EndpointConfig, TransportConfig, Transports};
+use callvault_sip::{Endpoint, EndpointConfig, SessionTimerConfig, TransportConfig, Transports};
 use callvault_siprec::Limits;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -45,18 +45,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "SDP answers advertise a loopback RTP address: remote clients cannot send media; set --rtp-ip"
         );
     }
-    let media = Arc::new(
-        MediaEngine::start(MediaConfig {
-            bind_ip: config.rtp_bind_ip(),
-            port_min: config.media.rtp_ports.min,
-            port_max: config.media.rtp_ports.max,
-            receive_threads: config.media.receive_threads,
-            data_dir: data_dir.clone(),
-            jitter_window: Duration::from_millis(config.media.jitter_window_ms),
-            ..MediaConfig::default()
-        })
-        .context("starting the media engine")?,
+    let mut media_config = MediaConfig::new(
+        config.rtp_bind_ip(),
+        config.media.rtp_ports.min,
+        config.media.rtp_ports.max,
+        data_dir.clone(),
     );
+    media_config.receive_threads = config.media.receive_threads;
+    media_config.jitter_window = Duration::from_millis(config.media.jitter_window_ms);
+    let media = Arc::new(MediaEngine::start(media_config).context("starting the media engine")?);
 
     let (transports, mut incoming) = Transports::bind(TransportConfig {
         listen: config.sip.listen,
@@ -101,6 +98,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             rtp_ip,
             contact_host,
             user_agent: config.sip.user_agent.clone(),
+            capture_dtmf: config.sip.dtmf_capture,
+            rtp_timeout: config.rtp_timeout(),
+            session_timer: SessionTimerConfig {
+                min_se: Duration::from_secs(config.sip.min_session_expires_secs),
+                ..SessionTimerConfig::default()
+            },
         },
         Arc::clone(&media),
         archive.clone(),
@@ -122,6 +125,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "callvault listening"
     );
 
+    let mut media_events = media
+        .events()
+        .expect("the media engine's events are taken once, here");
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -133,6 +139,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             message = incoming.recv() => {
                 let Some(message) = message else { break };
                 endpoint.handle_input(message.received_at, message.from, &message.bytes);
+            }
+            Some(event) = media_events.recv() => {
+                recorder.handle_media_event(Instant::now(), &mut endpoint, event);
             }
             () = sleep_until(wake) => {
                 let now = Instant::now();

@@ -5,11 +5,16 @@ use std::path::Path;
 
 pub const RATE: u32 = 8000;
 
-/// A sine tone at half full scale, as 16-bit samples, continuing phase from `start_sample`.
+/// A sine tone at half full scale, 8 kHz, continuing phase from `start_sample`.
 pub fn tone(freq: f64, start_sample: u64, count: usize) -> Vec<i16> {
+    tone_at(freq, RATE, start_sample, count)
+}
+
+/// A sine tone at half full scale at `rate`, continuing phase from `start_sample`.
+pub fn tone_at(freq: f64, rate: u32, start_sample: u64, count: usize) -> Vec<i16> {
     (0..count)
         .map(|i| {
-            let t = (start_sample + i as u64) as f64 / f64::from(RATE);
+            let t = (start_sample + i as u64) as f64 / f64::from(rate);
             (0.5 * 32767.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
         })
         .collect()
@@ -100,11 +105,13 @@ pub fn rms(samples: &[i16]) -> f64 {
     (sum / samples.len() as f64).sqrt()
 }
 
-/// The frequency (to 10 Hz) with the most energy between 100 and 3900 Hz (Goertzel scan).
+/// The frequency (to 10 Hz) with the most energy between 100 Hz and the lesser of 7900 Hz and
+/// the Nyquist frequency (Goertzel scan).
 pub fn dominant_frequency(samples: &[i16], rate: u32) -> f64 {
     let mut best = (0.0, 0.0);
     let mut f = 100.0;
-    while f < 3900.0 {
+    let top = (f64::from(rate) / 2.0 - 100.0).min(7900.0);
+    while f < top {
         let power = goertzel(samples, rate, f);
         if power > best.1 {
             best = (f, power);
@@ -112,6 +119,24 @@ pub fn dominant_frequency(samples: &[i16], rate: u32) -> f64 {
         f += 10.0;
     }
     best.0
+}
+
+/// Samples in runs of 8 or more near-zero samples: gaps in a tone (which crosses zero in one
+/// sample at the frequencies and levels the tests send).
+pub fn silent_samples(samples: &[i16]) -> usize {
+    let mut total = 0;
+    let mut run = 0;
+    for &s in samples.iter().chain(std::iter::once(&i16::MAX)) {
+        if s.unsigned_abs() < 50 {
+            run += 1;
+        } else {
+            if run >= 8 {
+                total += run;
+            }
+            run = 0;
+        }
+    }
+    total
 }
 
 fn goertzel(samples: &[i16], rate: u32, freq: f64) -> f64 {

@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 use super::audio;
+use super::codec::{Encoder, TestCodec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -95,6 +96,38 @@ impl SipResponse {
     }
 }
 
+/// A request the server sent us (BYE when it ends a recording itself).
+#[derive(Debug, Clone)]
+pub struct SipRequest {
+    pub method: String,
+    pub uri: String,
+    headers: Vec<(String, String)>,
+}
+
+impl SipRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Our answer to it: Via, From, To, Call-ID and CSeq copied (RFC 3261 §8.2.6).
+    pub fn response(&self, status: u16, reason: &str) -> Vec<u8> {
+        let mut out = format!("SIP/2.0 {status} {reason}\r\n");
+        for (n, v) in &self.headers {
+            let lower = n.to_ascii_lowercase();
+            if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"]
+                .contains(&lower.as_str())
+            {
+                out.push_str(&format!("{n}: {v}\r\n"));
+            }
+        }
+        out.push_str("Content-Length: 0\r\n\r\n");
+        out.into_bytes()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AnsweredMedia {
     pub kind: String,
@@ -112,6 +145,8 @@ pub struct SipClient {
     udp: Option<UdpSocket>,
     tcp: Option<TcpStream>,
     buffer: Vec<u8>,
+    requests: std::collections::VecDeque<SipRequest>,
+    responses: std::collections::VecDeque<SipResponse>,
 }
 
 impl SipClient {
@@ -126,6 +161,8 @@ impl SipClient {
                     udp: Some(socket),
                     tcp: None,
                     buffer: Vec::new(),
+                    requests: Default::default(),
+                    responses: Default::default(),
                 }
             }
             Transport::Tcp => {
@@ -137,6 +174,8 @@ impl SipClient {
                     udp: None,
                     tcp: Some(stream),
                     buffer: Vec::new(),
+                    requests: Default::default(),
+                    responses: Default::default(),
                 }
             }
         }
@@ -152,70 +191,96 @@ impl SipClient {
         }
     }
 
-    /// The next response, or None after `wait` with nothing.
+    /// The next response, or None after `wait` with nothing. Requests from the server that
+    /// arrive meanwhile are kept for [`SipClient::next_request`].
     pub async fn recv(&mut self, wait: Duration) -> Option<SipResponse> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            if let Some(response) = self.take_buffered() {
-                return Some(response);
+            self.parse_buffered();
+            if let Some(r) = self.responses.pop_front() {
+                return Some(r);
             }
-            let mut chunk = vec![0u8; 65_536];
-            let read = match (&self.udp, &mut self.tcp) {
-                (Some(socket), _) => {
-                    tokio::time::timeout_at(deadline, socket.recv(&mut chunk)).await
-                }
-                (_, Some(stream)) => {
-                    tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await
-                }
-                _ => unreachable!("a client has one transport"),
-            };
-            match read {
-                Ok(Ok(0)) | Err(_) => return None,
-                Ok(Ok(n)) => self.buffer.extend_from_slice(&chunk[..n]),
-                Ok(Err(e)) => panic!("receive failed: {e}"),
+            if !self.read_more(deadline).await {
+                return None;
             }
         }
     }
 
-    fn take_buffered(&mut self) -> Option<SipResponse> {
-        // Skip keep-alive CRLFs between messages.
-        while self.buffer.starts_with(b"\r\n") {
-            self.buffer.drain(..2);
-        }
-        let end = find(&self.buffer, b"\r\n\r\n")?;
-        let head = String::from_utf8_lossy(&self.buffer[..end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next()?.to_owned();
-        let mut headers = Vec::new();
-        for line in lines {
-            if let Some((n, v)) = line.split_once(':') {
-                headers.push((n.trim().to_owned(), v.trim().to_owned()));
+    /// The next request the server sends us, or None after `wait`.
+    pub async fn next_request(&mut self, wait: Duration) -> Option<SipRequest> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            self.parse_buffered();
+            if let Some(r) = self.requests.pop_front() {
+                return Some(r);
+            }
+            if !self.read_more(deadline).await {
+                return None;
             }
         }
-        let length: usize = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length") || n == "l")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        if self.buffer.len() < end + 4 + length {
-            return None;
+    }
+
+    async fn read_more(&mut self, deadline: tokio::time::Instant) -> bool {
+        let mut chunk = vec![0u8; 65_536];
+        let read = match (&self.udp, &mut self.tcp) {
+            (Some(socket), _) => tokio::time::timeout_at(deadline, socket.recv(&mut chunk)).await,
+            (_, Some(stream)) => tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await,
+            _ => unreachable!("a client has one transport"),
+        };
+        match read {
+            Ok(Ok(0)) | Err(_) => false,
+            Ok(Ok(n)) => {
+                self.buffer.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Ok(Err(e)) => panic!("receive failed: {e}"),
         }
-        let body = String::from_utf8_lossy(&self.buffer[end + 4..end + 4 + length]).into_owned();
-        self.buffer.drain(..end + 4 + length);
-        let mut parts = status_line.splitn(3, ' ');
-        assert_eq!(
-            parts.next(),
-            Some("SIP/2.0"),
-            "not a response: {status_line}"
-        );
-        let status = parts.next()?.parse().ok()?;
-        let reason = parts.next().unwrap_or("").to_owned();
-        Some(SipResponse {
-            status,
-            reason,
-            headers,
-            body,
-        })
+    }
+
+    /// Moves every complete message in the buffer to the request or response queue.
+    fn parse_buffered(&mut self) {
+        loop {
+            while self.buffer.starts_with(b"\r\n") {
+                self.buffer.drain(..2);
+            }
+            let Some(end) = find(&self.buffer, b"\r\n\r\n") else {
+                return;
+            };
+            let head = String::from_utf8_lossy(&self.buffer[..end]).into_owned();
+            let mut lines = head.split("\r\n");
+            let start = lines.next().unwrap_or("").to_owned();
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+                .collect();
+            let length: usize = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length") || n == "l")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            if self.buffer.len() < end + 4 + length {
+                return;
+            }
+            let body =
+                String::from_utf8_lossy(&self.buffer[end + 4..end + 4 + length]).into_owned();
+            self.buffer.drain(..end + 4 + length);
+            if let Some(rest) = start.strip_prefix("SIP/2.0 ") {
+                let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+                self.responses.push_back(SipResponse {
+                    status: code.parse().expect("a numeric status code"),
+                    reason: reason.to_owned(),
+                    headers,
+                    body,
+                });
+            } else {
+                let mut parts = start.split(' ');
+                self.requests.push_back(SipRequest {
+                    method: parts.next().unwrap_or("").to_owned(),
+                    uri: parts.next().unwrap_or("").to_owned(),
+                    headers,
+                });
+            }
+        }
     }
 
     /// Waits for the final response to the request with `method` in its CSeq, skipping
@@ -251,14 +316,17 @@ pub struct StreamSpec {
 #[derive(Clone, Debug)]
 pub struct CallSpec {
     pub streams: Vec<StreamSpec>,
-    /// Also offer telephone-event.
+    /// Also offer telephone-event (payload type 101, 8000 Hz).
     pub telephone_event: bool,
-    /// Payload type for the audio: 0 (PCMU) or 8 (PCMA).
-    pub payload_type: u8,
+    pub codec: TestCodec,
+    /// Packet duration in milliseconds.
+    pub ptime_ms: u32,
+    /// Extra header lines for the INVITE, each ending in CRLF.
+    pub extra_headers: String,
 }
 
 impl CallSpec {
-    /// The usual SBC fork: caller and callee, each a stream with its own tone.
+    /// The usual SBC fork: caller and callee, each a stream with its own tone, PCMU, 20 ms.
     pub fn two_parties(caller_hz: f64, callee_hz: f64) -> CallSpec {
         CallSpec {
             streams: vec![
@@ -276,7 +344,9 @@ impl CallSpec {
                 },
             ],
             telephone_event: true,
-            payload_type: 0,
+            codec: TestCodec::Pcmu,
+            ptime_ms: 20,
+            extra_headers: String::new(),
         }
     }
 }
@@ -289,7 +359,8 @@ struct RtpSender {
     timestamp: u32,
     sample: u64,
     tone_hz: f64,
-    payload_type: u8,
+    codec: TestCodec,
+    encoder: Encoder,
     sent: u64,
 }
 
@@ -328,7 +399,8 @@ impl Call {
                 timestamp: rand_u32(),
                 sample: 0,
                 tone_hz: s.tone_hz,
-                payload_type: spec.payload_type,
+                codec: spec.codec,
+                encoder: Encoder::new(spec.codec),
                 sent: 0,
             });
         }
@@ -402,19 +474,23 @@ impl Call {
         );
         for (spec, sender) in self.spec.streams.iter().zip(&self.senders) {
             let port = sender.socket.local_addr().unwrap().port();
-            let pt = self.spec.payload_type;
-            let name = if pt == 8 { "PCMA" } else { "PCMU" };
+            let codec = sender.codec;
+            let pt = codec.payload_type();
             if self.spec.telephone_event {
                 sdp.push_str(&format!("m=audio {port} RTP/AVP {pt} 101\r\n"));
-                sdp.push_str(&format!("a=rtpmap:{pt} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"));
             } else {
-                sdp.push_str(&format!(
-                    "m=audio {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {name}/8000\r\n"
-                ));
+                sdp.push_str(&format!("m=audio {port} RTP/AVP {pt}\r\n"));
+            }
+            sdp.push_str(&format!("a=rtpmap:{pt} {}\r\n", codec.rtpmap()));
+            if let Some(fmtp) = codec.fmtp() {
+                sdp.push_str(&format!("a=fmtp:{pt} {fmtp}\r\n"));
+            }
+            if self.spec.telephone_event {
+                sdp.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n");
             }
             sdp.push_str(&format!(
-                "a=label:{}\r\na=ptime:20\r\na={direction}\r\n",
-                spec.label
+                "a=label:{}\r\na=ptime:{}\r\na={direction}\r\n",
+                spec.label, self.spec.ptime_ms
             ));
         }
         sdp
@@ -459,6 +535,19 @@ impl Call {
         .into_bytes()
     }
 
+    /// A call answered 200 and ACKed: the start of most scenarios.
+    pub async fn answered(transport: Transport, server: SocketAddr, spec: CallSpec) -> Call {
+        let mut call = Call::new(transport, server, spec).await;
+        let answer = call.invite().await;
+        assert_eq!(
+            answer.status, 200,
+            "INVITE answered {} {}",
+            answer.status, answer.reason
+        );
+        call.ack().await;
+        call
+    }
+
     /// Sends the SIPREC INVITE and returns the final response. On 200, records where to send
     /// each stream and when the call was answered.
     pub async fn invite(&mut self) -> SipResponse {
@@ -479,7 +568,10 @@ impl Call {
         let bytes = self.request(
             "INVITE",
             &branch,
-            "Require: siprec\r\nSupported: replaces\r\n",
+            &format!(
+                "Require: siprec\r\nSupported: replaces\r\n{}",
+                self.spec.extra_headers
+            ),
             &body,
             "multipart/mixed;boundary=callvault-e2e",
         );
@@ -531,10 +623,11 @@ impl Call {
     /// A re-INVITE with every stream in `direction` (e.g. "inactive" for hold).
     pub async fn reinvite(&mut self, direction: &str) -> SipResponse {
         let body = self.multipart(direction);
+        let extra = self.spec.extra_headers.clone();
         let bytes = self.request(
             "INVITE",
             &Self::branch(),
-            "",
+            &extra,
             &body,
             "multipart/mixed;boundary=callvault-e2e",
         );
@@ -568,16 +661,17 @@ impl Call {
             .await
     }
 
-    /// Sends `duration` of each stream's tone, 20 ms packets paced in real time (the traffic
-    /// shape an SBC produces), with the given impairment on each stream.
+    /// Sends `duration` of each stream's tone in packets of `ptime_ms`, paced in real time (the
+    /// traffic shape an SBC produces), with the given impairment on each stream.
     pub async fn play(&mut self, duration: Duration, impairments: &[Impairment]) {
-        let packets = duration.as_millis() as u64 / 20;
+        let ptime = u64::from(self.spec.ptime_ms);
+        let packets = duration.as_millis() as u64 / ptime;
         let start = tokio::time::Instant::now();
         let mut held: Vec<Option<Vec<u8>>> = vec![None; self.senders.len()];
         for n in 0..packets {
-            tokio::time::sleep_until(start + Duration::from_millis(20 * n)).await;
+            tokio::time::sleep_until(start + Duration::from_millis(ptime * n)).await;
             for (i, sender) in self.senders.iter_mut().enumerate() {
-                let packet = sender.next_packet();
+                let packet = sender.next_packet(self.spec.ptime_ms);
                 let Some(dest) = sender.dest else { continue };
                 let imp = impairments.get(i).copied().unwrap_or_default();
                 if imp.drop_every > 0 && n % imp.drop_every == imp.drop_every - 1 {
@@ -593,21 +687,158 @@ impl Call {
                 }
             }
         }
-        for (sender, h) in self.senders.iter().zip(held) {
+        // `iter_mut`: the encoders are Send but not Sync, and this future must be Send.
+        for (sender, h) in self.senders.iter_mut().zip(held) {
             if let (Some(p), Some(dest)) = (h, sender.dest) {
                 sender.socket.send_to(&p, dest).await.unwrap();
             }
         }
+        // The last packet covers one more ptime: return when it ends, so RTP time and the
+        // wall clock stay together across calls.
+        tokio::time::sleep_until(start + Duration::from_millis(ptime * packets)).await;
+    }
+
+    /// Presses `digit` on stream `index` for `duration` as RFC 4733 telephone-events: an
+    /// update every 20 ms with the same timestamp, then the end packet three times, as SBCs
+    /// send them. The stream sends no audio meanwhile. Returns when the press started,
+    /// relative to the answer.
+    pub async fn press(&mut self, index: usize, digit: char, duration: Duration) -> Duration {
+        let event = match digit {
+            '0'..='9' => digit as u8 - b'0',
+            '*' => 10,
+            '#' => 11,
+            'A'..='D' => 12 + (digit as u8 - b'A'),
+            _ => panic!("no DTMF event for {digit:?}"),
+        };
+        let pressed_at = self.answered_at.unwrap().elapsed();
+        let sender = &mut self.senders[index];
+        let dest = sender.dest.expect("stream answered");
+        let start_ts = sender.timestamp;
+        let steps = (duration.as_millis() / 20) as u32;
+        let start = tokio::time::Instant::now();
+        for step in 1..=steps + 2 {
+            let end = step > steps;
+            let units = (steps.min(step) * 160) as u16;
+            let packet = rtp_packet(
+                101,
+                step == 1,
+                sender.seq,
+                start_ts,
+                sender.ssrc,
+                &[
+                    event,
+                    if end { 0x80 | 10 } else { 10 },
+                    (units >> 8) as u8,
+                    units as u8,
+                ],
+            );
+            sender.seq = sender.seq.wrapping_add(1);
+            let copies = if step == steps + 2 {
+                1
+            } else if end {
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                sender.socket.send_to(&packet, dest).await.unwrap();
+            }
+            if step <= steps {
+                tokio::time::sleep_until(start + Duration::from_millis(20 * u64::from(step))).await;
+            }
+        }
+        // Every stream's clock moved on while the key was down (the others were silent, as
+        // in DTX): a real SBC's RTP clocks never stop.
+        self.skip(start.elapsed());
+        pressed_at
     }
 
     /// Advances the streams' clocks over a pause without sending (a hold), as a real SRC's
     /// RTP timestamps keep running.
     pub fn skip(&mut self, duration: Duration) {
-        let samples = duration.as_millis() as u64 * 8;
         for s in &mut self.senders {
-            s.sample += samples;
-            s.timestamp = s.timestamp.wrapping_add(samples as u32);
+            let ms = duration.as_millis() as u64;
+            s.sample += u64::from(s.codec.sample_rate()) * ms / 1000;
+            s.timestamp = s
+                .timestamp
+                .wrapping_add((u64::from(s.codec.clock_rate()) * ms / 1000) as u32);
         }
+    }
+
+    /// Stream `index` starts a new SSRC with new sequence numbers and timestamps, as after a
+    /// media server change on the SBC.
+    pub fn change_ssrc(&mut self, index: usize) {
+        let s = &mut self.senders[index];
+        s.ssrc = s.ssrc.wrapping_add(0x0101_0101);
+        s.seq = s.seq.wrapping_add(20_000);
+        s.timestamp = s.timestamp.wrapping_add(0x4000_0000);
+    }
+
+    /// Stream `index` jumps its RTP timestamp by `ticks` without a gap in time.
+    pub fn jump_timestamp(&mut self, index: usize, ticks: u32) {
+        let s = &mut self.senders[index];
+        s.timestamp = s.timestamp.wrapping_add(ticks);
+    }
+
+    /// Switches every stream to `codec` for the next offer and packets (a codec change).
+    pub fn set_codec(&mut self, codec: TestCodec) {
+        self.spec.codec = codec;
+        for s in &mut self.senders {
+            s.codec = codec;
+            s.encoder = Encoder::new(codec);
+        }
+    }
+
+    pub fn set_ptime(&mut self, ptime_ms: u32) {
+        self.spec.ptime_ms = ptime_ms;
+    }
+
+    /// Adds a stream to the call (effective with the next re-INVITE).
+    pub async fn add_stream(&mut self, spec: StreamSpec) {
+        self.senders.push(RtpSender {
+            socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            dest: None,
+            ssrc: rand_u32(),
+            seq: (rand_u32() % 60_000) as u16,
+            timestamp: rand_u32(),
+            sample: 0,
+            tone_hz: spec.tone_hz,
+            codec: self.spec.codec,
+            encoder: Encoder::new(self.spec.codec),
+            sent: 0,
+        });
+        self.spec.streams.push(spec);
+    }
+
+    /// Who sends stream `index` from now on (a transfer), for the next metadata.
+    pub fn set_participant(&mut self, index: usize, participant: &str, aor: &str) {
+        self.spec.streams[index].participant = participant.to_owned();
+        self.spec.streams[index].aor = aor.to_owned();
+    }
+
+    /// Takes the answer to a re-INVITE: where each (possibly new) stream goes.
+    pub fn on_reinvite_response(&mut self, response: &SipResponse) {
+        for (sender, m) in self.senders.iter_mut().zip(response.answered_media()) {
+            sender.dest = (m.port != 0).then(|| SocketAddr::from(([127, 0, 0, 1], m.port)));
+        }
+    }
+
+    /// A session refresh (RFC 4028): UPDATE without a body, with the INVITE's extra headers
+    /// (Supported: timer, Session-Expires).
+    pub async fn refresh(&mut self) -> SipResponse {
+        let extra = self.spec.extra_headers.clone();
+        let bytes = self.request("UPDATE", &Self::branch(), &extra, &[], "");
+        self.client.send(&bytes).await;
+        self.client
+            .final_response("UPDATE", Duration::from_secs(5))
+            .await
+    }
+
+    /// An UPDATE carrying only metadata (Avaya sends participants this way).
+    pub async fn update_metadata(&mut self) -> SipResponse {
+        let xml = self.metadata().into_bytes();
+        self.request_in_dialog("UPDATE", "application/rs-metadata+xml", &xml)
+            .await
     }
 
     pub fn packets_sent(&self) -> Vec<u64> {
@@ -615,25 +846,42 @@ impl Call {
     }
 }
 
+fn rtp_packet(
+    payload_type: u8,
+    marker: bool,
+    seq: u16,
+    timestamp: u32,
+    ssrc: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut packet = Vec::with_capacity(12 + payload.len());
+    packet.push(0x80);
+    packet.push((payload_type & 0x7f) | if marker { 0x80 } else { 0 });
+    packet.extend_from_slice(&seq.to_be_bytes());
+    packet.extend_from_slice(&timestamp.to_be_bytes());
+    packet.extend_from_slice(&ssrc.to_be_bytes());
+    packet.extend_from_slice(payload);
+    packet
+}
+
 impl RtpSender {
-    fn next_packet(&mut self) -> Vec<u8> {
-        let samples = audio::tone(self.tone_hz, self.sample, 160);
-        let mut packet = Vec::with_capacity(172);
-        packet.push(0x80);
-        packet.push(self.payload_type & 0x7f);
-        packet.extend_from_slice(&self.seq.to_be_bytes());
-        packet.extend_from_slice(&self.timestamp.to_be_bytes());
-        packet.extend_from_slice(&self.ssrc.to_be_bytes());
-        for s in samples {
-            packet.push(if self.payload_type == 8 {
-                audio::alaw_encode(s)
-            } else {
-                audio::ulaw_encode(s)
-            });
-        }
+    fn next_packet(&mut self, ptime_ms: u32) -> Vec<u8> {
+        let samples = (self.codec.sample_rate() * ptime_ms / 1000) as usize;
+        let pcm = audio::tone_at(self.tone_hz, self.codec.sample_rate(), self.sample, samples);
+        let payload = self.encoder.encode(&pcm);
+        let packet = rtp_packet(
+            self.codec.payload_type(),
+            false,
+            self.seq,
+            self.timestamp,
+            self.ssrc,
+            &payload,
+        );
         self.seq = self.seq.wrapping_add(1);
-        self.timestamp = self.timestamp.wrapping_add(160);
-        self.sample += 160;
+        self.timestamp = self
+            .timestamp
+            .wrapping_add(self.codec.clock_rate() * ptime_ms / 1000);
+        self.sample += samples as u64;
         self.sent += 1;
         packet
     }

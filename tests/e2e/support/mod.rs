@@ -3,6 +3,7 @@
 
 pub mod audio;
 pub mod client;
+pub mod codec;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
