@@ -247,6 +247,43 @@ async fn a_stream_added_mid_call_is_a_new_leg_on_the_same_timeline() {
 }
 
 #[tokio::test]
+async fn a_stream_removed_mid_call_is_answered_port_0_and_records_silence() {
+    let server = Server::start();
+    let mut call = Call::answered(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(440.0, 1000.0),
+    )
+    .await;
+    call.play(Duration::from_secs(1), &[]).await;
+    call.remove_stream(1);
+    let answer = call.reinvite("sendonly").await;
+    assert_eq!(answer.status, 200);
+    let media = answer.answered_media();
+    assert_eq!(
+        media.len(),
+        2,
+        "the removed m-line is still answered: {media:?}"
+    );
+    assert_ne!(media[0].port, 0);
+    assert_eq!(media[1].port, 0, "a removed stream is answered with port 0");
+    call.play(Duration::from_secs(1), &[]).await;
+    let bye_at = Instant::now();
+    assert_eq!(call.bye().await.status, 200);
+    let length = bye_at - call.answered_at.unwrap();
+    let rec = server.completed(&call.call_id);
+    let removed = server.wav(leg(&rec, "2"));
+    // Still as long as the call, so the legs stay aligned; silence after the removal.
+    assert_length(removed.duration_ms(), length, "leg 2");
+    assert_tone(&server, &rec, "2", 200, 900, 1000.0);
+    assert!(
+        rms(removed.window(1200, 1900)) < 1.0,
+        "leg 2 records silence once removed"
+    );
+    assert_tone(&server, &rec, "1", 1200, 1900, 440.0);
+}
+
+#[tokio::test]
 async fn participants_join_and_leave_across_metadata_revisions() {
     let server = Server::start();
     let mut call = Call::answered(
@@ -586,6 +623,16 @@ async fn session_timer_refreshes_keep_the_call_and_a_missed_refresh_ends_it() {
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("Session-Expires"), Some("90;refresher=uac"));
     assert!(answer.header("Require").unwrap_or("").contains("timer"));
+    call.ack().await;
+    // A re-INVITE without SDP asks us for an offer: the 200 has SDP with every m-line on the
+    // ports we answered before (RFC 3261 §14.2). It names no timer, so the timer is off until
+    // the next refresh that asks for one (RFC 4028 §9).
+    let ports: Vec<u16> = answer.answered_media().iter().map(|m| m.port).collect();
+    let offerless = call.request_in_dialog("INVITE", "", b"").await;
+    assert_eq!(offerless.status, 200);
+    assert_eq!(offerless.header("Session-Expires"), None);
+    let offered: Vec<u16> = offerless.answered_media().iter().map(|m| m.port).collect();
+    assert_eq!(offered, ports);
     call.ack().await;
     // A refresh at 20 s (UPDATE without SDP) moves the deadline to 20 + 60 s.
     tokio::time::sleep(Duration::from_secs(20)).await;

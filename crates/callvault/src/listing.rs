@@ -155,15 +155,44 @@ fn details(r: &Recording) -> String {
     for l in &r.legs {
         let _ = writeln!(
             out,
-            "  {:<12} {:<16} {} {}Hz packets={} lost={}  {}",
+            "  {:<12} {:<16} {} {}Hz  {}",
             l.label,
             l.participant.as_deref().unwrap_or("-"),
             l.codec,
             l.sample_rate,
-            l.packets,
-            l.lost,
             l.path
         );
+        let _ = writeln!(
+            out,
+            "  {:<12} packets={} lost={} late={} jitter={} gaps={}ms ssrcs={} codec_changes={}",
+            "",
+            l.packets,
+            l.lost,
+            l.late,
+            l.jitter_ms
+                .map(|j| format!("{j:.1}ms"))
+                .unwrap_or_else(|| "-".to_owned()),
+            l.gaps_filled_ms,
+            l.ssrcs_seen,
+            l.codec_changes
+        );
+    }
+    if r.associations
+        .iter()
+        .any(|a| a.from_ms > 0 || a.to_ms.is_some())
+    {
+        let _ = writeln!(out, "who was on which leg");
+        for a in &r.associations {
+            let until = a.to_ms.map(seconds).unwrap_or_else(|| "end".to_owned());
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<16} {} – {}",
+                a.leg,
+                a.participant,
+                seconds(a.from_ms),
+                until
+            );
+        }
     }
     if !r.dtmf.is_empty() {
         let _ = writeln!(out, "dtmf");
@@ -203,5 +232,66 @@ fn clip(s: &str, width: usize) -> String {
         let mut c: String = s.chars().take(width - 1).collect();
         c.push('…');
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recording() -> Recording {
+        serde_json::from_value(serde_json::json!({
+            "id": "0193a1b2-0000-7000-8000-000000000001",
+            "session_id": "s1", "ingress_call_id": "c1@sbc", "egress_call_id": null,
+            "from": "sip:alice@example.com", "to": "sip:a-very-long-callee-address@example.com",
+            "started_at": "2026-11-30T10:00:00Z", "ended_at": "2026-11-30T10:00:05.5Z",
+            "duration_ms": 5500, "state": "complete", "end_reason": "bye",
+            "participants": [{"id": "p1", "aor": "sip:alice@example.com", "name": "Alice"}],
+            "legs": [{"label": "1", "participant": "p1", "binding_rule": "association",
+                      "codec": "G722", "sample_rate": 16000, "path": "recordings/x/1.wav",
+                      "packets": 275, "lost": 2, "duplicates": 0, "out_of_order": 1, "late": 0,
+                      "jitter_ms": 1.25, "gaps_filled_ms": 40, "ssrcs_seen": 1,
+                      "codec_changes": 0, "unknown_payload": 0, "rtcp_packets": 5,
+                      "added_at_ms": 0, "sha256": null}],
+            "dtmf": [{"digit": "5", "leg": "1", "offset_ms": 2040, "duration_ms": 160,
+                      "source": "rfc4733"}],
+            "associations": [
+                {"participant": "p1", "leg": "1", "from_ms": 0, "to_ms": 3000},
+                {"participant": "p3", "leg": "1", "from_ms": 3000, "to_ms": null}],
+            "correlation_ids": [{"kind": "ucid", "value": "00FA080018803B69"}],
+            "warnings": ["m-line 2 declined"], "metadata_revisions": 2,
+            "source_address": "192.0.2.1:5060", "transport": "tcp"
+        }))
+        .expect("the contract JSON reads back")
+    }
+
+    #[test]
+    fn the_table_has_one_row_per_recording_with_clipped_parties() {
+        let text = table(&[recording()]);
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[1].starts_with("0193a1b2-0000-7000-8000-000000000001"));
+        assert!(rows[1].contains("5.500s") && rows[1].contains("complete"));
+        assert!(rows[1].contains("sip:a-very-long-callee-…"), "{}", rows[1]);
+        assert_eq!(table(&[]).lines().nth(1), Some("(no recordings)"));
+    }
+
+    #[test]
+    fn details_show_quality_digits_and_who_was_on_which_leg() {
+        let text = details(&recording());
+        for expected in [
+            "G722 16000Hz",
+            "packets=275 lost=2 late=0 jitter=1.2ms gaps=40ms",
+            "5 leg=1 at 2.040s for 160ms (rfc4733)",
+            "p3",
+            "3.000s – end",
+            "correlation  ucid = 00FA080018803B69",
+            "warning      m-line 2 declined",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected:?} missing from:\n{text}"
+            );
+        }
     }
 }

@@ -856,18 +856,22 @@ impl Recorder {
             .iter()
             .flat_map(SessionTimer::response_headers)
             .collect();
-        let Some(sdp) = &offer.sdp else {
-            // Metadata-only UPDATE (Avaya), or a refresh without SDP: no answer body.
+        let is_invite = *request.method() == Method::Invite;
+        if offer.sdp.is_none() && !is_invite {
+            // Metadata-only UPDATE (Avaya), or an UPDATE refresh: no SDP to answer.
             let mut response = request.response(200);
             for (name, value) in timer_headers {
                 response = response.with_header(name, value);
             }
             endpoint.respond(now, &key, response);
             return;
-        };
+        }
+        // A re-INVITE without SDP asks us for an offer (RFC 3261 §14.2): we offer the session as
+        // it stands, same ports and directions; the client answers in its ACK.
+        let sdp = offer.sdp.clone().unwrap_or_else(|| session.sdp.clone());
         session.sdp_version += 1;
         let (session_id, version) = (session.sdp_session_id, session.sdp_version);
-        let answer_sdp = self.build_answer(sdp, &self.sessions[&id].legs, session_id, version);
+        let answer_sdp = self.build_answer(&sdp, &self.sessions[&id].legs, session_id, version);
         let mut response = self.with_capabilities(request.response(200));
         for (name, value) in timer_headers {
             response = response.with_header(name, value);

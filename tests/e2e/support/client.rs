@@ -362,6 +362,8 @@ struct RtpSender {
     codec: TestCodec,
     encoder: Encoder,
     sent: u64,
+    /// Offered with port 0 from now on (the stream was removed, RFC 3264 §8.2).
+    removed: bool,
 }
 
 /// Loss and reordering applied to one stream, by packet index.
@@ -402,6 +404,7 @@ impl Call {
                 codec: spec.codec,
                 encoder: Encoder::new(spec.codec),
                 sent: 0,
+                removed: false,
             });
         }
         Call {
@@ -473,7 +476,11 @@ impl Call {
             self.cseq + 1
         );
         for (spec, sender) in self.spec.streams.iter().zip(&self.senders) {
-            let port = sender.socket.local_addr().unwrap().port();
+            let port = if sender.removed {
+                0
+            } else {
+                sender.socket.local_addr().unwrap().port()
+            };
             let codec = sender.codec;
             let pt = codec.payload_type();
             if self.spec.telephone_event {
@@ -789,6 +796,12 @@ impl Call {
         }
     }
 
+    /// Removes stream `index` from the next offer (port 0) and stops sending it.
+    pub fn remove_stream(&mut self, index: usize) {
+        self.senders[index].removed = true;
+        self.senders[index].dest = None;
+    }
+
     pub fn set_ptime(&mut self, ptime_ms: u32) {
         self.spec.ptime_ms = ptime_ms;
     }
@@ -806,6 +819,7 @@ impl Call {
             codec: self.spec.codec,
             encoder: Encoder::new(self.spec.codec),
             sent: 0,
+            removed: false,
         });
         self.spec.streams.push(spec);
     }
