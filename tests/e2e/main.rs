@@ -5,6 +5,7 @@
 mod support;
 
 mod calls;
+mod dialects;
 mod fidelity;
 mod limits;
 mod sipp;

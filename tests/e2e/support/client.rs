@@ -72,6 +72,7 @@ impl SipResponse {
                     formats,
                     direction: None,
                     label: None,
+                    rtpmap: Vec::new(),
                 });
             } else if let Some(m) = out.last_mut() {
                 match line {
@@ -81,6 +82,10 @@ impl SipResponse {
                     _ => {
                         if let Some(label) = line.strip_prefix("a=label:") {
                             m.label = Some(label.to_owned());
+                        } else if let Some(map) = line.strip_prefix("a=rtpmap:")
+                            && let Some((pt, encoding)) = map.split_once(' ')
+                        {
+                            m.rtpmap.push((pt.to_owned(), encoding.to_owned()));
                         }
                     }
                 }
@@ -135,6 +140,19 @@ pub struct AnsweredMedia {
     pub formats: Vec<String>,
     pub direction: Option<String>,
     pub label: Option<String>,
+    /// `a=rtpmap` encodings by payload type, e.g. ("0", "PCMU/8000").
+    pub rtpmap: Vec<(String, String)>,
+}
+
+impl AnsweredMedia {
+    /// The encoding name of the chosen (first) format.
+    pub fn chosen_encoding(&self) -> Option<String> {
+        let pt = self.formats.first()?;
+        self.rtpmap
+            .iter()
+            .find(|(p, _)| p == pt)
+            .map(|(_, e)| e.split('/').next().unwrap_or("").to_ascii_uppercase())
+    }
 }
 
 /// One signalling connection (a UDP socket or a TCP stream) to the server.
@@ -360,6 +378,8 @@ struct RtpSender {
     sample: u64,
     tone_hz: f64,
     codec: TestCodec,
+    /// The payload type on the wire (the codec's usual one unless the answer said otherwise).
+    payload_type: u8,
     encoder: Encoder,
     sent: u64,
     /// Offered with port 0 from now on (the stream was removed, RFC 3264 §8.2).
@@ -402,6 +422,7 @@ impl Call {
                 sample: 0,
                 tone_hz: s.tone_hz,
                 codec: spec.codec,
+                payload_type: spec.codec.payload_type(),
                 encoder: Encoder::new(spec.codec),
                 sent: 0,
                 removed: false,
@@ -565,6 +586,41 @@ impl Call {
             .await;
         self.on_invite_response(&response);
         response
+    }
+
+    /// Sends an INVITE with a body built elsewhere (a vendor's wire format) and takes its
+    /// answer like [`Call::invite`]. `extra` header lines end in CRLF.
+    pub async fn invite_raw(
+        &mut self,
+        content_type: &str,
+        body: &[u8],
+        extra: &str,
+    ) -> SipResponse {
+        let branch = Self::branch();
+        self.invite_branch = branch.clone();
+        let bytes = self.request("INVITE", &branch, extra, body, content_type);
+        self.client.send(&bytes).await;
+        let response = self
+            .client
+            .final_response("INVITE", Duration::from_secs(5))
+            .await;
+        self.on_invite_response(&response);
+        response
+    }
+
+    /// The local RTP port of each stream, to write into a hand-made offer.
+    pub fn rtp_ports(&self) -> Vec<u16> {
+        self.senders
+            .iter()
+            .map(|s| s.socket.local_addr().unwrap().port())
+            .collect()
+    }
+
+    /// Stream `index` sends in `codec` with `payload_type` from now on (what the answer chose).
+    pub fn set_stream_codec(&mut self, index: usize, codec: TestCodec, payload_type: u8) {
+        self.senders[index].codec = codec;
+        self.senders[index].payload_type = payload_type;
+        self.senders[index].encoder = Encoder::new(codec);
     }
 
     /// Sends the INVITE without waiting (for CANCEL races).
@@ -792,6 +848,7 @@ impl Call {
         self.spec.codec = codec;
         for s in &mut self.senders {
             s.codec = codec;
+            s.payload_type = codec.payload_type();
             s.encoder = Encoder::new(codec);
         }
     }
@@ -817,6 +874,7 @@ impl Call {
             sample: 0,
             tone_hz: spec.tone_hz,
             codec: self.spec.codec,
+            payload_type: self.spec.codec.payload_type(),
             encoder: Encoder::new(self.spec.codec),
             sent: 0,
             removed: false,
@@ -884,7 +942,7 @@ impl RtpSender {
         let pcm = audio::tone_at(self.tone_hz, self.codec.sample_rate(), self.sample, samples);
         let payload = self.encoder.encode(&pcm);
         let packet = rtp_packet(
-            self.codec.payload_type(),
+            self.payload_type,
             false,
             self.seq,
             self.timestamp,

@@ -46,6 +46,19 @@ impl TestCodec {
         }
     }
 
+    /// The codec an SDP encoding name stands for (as the server chose it in its answer).
+    pub fn from_encoding(name: &str) -> Option<TestCodec> {
+        Some(match name.to_ascii_uppercase().as_str() {
+            "PCMU" => TestCodec::Pcmu,
+            "PCMA" => TestCodec::Pcma,
+            "G722" => TestCodec::G722,
+            "L16" => TestCodec::L16,
+            "OPUS" => TestCodec::Opus,
+            "G729" | "G729A" => TestCodec::G729,
+            _ => return None,
+        })
+    }
+
     /// The catalog's codec name.
     pub fn name(self) -> &'static str {
         match self {
