@@ -270,3 +270,78 @@ async fn a_burst_of_malformed_messages_leaves_the_server_recording() {
     assert_eq!(dominant_frequency(wav.window(200, 800), wav.rate), 1200.0);
     assert_eq!(server.list().len(), 2, "garbage created no recordings");
 }
+
+/// The value of one metric in a Prometheus text page.
+fn metric(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in:\n{page}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn health_and_metrics_report_calls_refusals_and_bad_input() {
+    let server = Server::start();
+    let (status, body) = server.http_get("/health");
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok");
+
+    let mut call = Call::answered(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(440.0, 880.0),
+    )
+    .await;
+    let (_, page) = server.http_get("/metrics");
+    assert_eq!(metric(&page, "callvault_sessions_active"), 1);
+    assert_eq!(metric(&page, "callvault_media_legs_active"), 2);
+    assert_eq!(metric(&page, "callvault_media_ports_in_use"), 2);
+    call.play(Duration::from_millis(200), &[]).await;
+    assert_eq!(call.bye().await.status, 200);
+    server.completed(&call.call_id);
+
+    // A refused offer and a message that cannot be answered.
+    let mut c = SipClient::connect(Transport::Udp, server.sip).await;
+    let local = c.local;
+    let r = answer_to(
+        &mut c,
+        &request(
+            "INVITE",
+            server.sip,
+            local,
+            "Content-Type: application/sdp\r\n",
+            "garbage\r\n",
+        ),
+        "INVITE",
+    )
+    .await;
+    assert!(r.status >= 400);
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    udp.send_to(b"\x00\x01 not sip at all", server.sip)
+        .await
+        .unwrap();
+
+    // The SIP counters are published once a second: poll until they show.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, page) = server.http_get("/metrics");
+        assert_eq!(status, 200);
+        if metric(&page, "callvault_sip_malformed_dropped_total") >= 1 {
+            assert_eq!(metric(&page, "callvault_sessions_active"), 0);
+            assert_eq!(metric(&page, "callvault_sessions_total"), 1);
+            assert_eq!(metric(&page, "callvault_sessions_rejected_total"), 1);
+            assert_eq!(metric(&page, "callvault_media_ports_in_use"), 0);
+            assert_eq!(metric(&page, "callvault_media_blocks_dropped_total"), 0);
+            assert!(page.contains("# TYPE callvault_sessions_total counter"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "malformed input never counted:\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

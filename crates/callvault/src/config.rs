@@ -82,7 +82,7 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// The HTTP API (for now `/health`).
+    /// The HTTP listener: `/health` and `/metrics`.
     pub listen: SocketAddr,
 }
 

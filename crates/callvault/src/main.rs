@@ -7,6 +7,7 @@
 mod archive;
 mod config;
 mod listing;
+mod metrics;
 mod recorder;
 mod server;
 
@@ -30,7 +31,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the recording server: SIP on UDP and TCP, RTP to WAV, the catalog, /health.
+    /// Run the recording server: SIP on UDP and TCP, RTP to WAV, the catalog, /health, /metrics.
     Serve(ServeArgs),
     /// Read the catalog of recordings.
     Recordings {
@@ -52,7 +53,7 @@ struct ServeArgs {
     rtp_ports: Option<PortRange>,
     #[command(flatten)]
     storage: StorageArgs,
-    /// HTTP API address ([http] listen; default 127.0.0.1:8080).
+    /// HTTP address for /health and /metrics ([http] listen; default 127.0.0.1:8080).
     #[arg(long, env = "CALLVAULT_HTTP_LISTEN")]
     http_listen: Option<SocketAddr>,
 }

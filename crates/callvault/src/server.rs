@@ -6,20 +6,21 @@
 //! task touches SIP state, so there are no locks around it.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::{Json, Router, extract::State, routing::get};
 use callvault_catalog::Catalog;
 use callvault_media::{MediaConfig, MediaEngine};
-use callvault_sip::{Endpoint, EndpointConfig, SessionTimerConfig, TransportConfig, Transports};
+use callvault_sip::{
+    Endpoint, EndpointConfig, EndpointStats, SessionTimerConfig, TransportConfig, Transports,
+};
 use callvault_siprec::Limits;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::archive;
 use crate::config::Config;
+use crate::metrics;
 use crate::recorder::{Recorder, RecorderConfig, RecorderGauges};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -70,16 +71,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
     let http_addr = http.local_addr()?;
-    let app = Router::new()
-        .route("/health", get(health))
-        .with_state(Arc::clone(&gauges));
+    let (archive, archive_task, archive_backlog) =
+        archive::start(catalog.clone(), data_dir.clone());
+    let (sip_stats, sip_stats_rx) = watch::channel(EndpointStats::default());
+    let app = metrics::router(metrics::Sources {
+        gauges: Arc::clone(&gauges),
+        media: Arc::clone(&media),
+        sip: sip_stats_rx,
+        archive_backlog,
+    });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {
             warn!(error = %e, "HTTP listener stopped");
         }
     });
-
-    let (archive, archive_task, _backlog) = archive::start(catalog.clone(), data_dir.clone());
     let (closing_tx, mut closing_rx) = mpsc::unbounded_channel();
     let contact_host = if sip_addr.ip().is_unspecified() {
         format!("{}:{}", rtp_ip, sip_addr.port())
@@ -130,6 +135,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .expect("the media engine's events are taken once, here");
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    // The endpoint's counters reach /metrics once a second, not per message.
+    let mut publish = tokio::time::interval(Duration::from_secs(1));
     loop {
         let wake = [endpoint.poll_timeout(), recorder.poll_timeout()]
             .into_iter()
@@ -147,6 +154,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 let now = Instant::now();
                 endpoint.handle_timeout(now);
                 recorder.handle_timeout(now, &mut endpoint);
+            }
+            _ = publish.tick() => {
+                sip_stats.send_replace(endpoint.stats());
             }
             () = &mut shutdown => {
                 info!("shutting down: closing every recording");
@@ -215,13 +225,4 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
-}
-
-async fn health(State(gauges): State<Arc<RecorderGauges>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "status": "ok",
-        "active_sessions": gauges.active_sessions.load(Ordering::Relaxed),
-        "sessions_total": gauges.sessions_total.load(Ordering::Relaxed),
-        "rejected_total": gauges.rejected_total.load(Ordering::Relaxed),
-    }))
 }
