@@ -28,7 +28,7 @@ impl Recorder {
         from: Peer,
     ) {
         let call_id = request.call_id().to_owned();
-        info!(call_id = %call_id, from = %from.addr, transport = from.transport.as_str(), "INVITE");
+        info!(call_id = %call_id, from = %from.addr, transport = %from.transport.as_str(), "INVITE");
         if self.sessions.len() + self.pending.len() >= self.config.max_sessions {
             warn!(call_id = %call_id, "node full: 503");
             self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
