@@ -284,6 +284,59 @@ async fn a_stream_removed_mid_call_is_answered_port_0_and_records_silence() {
 }
 
 #[tokio::test]
+async fn a_re_offer_without_a_decodable_codec_is_declined_and_can_come_back() {
+    let server = Server::start();
+    let mut call = Call::answered(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(440.0, 1000.0),
+    )
+    .await;
+    let ports: Vec<u16> = call
+        .answer
+        .as_ref()
+        .unwrap()
+        .answered_media()
+        .iter()
+        .map(|m| m.port)
+        .collect();
+    call.play(Duration::from_millis(600), &[]).await;
+    // GSM only: nothing callvault decodes. Each m-line is answered port 0, the call goes on.
+    let gsm = call
+        .sdp("sendonly")
+        .replace("RTP/AVP 0 101", "RTP/AVP 3 101")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:3 GSM/8000");
+    let r = call
+        .request_in_dialog("INVITE", "application/sdp", gsm.as_bytes())
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.answered_media().iter().all(|m| m.port == 0),
+        "{:?}",
+        r.answered_media()
+    );
+    call.ack().await;
+    // Back to PCMU: the streams are accepted again, on the ports they had.
+    let back = call.reinvite("sendonly").await;
+    assert_eq!(back.status, 200);
+    assert_eq!(
+        back.answered_media()
+            .iter()
+            .map(|m| m.port)
+            .collect::<Vec<_>>(),
+        ports
+    );
+    call.on_reinvite_response(&back);
+    call.play(Duration::from_millis(600), &[]).await;
+    assert_eq!(call.bye().await.status, 200);
+    let rec = server.completed(&call.call_id);
+    assert_eq!(rec["state"], "complete");
+    let wav = server.wav(leg(&rec, "1"));
+    let tail = wav.duration_ms() as u64;
+    assert_tone(&server, &rec, "1", tail - 500, tail - 100, 440.0);
+}
+
+#[tokio::test]
 async fn participants_join_and_leave_across_metadata_revisions() {
     let server = Server::start();
     let mut call = Call::answered(

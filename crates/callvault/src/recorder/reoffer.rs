@@ -293,8 +293,12 @@ impl Recorder {
             else {
                 continue;
             };
-            *removed = media_line.port == 0;
-            if let Some((format, _)) = recordable_codec(media_line) {
+            // Port 0 removes the stream; an offer with no codec we decode cannot be accepted
+            // either (we may only answer formats the client offered): both are answered port 0
+            // and record silence until a later offer brings the stream back.
+            let recordable = recordable_codec(media_line);
+            *removed = media_line.port == 0 || recordable.is_none();
+            if let Some((format, _)) = recordable {
                 *codec = format;
             }
             *telephone_event = media_line.telephone_event_for(codec).cloned();
