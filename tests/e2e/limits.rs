@@ -335,6 +335,7 @@ async fn health_and_metrics_report_calls_refusals_and_bad_input() {
             assert_eq!(metric(&page, "callvault_sessions_rejected_total"), 1);
             assert_eq!(metric(&page, "callvault_media_ports_in_use"), 0);
             assert_eq!(metric(&page, "callvault_media_blocks_dropped_total"), 0);
+            assert_eq!(metric(&page, "callvault_archive_failures_total"), 0);
             assert!(page.contains("# TYPE callvault_sessions_total counter"));
             break;
         }

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use anyhow::Context;
 use callvault_catalog::{
     Catalog, Completion, DtmfEvent, NewLeg, NewMetadataRevision, NewRecording,
 };
 use tokio::sync::mpsc;
-use tracing::{error, warn};
+use tracing::error;
 
 #[derive(Debug)]
 pub enum ArchiveCommand {
@@ -60,29 +61,35 @@ impl ArchiveQueue {
     }
 }
 
+/// What the archive tells `/metrics`: writes waiting, and writes that failed (alarm on any).
+#[derive(Clone, Default)]
+pub struct ArchiveStats {
+    pub backlog: Arc<AtomicU64>,
+    pub failures: Arc<AtomicU64>,
+}
+
 /// Starts the archive task; it ends when every queue handle is dropped and the queue drained.
 pub fn start(
     catalog: Catalog,
     data_dir: PathBuf,
-) -> (ArchiveQueue, tokio::task::JoinHandle<()>, Arc<AtomicU64>) {
+) -> (ArchiveQueue, tokio::task::JoinHandle<()>, ArchiveStats) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let backlog = Arc::new(AtomicU64::new(0));
+    let stats = ArchiveStats::default();
     let queue = ArchiveQueue {
         tx,
-        backlog: Arc::clone(&backlog),
+        backlog: Arc::clone(&stats.backlog),
     };
-    let counter = Arc::clone(&backlog);
-    let failures = Arc::new(AtomicU64::new(0));
+    let task_stats = stats.clone();
     let task = tokio::spawn(async move {
         while let Some(command) = rx.recv().await {
             if let Err(e) = apply(&catalog, &data_dir, command).await {
-                failures.fetch_add(1, Ordering::Relaxed);
-                error!(error = %e, "catalog write failed");
+                task_stats.failures.fetch_add(1, Ordering::Relaxed);
+                error!(error = %format!("{e:#}"), "catalog write failed");
             }
-            counter.fetch_sub(1, Ordering::Relaxed);
+            task_stats.backlog.fetch_sub(1, Ordering::Relaxed);
         }
     });
-    (queue, task, backlog)
+    (queue, task, stats)
 }
 
 async fn apply(
@@ -121,13 +128,42 @@ async fn apply(
         ArchiveCommand::WriteFile { path, bytes } => {
             let full = data_dir.join(&path);
             if let Some(parent) = full.parent() {
-                tokio::fs::create_dir_all(parent).await?;
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .with_context(|| format!("creating {}", parent.display()))?;
             }
-            if let Err(e) = tokio::fs::write(&full, bytes).await {
-                warn!(path = %full.display(), error = %e, "metadata file not written");
-                return Err(e.into());
-            }
+            tokio::fs::write(&full, bytes)
+                .await
+                .with_context(|| format!("writing {}", full.display()))?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_write_is_counted_and_the_queue_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where a directory should be: creating the metadata's folder must fail.
+        std::fs::write(dir.path().join("recordings"), b"not a directory").unwrap();
+        let catalog = Catalog::open("sqlite::memory:").await.unwrap();
+        let (queue, task, stats) = start(catalog, dir.path().to_path_buf());
+        queue.send(ArchiveCommand::WriteFile {
+            path: PathBuf::from("recordings/x/metadata-1.xml"),
+            bytes: b"<recording/>".to_vec(),
+        });
+        queue.send(ArchiveCommand::WriteFile {
+            path: PathBuf::from("elsewhere/metadata-1.xml"),
+            bytes: b"<recording/>".to_vec(),
+        });
+        drop(queue);
+        task.await.unwrap();
+        assert_eq!(stats.failures.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.backlog.load(Ordering::Relaxed), 0);
+        let written = std::fs::read(dir.path().join("elsewhere/metadata-1.xml")).unwrap();
+        assert_eq!(written, b"<recording/>");
+    }
 }

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::header;
@@ -16,6 +16,7 @@ use callvault_media::MediaEngine;
 use callvault_sip::EndpointStats;
 use tokio::sync::watch;
 
+use crate::archive::ArchiveStats;
 use crate::recorder::RecorderGauges;
 
 #[derive(Clone)]
@@ -23,7 +24,7 @@ pub struct Sources {
     pub gauges: Arc<RecorderGauges>,
     pub media: Arc<MediaEngine>,
     pub sip: watch::Receiver<EndpointStats>,
-    pub archive_backlog: Arc<AtomicU64>,
+    pub archive: ArchiveStats,
 }
 
 pub fn router(sources: Sources) -> Router {
@@ -160,7 +161,13 @@ fn render(s: &Sources) -> String {
         "callvault_archive_backlog",
         "gauge",
         "Catalog writes and metadata files waiting to be written.",
-        s.archive_backlog.load(Ordering::Relaxed),
+        s.archive.backlog.load(Ordering::Relaxed),
+    );
+    metric(
+        "callvault_archive_failures_total",
+        "counter",
+        "Catalog writes and metadata files that failed (alarm on any increase).",
+        s.archive.failures.load(Ordering::Relaxed),
     );
     out
 }

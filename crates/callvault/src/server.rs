@@ -71,14 +71,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
     let http_addr = http.local_addr()?;
-    let (archive, archive_task, archive_backlog) =
-        archive::start(catalog.clone(), data_dir.clone());
+    let (archive, archive_task, archive_stats) = archive::start(catalog.clone(), data_dir.clone());
     let (sip_stats, sip_stats_rx) = watch::channel(EndpointStats::default());
     let app = metrics::router(metrics::Sources {
         gauges: Arc::clone(&gauges),
         media: Arc::clone(&media),
         sip: sip_stats_rx,
-        archive_backlog,
+        archive: archive_stats,
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {

@@ -212,25 +212,25 @@ impl SipClient {
     /// The next response, or None after `wait` with nothing. Requests from the server that
     /// arrive meanwhile are kept for [`SipClient::next_request`].
     pub async fn recv(&mut self, wait: Duration) -> Option<SipResponse> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            self.parse_buffered();
-            if let Some(r) = self.responses.pop_front() {
-                return Some(r);
-            }
-            if !self.read_more(deadline).await {
-                return None;
-            }
-        }
+        self.next_of(wait, |c| c.responses.pop_front()).await
     }
 
     /// The next request the server sends us, or None after `wait`.
     pub async fn next_request(&mut self, wait: Duration) -> Option<SipRequest> {
+        self.next_of(wait, |c| c.requests.pop_front()).await
+    }
+
+    /// Reads until `take` finds a message in its queue, or `wait` runs out.
+    async fn next_of<T>(
+        &mut self,
+        wait: Duration,
+        take: fn(&mut SipClient) -> Option<T>,
+    ) -> Option<T> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             self.parse_buffered();
-            if let Some(r) = self.requests.pop_front() {
-                return Some(r);
+            if let Some(message) = take(self) {
+                return Some(message);
             }
             if !self.read_more(deadline).await {
                 return None;
