@@ -49,6 +49,13 @@ pub struct SipConfig {
     /// Smallest session-timer interval accepted (RFC 4028 Min-SE), in seconds; a smaller
     /// Session-Expires gets 422. RFC 4028 says at least 90.
     pub min_session_expires_secs: u64,
+    /// A call is ended with BYE this many seconds after its answer. 0: no limit.
+    pub max_call_duration_secs: u64,
+    /// A call whose every stream has been on hold this many seconds is ended with BYE. 0: no
+    /// limit.
+    pub max_hold_secs: u64,
+    /// On SIGTERM, how long to wait for the answers to the BYEs sent to every session.
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +75,9 @@ pub struct MediaSection {
     /// A stream the SDP says is active that sends no RTP for this long (milliseconds) ends the
     /// recording with a BYE to the client. 0: never. Held (inactive) streams never time out.
     pub rtp_timeout_ms: u64,
+    /// Formats with a higher sample rate are not accepted (declined, or another codec of the
+    /// offer chosen): bounds what a call of silent streams writes to disk.
+    pub max_sample_rate: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +87,9 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://…`. Empty: SQLite in the data directory.
     pub database_url: Option<String>,
+    /// Below this many free bytes on the data directory's filesystem, new calls are refused
+    /// (503). Unset: the smaller of 1 GiB and 5% of the filesystem.
+    pub min_free_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +119,9 @@ impl Default for SipConfig {
             user_agent: format!("callvault/{}", env!("CARGO_PKG_VERSION")),
             dtmf_capture: true,
             min_session_expires_secs: 90,
+            max_call_duration_secs: 4 * 3600,
+            max_hold_secs: 2 * 3600,
+            shutdown_grace_secs: 5,
         }
     }
 }
@@ -122,6 +138,7 @@ impl Default for MediaSection {
             receive_threads: 2,
             jitter_window_ms: 200,
             rtp_timeout_ms: 60_000,
+            max_sample_rate: 48_000,
         }
     }
 }
@@ -131,6 +148,7 @@ impl Default for StorageConfig {
         StorageConfig {
             data_dir: PathBuf::from("data"),
             database_url: None,
+            min_free_bytes: None,
         }
     }
 }
@@ -243,6 +261,9 @@ impl Config {
         if self.sip.min_session_expires_secs == 0 {
             bail!("[sip] min_session_expires_secs must be at least 1 (RFC 4028 says 90)");
         }
+        if self.media.max_sample_rate < 8_000 {
+            bail!("[media] max_sample_rate below 8000 would refuse every codec");
+        }
         if self.media.receive_threads == 0 {
             bail!("[media] receive_threads must be at least 1");
         }
@@ -287,6 +308,15 @@ impl Config {
 
     pub fn answer_delay(&self) -> Duration {
         Duration::from_millis(self.sip.answer_delay_ms)
+    }
+
+    pub fn max_call_duration(&self) -> Option<Duration> {
+        (self.sip.max_call_duration_secs > 0)
+            .then(|| Duration::from_secs(self.sip.max_call_duration_secs))
+    }
+
+    pub fn max_hold(&self) -> Option<Duration> {
+        (self.sip.max_hold_secs > 0).then(|| Duration::from_secs(self.sip.max_hold_secs))
     }
 
     pub fn rtp_timeout(&self) -> Option<Duration> {

@@ -6,10 +6,14 @@
 
 mod archive;
 mod config;
+mod driver;
+mod health;
 mod listing;
+mod media_plane;
 mod metrics;
 mod recorder;
 mod server;
+mod storage;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

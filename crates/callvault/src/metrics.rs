@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::{Json, Router, routing::get};
 use callvault_media::MediaEngine;
@@ -17,7 +17,9 @@ use callvault_sip::EndpointStats;
 use tokio::sync::watch;
 
 use crate::archive::ArchiveStats;
+use crate::health::{Health, STALL_AFTER};
 use crate::recorder::RecorderGauges;
+use crate::storage::StorageStatus;
 
 #[derive(Clone)]
 pub struct Sources {
@@ -25,22 +27,75 @@ pub struct Sources {
     pub media: Arc<MediaEngine>,
     pub sip: watch::Receiver<EndpointStats>,
     pub archive: ArchiveStats,
+    pub health: Arc<Health>,
+    pub storage: watch::Receiver<StorageStatus>,
 }
 
 pub fn router(sources: Sources) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(sources)
 }
 
-async fn health(State(s): State<Sources>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "status": "ok",
+/// Liveness, with each component's state: 503 only when the SIP loop is stuck.
+async fn health(State(s): State<Sources>) -> impl IntoResponse {
+    let silence = s.health.sip_silence(std::time::Instant::now());
+    let stuck = silence > STALL_AFTER;
+    let storage = s.storage.borrow().clone();
+    let refusals = s.health.refusals();
+    let status = if stuck {
+        "unhealthy"
+    } else if refusals.is_empty() {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let code = if stuck {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = serde_json::json!({
+        "status": status,
+        "accepting_calls": refusals.is_empty(),
+        "draining": s.health.draining(),
+        "reasons": refusals,
+        "sip_loop": {
+            "ok": !stuck,
+            "last_turn_ms_ago": silence.as_millis() as u64,
+        },
+        "disk": {
+            "ok": storage.verdict.is_ok(),
+            "free_bytes": storage.free_bytes,
+            "min_free_bytes": storage.mark_bytes,
+            "error": storage.verdict.err(),
+        },
+        "catalog": {
+            "backlog": s.archive.backlog.load(Ordering::Relaxed),
+            "failures_total": s.archive.failures.load(Ordering::Relaxed),
+        },
         "active_sessions": s.gauges.active_sessions.load(Ordering::Relaxed),
         "sessions_total": s.gauges.sessions_total.load(Ordering::Relaxed),
         "rejected_total": s.gauges.rejected_total.load(Ordering::Relaxed),
-    }))
+    });
+    (code, Json(body))
+}
+
+/// Readiness: 200 while new calls are taken, 503 with the reasons while they are refused.
+async fn ready(State(s): State<Sources>) -> impl IntoResponse {
+    let reasons = s.health.refusals();
+    let code = if reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "ready": reasons.is_empty(),
+        "reasons": reasons,
+    });
+    (code, Json(body))
 }
 
 async fn metrics(State(s): State<Sources>) -> impl IntoResponse {
@@ -78,6 +133,55 @@ fn render(s: &Sources) -> String {
         "counter",
         "Recording INVITEs refused (full node, bad offer, no media ports).",
         load(&g.rejected_total),
+    );
+    metric(
+        "callvault_sessions_closing",
+        "gauge",
+        "Ended sessions whose files are still being closed.",
+        load(&g.closing_sessions),
+    );
+    metric(
+        "callvault_sessions_refused_storage_total",
+        "counter",
+        "Recording INVITEs refused with 503 because the disk or the catalog was unhealthy.",
+        load(&g.refused_storage_total),
+    );
+    metric(
+        "callvault_sessions_hangups_total",
+        "counter",
+        "Sessions ended by a BYE of ours (timeouts, limits, failures, shutdown).",
+        load(&g.hangups_total),
+    );
+    metric(
+        "callvault_legs_failed_total",
+        "counter",
+        "Legs whose file could not be written (alarm on any increase).",
+        load(&g.legs_failed_total),
+    );
+    let storage = s.storage.borrow().clone();
+    metric(
+        "callvault_storage_free_bytes",
+        "gauge",
+        "Free bytes on the data directory's filesystem.",
+        storage.free_bytes,
+    );
+    metric(
+        "callvault_storage_min_free_bytes",
+        "gauge",
+        "The low-water mark: below it new calls are refused.",
+        storage.mark_bytes,
+    );
+    metric(
+        "callvault_storage_healthy",
+        "gauge",
+        "1 while storage takes new recordings, 0 while they are refused.",
+        u64::from(storage.verdict.is_ok()),
+    );
+    metric(
+        "callvault_storage_refusal_episodes_total",
+        "counter",
+        "Times storage went from healthy to refusing new recordings.",
+        storage.refusals,
     );
     metric(
         "callvault_sip_malformed_dropped_total",

@@ -1,18 +1,16 @@
 //! `callvault serve`: wires the transports, the SIP endpoint, the recorder, the media engine,
-//! the archive and the HTTP listener together, and runs the SIP driver loop.
-//!
-//! The driver loop owns the sans-IO [`Endpoint`] and the [`Recorder`]: every input (a message,
-//! a timer) is handled to completion, then everything the endpoint wants sent is sent. No other
-//! task touches SIP state, so there are no locks around it.
+//! the archive, the storage monitor and the HTTP listener together, then runs the SIP driver
+//! loop (`driver.rs`) until a signal, and shuts down in order.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use callvault_catalog::Catalog;
 use callvault_media::{MediaConfig, MediaEngine};
 use callvault_sip::{
-    Endpoint, EndpointConfig, EndpointStats, SessionTimerConfig, TransportConfig, Transports,
+    Endpoint, EndpointConfig, EndpointStats, SessionTimerConfig, Transmit, TransportConfig,
+    Transports,
 };
 use callvault_siprec::Limits;
 use tokio::sync::{mpsc, watch};
@@ -20,13 +18,52 @@ use tracing::{info, warn};
 
 use crate::archive;
 use crate::config::Config;
+use crate::driver::Driver;
+use crate::health::Health;
+use crate::media_plane::EngineMedia;
 use crate::metrics;
 use crate::recorder::{Recorder, RecorderConfig, RecorderGauges};
+use crate::storage;
+
+/// Catalog writes waiting beyond this many mean the catalog is not keeping up: new calls wait.
+const ARCHIVE_BACKLOG_LIMIT: u64 = 10_000;
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(data_dir.join("recordings"))
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+
+    let rtp_ip = config.advertised_rtp_ip();
+    if rtp_ip.is_loopback() && !config.sip.listen.ip().is_loopback() {
+        warn!(
+            %rtp_ip,
+            "SDP answers advertise a loopback RTP address: remote clients cannot send media; set --rtp-ip"
+        );
+    }
+
+    // Sockets first: a second instance fails here, before it has touched anything.
+    let (transports, incoming) = Transports::bind(TransportConfig {
+        listen: config.sip.listen,
+        max_message_size: config.sip.max_message_size,
+        max_tcp_connections: config.sip.max_tcp_connections,
+        tcp_idle_timeout: Duration::from_secs(600),
+    })
+    .await
+    .with_context(|| format!("binding SIP on {}", config.sip.listen))?;
+    let sip_addr = transports.local_addr();
+    let http = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
+    let http_addr = http.local_addr()?;
+    let mut media_config = MediaConfig::new(
+        config.rtp_bind_ip(),
+        config.media.rtp_ports.min,
+        config.media.rtp_ports.max,
+        data_dir.clone(),
+    );
+    media_config.receive_threads = config.media.receive_threads;
+    media_config.jitter_window = Duration::from_millis(config.media.jitter_window_ms);
+    let media = Arc::new(MediaEngine::start(media_config).context("starting the media engine")?);
 
     let catalog = Catalog::open(&config.database_url())
         .await
@@ -38,59 +75,37 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "recordings left active by an earlier run are marked interrupted; their files are kept"
         );
     }
-
-    let rtp_ip = config.advertised_rtp_ip();
-    if rtp_ip.is_loopback() && !config.sip.listen.ip().is_loopback() {
-        warn!(
-            %rtp_ip,
-            "SDP answers advertise a loopback RTP address: remote clients cannot send media; set --rtp-ip"
-        );
-    }
-    let mut media_config = MediaConfig::new(
-        config.rtp_bind_ip(),
-        config.media.rtp_ports.min,
-        config.media.rtp_ports.max,
+    let storage = storage::monitor(
         data_dir.clone(),
-    );
-    media_config.receive_threads = config.media.receive_threads;
-    media_config.jitter_window = Duration::from_millis(config.media.jitter_window_ms);
-    let media = Arc::new(MediaEngine::start(media_config).context("starting the media engine")?);
-
-    let (transports, mut incoming) = Transports::bind(TransportConfig {
-        listen: config.sip.listen,
-        max_message_size: config.sip.max_message_size,
-        max_tcp_connections: config.sip.max_tcp_connections,
-        tcp_idle_timeout: Duration::from_secs(600),
-    })
-    .await
-    .with_context(|| format!("binding SIP on {}", config.sip.listen))?;
-    let sip_addr = transports.local_addr();
+        config.storage.min_free_bytes,
+        Duration::from_secs(1),
+    )
+    .with_context(|| format!("reading the filesystem of {}", data_dir.display()))?;
 
     let gauges = Arc::new(RecorderGauges::default());
-    let http = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
-    let http_addr = http.local_addr()?;
+    let health = Arc::new(Health::default());
     let (archive, archive_task, archive_stats) = archive::start(catalog.clone(), data_dir.clone());
     let (sip_stats, sip_stats_rx) = watch::channel(EndpointStats::default());
     let app = metrics::router(metrics::Sources {
         gauges: Arc::clone(&gauges),
         media: Arc::clone(&media),
         sip: sip_stats_rx,
-        archive: archive_stats,
+        archive: archive_stats.clone(),
+        health: Arc::clone(&health),
+        storage: storage.clone(),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {
             warn!(error = %e, "HTTP listener stopped");
         }
     });
-    let (closing_tx, mut closing_rx) = mpsc::unbounded_channel();
     let contact_host = if sip_addr.ip().is_unspecified() {
         format!("{}:{}", rtp_ip, sip_addr.port())
     } else {
         sip_addr.to_string()
     };
-    let mut recorder = Recorder::new(
+    let (media_plane, media_inputs) = EngineMedia::new(Arc::clone(&media));
+    let recorder = Recorder::new(
         RecorderConfig {
             max_sessions: config.sip.max_sessions,
             retry_after_secs: config.sip.retry_after_secs,
@@ -108,17 +123,37 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 min_se: Duration::from_secs(config.sip.min_session_expires_secs),
                 ..SessionTimerConfig::default()
             },
+            max_call_duration: config.max_call_duration(),
+            max_hold: config.max_hold(),
+            max_sample_rate: config.media.max_sample_rate,
         },
-        Arc::clone(&media),
-        archive.clone(),
+        media_plane,
         Arc::clone(&gauges),
-        closing_tx,
     );
-    let mut endpoint = Endpoint::new(EndpointConfig {
+    let endpoint = Endpoint::new(EndpointConfig {
         max_message_size: config.sip.max_message_size,
         user_agent: config.sip.user_agent.clone(),
         ..EndpointConfig::default()
     });
+    let outbound = spawn_sender(transports.clone());
+    let backlog = archive_stats.backlog.clone();
+    let driver = Driver {
+        endpoint,
+        recorder,
+        outbound,
+        archive: archive.clone(),
+        health: Arc::clone(&health),
+        sip_stats,
+        shutdown_grace: Duration::from_secs(config.sip.shutdown_grace_secs),
+        catalog_verdict: Box::new(move || {
+            let waiting = backlog.load(std::sync::atomic::Ordering::Relaxed);
+            if waiting > ARCHIVE_BACKLOG_LIMIT {
+                Err(format!("catalog behind: {waiting} writes waiting"))
+            } else {
+                Ok(())
+            }
+        }),
+    };
 
     // Tests and scripts wait for this line; keep its fields stable.
     info!(
@@ -128,49 +163,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         data_dir = %data_dir.display(),
         "callvault listening"
     );
+    driver
+        .run(incoming, media_inputs, storage, shutdown_signal())
+        .await;
 
-    let mut media_events = media
-        .events()
-        .expect("the media engine's events are taken once, here");
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    // The endpoint's counters reach /metrics once a second, not per message.
-    let mut publish = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let wake = [endpoint.poll_timeout(), recorder.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
-        tokio::select! {
-            message = incoming.recv() => {
-                let Some(message) = message else { break };
-                endpoint.handle_input(message.received_at, message.from, &message.bytes);
-            }
-            Some(event) = media_events.recv() => {
-                recorder.handle_media_event(Instant::now(), &mut endpoint, event);
-            }
-            () = sleep_until(wake) => {
-                let now = Instant::now();
-                endpoint.handle_timeout(now);
-                recorder.handle_timeout(now, &mut endpoint);
-            }
-            _ = publish.tick() => {
-                sip_stats.send_replace(endpoint.stats());
-            }
-            () = &mut shutdown => {
-                info!("shutting down: closing every recording");
-                break;
-            }
-        }
-        drive(&mut endpoint, &mut recorder, &transports).await;
-    }
-
-    recorder.end_all(Instant::now(), "shutdown");
-    drive(&mut endpoint, &mut recorder, &transports).await;
-    drop(recorder);
-    while let Some(task) = closing_rx.recv().await {
-        let _ = task.await;
-    }
     drop(archive);
     let _ = archive_task.await;
     catalog.close().await;
@@ -181,32 +177,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Hands every endpoint event to the recorder and sends everything queued, until both are idle.
-async fn drive(endpoint: &mut Endpoint, recorder: &mut Recorder, transports: &Transports) {
-    loop {
-        let mut busy = false;
-        while let Some(event) = endpoint.poll_event() {
-            busy = true;
-            recorder.handle_event(Instant::now(), endpoint, event);
-        }
-        while let Some(transmit) = endpoint.poll_transmit() {
-            busy = true;
+/// Sends what the driver queues, in order, so that the driver itself never waits on a socket.
+fn spawn_sender(transports: Transports) -> mpsc::UnboundedSender<Transmit> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Transmit>();
+    tokio::spawn(async move {
+        while let Some(transmit) = rx.recv().await {
             let to = transmit.to;
             if let Err(e) = transports.send(transmit).await {
                 warn!(peer = %to.addr, error = %e, "SIP send failed");
             }
         }
-        if !busy {
-            break;
-        }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
+    });
+    tx
 }
 
 async fn shutdown_signal() {

@@ -895,17 +895,6 @@ impl Call {
         }
     }
 
-    /// A session refresh (RFC 4028): UPDATE without a body, with the INVITE's extra headers
-    /// (Supported: timer, Session-Expires).
-    pub async fn refresh(&mut self) -> SipResponse {
-        let extra = self.spec.extra_headers.clone();
-        let bytes = self.request("UPDATE", &Self::branch(), &extra, &[], "");
-        self.client.send(&bytes).await;
-        self.client
-            .final_response("UPDATE", Duration::from_secs(5))
-            .await
-    }
-
     /// An UPDATE carrying only metadata (Avaya sends participants this way).
     pub async fn update_metadata(&mut self) -> SipResponse {
         let xml = self.metadata().into_bytes();

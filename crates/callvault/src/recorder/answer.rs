@@ -1,7 +1,6 @@
-//! The initial INVITE: refuse or accept, start a leg per recordable m-line, answer, and hand
-//! the bookkeeping to the archive.
+//! The initial INVITE: refuse or accept, start a leg per recordable m-line, answer, and queue
+//! the catalog rows.
 
-use std::cmp::Reverse;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -10,18 +9,25 @@ use callvault_catalog as catalog;
 use callvault_media::{Codec, LegSpec};
 use callvault_sip::{Dialog, Endpoint, Negotiation, Peer, Request, SessionTimer, TransactionKey};
 use callvault_siprec::{self as siprec, AnswerParams, Format, MediaAnswer, RecordingOffer, Sdp};
-use time::OffsetDateTime;
 use tracing::{info, warn};
 
+use super::media::MediaPlane;
 use super::parties::{participants_of, parties};
 use super::session::{LegSlot, Pending, Session};
-use super::{ACCEPT, Recorder, SUPPORTED_CODECS, rand_u32, reason_phrase};
+use super::{ACCEPT, Now, Recorder, Refusal, SUPPORTED_CODECS, rand_u32, reason_phrase};
 use crate::archive::ArchiveCommand;
 
-impl Recorder {
+/// What one offered m-line will be: recorded with this codec, or declined.
+pub(super) struct Plan {
+    pub(super) format: Format,
+    pub(super) codec: Codec,
+    pub(super) telephone_event: Option<Format>,
+}
+
+impl<M: MediaPlane> Recorder<M> {
     pub(super) fn handle_invite(
         &mut self,
-        now: Instant,
+        now: Now,
         endpoint: &mut Endpoint,
         key: TransactionKey,
         request: Request,
@@ -29,13 +35,15 @@ impl Recorder {
     ) {
         let call_id = request.call_id().to_owned();
         info!(call_id = %call_id, from = %from.addr, transport = %from.transport.as_str(), "INVITE");
-        if self.sessions.len() + self.pending.len() >= self.config.max_sessions {
-            warn!(call_id = %call_id, "node full: 503");
+        if let Some(refusal) = self.refusal_now() {
+            warn!(call_id = %call_id, ?refusal, "refusing the call: 503");
             self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
-            let response = request
-                .response(503)
-                .with_header("Retry-After", self.config.retry_after_secs.to_string());
-            endpoint.respond(now, &key, response);
+            if matches!(refusal, Refusal::Storage(_)) {
+                self.gauges
+                    .refused_storage_total
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            endpoint.respond(now.at, &key, self.refused(&request, &refusal));
             return;
         }
         let offer =
@@ -52,7 +60,7 @@ impl Recorder {
                     } else {
                         response
                     };
-                    endpoint.respond(now, &key, response);
+                    endpoint.respond(now.at, &key, response);
                     return;
                 }
             };
@@ -60,40 +68,38 @@ impl Recorder {
             // RFC 7866 §6.1.1: a recording session needs media; an offerless INVITE would
             // need us to make the offer, which no recording client expects.
             let response = request.response(488).with_reason("SDP offer required");
-            endpoint.respond(now, &key, response);
+            endpoint.respond(now.at, &key, response);
             return;
         }
         if let Negotiation::TooSmall { min_se } =
-            callvault_sip::session_timer::negotiate(&request, &self.config.session_timer, now)
+            callvault_sip::session_timer::negotiate(&request, &self.config.session_timer, now.at)
         {
             // RFC 4028 §8.2: below our minimum, the client must retry with a larger interval.
             let response = request
                 .response(422)
                 .with_header("Min-SE", min_se.as_secs().to_string());
-            endpoint.respond(now, &key, response);
+            endpoint.respond(now.at, &key, response);
             return;
         }
         if self.config.answer_delay.is_zero() {
             self.answer(now, endpoint, key, request, from, offer);
         } else {
-            endpoint.respond(now, &key, request.response(180));
-            let answer_at = now + self.config.answer_delay;
-            self.pending.insert(
+            endpoint.respond(now.at, &key, request.response(180));
+            self.sessions.hold(Pending {
                 key,
-                Pending {
-                    request,
-                    from,
-                    offer,
-                    answer_at,
-                },
-            );
+                request,
+                from,
+                offer,
+                answer_at: now.at + self.config.answer_delay,
+            });
         }
     }
-    /// Allocates ports, starts the legs and sends the 200 OK: the moment of the answer is
-    /// offset 0 of every leg.
+
+    /// Reserves ports, starts the legs and sends the 200 OK: the moment of the answer is offset
+    /// 0 of every leg.
     pub(super) fn answer(
         &mut self,
-        now: Instant,
+        now: Now,
         endpoint: &mut Endpoint,
         key: TransactionKey,
         request: Request,
@@ -101,12 +107,38 @@ impl Recorder {
         offer: RecordingOffer,
     ) {
         let call_id = request.call_id().to_owned();
-        let sdp = offer
-            .sdp
-            .as_ref()
-            .expect("answer is only called with an SDP offer");
-        let recording_id = uuid::Uuid::now_v7().to_string();
-        let started_at = OffsetDateTime::now_utc();
+        let Some(sdp) = offer.sdp.as_ref() else {
+            return;
+        };
+        let plans: Vec<Option<Plan>> = sdp.media.iter().map(|media| self.plan(media)).collect();
+        if plans.iter().all(Option::is_none) {
+            let response = request
+                .response(488)
+                .with_reason("No Recordable Audio Stream")
+                .with_header("Accept", ACCEPT);
+            endpoint.respond(now.at, &key, response);
+            return;
+        }
+        // Every port first: a call that cannot have all its streams starts none of them, and
+        // leaves no file behind.
+        let mut reservations = Vec::new();
+        for plan in &plans {
+            match plan {
+                None => reservations.push(None),
+                Some(_) => match self.media.reserve() {
+                    Ok(reservation) => reservations.push(Some(reservation)),
+                    Err(error) => {
+                        warn!(call_id = %call_id, %error, "cannot allocate media: 503");
+                        self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
+                        endpoint.respond(now.at, &key, self.no_media_ports(&request));
+                        return;
+                    }
+                },
+            }
+        }
+
+        let recording_id = (self.new_recording_id)();
+        let started_at = now.wall;
         let rel_dir = PathBuf::from(format!(
             "recordings/{:04}/{:02}/{:02}/{recording_id}",
             started_at.year(),
@@ -114,23 +146,43 @@ impl Recorder {
             started_at.day()
         ));
         let bindings = siprec::bind_streams(sdp, offer.metadata.as_ref());
-
-        let mut legs = Vec::with_capacity(sdp.media.len());
-        let mut new_legs = Vec::new();
         let mut warnings: Vec<String> = offer
             .metadata
             .as_ref()
             .map(|m| m.warnings.clone())
             .unwrap_or_default();
-        let mut used_names = Vec::new();
-        for (index, media) in sdp.media.iter().enumerate() {
+        let mut file_names = Vec::new();
+        let mut legs = Vec::with_capacity(sdp.media.len());
+        let mut new_legs = Vec::new();
+        for (index, ((media, plan), reservation)) in
+            sdp.media.iter().zip(plans).zip(reservations).enumerate()
+        {
             let binding = bindings.iter().find(|b| b.media_index == index);
             let label = binding
                 .map(|b| b.label.clone())
                 .unwrap_or_else(|| index.to_string());
-            match self.start_leg(media, &label, &rel_dir, &mut used_names, now, 0) {
-                Ok(Some((slot, new_leg))) => {
-                    let mut new_leg = new_leg;
+            let (Some(plan), Some(reservation)) = (plan, reservation) else {
+                warnings.push(format!(
+                    "m-line {index} ({} {} {}) declined: nothing this server can record",
+                    media.kind,
+                    media.protocol,
+                    format_names(&media.formats)
+                ));
+                legs.push(LegSlot::Declined);
+                continue;
+            };
+            let started = self.start_leg(
+                media,
+                plan,
+                reservation,
+                &label,
+                &rel_dir,
+                &mut file_names,
+                now.at,
+                0,
+            );
+            match started {
+                Ok((slot, mut new_leg)) => {
                     new_leg.participant = binding.and_then(|b| b.participant_id.clone());
                     new_leg.binding_rule = binding
                         .map(|b| b.rule.as_str())
@@ -139,32 +191,18 @@ impl Recorder {
                     legs.push(slot);
                     new_legs.push(new_leg);
                 }
-                Ok(None) => {
-                    warnings.push(format!(
-                        "m-line {index} ({} {} {}) declined: nothing this server can record",
-                        media.kind,
-                        media.protocol,
-                        format_names(&media.formats)
-                    ));
-                    legs.push(LegSlot::Declined);
-                }
                 Err(error) => {
-                    // Ports ran out: give back what this call took and ask the client to retry.
-                    warn!(call_id = %call_id, %error, "cannot allocate media: 503");
-                    self.stop_legs(legs, now);
-                    self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
-                    endpoint.respond(now, &key, self.no_media_ports(&request));
+                    // Only a media engine that is shutting down refuses a reserved port.
+                    warn!(call_id = %call_id, %error, "cannot start a leg: 503");
+                    for slot in &legs {
+                        if let LegSlot::Recording { leg, .. } = slot {
+                            self.media.stop_leg(*leg, now.at);
+                        }
+                    }
+                    endpoint.respond(now.at, &key, self.no_media_ports(&request));
                     return;
                 }
             }
-        }
-        if new_legs.is_empty() {
-            let response = request
-                .response(488)
-                .with_reason("No Recordable Audio Stream")
-                .with_header("Accept", ACCEPT);
-            endpoint.respond(now, &key, response);
-            return;
         }
 
         let sdp_session_id = u64::from(rand_u32());
@@ -175,7 +213,7 @@ impl Recorder {
         let timer = match callvault_sip::session_timer::negotiate(
             &request,
             &self.config.session_timer,
-            now,
+            now.at,
         ) {
             Negotiation::Accepted(timer) => Some(timer),
             _ => None,
@@ -188,9 +226,9 @@ impl Recorder {
             response = response.with_header(name, value);
         }
         let response = response.with_body("application/sdp", answer_sdp.into_bytes());
-        endpoint.respond(now, &key, response);
+        endpoint.respond(now.at, &key, response);
 
-        // Everything below is bookkeeping handed to other threads.
+        // The catalog rows, queued: written off the signalling path.
         let participants = participants_of(&request, &offer);
         let (from_party, to_party) = parties(&request, &offer, &new_legs);
         let mut correlation_ids: Vec<(String, String)> = offer
@@ -225,12 +263,11 @@ impl Recorder {
                 participants: participants.clone(),
             });
         if let Some(xml) = &offer.raw_metadata {
-            self.archive.send(ArchiveCommand::WriteFile {
+            self.archive.push_back(ArchiveCommand::WriteFile {
                 path: rel_dir.join("metadata-1.xml"),
                 bytes: xml.clone().into_bytes(),
             });
         }
-        let dialog_id = dialog.id().clone();
         info!(
             call_id = %call_id,
             recording_id = %recording_id,
@@ -238,10 +275,10 @@ impl Recorder {
             "answered: recording"
         );
         self.archive
-            .send(ArchiveCommand::Insert(Box::new(catalog::NewRecording {
+            .push_back(ArchiveCommand::Insert(Box::new(catalog::NewRecording {
                 id: recording_id.clone(),
                 session_id,
-                ingress_call_id: call_id.clone(),
+                ingress_call_id: call_id,
                 egress_call_id: None,
                 from: from_party,
                 to: to_party,
@@ -254,93 +291,105 @@ impl Recorder {
                 source_address: from.addr.to_string(),
                 transport: from.transport.as_str().to_owned(),
             })));
-        self.by_call_id.insert(call_id, dialog_id.clone());
-        for leg in &legs {
-            if let LegSlot::Recording { handle, label, .. } = leg {
-                self.legs
-                    .insert(handle.id(), (dialog_id.clone(), label.clone()));
-            }
-        }
-        if let Some(timer) = &timer {
-            self.expiries
-                .push(Reverse((timer.deadline(), dialog_id.clone())));
-        }
-        self.sessions.insert(
-            dialog_id,
-            Session {
-                recording_id,
-                dialog,
-                peer: from,
-                sdp: sdp.clone(),
-                metadata: offer.metadata.clone(),
-                timer,
-                legs,
-                sdp_session_id,
-                sdp_version: 1,
-                anchor: now,
-                started_at,
-                rel_dir,
-                metadata_revisions: u32::from(offer.raw_metadata.is_some()),
-            },
-        );
-        self.gauges
-            .active_sessions
-            .store(self.sessions.len(), Ordering::Relaxed);
+        let mut session = Session {
+            recording_id,
+            dialog,
+            peer: from,
+            sdp: sdp.clone(),
+            metadata: offer.metadata.clone(),
+            timer,
+            legs,
+            file_names,
+            sdp_session_id,
+            sdp_version: 1,
+            anchor: now.at,
+            started_at,
+            rel_dir,
+            metadata_revisions: u32::from(offer.raw_metadata.is_some()),
+            dtmf_seq: 0,
+            held_since: None,
+            unacked: vec![(request.cseq().0, key.clone())],
+            warnings: Vec::new(),
+            scheduled: None,
+        };
+        session.update_hold(now.at);
+        self.sessions.insert(session, key, &self.limits);
+        self.publish_gauges();
         self.gauges.sessions_total.fetch_add(1, Ordering::Relaxed);
     }
-    /// Starts recording one offered m-line, or returns None when it is nothing we can record
-    /// (not audio, port 0, SRTP, no supported codec). `anchor` is the session's answer: a
+
+    /// How an offered m-line would be recorded, or `None` when it is nothing we can record
+    /// (not audio, port 0, SRTP, no codec we decode at an accepted rate).
+    pub(super) fn plan(&self, media: &siprec::Media) -> Option<Plan> {
+        if media.kind != "audio" || media.port == 0 || !media.protocol.contains("RTP/AVP") {
+            return None;
+        }
+        let (format, codec) = recordable_codec(media, self.config.max_sample_rate)?;
+        let telephone_event = media.telephone_event_for(&format).cloned();
+        Some(Plan {
+            format,
+            codec,
+            telephone_event,
+        })
+    }
+
+    /// Starts recording one m-line on its reserved port. `anchor` is the session's answer: a
     /// stream added mid-call still has offset t at t after the answer, silence before it.
+    #[allow(clippy::too_many_arguments)] // reason: one call site per offer kind; a struct would only rename them
     pub(super) fn start_leg(
-        &self,
+        &mut self,
         media: &siprec::Media,
+        plan: Plan,
+        reservation: M::Reservation,
         label: &str,
         rel_dir: &Path,
-        used_names: &mut Vec<String>,
+        file_names: &mut Vec<String>,
         anchor: Instant,
         added_at_ms: i64,
-    ) -> Result<Option<(LegSlot, catalog::NewLeg)>, callvault_media::Error> {
-        if media.kind != "audio" || media.port == 0 || !media.protocol.contains("RTP/AVP") {
-            return Ok(None);
-        }
-        let Some((format, codec)) = recordable_codec(media) else {
-            return Ok(None);
-        };
-        let telephone_event = media.telephone_event_for(&format).cloned();
-        let reservation = self.media.allocate()?;
-        let port = reservation.port();
-        let file_name = unique_file_name(label, used_names);
+    ) -> Result<(LegSlot, catalog::NewLeg), callvault_media::Error> {
+        let port = M::port(&reservation);
+        let file_name = unique_file_name(label, file_names);
         let path = rel_dir.join(format!("{file_name}.wav"));
-        let mut spec = LegSpec::new(label, path.clone(), format.payload_type, codec, anchor);
-        spec.telephone_event_pt = telephone_event.as_ref().map(|f| f.payload_type);
-        if let Some(te) = &telephone_event {
+        let mut spec = LegSpec::new(
+            label,
+            path.clone(),
+            plan.format.payload_type,
+            plan.codec,
+            anchor,
+        );
+        spec.telephone_event_pt = plan.telephone_event.as_ref().map(|f| f.payload_type);
+        if let Some(te) = &plan.telephone_event {
             spec.telephone_event_clock = te.clock_rate;
         }
         spec.capture_dtmf = self.config.capture_dtmf;
         spec.inactivity_timeout = self.config.rtp_timeout;
-        spec.active = !media.is_on_hold();
-        let handle = self.media.start_leg(reservation, spec)?;
+        let on_hold = media.is_on_hold();
+        spec.active = !on_hold;
+        let leg = self.media.start_leg(reservation, spec)?;
         let new_leg = catalog::NewLeg {
             label: label.to_owned(),
             participant: None,
             binding_rule: String::new(),
-            codec: codec.name().to_owned(),
-            sample_rate: codec.sample_rate(),
+            codec: plan.codec.name().to_owned(),
+            sample_rate: plan.codec.sample_rate(),
             path: path.to_string_lossy().into_owned(),
             added_at_ms,
         };
-        Ok(Some((
+        Ok((
             LegSlot::Recording {
-                handle,
+                leg,
                 port,
                 label: label.to_owned(),
-                codec: format,
-                telephone_event,
+                codec: plan.format,
+                telephone_event: plan.telephone_event,
                 removed: false,
+                on_hold,
+                closed: None,
             },
             new_leg,
-        )))
+        ))
     }
+
     pub(super) fn build_answer(
         &self,
         offer: &Sdp,
@@ -378,17 +427,30 @@ impl Recorder {
     }
 }
 
-/// The first offered format this build records, with its decoder.
-pub(super) fn recordable_codec(media: &siprec::Media) -> Option<(Format, Codec)> {
-    let format = siprec::choose_codec(media, SUPPORTED_CODECS)?;
-    Some((format.clone(), codec_of(format)?))
+/// The first offered format this build records at an accepted sample rate, with its decoder,
+/// in the client's order of preference.
+pub(super) fn recordable_codec(
+    media: &siprec::Media,
+    max_sample_rate: u32,
+) -> Option<(Format, Codec)> {
+    media.formats.iter().find_map(|format| {
+        let supported = !format.encoding.is_empty()
+            && !format.is_telephone_event()
+            && !format.is_comfort_noise()
+            && SUPPORTED_CODECS
+                .iter()
+                .any(|wanted| wanted.eq_ignore_ascii_case(&format.encoding));
+        let codec = codec_of(format).filter(|_| supported)?;
+        (codec.sample_rate() <= max_sample_rate).then(|| (format.clone(), codec))
+    })
 }
 
 pub(super) fn codec_of(format: &Format) -> Option<Codec> {
     Codec::from_rtpmap(&format.encoding, format.clock_rate, format.channels)
 }
 
-/// Labels come from outside: keep a file name of safe characters, unique within the call.
+/// Labels come from outside: a file name of safe characters, unique among every name the
+/// session has used (`used` only grows).
 pub(super) fn unique_file_name(label: &str, used: &mut Vec<String>) -> String {
     let mut base: String = label
         .chars()
@@ -438,5 +500,6 @@ mod tests {
         assert_eq!(unique_file_name("a_leg", &mut used), "a_leg");
         assert_eq!(unique_file_name("a_leg", &mut used), "a_leg-2");
         assert_eq!(unique_file_name("a leg", &mut used), "a_leg-3");
+        assert_eq!(unique_file_name("a.leg", &mut used), "a_leg-4");
     }
 }

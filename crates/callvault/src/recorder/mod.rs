@@ -1,37 +1,60 @@
 //! The recording server's transaction user: it turns SIP events into recording sessions.
 //!
-//! The recorder runs inside the SIP driver task and never waits: media ports are bound here
-//! (a bind is microseconds), while WAV files are opened by the media writer thread and catalog
-//! rows written by the catalog task, both fed by message. So a burst of INVITEs is answered at
-//! the pace of parsing, not of the disk.
+//! # Design note
 //!
-//! One session per SIPREC dialog. The session owns its legs (one per offered m-line, declined
-//! ones kept as placeholders so every later answer has the same m-lines in the same order).
+//! **Sans-IO, like the SIP endpoint.** The recorder is a state machine: inputs are SIP events
+//! (from [`Endpoint::poll_event`]), media reports ([`MediaInput`]), timeouts and the storage
+//! verdict, each with the time as an input ([`Now`]); outputs are responses and requests through
+//! the endpoint, calls on the [`MediaPlane`] (which return at once), and catalog writes queued for
+//! [`Recorder::poll_archive`]. It never reads a clock, never spawns a task and never waits, so
+//! every call rule (CANCEL during the answer delay, RTP inactivity, session expiry, maximum
+//! duration and hold, the Call-ID hijack, shutdown) is tested on virtual time in `tests.rs`.
+//!
+//! **One index.** [`sessions::Sessions`] holds the live sessions and every way to find one — by
+//! dialog, by leg, by an INVITE transaction awaiting its ACK — plus one deadline per session, so
+//! nothing can outlive the session it belongs to. Events are keyed by transaction or dialog,
+//! never by a Call-ID alone: anyone can send a Call-ID.
+//!
+//! **Endings.** A session ends on the client's BYE, or from our side (RTP inactivity, session
+//! timer, maximum duration or hold, a leg that cannot be written, our 2xx never ACKed, shutdown):
+//! then we send BYE with a `Reason` header. Its legs are stopped at that instant; the catalog's
+//! completion is written when the media plane has closed the last of their files.
+//!
+//! **Files.** Each leg's file name is chosen once, when the leg starts, from the names the session
+//! has ever used: a stream added later never takes an earlier one's name. A leg's catalog key is
+//! its m-line position, not its label (labels repeat).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use callvault_catalog as catalog;
-use callvault_media::{LegId, LegReport, MediaEngine, MediaEvent};
 use callvault_sip::{
-    DialogId, Endpoint, Event, Method, Peer, Request, Response, SessionTimer, SessionTimerConfig,
-    TransactionKey, TransportKind, dialog_id_of_request, peer_for_in_dialog_request,
+    Endpoint, Event, Method, Peer, Request, Response, SessionTimerConfig, TransactionKey,
+    TransportKind, dialog_id_of_request,
 };
 use callvault_siprec::Limits;
-use tokio::sync::mpsc;
+use callvault_types::{DtmfSource, EndReason};
+use time::OffsetDateTime;
 use tracing::{debug, info, warn};
 
-use self::session::{LegSlot, Pending, Session};
-use crate::archive::{ArchiveCommand, ArchiveQueue};
+use self::session::CallLimits;
+use self::sessions::{Due, Sessions};
+use crate::archive::ArchiveCommand;
+
+pub use self::media::{LegOutcome, MediaInput, MediaPlane};
 
 mod answer;
+mod ending;
+mod media;
 mod parties;
 mod reoffer;
 mod session;
+mod sessions;
+#[cfg(test)]
+mod tests;
 
 /// Codecs this build decodes; each m-line is answered with the first of these the client
 /// offers, in the client's order of preference.
@@ -56,194 +79,352 @@ pub struct RecorderConfig {
     /// An active stream without RTP for this long ends the recording (BYE to the client).
     pub rtp_timeout: Option<Duration>,
     pub session_timer: SessionTimerConfig,
+    /// A call is ended (BYE) this long after its answer.
+    pub max_call_duration: Option<Duration>,
+    /// A call whose every stream has been on hold this long is ended (BYE).
+    pub max_hold: Option<Duration>,
+    /// Formats with a higher clock rate are not accepted (a call of inactive high-rate streams
+    /// would otherwise write silence at megabytes a second).
+    pub max_sample_rate: u32,
 }
 
-/// Counters shared with `/health`; written only by the recorder.
+/// The time, as an input: the monotonic instant that orders everything, and the wall clock
+/// that is stored.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    pub at: Instant,
+    pub wall: OffsetDateTime,
+}
+
+impl Now {
+    /// Reads both clocks; only the driver calls it.
+    pub fn system() -> Now {
+        Now {
+            at: Instant::now(),
+            wall: OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// `later` after this instant, on both clocks.
+    #[cfg(test)]
+    pub fn after(self, later: Duration) -> Now {
+        Now {
+            at: self.at + later,
+            wall: self.wall + later,
+        }
+    }
+}
+
+/// Counters shared with `/health` and `/metrics`; written only by the recorder.
 #[derive(Debug, Default)]
 pub struct RecorderGauges {
     pub active_sessions: AtomicUsize,
+    pub closing_sessions: AtomicUsize,
     pub sessions_total: AtomicUsize,
     pub rejected_total: AtomicUsize,
+    /// INVITEs refused because storage (disk or catalog) was unhealthy.
+    pub refused_storage_total: AtomicUsize,
+    /// Sessions we ended with a BYE of our own (timeouts, limits, failures, shutdown).
+    pub hangups_total: AtomicUsize,
+    pub legs_failed_total: AtomicUsize,
 }
 
-pub struct Recorder {
+/// Why new calls are refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// Shutting down: every session gets a BYE, nothing new starts.
+    Draining,
+    /// Disk or catalog unhealthy; the text says which.
+    Storage(String),
+    /// `max_sessions` calls are up.
+    Full,
+}
+
+pub struct Recorder<M: MediaPlane> {
     config: RecorderConfig,
-    media: Arc<MediaEngine>,
-    archive: ArchiveQueue,
+    limits: CallLimits,
+    media: M,
+    sessions: Sessions,
+    archive: VecDeque<ArchiveCommand>,
     gauges: Arc<RecorderGauges>,
-    sessions: HashMap<DialogId, Session>,
-    /// Call-ID → dialog, for events that carry only the Call-ID (ACK timeout).
-    by_call_id: HashMap<String, DialogId>,
-    /// INVITEs held for `answer_delay`, cancellable until answered.
-    pending: HashMap<TransactionKey, Pending>,
-    /// Sessions whose legs are being closed; told to the driver so it can wait on shutdown.
-    closing: mpsc::UnboundedSender<tokio::task::JoinHandle<()>>,
-    /// Media events name legs; this finds their session and label.
-    legs: HashMap<LegId, (DialogId, String)>,
-    /// Session-timer deadlines, earliest first. Entries go stale when a session is refreshed
-    /// or ends; a popped entry is checked against the session before it acts.
-    expiries: BinaryHeap<Reverse<(Instant, DialogId)>>,
+    refusal: Option<Refusal>,
+    /// Our BYEs still waiting for their answer (shutdown waits for them, up to a deadline).
+    byes: Vec<TransactionKey>,
+    new_recording_id: Box<dyn FnMut() -> String + Send>,
 }
 
-impl Recorder {
-    pub fn new(
-        config: RecorderConfig,
-        media: Arc<MediaEngine>,
-        archive: ArchiveQueue,
-        gauges: Arc<RecorderGauges>,
-        closing: mpsc::UnboundedSender<tokio::task::JoinHandle<()>>,
-    ) -> Recorder {
+impl<M: MediaPlane> Recorder<M> {
+    pub fn new(config: RecorderConfig, media: M, gauges: Arc<RecorderGauges>) -> Recorder<M> {
         Recorder {
+            limits: CallLimits {
+                max_call_duration: config.max_call_duration,
+                max_hold: config.max_hold,
+            },
             config,
             media,
-            archive,
+            sessions: Sessions::default(),
+            archive: VecDeque::new(),
             gauges,
-            sessions: HashMap::new(),
-            by_call_id: HashMap::new(),
-            pending: HashMap::new(),
-            closing,
-            legs: HashMap::new(),
-            expiries: BinaryHeap::new(),
+            refusal: None,
+            byes: Vec::new(),
+            new_recording_id: Box::new(|| uuid::Uuid::now_v7().to_string()),
         }
     }
-    /// The next instant the recorder must be woken: a held INVITE to answer, a session timer.
+
+    /// Replaces how recording ids are made (tests want predictable ones).
+    #[cfg(test)]
+    pub fn with_recording_ids(mut self, ids: impl FnMut() -> String + Send + 'static) -> Self {
+        self.new_recording_id = Box::new(ids);
+        self
+    }
+
+    /// The next catalog write, in the order the recorder made them.
+    pub fn poll_archive(&mut self) -> Option<ArchiveCommand> {
+        self.archive.pop_front()
+    }
+
+    /// The next instant the recorder must be woken: a held INVITE to answer, a session limit.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let answer = self.pending.values().map(|p| p.answer_at).min();
-        let expiry = self.expiries.peek().map(|Reverse((at, _))| *at);
-        answer.into_iter().chain(expiry).min()
+        self.sessions.next_deadline()
     }
-    pub fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
-        while let Some(Reverse((at, id))) = self.expiries.peek().cloned() {
-            if at > now {
-                break;
-            }
-            self.expiries.pop();
-            let current = self
-                .sessions
-                .get(&id)
-                .and_then(|s| s.timer.as_ref())
-                .map(SessionTimer::deadline);
-            if current == Some(at) {
-                warn!(call_id = %id.call_id, "session timer expired without a refresh: ending the recording");
-                self.hang_up(now, endpoint, &id, "session-expired");
+
+    pub fn handle_timeout(&mut self, now: Now, endpoint: &mut Endpoint) {
+        while let Some(due) = self.sessions.pop_due(now.at) {
+            match due {
+                Due::Answer(id) => {
+                    if let Some(pending) = self.sessions.take_held(id) {
+                        self.answer(
+                            now,
+                            endpoint,
+                            pending.key,
+                            pending.request,
+                            pending.from,
+                            pending.offer,
+                        );
+                    }
+                }
+                Due::Session(key) => {
+                    if let Some(reason) = self.sessions.due_reason(key, now.at, &self.limits) {
+                        if let Some(session) = self.sessions.get(key) {
+                            warn!(
+                                call_id = %session.dialog.id().call_id,
+                                recording_id = %session.recording_id,
+                                %reason,
+                                "ending the recording from our side"
+                            );
+                        }
+                        self.hang_up(now, endpoint, key, reason);
+                    }
+                }
             }
         }
-        let due: Vec<TransactionKey> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.answer_at <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            if let Some(p) = self.pending.remove(&key) {
-                self.answer(now, endpoint, key, p.request, p.from, p.offer);
+    }
+
+    /// Whether storage (disk and catalog) can take new recordings: `Err(why)` refuses new
+    /// INVITEs (and OPTIONS) with 503 until it is `Ok` again. Calls in progress go on.
+    pub fn set_storage(&mut self, verdict: Result<(), String>) {
+        if self.refusal == Some(Refusal::Draining) {
+            return;
+        }
+        let refusal = verdict.err().map(Refusal::Storage);
+        if refusal != self.refusal {
+            match &refusal {
+                Some(Refusal::Storage(why)) => {
+                    warn!(reason = %why, "storage unhealthy: refusing new recordings (503)")
+                }
+                _ => info!("storage healthy again: taking new recordings"),
             }
+            self.refusal = refusal;
         }
     }
-    /// What the media plane reports: key presses and streams that went silent.
-    pub fn handle_media_event(&mut self, now: Instant, endpoint: &mut Endpoint, event: MediaEvent) {
-        match event {
-            MediaEvent::Dtmf {
+
+    /// Shutdown: new calls are refused, held INVITEs answered 503, and every session ended with a
+    /// BYE. The driver keeps running until [`Recorder::is_drained`] (or its deadline).
+    pub fn begin_shutdown(&mut self, now: Now, endpoint: &mut Endpoint) {
+        self.refusal = Some(Refusal::Draining);
+        for pending in self.sessions.drain_held() {
+            let response = self.refused(&pending.request, &Refusal::Draining);
+            endpoint.respond(now.at, &pending.key, response);
+        }
+        for key in self.sessions.keys() {
+            self.hang_up(now, endpoint, key, EndReason::Shutdown);
+        }
+    }
+
+    /// No session live, every leg closed and its completion queued.
+    pub fn is_drained(&self) -> bool {
+        self.sessions.calls() == 0 && self.sessions.closing_len() == 0
+    }
+
+    /// Our BYEs without an answer yet.
+    pub fn unanswered_byes(&self) -> usize {
+        self.byes.len()
+    }
+
+    /// What the media plane reports: key presses, silent streams, failed and closed files.
+    pub fn handle_media(&mut self, now: Now, endpoint: &mut Endpoint, input: MediaInput) {
+        match input {
+            MediaInput::Dtmf {
                 leg,
                 digit,
                 offset_ms,
                 duration_ms,
-            } => {
-                let Some((id, label)) = self.legs.get(&leg) else {
+            } => self.rfc4733_digit(leg, digit, offset_ms, duration_ms),
+            MediaInput::Inactive { leg, silent_for } => {
+                let Some(key) = self.sessions.by_leg(leg) else {
                     return;
                 };
-                let Some(session) = self.sessions.get(id) else {
-                    return;
-                };
-                debug!(recording_id = %session.recording_id, leg = %label, "DTMF");
-                self.archive.send(ArchiveCommand::Dtmf {
-                    recording_id: session.recording_id.clone(),
-                    event: catalog::DtmfEvent {
-                        digit: digit.to_string(),
-                        leg: label.clone(),
-                        offset_ms: offset_ms as i64,
-                        duration_ms: duration_ms as i64,
-                        source: "rfc4733".to_owned(),
-                    },
-                });
-            }
-            MediaEvent::Inactive { leg, silent_for } => {
-                let Some((id, label)) = self.legs.get(&leg).cloned() else {
+                let Some(session) = self.sessions.get(key) else {
                     return;
                 };
                 warn!(
-                    call_id = %id.call_id,
-                    leg = %label,
+                    call_id = %session.dialog.id().call_id,
+                    leg = session.label_of(leg).unwrap_or(""),
                     silent_ms = silent_for.as_millis() as u64,
                     "no RTP on an active stream: ending the recording"
                 );
-                self.hang_up(now, endpoint, &id, "rtp-timeout");
+                self.hang_up(now, endpoint, key, EndReason::RtpTimeout);
             }
-            _ => {}
+            MediaInput::Failed { leg, error } => self.leg_failed(now, endpoint, leg, error),
+            MediaInput::Closed { leg, outcome } => self.leg_closed(leg, outcome),
         }
     }
-    pub fn handle_event(&mut self, now: Instant, endpoint: &mut Endpoint, event: Event) {
+
+    fn rfc4733_digit(
+        &mut self,
+        leg: callvault_media::LegId,
+        digit: char,
+        offset_ms: u64,
+        duration_ms: u64,
+    ) {
+        if !self.config.capture_dtmf {
+            return;
+        }
+        // Digits of a session that just ended still count: the media plane reports the last
+        // press when the leg stops, before the leg's file is closed.
+        let Some(key) = self.sessions.by_leg(leg) else {
+            return;
+        };
+        let Some(session) = self.sessions.get_mut(key) else {
+            if let Some(closing) = self.sessions.closing_mut(key) {
+                closing.dtmf_seq += 1;
+                let label = closing.label(leg);
+                let recording_id = closing.completion.recording_id.clone();
+                self.archive.push_back(ArchiveCommand::Dtmf {
+                    recording_id,
+                    event: dtmf_event(digit, &label, offset_ms, duration_ms, DtmfSource::Rfc4733),
+                });
+            }
+            return;
+        };
+        debug!(recording_id = %session.recording_id, "DTMF");
+        session.dtmf_seq += 1;
+        let label = session.label_of(leg).unwrap_or("").to_owned();
+        self.archive.push_back(ArchiveCommand::Dtmf {
+            recording_id: session.recording_id.clone(),
+            event: dtmf_event(digit, &label, offset_ms, duration_ms, DtmfSource::Rfc4733),
+        });
+    }
+
+    pub fn handle_sip(&mut self, now: Now, endpoint: &mut Endpoint, event: Event) {
         match event {
             Event::Request { key, request, from } => {
                 self.handle_request(now, endpoint, key, request, from)
             }
             Event::Ack { request, .. } => {
-                debug!(call_id = %request.call_id(), "ACK");
+                if let Some(key) =
+                    dialog_id_of_request(&request).and_then(|id| self.sessions.by_dialog(&id))
+                {
+                    self.sessions.acked(key, request.cseq().0);
+                }
             }
             Event::Cancelled { key } => {
-                if let Some(p) = self.pending.remove(&key) {
-                    info!(call_id = %p.request.call_id(), "CANCEL before answer");
-                    let response = p.request.response(487);
-                    endpoint.respond(now, &key, response);
+                if let Some(pending) = self.sessions.cancel_held(&key) {
+                    info!(call_id = %pending.request.call_id(), "CANCEL before answer");
+                    endpoint.respond(now.at, &key, pending.request.response(487));
                 }
             }
-            Event::AckTimeout { call_id, .. } => {
-                if let Some(id) = self.by_call_id.get(&call_id).cloned() {
-                    warn!(call_id = %call_id, "no ACK for our 200 OK: ending the recording");
-                    self.end_session(now, &id, "ack-timeout");
+            Event::AckTimeout { key, .. } => {
+                // Only the transaction that was answered 2xx names the session: an INVITE that
+                // merely reuses a live call's Call-ID (and was refused) ends nothing.
+                if let Some(session_key) = self.sessions.by_unacked_invite(&key) {
+                    warn!("no ACK for our 2xx: ending the recording (RFC 3261 §13.3.1.4)");
+                    self.hang_up(now, endpoint, session_key, EndReason::AckTimeout);
                 }
             }
-            Event::Response { .. } => {}
+            Event::Response { key, response } => {
+                let final_or_none = response.as_ref().is_none_or(|r| !r.is_provisional());
+                if final_or_none {
+                    self.byes.retain(|bye| *bye != key);
+                }
+            }
         }
     }
+
     fn handle_request(
         &mut self,
-        now: Instant,
+        now: Now,
         endpoint: &mut Endpoint,
         key: TransactionKey,
         request: Request,
         from: Peer,
     ) {
-        let in_dialog = request.to_tag().is_some();
         let method = request.method().clone();
-        if in_dialog {
-            let Some(id) =
-                dialog_id_of_request(&request).filter(|id| self.sessions.contains_key(id))
+        if request.to_tag().is_some() {
+            let Some(session_key) =
+                dialog_id_of_request(&request).and_then(|id| self.sessions.by_dialog(&id))
             else {
                 // RFC 3261 §12.2.2: a request within a dialog we do not know.
                 let status = if method == Method::Options { 200 } else { 481 };
                 let response = self.with_capabilities(request.response(status));
-                endpoint.respond(now, &key, response);
+                endpoint.respond(now.at, &key, response);
                 return;
             };
-            self.handle_in_dialog(now, endpoint, key, request, id);
+            self.handle_in_dialog(now, endpoint, key, request, session_key);
             return;
         }
         match method {
             Method::Invite => self.handle_invite(now, endpoint, key, request, from),
             Method::Options => {
-                let response = self.with_capabilities(request.response(200));
-                endpoint.respond(now, &key, response);
+                // An SBC's recording-server group pings with OPTIONS: a node that would refuse
+                // an INVITE says so here too, so the SBC fails over before a call is lost.
+                let response = match self.refusal_now() {
+                    Some(refusal) => self.refused(&request, &refusal),
+                    None => self.with_capabilities(request.response(200)),
+                };
+                endpoint.respond(now.at, &key, response);
             }
             Method::Bye | Method::Info | Method::Update | Method::Prack => {
-                endpoint.respond(now, &key, request.response(481));
+                endpoint.respond(now.at, &key, request.response(481));
             }
             _ => {
                 let response = request.response(405).with_header("Allow", ALLOW);
-                endpoint.respond(now, &key, response);
+                endpoint.respond(now.at, &key, response);
             }
         }
     }
+
+    /// Why a new call would be refused now, if it would.
+    fn refusal_now(&self) -> Option<Refusal> {
+        if let Some(refusal) = &self.refusal {
+            return Some(refusal.clone());
+        }
+        (self.sessions.calls() >= self.config.max_sessions).then_some(Refusal::Full)
+    }
+
+    /// The 503 for a refused call or OPTIONS: the client retries later or elsewhere.
+    fn refused(&self, request: &Request, refusal: &Refusal) -> Response {
+        let reason = match refusal {
+            Refusal::Draining => "Shutting Down",
+            Refusal::Storage(_) => "Storage Unavailable",
+            Refusal::Full => "Service Unavailable",
+        };
+        request
+            .response(503)
+            .with_reason(reason)
+            .with_header("Retry-After", self.config.retry_after_secs.to_string())
+    }
+
     /// The RTP port range is exhausted: the client should retry (here later, or another node).
     fn no_media_ports(&self, request: &Request) -> Response {
         request
@@ -251,6 +432,7 @@ impl Recorder {
             .with_reason("No Media Ports")
             .with_header("Retry-After", self.config.retry_after_secs.to_string())
     }
+
     fn with_capabilities(&self, response: Response) -> Response {
         response
             .with_header("Allow", ALLOW)
@@ -258,6 +440,7 @@ impl Recorder {
             .with_header("Supported", "siprec")
             .with_header("Server", self.config.user_agent.clone())
     }
+
     fn contact(&self, transport: TransportKind) -> String {
         match transport {
             TransportKind::Udp => format!("<sip:callvault@{}>;+sip.srs", self.config.contact_host),
@@ -268,112 +451,30 @@ impl Recorder {
             ),
         }
     }
-    /// Ends a session from our side: BYE to the client, then the legs are closed.
-    fn hang_up(&mut self, now: Instant, endpoint: &mut Endpoint, id: &DialogId, reason: &str) {
-        let Some(session) = self.sessions.get_mut(id) else {
-            return;
-        };
-        let bye = session.dialog.make_request(Method::Bye);
-        let peer = peer_for_in_dialog_request(&session.dialog, session.peer);
-        endpoint.send_request(now, peer, bye);
-        self.end_session(now, id, reason);
-    }
-    fn end_session(&mut self, now: Instant, id: &DialogId, reason: &str) {
-        let Some(session) = self.sessions.remove(id) else {
-            return;
-        };
-        self.by_call_id.remove(&id.call_id);
-        for leg in &session.legs {
-            if let LegSlot::Recording { handle, .. } = leg {
-                self.legs.remove(&handle.id());
-            }
-        }
+
+    fn publish_gauges(&self) {
         self.gauges
             .active_sessions
-            .store(self.sessions.len(), Ordering::Relaxed);
-        let duration = now.saturating_duration_since(session.anchor);
-        let ended_at = session.started_at + duration;
-        let receivers: Vec<_> = session
-            .legs
-            .into_iter()
-            .filter_map(|leg| match leg {
-                LegSlot::Recording { handle, .. } => Some(self.media.stop_leg(handle, now)),
-                LegSlot::Declined => None,
-            })
-            .collect();
-        let archive = self.archive.clone();
-        let recording_id = session.recording_id;
-        let call_id = id.call_id.clone();
-        let reason = reason.to_owned();
-        let task = tokio::spawn(async move {
-            let mut legs = Vec::with_capacity(receivers.len());
-            let mut failed = false;
-            for receiver in receivers {
-                match receiver.await {
-                    Ok(report) => {
-                        failed |= report.error.is_some();
-                        legs.push(completion_of(&report));
-                    }
-                    Err(_) => failed = true,
-                }
-            }
-            info!(
-                call_id = %call_id,
-                recording_id = %recording_id,
-                duration_ms = duration.as_millis() as u64,
-                reason = %reason,
-                "recording complete"
-            );
-            archive.send(ArchiveCommand::Complete(catalog::Completion {
-                recording_id,
-                state: if failed {
-                    catalog::RecordingState::Failed
-                } else if reason == "shutdown" {
-                    // The call went on without us: what we hold is only part of it.
-                    catalog::RecordingState::Interrupted
-                } else {
-                    catalog::RecordingState::Complete
-                },
-                ended_at,
-                duration_ms: duration.as_millis() as i64,
-                end_reason: reason,
-                legs,
-            }));
-        });
-        let _ = self.closing.send(task);
-    }
-    fn stop_legs(&self, legs: Vec<LegSlot>, now: Instant) {
-        for leg in legs {
-            if let LegSlot::Recording { handle, .. } = leg {
-                drop(self.media.stop_leg(handle, now));
-            }
-        }
-    }
-    /// Ends every session (shutdown): legs are closed and the catalog told why.
-    pub fn end_all(&mut self, now: Instant, reason: &str) {
-        let ids: Vec<DialogId> = self.sessions.keys().cloned().collect();
-        for id in ids {
-            self.end_session(now, &id, reason);
-        }
+            .store(self.sessions.live_len(), Ordering::Relaxed);
+        self.gauges
+            .closing_sessions
+            .store(self.sessions.closing_len(), Ordering::Relaxed);
     }
 }
 
-fn completion_of(report: &LegReport) -> catalog::LegCompletion {
-    catalog::LegCompletion {
-        label: report.label.clone(),
-        packets: report.packets as i64,
-        lost: report.lost as i64,
-        duplicates: report.duplicates as i64,
-        out_of_order: report.out_of_order as i64,
-        late: report.late as i64,
-        samples: report.samples as i64,
-        sha256: report.sha256.clone(),
-        jitter_ms: report.jitter_ms,
-        gaps_filled_ms: report.gaps_filled_ms as i64,
-        ssrcs_seen: report.ssrcs_seen as i64,
-        codec_changes: report.codec_changes as i64,
-        unknown_payload: report.unknown_payload as i64,
-        rtcp_packets: report.rtcp as i64,
+fn dtmf_event(
+    digit: char,
+    leg: &str,
+    offset_ms: u64,
+    duration_ms: u64,
+    source: DtmfSource,
+) -> catalog::DtmfEvent {
+    catalog::DtmfEvent {
+        digit: digit.to_string(),
+        leg: leg.to_owned(),
+        offset_ms: i64::try_from(offset_ms).unwrap_or(i64::MAX),
+        duration_ms: i64::try_from(duration_ms).unwrap_or(i64::MAX),
+        source: source.as_str().to_owned(),
     }
 }
 
@@ -391,14 +492,4 @@ fn rand_u32() -> u32 {
     // The SDP o= session id only has to be unique per answer; a v4 UUID's randomness is enough.
     let bytes = uuid::Uuid::new_v4().into_bytes();
     u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reason_phrases_are_one_line() {
-        assert_eq!(reason_phrase("bad\r\nthing\t"), "bad  thing");
-    }
 }

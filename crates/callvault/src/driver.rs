@@ -1,0 +1,163 @@
+//! The SIP driver loop: the one task that owns the sans-IO [`Endpoint`] and [`Recorder`].
+//!
+//! Each turn handles one input to completion (a message, a media report, a timer, the
+//! once-a-second housekeeping), then pumps: endpoint events to the recorder, transmits to the
+//! transports, catalog writes to the archive. Every output is a synchronous enqueue — the loop
+//! never awaits the network, the disk or the database — so one slow, dead or hostile peer costs
+//! only its own calls, never everyone's signalling. No other task touches SIP state, so there
+//! are no locks around it.
+//!
+//! Shutdown: the recorder stops taking calls (INVITE and OPTIONS get 503), sends every session a
+//! BYE and stops its legs; the loop keeps running — answering, retransmitting, collecting the
+//! legs' closed files — until every session is complete and every BYE answered, or the grace
+//! period ends (files still closing get a further bounded wait: they are never abandoned early).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callvault_sip::{Endpoint, EndpointStats, Transmit};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::archive::ArchiveQueue;
+use crate::health::Health;
+use crate::recorder::{MediaInput, MediaPlane, Now, Recorder};
+use crate::storage::StorageStatus;
+
+/// Time allowed, after the BYE deadline, for legs' files to close before the loop gives up on
+/// them (they are then finalised by the media engine's own shutdown, without a catalog row
+/// update).
+const CLOSE_FILES_WAIT: Duration = Duration::from_secs(30);
+
+pub struct Driver<M: MediaPlane> {
+    pub endpoint: Endpoint,
+    pub recorder: Recorder<M>,
+    /// Where transmits go: an enqueue, never a wait.
+    pub outbound: mpsc::UnboundedSender<Transmit>,
+    pub archive: ArchiveQueue,
+    pub health: Arc<Health>,
+    pub sip_stats: watch::Sender<EndpointStats>,
+    /// How long shutdown waits for the answers to its BYEs.
+    pub shutdown_grace: Duration,
+    /// Whether the catalog queue can take new recordings (`Err(why)` otherwise).
+    pub catalog_verdict: Box<dyn Fn() -> Result<(), String> + Send>,
+}
+
+impl<M: MediaPlane> Driver<M> {
+    pub async fn run(
+        mut self,
+        mut incoming: mpsc::Receiver<callvault_sip::Incoming>,
+        mut media: mpsc::UnboundedReceiver<MediaInput>,
+        storage: watch::Receiver<StorageStatus>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut draining_until: Option<Instant> = None;
+        self.apply_admission(&storage);
+        loop {
+            let wake = [self.endpoint.poll_timeout(), self.recorder.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            tokio::select! {
+                message = incoming.recv() => {
+                    let Some(message) = message else { break };
+                    self.endpoint.handle_input(message.received_at, message.from, &message.bytes);
+                }
+                Some(input) = media.recv() => {
+                    self.recorder.handle_media(Now::system(), &mut self.endpoint, input);
+                }
+                () = sleep_until(wake) => {
+                    let now = Now::system();
+                    self.endpoint.handle_timeout(now.at);
+                    self.recorder.handle_timeout(now, &mut self.endpoint);
+                }
+                _ = housekeeping.tick() => {
+                    self.health.beat(Instant::now());
+                    self.sip_stats.send_replace(self.endpoint.stats());
+                    if draining_until.is_none() {
+                        self.apply_admission(&storage);
+                    }
+                }
+                () = &mut shutdown, if draining_until.is_none() => {
+                    info!("shutting down: refusing new calls, sending BYE to every session");
+                    self.health.set_draining();
+                    self.health.set_refusals(vec!["shutting down".to_owned()]);
+                    self.recorder.begin_shutdown(Now::system(), &mut self.endpoint);
+                    draining_until = Some(Instant::now() + self.shutdown_grace);
+                }
+                () = sleep_until(draining_until.map(|at| at + CLOSE_FILES_WAIT)) => {
+                    warn!("files still closing after the shutdown wait: stopping anyway");
+                    break;
+                }
+            }
+            self.pump();
+            if let Some(deadline) = draining_until
+                && self.recorder.is_drained()
+            {
+                let byes = self.recorder.unanswered_byes();
+                if byes == 0 {
+                    info!("every session ended and every BYE answered");
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    warn!(
+                        unanswered = byes,
+                        "shutdown grace over: BYEs left unanswered"
+                    );
+                    break;
+                }
+            }
+        }
+        self.pump();
+    }
+
+    /// Storage and catalog health decide whether new calls are taken.
+    fn apply_admission(&mut self, storage: &watch::Receiver<StorageStatus>) {
+        let disk = storage.borrow().verdict.clone();
+        let catalog = (self.catalog_verdict)();
+        let reasons: Vec<String> = [disk, catalog]
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        self.health.set_refusals(reasons.clone());
+        self.recorder.set_storage(if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons.join("; "))
+        });
+    }
+
+    /// Hands every endpoint event to the recorder, sends everything queued and passes catalog
+    /// writes on, until all are idle. Nothing here waits.
+    fn pump(&mut self) {
+        loop {
+            let mut busy = false;
+            while let Some(event) = self.endpoint.poll_event() {
+                busy = true;
+                self.recorder
+                    .handle_sip(Now::system(), &mut self.endpoint, event);
+            }
+            while let Some(transmit) = self.endpoint.poll_transmit() {
+                busy = true;
+                let _ = self.outbound.send(transmit);
+            }
+            while let Some(command) = self.recorder.poll_archive() {
+                busy = true;
+                self.archive.send(command);
+            }
+            if !busy {
+                break;
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
