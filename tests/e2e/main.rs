@@ -7,5 +7,6 @@ mod support;
 mod calls;
 mod dialects;
 mod fidelity;
+mod lifecycle;
 mod limits;
 mod sipp;

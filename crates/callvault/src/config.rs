@@ -15,10 +15,20 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    pub node: NodeConfig,
     pub sip: SipConfig,
     pub media: MediaSection,
     pub storage: StorageConfig,
     pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's name in the catalog: a node marks only its own recordings (after a crash,
+    /// for instance), so several nodes can share one PostgreSQL catalog. Unset: the host name.
+    /// Must be unique among the nodes sharing a catalog.
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +66,9 @@ pub struct SipConfig {
     pub max_hold_secs: u64,
     /// On SIGTERM, how long to wait for the answers to the BYEs sent to every session.
     pub shutdown_grace_secs: u64,
+    /// RFC 3261 T1 (round-trip estimate), in milliseconds: retransmissions start at T1, a
+    /// transaction gives up after 64*T1 (a 2xx never ACKed ends the call then).
+    pub t1_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +135,7 @@ impl Default for SipConfig {
             max_call_duration_secs: 4 * 3600,
             max_hold_secs: 2 * 3600,
             shutdown_grace_secs: 5,
+            t1_ms: 500,
         }
     }
 }
@@ -203,6 +217,7 @@ impl std::fmt::Display for PortRange {
 /// Values given on the command line or in the environment; `None` leaves the file's value.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
+    pub node_id: Option<String>,
     pub sip_listen: Option<SocketAddr>,
     pub rtp_ip: Option<IpAddr>,
     pub rtp_ports: Option<PortRange>,
@@ -228,6 +243,9 @@ impl Config {
     }
 
     fn apply(&mut self, o: &Overrides) {
+        if let Some(v) = &o.node_id {
+            self.node.id = Some(v.clone());
+        }
         if let Some(v) = o.sip_listen {
             self.sip.listen = v;
         }
@@ -249,6 +267,13 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if let Some(id) = &self.node.id
+            && (id.is_empty()
+                || id.len() > 64
+                || id.chars().any(|c| c.is_control() || c.is_whitespace()))
+        {
+            bail!("[node] id {id:?}: give 1 to 64 printable characters without spaces");
+        }
         if self.sip.max_sessions == 0 {
             bail!("[sip] max_sessions must be at least 1");
         }
@@ -260,6 +285,9 @@ impl Config {
         }
         if self.sip.min_session_expires_secs == 0 {
             bail!("[sip] min_session_expires_secs must be at least 1 (RFC 4028 says 90)");
+        }
+        if !(50..=4_000).contains(&self.sip.t1_ms) {
+            bail!("[sip] t1_ms must be between 50 and 4000 (RFC 3261 recommends 500)");
         }
         if self.media.max_sample_rate < 8_000 {
             bail!("[media] max_sample_rate below 8000 would refuse every codec");
@@ -295,6 +323,19 @@ impl Config {
                 advertised
             } else {
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            }
+        })
+    }
+
+    /// `[node] id`, else the host name.
+    pub fn node_id(&self) -> String {
+        self.node.id.clone().unwrap_or_else(|| {
+            let name = rustix::system::uname();
+            let host = name.nodename().to_string_lossy().into_owned();
+            if host.is_empty() {
+                "callvault".to_owned()
+            } else {
+                host
             }
         })
     }

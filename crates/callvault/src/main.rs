@@ -9,6 +9,7 @@ mod config;
 mod driver;
 mod health;
 mod listing;
+mod lock;
 mod media_plane;
 mod metrics;
 mod recorder;
@@ -46,6 +47,10 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
+    /// This node's name in the catalog ([node] id; default the host name). Unique per node
+    /// when several share one PostgreSQL catalog.
+    #[arg(long, env = "CALLVAULT_NODE_ID")]
+    node_id: Option<String>,
     /// SIP address, bound for both UDP and TCP ([sip] listen; default 0.0.0.0:5060).
     #[arg(long, env = "CALLVAULT_SIP_LISTEN")]
     sip_listen: Option<SocketAddr>,
@@ -143,6 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let config = Config::load(
                 args.storage.config.as_deref(),
                 &Overrides {
+                    node_id: args.node_id,
                     sip_listen: args.sip_listen,
                     rtp_ip: args.rtp_ip,
                     rtp_ports: args.rtp_ports,

@@ -20,6 +20,7 @@ use crate::archive;
 use crate::config::Config;
 use crate::driver::Driver;
 use crate::health::Health;
+use crate::lock::DataDirLock;
 use crate::media_plane::EngineMedia;
 use crate::metrics;
 use crate::recorder::{Recorder, RecorderConfig, RecorderGauges};
@@ -32,6 +33,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(data_dir.join("recordings"))
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let node_id = config.node_id();
+    // First of all: a second server on this data directory stops here, having changed nothing.
+    let _lock = DataDirLock::acquire(&data_dir, &node_id)?;
 
     let rtp_ip = config.advertised_rtp_ip();
     if rtp_ip.is_loopback() && !config.sip.listen.ip().is_loopback() {
@@ -131,6 +135,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Arc::clone(&gauges),
     );
     let endpoint = Endpoint::new(EndpointConfig {
+        t1: Duration::from_millis(config.sip.t1_ms),
         max_message_size: config.sip.max_message_size,
         user_agent: config.sip.user_agent.clone(),
         ..EndpointConfig::default()
@@ -161,6 +166,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         http = %http_addr,
         rtp = %format!("{}:{}", rtp_ip, config.media.rtp_ports),
         data_dir = %data_dir.display(),
+        node = %node_id,
         "callvault listening"
     );
     driver

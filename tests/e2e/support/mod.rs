@@ -219,11 +219,54 @@ impl Server {
         self.data_dir.join(leg["path"].as_str().unwrap())
     }
 
-    /// Stops the server with SIGTERM, as an operator would, and waits for it.
-    pub fn stop(&mut self) -> std::process::ExitStatus {
+    /// Sends SIGTERM without waiting: the test goes on talking to the server while it drains.
+    pub fn terminate(&self) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        self.child.wait().unwrap()
+    }
+
+    /// Waits for the process to exit, failing the test if it takes longer than `wait`.
+    pub fn wait_exit(&mut self, wait: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {wait:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs a second `callvault serve` on this server's data directory, as an operator who
+    /// started one twice would, and returns how it ended (it must not keep running).
+    pub fn serve_again(&self) -> std::process::Output {
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--sip-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--rtp-ip", "127.0.0.1", "--rtp-ports", "39000-39099"])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("a second server on the same data directory kept running");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
     }
 
     pub fn pid(&self) -> u32 {

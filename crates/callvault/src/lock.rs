@@ -1,0 +1,87 @@
+//! One `callvault serve` per data directory.
+//!
+//! Two servers on one data directory would each believe the other's live recordings were left
+//! by a crash and mark them interrupted, and could write into the same folders. An advisory lock
+//! (`flock`) on `DATA/callvault.lock` is taken before anything else happens; the kernel releases
+//! it when the process ends, however it ends (kill -9 included), so a stale lock file never
+//! blocks a restart. The file holds the owner's pid, node id and start time, for the error a
+//! second server prints.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use rustix::fs::{FlockOperation, flock};
+
+const LOCK_FILE_NAME: &str = "callvault.lock";
+
+/// Held for the life of the server; dropping it releases the lock.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+}
+
+impl DataDirLock {
+    /// Takes the lock or fails at once, saying who holds it.
+    pub fn acquire(data_dir: &Path, node_id: &str) -> anyhow::Result<DataDirLock> {
+        let path = data_dir.join(LOCK_FILE_NAME);
+        // Not truncated on open: if another server holds it, its contents are the message.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        if let Err(error) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            if error == rustix::io::Errno::WOULDBLOCK {
+                let mut owner = String::new();
+                let _ = file.read_to_string(&mut owner);
+                bail!(
+                    "data directory {} is in use by another callvault ({}); one server per data directory",
+                    data_dir.display(),
+                    owner.trim()
+                );
+            }
+            return Err(std::io::Error::from(error))
+                .with_context(|| format!("locking {}", path.display()));
+        }
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        writeln!(
+            file,
+            "pid {} node {} since {}",
+            std::process::id(),
+            node_id,
+            time::OffsetDateTime::now_utc()
+        )?;
+        file.sync_data()?;
+        Ok(DataDirLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_the_same_directory_is_refused_and_names_the_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDirLock::acquire(dir.path(), "node-a").unwrap();
+        let error = DataDirLock::acquire(dir.path(), "node-b").unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.contains("in use by another callvault"), "{text}");
+        assert!(text.contains("node node-a"), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
+        // The owner's file is untouched by the refused attempt.
+        let path = dir.path().join(LOCK_FILE_NAME);
+        assert!(std::fs::read_to_string(&path).unwrap().contains("node-a"));
+        drop(first);
+        let _second = DataDirLock::acquire(dir.path(), "node-b").unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().contains("node-b"));
+    }
+}

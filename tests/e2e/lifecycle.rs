@@ -1,0 +1,154 @@
+//! The server's own life: stopping with calls up, a second server on the same data directory,
+//! and calls that another dialog's mistakes must not end.
+
+use std::time::Duration;
+
+use crate::support::client::{Call, CallSpec, Transport};
+use crate::support::{Server, leg};
+
+#[tokio::test]
+async fn sigterm_sends_every_session_a_bye_refuses_new_calls_and_closes_every_recording() {
+    let mut server = Server::start_with("[sip]\nshutdown_grace_secs = 20\n");
+    let mut tcp = Call::answered(
+        Transport::Tcp,
+        server.sip,
+        CallSpec::two_parties(440.0, 1000.0),
+    )
+    .await;
+    let mut udp = Call::answered(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(600.0, 1500.0),
+    )
+    .await;
+    // DTMF over INFO is acknowledged in the dialog.
+    let info = tcp
+        .request_in_dialog(
+            "INFO",
+            "application/dtmf-relay",
+            b"Signal=5\r\nDuration=160\r\n",
+        )
+        .await;
+    assert_eq!(info.status, 200);
+    tokio::join!(
+        tcp.play(Duration::from_millis(1500), &[]),
+        udp.play(Duration::from_millis(1500), &[])
+    );
+    assert_eq!(tcp.packets_sent().iter().sum::<u64>(), 150);
+
+    server.terminate();
+    // Each recording client is told, with why.
+    let mut byes = Vec::new();
+    for call in [&mut tcp, &mut udp] {
+        let bye = call
+            .client
+            .next_request(Duration::from_secs(10))
+            .await
+            .expect("a BYE for every session on SIGTERM");
+        assert_eq!(bye.method, "BYE");
+        assert_eq!(bye.header("Call-ID"), Some(call.call_id.as_str()));
+        assert_eq!(
+            bye.header("Reason"),
+            Some("SIP;cause=503;text=\"shutting down\"")
+        );
+        byes.push(bye);
+    }
+    // While it drains (BYEs unanswered), a new call and a ping are refused so the SBC fails over.
+    let mut late = Call::new(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(300.0, 900.0),
+    )
+    .await;
+    let refused = late.invite().await;
+    assert_eq!(refused.status, 503);
+    assert!(refused.header("Retry-After").is_some());
+    late.ack_failure(&refused).await;
+    for (call, bye) in [&mut tcp, &mut udp].into_iter().zip(&byes) {
+        call.client.send(&bye.response(200, "OK")).await;
+    }
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "serve exits cleanly on SIGTERM: {status:?}"
+    );
+
+    // Every row is final, every file closed and hashed, nothing recorded of the refused call.
+    let list = server.list();
+    assert_eq!(list.len(), 2);
+    for rec in &list {
+        assert_eq!(rec["state"], "interrupted", "{rec}");
+        assert_eq!(rec["end_reason"], "shutdown");
+        for l in rec["legs"].as_array().unwrap() {
+            let digest = l["sha256"].as_str().expect("leg closed and hashed");
+            assert_eq!(digest.len(), 64);
+            let wav = server.wav(l);
+            assert!(wav.duration_ms() >= 1400, "{} ms", wav.duration_ms());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused_and_changes_nothing() {
+    let server = Server::start();
+    let mut call = Call::answered(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(440.0, 1000.0),
+    )
+    .await;
+    call.play(Duration::from_millis(500), &[]).await;
+
+    let second = server.serve_again();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("in use by another callvault"), "{stderr}");
+
+    // The first server's live call was not marked interrupted and records on.
+    let live = server.list();
+    assert_eq!(live[0]["state"], "active");
+    call.play(Duration::from_millis(500), &[]).await;
+    assert_eq!(call.bye().await.status, 200);
+    let rec = server.completed(&call.call_id);
+    assert_eq!(rec["state"], "complete");
+    assert_eq!(rec["end_reason"], "bye");
+    assert!(leg(&rec, "1")["packets"].as_i64().unwrap() >= 45);
+}
+
+#[tokio::test]
+async fn an_invite_reusing_a_live_call_id_cannot_end_that_call() {
+    // Shown before: an INVITE reusing a live call's Call-ID, refused and never ACKed, ended the
+    // live recording `ack-timeout` once its transaction timed out (64*T1), and the live call's
+    // own BYE then got 481. T1 = 100 ms makes that 6.4 s.
+    let server = Server::start_with("[sip]\nt1_ms = 100\n");
+    let mut live = Call::answered(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(440.0, 1000.0),
+    )
+    .await;
+    let mut intruder = Call::new(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(300.0, 900.0),
+    )
+    .await;
+    intruder.call_id = live.call_id.clone();
+    let refused = intruder
+        .invite_raw("text/plain", b"not a recording offer", "")
+        .await;
+    assert_eq!(refused.status, 415);
+    // Never ACKed: the 415's transaction times out after 64*T1.
+    live.play(Duration::from_secs(8), &[]).await;
+    assert!(
+        live.client
+            .next_request(Duration::from_millis(100))
+            .await
+            .is_none(),
+        "no BYE to the live call"
+    );
+    assert_eq!(live.bye().await.status, 200);
+    let rec = server.completed(&live.call_id);
+    assert_eq!(rec["end_reason"], "bye");
+    assert_eq!(rec["state"], "complete");
+}
