@@ -2,8 +2,9 @@
 //! the archive and the HTTP listener together, and runs the SIP driver loop.
 //!
 //! The driver loop owns the sans-IO [`Endpoint`] and the [`Recorder`]: every input (a message,
-//! a timer) is handled to completion, then everything the endpoint wants sent is sent. No other
-//! task touches SIP state, so there are no locks around it.
+//! a failed delivery, a timer) is handled to completion, then everything the endpoint wants
+//! sent is handed to the transports, which never make it wait. No other task touches SIP
+//! state, so there are no locks around it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,9 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use callvault_catalog::Catalog;
 use callvault_media::{MediaConfig, MediaEngine};
-use callvault_sip::{
-    Endpoint, EndpointConfig, EndpointStats, SessionTimerConfig, TransportConfig, Transports,
-};
+use callvault_sip::{Endpoint, EndpointConfig, EndpointStats, SessionTimerConfig};
+use callvault_sip_transport::{TransportConfig, TransportEvent, Transports};
 use callvault_siprec::Limits;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -61,6 +61,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         max_message_size: config.sip.max_message_size,
         max_tcp_connections: config.sip.max_tcp_connections,
         tcp_idle_timeout: Duration::from_secs(600),
+        ..TransportConfig::default()
     })
     .await
     .with_context(|| format!("binding SIP on {}", config.sip.listen))?;
@@ -142,10 +143,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .flatten()
             .min();
         tokio::select! {
-            message = incoming.recv() => {
-                let Some(message) = message else { break };
-                endpoint.handle_input(message.received_at, message.from, &message.bytes);
-            }
+            event = incoming.recv() => match event {
+                Some(TransportEvent::Message(message)) => {
+                    endpoint.handle_input(message.received_at, message.from, &message.bytes);
+                }
+                Some(TransportEvent::Failed { to, cause }) => {
+                    warn!(peer = %to.addr, transport = %to.transport, %cause, "SIP delivery failed");
+                    endpoint.handle_transport_error(Instant::now(), &to);
+                }
+                None => break,
+            },
             Some(event) = media_events.recv() => {
                 recorder.handle_media_event(Instant::now(), &mut endpoint, event);
             }
@@ -162,11 +169,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 break;
             }
         }
-        drive(&mut endpoint, &mut recorder, &transports).await;
+        drive(&mut endpoint, &mut recorder, &transports);
     }
 
     recorder.end_all(Instant::now(), "shutdown");
-    drive(&mut endpoint, &mut recorder, &transports).await;
+    drive(&mut endpoint, &mut recorder, &transports);
     drop(recorder);
     while let Some(task) = closing_rx.recv().await {
         let _ = task.await;
@@ -182,7 +189,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// Hands every endpoint event to the recorder and sends everything queued, until both are idle.
-async fn drive(endpoint: &mut Endpoint, recorder: &mut Recorder, transports: &Transports) {
+/// Sending never waits: a slow or unreachable peer is the transports' problem, reported back
+/// as a `TransportEvent::Failed`.
+fn drive(endpoint: &mut Endpoint, recorder: &mut Recorder, transports: &Transports) {
     loop {
         let mut busy = false;
         while let Some(event) = endpoint.poll_event() {
@@ -191,10 +200,7 @@ async fn drive(endpoint: &mut Endpoint, recorder: &mut Recorder, transports: &Tr
         }
         while let Some(transmit) = endpoint.poll_transmit() {
             busy = true;
-            let to = transmit.to;
-            if let Err(e) = transports.send(transmit).await {
-                warn!(peer = %to.addr, error = %e, "SIP send failed");
-            }
+            transports.send(transmit);
         }
         if !busy {
             break;
