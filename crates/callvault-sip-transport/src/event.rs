@@ -6,17 +6,21 @@ use callvault_sip::Peer;
 use std::fmt;
 use std::io;
 use std::time::Instant;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// One message received, stamped with the instant it left the socket.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Incoming {
     pub from: Peer,
     pub bytes: Bytes,
     pub received_at: Instant,
+    /// For a stream message, its place among the few its connection may have waiting for the
+    /// SIP loop; freed when this is dropped (the message was handled).
+    pub(crate) _in_flight: Option<OwnedSemaphorePermit>,
 }
 
 /// What the SIP loop receives from the transports.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum TransportEvent {
     /// One whole message: for `Endpoint::handle_input`.
     Message(Incoming),

@@ -39,8 +39,11 @@
 //!
 //! **Receiving.** Receive tasks stamp each message with the instant it left the socket and wait
 //! for room in the event channel (4,096 events), so a SIP loop that falls behind slows the
-//! readers rather than growing memory; a stream connection idle for
-//! [`TransportConfig::tcp_idle_timeout`] is closed.
+//! readers rather than growing memory. One stream connection may have at most 64 messages
+//! waiting in that channel (a permit inside [`Incoming`], freed when the SIP loop drops the
+//! message): a peer that floods requests waits for its own to be handled, and everyone
+//! else's messages stay at most that many of its messages behind. A stream connection idle
+//! for [`TransportConfig::tcp_idle_timeout`] is closed.
 //!
 //! **Locks.** The connection registry is one mutex over plain maps, held for look-ups and queue
 //! pushes only, never across an await or a system call.

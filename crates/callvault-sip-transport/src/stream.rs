@@ -17,7 +17,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+/// Messages one connection may have waiting in the event queue for the SIP loop. A peer that
+/// floods requests then waits for its own to be handled instead of filling the queue that
+/// every other peer's messages share: UDP and the other connections stay at most this many of
+/// its messages behind.
+const IN_FLIGHT_PER_CONNECTION: usize = 64;
 
 /// A remote stream endpoint: the transport and the peer's address.
 type Destination = (TransportKind, SocketAddr);
@@ -362,6 +368,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
 ) {
     let config = &shared.config;
     let peer = connection.peer;
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_PER_CONNECTION));
     let mut buf = BytesMut::with_capacity(8192);
     'connection: loop {
         let outcome = tokio::select! {
@@ -385,12 +392,22 @@ async fn read_loop<R: AsyncRead + Unpin>(
         loop {
             match take_frame(&mut buf, config.max_message_size) {
                 Ok(Some(Frame::Message(bytes))) => {
+                    // Waits while this peer has its share waiting for the SIP loop, then while
+                    // the SIP loop is behind; either way this peer is not read meanwhile.
+                    let permit = tokio::select! {
+                        biased;
+                        _ = connection.closed() => return,
+                        permit = Arc::clone(&in_flight).acquire_owned() => match permit {
+                            Ok(permit) => permit,
+                            Err(_) => break 'connection,
+                        },
+                    };
                     let event = TransportEvent::Message(Incoming {
                         from: connection.peer(),
                         bytes,
                         received_at,
+                        _in_flight: Some(permit),
                     });
-                    // Waits while the SIP loop is behind, which stops reading this peer.
                     tokio::select! {
                         biased;
                         _ = connection.closed() => return,

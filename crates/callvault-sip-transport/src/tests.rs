@@ -346,3 +346,40 @@ async fn a_refused_connect_is_reported_with_its_destination() {
         other => panic!("expected the refused connect, got {other:?}"),
     }
 }
+
+/// A connection that floods requests has at most a few waiting for the SIP loop at once, so a
+/// datagram that arrives after them is not queued behind the whole flood.
+#[tokio::test]
+async fn a_flooding_connection_waits_for_its_own_messages_not_everyone_else() {
+    let (transports, mut rx) = bound().await;
+    let mut flooder = TcpStream::connect(transports.local_addr()).await.unwrap();
+    let flood: String = (0..200)
+        .map(|n| options(&format!("flood-{n}"), "TCP"))
+        .collect();
+    flooder.write_all(flood.as_bytes()).await.unwrap();
+    // The SIP loop is busy with (holds) the flooder's messages it has taken so far.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(next_message(&mut rx).await);
+    }
+    assert!(held.iter().all(|m| m.from.transport == TransportKind::Tcp));
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client
+        .send_to(
+            options("udp-late", "UDP").as_bytes(),
+            transports.local_addr(),
+        )
+        .await
+        .unwrap();
+    let next = next_message(&mut rx).await;
+    assert_eq!(
+        next.from.transport,
+        TransportKind::Udp,
+        "the datagram is next"
+    );
+    // Handling them lets the flooder's next ones in.
+    drop(held);
+    let more = next_message(&mut rx).await;
+    assert_eq!(more.from.transport, TransportKind::Tcp);
+    assert!(String::from_utf8_lossy(&more.bytes).contains("Call-ID: flood-64\r\n"));
+}

@@ -106,6 +106,7 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
                     from: Peer::udp(from),
                     bytes: Bytes::copy_from_slice(&buf[..n]),
                     received_at: Instant::now(),
+                    _in_flight: None,
                 };
                 // Waits while the SIP loop is behind; the kernel buffer absorbs the burst.
                 if shared
