@@ -9,3 +9,4 @@ mod dialects;
 mod fidelity;
 mod limits;
 mod sipp;
+mod transport;
