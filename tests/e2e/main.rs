@@ -10,3 +10,4 @@ mod fidelity;
 mod lifecycle;
 mod limits;
 mod sipp;
+mod transport;

@@ -2,7 +2,7 @@
 //! "Accepted" state), §17.1.2 non-INVITE client transactions, §18.2 response routing and
 //! RFC 3581 `rport`. Fed bytes and `Instant`s; returns what to send and when to wake.
 
-use crate::error::Error;
+use crate::error::Rejection;
 use crate::message::{Message, Method, Request, Response, salvage_request};
 use crate::peer::{Peer, Transmit, TransportKind};
 use crate::transaction::{
@@ -106,8 +106,11 @@ pub struct EndpointStats {
     pub keepalives: u64,
     /// New requests refused with 503 because `max_transactions` was reached.
     pub overload_rejected: u64,
-    /// Requests answered 420 because they require an extension we do not support.
+    /// Requests answered 416 or 420: a Request-URI scheme or a required extension we do not
+    /// support.
     pub unsupported_rejected: u64,
+    /// Client transactions ended by a transport error (`handle_transport_error`).
+    pub transport_errors: u64,
     /// Transactions that ended without the ACK (Timer H) or without a TU answer.
     pub ack_timeouts: u64,
     pub unanswered_expired: u64,
@@ -168,34 +171,58 @@ impl Endpoint {
         }
         if bytes.len() > self.config.max_message_size {
             self.stats.oversize += 1;
-            self.answer_unparsed(from, bytes, 413, "Request Entity Too Large");
+            self.answer_unparsed(from, bytes, Rejection::TooLarge);
             return;
         }
         match Message::parse(bytes) {
             Ok(Message::Request(request)) => self.handle_request(now, from, request),
             Ok(Message::Response(response)) => self.handle_response(now, response),
-            Err(Error::Parse { reason }) => {
-                tracing::debug!(%reason, peer = %from.addr, "malformed SIP message");
-                if self.answer_unparsed(from, bytes, 400, reason) {
+            Err(cause) => {
+                tracing::debug!(%cause, peer = %from.addr, "malformed SIP message");
+                if self.answer_unparsed(from, bytes, Rejection::Malformed(cause)) {
                     self.stats.malformed_answered += 1;
                 } else {
                     self.stats.malformed_dropped += 1;
                 }
             }
-            Err(other) => {
-                tracing::debug!(error = %other, "unparseable SIP message");
-                self.stats.malformed_dropped += 1;
-            }
         }
     }
 
-    /// Answers a request that did not parse from the headers that could be salvaged.
-    fn answer_unparsed(&mut self, from: Peer, bytes: &[u8], status: u16, reason: &str) -> bool {
+    /// A transport could not deliver to `to` (a connect that failed or timed out, a connection
+    /// closed because the peer could not keep up, a send error). RFC 3261 §17.1.4: every client
+    /// transaction sending there ends at once and the TU sees `Event::Response` with `None`,
+    /// as for a timeout. Server transactions keep their timers: a response that cannot be
+    /// delivered is the client's to retransmit for. The instant (when the driver reported the
+    /// failure) is taken like every input's; nothing here depends on it yet.
+    pub fn handle_transport_error(&mut self, _now: Instant, to: &Peer) {
+        let failed: Vec<TransactionKey> = self
+            .clients
+            .iter()
+            .filter(|(_, tx)| tx.state != ClientState::Completed && same_destination(&tx.to, to))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in failed {
+            tracing::debug!(%key, peer = %to.addr, "transport error: client transaction failed");
+            self.clients.remove(&key);
+            self.stats.transport_errors += 1;
+            self.events.push_back(Event::Response {
+                key,
+                response: None,
+            });
+        }
+        // Wake-ups of the removed transactions are stale now; drop those at the top.
+        self.purge_stale_timers();
+    }
+
+    /// Answers a request the endpoint refuses before parsing completed, from the headers that
+    /// could be salvaged; `false` when nothing could be answered.
+    fn answer_unparsed(&mut self, from: Peer, bytes: &[u8], rejection: Rejection) -> bool {
         let Some(headers) = salvage_request(bytes) else {
             return false;
         };
         let tag = self.new_tag();
-        let response = Response::from_salvage(status, reason, headers).with_to_tag(&tag);
+        let response = Response::from_salvage(rejection.status(), rejection.reason(), headers)
+            .with_to_tag(&tag);
         let Some(via) = response.top_via_sent_by() else {
             return false;
         };
@@ -205,10 +232,15 @@ impl Endpoint {
     }
 
     /// Sends a provisional or final response in the server transaction `key`.
+    ///
+    /// RFC 3261 §8.2.6.2: every response but 100 carries a To tag. When the TU's response has
+    /// none (an OPTIONS 200, a 405 outside a dialog) the endpoint adds the transaction's own:
+    /// one tag per server transaction, the same on every response and retransmission of it. A
+    /// tag the TU set (its dialog's, on a 200 OK) is kept.
     pub fn respond(&mut self, now: Instant, key: &TransactionKey, response: Response) {
         let t1 = self.config.t1;
         let response = self.with_server_header(response);
-        let Some(tx) = self.servers.get_mut(key) else {
+        let Some(tx) = self.servers.get(key) else {
             tracing::debug!(%key, status = response.status(), "response for a transaction that is gone");
             self.stats.late_responses += 1;
             return;
@@ -218,6 +250,25 @@ impl Endpoint {
             self.stats.late_responses += 1;
             return;
         }
+        let response = match response.to_tag() {
+            _ if response.status() == 100 => response,
+            Some(tag) => {
+                if tx.to_tag.is_none() {
+                    let tag = tag.to_owned();
+                    if let Some(tx) = self.servers.get_mut(key) {
+                        tx.to_tag = Some(tag);
+                    }
+                }
+                response
+            }
+            None => {
+                let tag = self.transaction_tag(key);
+                response.with_to_tag(&tag)
+            }
+        };
+        let Some(tx) = self.servers.get_mut(key) else {
+            return;
+        };
         let bytes = response.to_bytes();
         self.transmits.push_back(Transmit {
             to: tx.reply_to,
@@ -264,6 +315,18 @@ impl Endpoint {
         for at in wake {
             self.timers.push(Reverse((at, key.clone())));
         }
+    }
+
+    /// The To tag of the server transaction `key`, chosen on first use.
+    fn transaction_tag(&mut self, key: &TransactionKey) -> String {
+        if let Some(tag) = self.servers.get(key).and_then(|tx| tx.to_tag.clone()) {
+            return tag;
+        }
+        let tag = self.new_tag();
+        if let Some(tx) = self.servers.get_mut(key) {
+            tx.to_tag = Some(tag.clone());
+        }
+        tag
     }
 
     /// Starts a non-INVITE client transaction: adds the top Via (with a fresh branch and
@@ -427,16 +490,21 @@ impl Endpoint {
                     interval: self.config.t1,
                     end_at: now + limit,
                     ack_id: None,
+                    to_tag: None,
                 };
                 self.servers.insert(key.clone(), tx);
                 self.timers.push(Reverse((now + limit, key.clone())));
+                // RFC 3261 §8.2.2: the Request-URI scheme (§8.2.2.1) before Require (§8.2.2.3).
+                if !supported_scheme(request.uri()) {
+                    self.stats.unsupported_rejected += 1;
+                    self.reject(now, &key, &request, Rejection::UnsupportedUriScheme);
+                    return;
+                }
                 let unsupported = self.unsupported(&request);
                 if !unsupported.is_empty() {
                     self.stats.unsupported_rejected += 1;
-                    let tag = self.new_tag();
                     let response = request
-                        .response(420)
-                        .with_to_tag(&tag)
+                        .response(Rejection::UnsupportedExtension.status())
                         .with_header("Unsupported", unsupported.join(", "));
                     self.respond(now, &key, response);
                     return;
@@ -448,6 +516,13 @@ impl Endpoint {
                 self.events.push_back(Event::Request { key, request, from });
             }
         }
+    }
+
+    /// Answers a request the endpoint refuses on its own, in its server transaction.
+    fn reject(&mut self, now: Instant, key: &TransactionKey, request: &Request, why: Rejection) {
+        tracing::debug!(%key, ?why, "request rejected by the endpoint");
+        let response = request.response(why.status()).with_reason(why.reason());
+        self.respond(now, key, response);
     }
 
     /// The option tags of `Require` we do not support.
@@ -560,9 +635,14 @@ impl Endpoint {
             interval: self.config.t1,
             end_at: now + 64 * self.config.t1,
             ack_id: None,
+            to_tag: None,
         };
         self.servers.insert(key.clone(), tx);
-        let tag = self.new_tag();
+        // §9.2: the To tag of the CANCEL's response SHOULD be the one of the INVITE's.
+        let tag = match pending {
+            Some(_) => self.transaction_tag(&invite_key),
+            None => self.new_tag(),
+        };
         self.respond(now, &key, request.response(status).with_to_tag(&tag));
         if pending == Some(true) {
             self.events.push_back(Event::Cancelled { key: invite_key });
@@ -703,6 +783,23 @@ impl Endpoint {
             self.acks.remove(&ack_id);
         }
     }
+}
+
+/// Whether we understand the Request-URI's scheme: `sip`, `sips` (RFC 3261) or `tel` (RFC 3966),
+/// compared case-insensitively (RFC 3986 §3.1). The parser guarantees a `:`.
+fn supported_scheme(uri: &str) -> bool {
+    let scheme = uri.split_once(':').map_or(uri, |(scheme, _)| scheme);
+    ["sip", "sips", "tel"]
+        .iter()
+        .any(|known| scheme.eq_ignore_ascii_case(known))
+}
+
+/// Whether a client transaction sending to `ours` is hit by a transport error reported for
+/// `failed`: the same transport and remote address, or the same stream connection.
+fn same_destination(ours: &Peer, failed: &Peer) -> bool {
+    ours.transport == failed.transport
+        && (ours.addr == failed.addr
+            || ours.connection.is_some() && ours.connection == failed.connection)
 }
 
 /// RFC 3261 §18.2.1 and RFC 3581: record where the request really came from in its top Via.
@@ -1097,43 +1194,330 @@ mod tests {
         assert_eq!(ep.stats().stray_responses, 1);
     }
 
-    #[test]
-    fn invalid_torture_messages_are_answered_400_with_the_reason() {
-        let t0 = Instant::now();
+    /// Every RFC 4475 fixture with its expected first line: `request ...`, `response ...` or
+    /// `reject STATUS` (see fixtures/README.md).
+    fn torture_messages() -> Vec<(String, Vec<u8>, String)> {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/fixtures/rfc4475");
-        let mut answered = 0;
+        let mut out = Vec::new();
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_none_or(|e| e != "expected") {
                 continue;
             }
-            if std::fs::read_to_string(&path).unwrap().trim() != "reject 400" {
+            let expected = std::fs::read_to_string(&path).unwrap().trim().to_owned();
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            out.push((
+                name,
+                std::fs::read(path.with_extension("sip")).unwrap(),
+                expected,
+            ));
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn invalid_torture_messages_are_answered_with_their_status_and_reason() {
+        let t0 = Instant::now();
+        let mut answered = 0;
+        for (name, bytes, expected) in torture_messages() {
+            let Some(status) = expected.strip_prefix("reject ") else {
                 continue;
-            }
-            let bytes = std::fs::read(path.with_extension("sip")).unwrap();
+            };
             let mut ep = Endpoint::new(EndpointConfig::default());
             ep.handle_input(t0, Peer::udp(addr(SRC)), &bytes);
-            // The 400 echoes what could be salvaged, which may be too little to parse (insuf).
+            // The answer echoes what could be salvaged, which may be too little to parse (insuf).
             let Some(sent) = ep.poll_transmit() else {
-                panic!("{path:?} was not answered");
+                panic!("{name} was not answered");
             };
             assert!(ep.poll_transmit().is_none());
             let text = String::from_utf8(sent.bytes).unwrap();
             let status_line = text.lines().next().unwrap();
             assert!(
-                status_line.starts_with("SIP/2.0 400 "),
-                "{path:?}: {status_line}"
+                status_line.starts_with(&format!("SIP/2.0 {status} ")),
+                "{name}: {status_line}"
             );
             assert!(
                 status_line.len() > "SIP/2.0 400 ".len() + 4,
-                "{path:?} says what was wrong"
+                "{name} says what was wrong"
             );
-            assert!(text.contains("\r\nVia: "), "{path:?}");
+            assert!(text.contains("\r\nVia: "), "{name}");
             assert!(ep.poll_event().is_none());
             assert_eq!(ep.stats().malformed_answered, 1);
             answered += 1;
         }
-        assert_eq!(answered, 7);
+        assert_eq!(answered, 9);
+    }
+
+    /// A TU that answers what the recorder answers outside a dialog: 200 to OPTIONS, 415 to an
+    /// INVITE (none of these offers is a recording), 405 to the rest; never with a To tag.
+    fn answer_like_the_recorder(ep: &mut Endpoint, now: Instant) {
+        while let Some(event) = ep.poll_event() {
+            if let Event::Request { key, request, .. } = event {
+                let status = match request.method() {
+                    Method::Options => 200,
+                    Method::Invite => 415,
+                    _ => 405,
+                };
+                ep.respond(now, &key, request.response(status));
+            }
+        }
+    }
+
+    #[test]
+    fn every_valid_torture_request_is_answered_with_a_to_tag_on_the_final() {
+        let t0 = Instant::now();
+        // One endpoint for all, as one server receives them: requests that share a branch
+        // (cparam01 and cparam02, escnull and regescrt) must still each get their own answer.
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let mut requests = 0;
+        for (name, bytes, expected) in torture_messages() {
+            let Some(rest) = expected.strip_prefix("request ") else {
+                continue;
+            };
+            requests += 1;
+            let call_id = rest.split(' ').nth(1).unwrap();
+            ep.handle_input(t0, Peer::udp(addr(SRC)), &bytes);
+            answer_like_the_recorder(&mut ep, t0);
+            let sent = responses(&mut ep);
+            let finals: Vec<&Response> = sent
+                .iter()
+                .map(|(_, r)| r)
+                .filter(|r| r.status() >= 200)
+                .collect();
+            assert_eq!(finals.len(), 1, "{name}: {:?}", statuses_of(&sent));
+            let last = finals[0];
+            assert_eq!(
+                last.call_id(),
+                call_id,
+                "{name} got another request's answer"
+            );
+            assert!(
+                last.to_tag().is_some(),
+                "{name}: {} without a To tag",
+                last.status()
+            );
+            let expected_status = match name.as_str() {
+                "unkscm" | "novelsc" => 416,
+                "bext01" => 420,
+                _ => last.status(),
+            };
+            assert_eq!(last.status(), expected_status, "{name}");
+        }
+        assert!(requests >= 20, "only {requests} valid requests found");
+    }
+
+    fn statuses_of(sent: &[(Peer, Response)]) -> Vec<u16> {
+        sent.iter().map(|(_, r)| r.status()).collect()
+    }
+
+    #[test]
+    fn requests_that_share_a_branch_are_separate_transactions() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let from = Peer::udp(addr(SRC));
+        let cparam = |n: u32| {
+            format!(
+                "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP saturn.example.com:5060;branch=z9hG4bKkdjuw\r\n\
+                 Max-Forwards: 70\r\nFrom: sip:watson@example.com;tag=8{n}\r\nTo: sip:watson@example.com\r\n\
+                 Call-ID: cparam0{n}.70710@saturn.example.com\r\nCSeq: {n} REGISTER\r\nl: 0\r\n\r\n"
+            )
+            .into_bytes()
+        };
+        ep.handle_input(t0, from, &cparam(1));
+        answer_like_the_recorder(&mut ep, t0);
+        ep.handle_input(t0, from, &cparam(2));
+        answer_like_the_recorder(&mut ep, t0);
+        let sent = responses(&mut ep);
+        let call_ids: Vec<&str> = sent.iter().map(|(_, r)| r.call_id()).collect();
+        assert_eq!(
+            call_ids,
+            [
+                "cparam01.70710@saturn.example.com",
+                "cparam02.70710@saturn.example.com"
+            ]
+        );
+        // A real retransmission of the second still matches its transaction.
+        ep.handle_input(t0, from, &cparam(2));
+        assert!(ep.poll_event().is_none());
+        let again = responses(&mut ep);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].1.call_id(), "cparam02.70710@saturn.example.com");
+        assert_eq!(again[0].1.to_tag(), sent[1].1.to_tag());
+    }
+
+    #[test]
+    fn a_response_outside_a_dialog_gets_one_to_tag_per_transaction() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let from = Peer::udp(addr(SRC));
+        let options = request("OPTIONS", "z9hG4bKo1", "", "");
+        ep.handle_input(t0, from, &options);
+        let (key, req) = new_request(&mut ep);
+        ep.respond(t0, &key, req.response(200));
+        let first = responses(&mut ep).remove(0).1;
+        let tag = first
+            .to_tag()
+            .expect("the 200 to an OPTIONS carries a To tag")
+            .to_owned();
+        // The retransmission is answered with the same response, tag included.
+        ep.handle_input(t0, from, &options);
+        assert_eq!(responses(&mut ep)[0].1.to_tag(), Some(tag.as_str()));
+        // Another transaction gets another tag.
+        ep.handle_input(t0, from, &request("OPTIONS", "z9hG4bKo2", "", ""));
+        let (key, req) = new_request(&mut ep);
+        ep.respond(t0, &key, req.response(405));
+        let other = responses(&mut ep).remove(0).1;
+        assert!(other.to_tag().is_some_and(|t| t != tag));
+
+        // An INVITE: 100 without a tag; a 180 and the final share the one the endpoint chose.
+        ep.handle_input(t0, from, &invite("z9hG4bKi1"));
+        let (key, req) = new_request(&mut ep);
+        ep.respond(t0, &key, req.response(180));
+        ep.respond(t0, &key, req.response(486));
+        let sent = responses(&mut ep);
+        assert_eq!(statuses_of(&sent), [100, 180, 486]);
+        assert_eq!(sent[0].1.to_tag(), None);
+        assert!(sent[1].1.to_tag().is_some());
+        assert_eq!(sent[1].1.to_tag(), sent[2].1.to_tag());
+        // Timer G retransmits the 486 with that tag.
+        let (_, resent) = responses_until(&mut ep, t0 + Duration::from_millis(600)).remove(0);
+        assert_eq!(resent.to_tag(), sent[2].1.to_tag());
+
+        // A tag the TU chose (its dialog's) is kept, and later responses follow it.
+        ep.handle_input(t0, from, &invite("z9hG4bKi2"));
+        let (key, req) = new_request(&mut ep);
+        ep.respond(t0, &key, req.response(183).with_to_tag("dialog-tag"));
+        ep.respond(t0, &key, req.response(200));
+        let sent = responses(&mut ep);
+        assert_eq!(statuses_of(&sent), [100, 183, 200]);
+        assert_eq!(sent[1].1.to_tag(), Some("dialog-tag"));
+        assert_eq!(sent[2].1.to_tag(), Some("dialog-tag"));
+    }
+
+    /// Runs timers up to `until`, returning every response sent meanwhile.
+    fn responses_until(ep: &mut Endpoint, until: Instant) -> Vec<(Peer, Response)> {
+        let mut out = Vec::new();
+        while let Some(at) = ep.poll_timeout().filter(|at| *at <= until) {
+            ep.handle_timeout(at);
+            out.extend(responses(ep));
+        }
+        out
+    }
+
+    #[test]
+    fn the_cancel_and_the_487_share_the_invites_tag() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let from = Peer::udp(addr(SRC));
+        ep.handle_input(t0, from, &invite("z9hG4bKc2"));
+        let (key, req) = new_request(&mut ep);
+        statuses(&mut ep);
+        ep.handle_input(t0, from, &request("CANCEL", "z9hG4bKc2", ";rport", ""));
+        assert!(matches!(ep.poll_event(), Some(Event::Cancelled { .. })));
+        ep.respond(t0, &key, req.response(487));
+        let sent = responses(&mut ep);
+        assert_eq!(statuses_of(&sent), [200, 487]);
+        assert!(sent[0].1.to_tag().is_some());
+        assert_eq!(sent[0].1.to_tag(), sent[1].1.to_tag());
+    }
+
+    #[test]
+    fn an_unknown_request_uri_scheme_is_answered_416_before_the_tu() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let from = Peer::udp(addr(SRC));
+        let with_uri = |uri: &str, branch: &str| {
+            String::from_utf8(request("OPTIONS", branch, "", ""))
+                .unwrap()
+                .replace(
+                    "OPTIONS sip:srs@192.0.2.1:5060 ",
+                    &format!("OPTIONS {uri} "),
+                )
+                .into_bytes()
+        };
+        ep.handle_input(t0, from, &with_uri("http://example.com/", "z9hG4bKu1"));
+        let sent = responses(&mut ep);
+        assert_eq!(statuses_of(&sent), [416]);
+        assert_eq!(sent[0].1.reason(), "Unsupported URI Scheme");
+        assert!(sent[0].1.to_tag().is_some());
+        assert!(ep.poll_event().is_none());
+        assert_eq!(ep.stats().unsupported_rejected, 1);
+        // sip, sips and tel in any case reach the TU.
+        for (i, uri) in ["SIP:srs@192.0.2.1", "sips:srs@192.0.2.1", "tel:+15550100"]
+            .into_iter()
+            .enumerate()
+        {
+            ep.handle_input(t0, from, &with_uri(uri, &format!("z9hG4bKk{i}")));
+            assert!(
+                matches!(ep.poll_event(), Some(Event::Request { .. })),
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_transport_error_fails_the_client_transactions_to_that_peer_at_once() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let dead = Peer::tcp(addr("192.0.2.66:5060"), Some(ConnectionId(3)));
+        let alive = Peer::udp(addr(SRC));
+        let to_dead = ep.send_request(t0, dead, options_to_send());
+        let to_alive = ep.send_request(t0, alive, options_to_send());
+        while ep.poll_transmit().is_some() {}
+        // The driver reports the connection (by its id: the transaction named it) 2 s later.
+        let later = t0 + Duration::from_secs(2);
+        ep.handle_transport_error(
+            later,
+            &Peer::tcp(addr("192.0.2.66:41000"), Some(ConnectionId(3))),
+        );
+        match ep.poll_event() {
+            Some(Event::Response {
+                key,
+                response: None,
+            }) => assert_eq!(key, to_dead),
+            other => panic!("expected the failure, got {other:?}"),
+        }
+        assert!(ep.poll_event().is_none());
+        assert_eq!(ep.stats().client_transactions, 1);
+        assert_eq!(ep.stats().transport_errors, 1);
+        // The other transaction goes on: retransmitted, then answered.
+        let sent = responses_or_requests_until(&mut ep, later);
+        assert!(sent > 0, "the UDP request is still retransmitted");
+        // A failure reported by address alone (a connect that failed) hits the same way.
+        let to_unreachable = ep.send_request(
+            later,
+            Peer::tcp(addr("192.0.2.77:5060"), None),
+            options_to_send(),
+        );
+        ep.poll_transmit();
+        ep.handle_transport_error(later, &Peer::tcp(addr("192.0.2.77:5060"), None));
+        assert!(matches!(
+            ep.poll_event(),
+            Some(Event::Response { key, response: None }) if key == to_unreachable
+        ));
+        // Nothing more for the failed ones when their timers would have fired (Timer F).
+        responses_or_requests_until(&mut ep, t0 + Duration::from_secs(40));
+        match ep.poll_event() {
+            Some(Event::Response {
+                key,
+                response: None,
+            }) => assert_eq!(key, to_alive),
+            other => panic!("only the UDP transaction times out, got {other:?}"),
+        }
+        assert!(ep.poll_event().is_none());
+    }
+
+    /// Runs timers up to `until`; the number of messages sent meanwhile.
+    fn responses_or_requests_until(ep: &mut Endpoint, until: Instant) -> usize {
+        let mut sent = 0;
+        while let Some(at) = ep.poll_timeout().filter(|at| *at <= until) {
+            ep.handle_timeout(at);
+            while ep.poll_transmit().is_some() {
+                sent += 1;
+            }
+        }
+        sent
     }
 
     #[test]

@@ -1,28 +1,35 @@
-//! SIP for callvault: messages, sans-IO transactions and dialogs, and thin tokio transports.
+//! SIP for callvault, sans-IO: messages, transactions and dialogs as state machines fed bytes
+//! and `Instant`s. No sockets, no tokio, no clock: the drivers are in `callvault-sip-transport`,
+//! as `quinn` stands apart from `quinn-proto`.
 //!
 //! # Design note
 //!
-//! **Layers.** [`message`] parses and builds SIP messages; [`Endpoint`] is the transaction layer
-//! (RFC 3261 §17 server transactions with RFC 6026's Accepted state, non-INVITE client
-//! transactions, §18.2 response routing, RFC 3581 `rport`); [`dialog`] holds UAS dialog state;
-//! [`transport`] owns the sockets. Only `transport` does I/O or knows tokio. Beside them, pure
-//! helpers for the TU: [`session_timer`] (RFC 4028 negotiation and the BYE deadline),
-//! [`dtmf_info`] (DTMF in INFO bodies) and [`peer_for_in_dialog_request`] (where our BYE goes).
+//! **Layers.** The message parser (`Request`, `Response`) reads and builds SIP messages;
+//! [`Endpoint`] is the transaction layer (RFC 3261 §17 server transactions with RFC 6026's
+//! Accepted state, non-INVITE client transactions, §18.2 response routing, RFC 3581 `rport`,
+//! the §8.2 checks a UAS makes before its TU: URI scheme, `Require`, To tags); [`Dialog`] holds
+//! UAS dialog state; [`take_frame`] cuts a byte stream into messages for the stream drivers.
+//! Beside them, pure helpers for the TU: [`session_timer`] (RFC 4028 negotiation and the BYE
+//! deadline), [`parse_info_dtmf`] (DTMF in INFO bodies) and [`peer_for_in_dialog_request`]
+//! (where our BYE goes). Addressing ([`Peer`], [`ConnectionId`], [`Transmit`]) is shared with the
+//! drivers.
 //!
-//! **Who owns time.** Nothing in `message`, `endpoint` or `dialog` reads a clock. Every input
-//! carries an `Instant` (the drivers stamp `Incoming::received_at` when the bytes leave the
-//! socket) and timers are deadlines inside the transactions, so a test drives Timer H (32 s)
-//! in microseconds by passing later instants.
+//! **Who owns time.** Nothing here reads a clock. Every input carries an `Instant` (the drivers
+//! stamp each message when its bytes leave the socket) and timers are deadlines inside the
+//! transactions, so a test drives Timer H (32 s) in microseconds by passing later instants.
 //!
 //! **The run loop** (one task owns the `Endpoint`; the TU runs in the same task):
 //! ```text
 //! loop {
 //!     select! {
-//!         incoming = rx.recv()             => endpoint.handle_input(incoming.received_at, incoming.from, &incoming.bytes),
+//!         event = transport_events.recv() => match event {
+//!             Message(m)       => endpoint.handle_input(m.received_at, m.from, &m.bytes),
+//!             Failed { to, .. } => endpoint.handle_transport_error(now, &to),
+//!         },
 //!         _ = sleep_until(endpoint.poll_timeout()) => endpoint.handle_timeout(Instant::now()),
 //!     }
 //!     while let Some(event) = endpoint.poll_event() { /* TU: respond(), send_request() */ }
-//!     while let Some(transmit) = endpoint.poll_transmit() { transports.send(transmit).await }
+//!     while let Some(transmit) = endpoint.poll_transmit() { transports.send(transmit) } // never waits
 //! }
 //! ```
 //! `poll_timeout` may name an instant at which nothing turns out to be due (a timer of a
@@ -40,31 +47,44 @@
 //! layer relies on (top Via, Call-ID, CSeq, From, To, Max-Forwards, Content-Length) and keeps
 //! the rest as text. That left rsip with nothing to do, so the crate no longer depends on it.
 //!
-//! **Errors and bugs.** Outside input never panics: a message that does not parse is answered
-//! 400 with the reason as its phrase when enough of it can be read, else dropped and counted in
-//! [`EndpointStats`]. [`Error`] is for callers of the parser and the transports.
+//! **Errors and bugs.** Outside input never panics. A message that does not parse fails with a
+//! typed [`ParseError`]; everything the endpoint refuses on its own is a [`Rejection`], mapped
+//! to its status (400, 413, 416, 420, 505) in one exhaustive match, the cause's fixed phrase
+//! as reason phrase. It is answered when enough of it can be read, else dropped and counted in
+//! [`EndpointStats`]. [`Error`] is for callers of the framer and the DTMF parser.
+//!
+//! **Public surface.** Modules are private; what callers need is re-exported here. The parser
+//! beneath the endpoint (`Message`) is public only with the `fuzzing` feature, for the fuzz
+//! targets.
 
+#![warn(unreachable_pub)]
+
+mod dialog;
+mod dtmf_info;
+mod endpoint;
 mod error;
+mod framing;
 mod header;
+mod message;
+mod peer;
 mod transaction;
 mod via;
 
-pub mod dialog;
-pub mod dtmf_info;
-pub mod endpoint;
-pub mod framing;
-pub mod message;
-pub mod peer;
+/// RFC 4028 session timers; a module of its own so that `session_timer::negotiate` reads as
+/// what it does.
 pub mod session_timer;
-pub mod transport;
 
 pub use dialog::{Dialog, DialogId, dialog_id_of_request, peer_for_in_dialog_request};
 pub use dtmf_info::{InfoDtmf, parse_info_dtmf};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointStats, Event};
-pub use error::{Error, Result};
-pub use framing::{Frame, take_frame, take_message};
-pub use message::{Message, Method, Request, Response, default_reason};
+pub use error::{Error, ParseError, Rejection, Result};
+pub use framing::{Frame, take_frame};
+pub use message::{Method, Request, Response, default_reason};
 pub use peer::{ConnectionId, Peer, Transmit, TransportKind};
 pub use session_timer::{Negotiation, Refresher, SessionTimer, SessionTimerConfig};
 pub use transaction::TransactionKey;
-pub use transport::{Incoming, TransportConfig, Transports};
+
+/// The message parser beneath the endpoint, for the fuzz targets only (`--features fuzzing`):
+/// callers hand bytes to [`Endpoint::handle_input`], which parses them itself.
+#[cfg(feature = "fuzzing")]
+pub use message::Message;

@@ -8,7 +8,10 @@
 //! Max-Forwards and Content-Length. Everything else is kept as text for the TU to read, so an
 //! unknown or odd header can never make a message unreadable.
 
-use crate::error::{Error, Result};
+use crate::error::ParseError;
+
+/// What the parsers here return: the typed cause of a failure.
+type Result<T, E = ParseError> = std::result::Result<T, E>;
 use crate::header::{self, Headers, name_addr, same_name, split_list, split_list_raw, unquote};
 use crate::via::Via;
 use std::fmt;
@@ -57,7 +60,7 @@ impl Method {
     /// Parses a method token (RFC 3261 §25.1 `token`).
     pub fn parse(token: &str) -> Result<Method> {
         if token.is_empty() || !token.bytes().all(is_token_byte) {
-            return Err(Error::parse("method is not a token"));
+            return Err(ParseError::Method);
         }
         Ok(match token {
             "INVITE" => Method::Invite,
@@ -90,12 +93,26 @@ fn is_token_byte(b: u8) -> bool {
 }
 
 /// A parsed SIP message.
+#[cfg_attr(
+    not(feature = "fuzzing"),
+    allow(
+        unreachable_pub,
+        reason = "public only to the fuzz targets, with `fuzzing`"
+    )
+)]
 #[derive(Clone, Debug)]
 pub enum Message {
     Request(Request),
     Response(Response),
 }
 
+#[cfg_attr(
+    not(feature = "fuzzing"),
+    allow(
+        unreachable_pub,
+        reason = "public only to the fuzz targets, with `fuzzing`"
+    )
+)]
 impl Message {
     /// Parses one whole message (a UDP datagram, or one framed off a stream). Bytes beyond
     /// Content-Length are ignored (RFC 3261 §18.3); a Content-Length beyond the bytes is an error.
@@ -168,7 +185,7 @@ fn header_lines(head: &str, strict: bool) -> Result<(&str, Headers)> {
                         value.push_str(more);
                     }
                 }
-                None if strict => return Err(Error::parse("continuation line before any header")),
+                None if strict => return Err(ParseError::ContinuationFirst),
                 None => {}
             }
             continue;
@@ -181,13 +198,13 @@ fn header_lines(head: &str, strict: bool) -> Result<(&str, Headers)> {
                 let name = name.trim();
                 if name.is_empty() || !name.bytes().all(is_token_byte) {
                     if strict {
-                        return Err(Error::parse("malformed header name"));
+                        return Err(ParseError::HeaderName);
                     }
                     continue;
                 }
                 current = Some((name.to_owned(), value.trim().to_owned()));
             }
-            None if strict => return Err(Error::parse("header line without a colon")),
+            None if strict => return Err(ParseError::HeaderWithoutColon),
             None => {}
         }
     }
@@ -208,17 +225,16 @@ impl Head {
     fn parse(bytes: &[u8]) -> Result<Head> {
         let bytes = skip_leading_newlines(bytes);
         if bytes.is_empty() {
-            return Err(Error::parse("empty message"));
+            return Err(ParseError::Empty);
         }
-        let (head_end, body_start) =
-            find_head_end(bytes).ok_or(Error::parse("no empty line after the headers"))?;
+        let (head_end, body_start) = find_head_end(bytes).ok_or(ParseError::NoEndOfHeaders)?;
         let head = String::from_utf8_lossy(&bytes[..head_end]);
         let (start, headers) = header_lines(&head, true)?;
         let start = parse_start_line(start)?;
         let available = &bytes[body_start..];
         let body = match content_length(&headers)? {
             Some(len) if len > available.len() => {
-                return Err(Error::parse("Content-Length exceeds the message"));
+                return Err(ParseError::Truncated);
             }
             Some(len) => available[..len].to_vec(),
             None => available.to_vec(),
@@ -235,9 +251,9 @@ impl Head {
 pub(crate) fn content_length(headers: &Headers) -> Result<Option<usize>> {
     let mut found = None;
     for value in headers.get_all("content-length") {
-        let len = parse_decimal(value).ok_or(Error::parse("bad Content-Length"))?;
+        let len = parse_decimal(value).ok_or(ParseError::ContentLength)?;
         if found.is_some_and(|f| f != len) {
-            return Err(Error::parse("conflicting Content-Length"));
+            return Err(ParseError::ConflictingContentLength);
         }
         found = Some(len);
     }
@@ -261,11 +277,11 @@ fn parse_start_line(line: &str) -> Result<StartLine> {
     if let Some(rest) = line.strip_prefix("SIP/2.0 ") {
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::parse("bad status code"));
+            return Err(ParseError::StatusCode);
         }
-        let status: u16 = code.parse().map_err(|_| Error::parse("bad status code"))?;
+        let status: u16 = code.parse().map_err(|_| ParseError::StatusCode)?;
         if !(100..=699).contains(&status) {
-            return Err(Error::parse("status code out of range"));
+            return Err(ParseError::StatusOutOfRange);
         }
         return Ok(StartLine::Response {
             status,
@@ -277,10 +293,10 @@ fn parse_start_line(line: &str) -> Result<StartLine> {
     let (Some(method), Some(uri), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(Error::parse("malformed request line"));
+        return Err(ParseError::RequestLine);
     };
     if !version.eq_ignore_ascii_case("SIP/2.0") {
-        return Err(Error::parse("unsupported SIP version"));
+        return Err(ParseError::Version);
     }
     let method = Method::parse(method)?;
     if uri.is_empty()
@@ -289,7 +305,7 @@ fn parse_start_line(line: &str) -> Result<StartLine> {
             .bytes()
             .any(|b| b.is_ascii_control() || b == b'<' || b == b'>')
     {
-        return Err(Error::parse("malformed Request-URI"));
+        return Err(ParseError::RequestUri);
     }
     Ok(StartLine::Request {
         method,
@@ -301,19 +317,19 @@ fn parse_start_line(line: &str) -> Result<StartLine> {
 fn parse_cseq(value: &str) -> Result<(u32, Method)> {
     let mut parts = value.split_ascii_whitespace();
     let (Some(number), Some(method), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(Error::parse("malformed CSeq"));
+        return Err(ParseError::CSeq);
     };
     let number = parse_decimal(number)
         .filter(|n| *n < (1 << 31))
-        .ok_or(Error::parse("bad CSeq number"))?;
+        .ok_or(ParseError::CSeqNumber)?;
     Ok((number as u32, Method::parse(method)?))
 }
 
 /// Checks shared by requests and responses; returns the CSeq.
 fn validate_common(headers: &Headers) -> Result<(u32, Method)> {
-    let top = headers.get("via").ok_or(Error::parse("missing Via"))?;
+    let top = headers.get("via").ok_or(ParseError::MissingVia)?;
     if top.is_empty() {
-        return Err(Error::parse("empty Via"));
+        return Err(ParseError::EmptyVia);
     }
     // Every element of every Via field must parse: an empty element (`a,,b`) is malformed too.
     for field in headers.get_all("via") {
@@ -324,19 +340,22 @@ fn validate_common(headers: &Headers) -> Result<(u32, Method)> {
     let mut call_ids = headers.get_all("call-id");
     match call_ids.next() {
         Some(id) if !id.is_empty() && !id.contains(char::is_whitespace) => {}
-        Some(_) => return Err(Error::parse("malformed Call-ID")),
-        None => return Err(Error::parse("missing Call-ID")),
+        Some(_) => return Err(ParseError::CallId),
+        None => return Err(ParseError::MissingCallId),
     }
     if call_ids.next().is_some() {
-        return Err(Error::parse("more than one Call-ID"));
+        return Err(ParseError::DuplicateCallId);
     }
-    for (name, what) in [("from", "missing From"), ("to", "missing To")] {
-        let value = headers.get(name).ok_or(Error::parse(what))?;
+    for (name, missing) in [
+        ("from", ParseError::MissingFrom),
+        ("to", ParseError::MissingTo),
+    ] {
+        let value = headers.get(name).ok_or(missing)?;
         if name_addr(value).uri.is_empty() {
-            return Err(Error::parse("malformed From or To"));
+            return Err(ParseError::FromOrTo);
         }
     }
-    let cseq = headers.get("cseq").ok_or(Error::parse("missing CSeq"))?;
+    let cseq = headers.get("cseq").ok_or(ParseError::MissingCSeq)?;
     parse_cseq(cseq)
 }
 
@@ -377,12 +396,12 @@ impl Request {
     fn validated(method: Method, uri: String, headers: Headers, body: Vec<u8>) -> Result<Request> {
         let cseq = validate_common(&headers)?;
         if cseq.1 != method {
-            return Err(Error::parse("CSeq method does not match the request"));
+            return Err(ParseError::CSeqMethod);
         }
         if let Some(mf) = headers.get("max-forwards")
             && parse_decimal(mf).is_none_or(|n| n > 255)
         {
-            return Err(Error::parse("bad Max-Forwards"));
+            return Err(ParseError::MaxForwards);
         }
         Ok(Request {
             method,
@@ -713,6 +732,7 @@ pub fn default_reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         413 => "Request Entity Too Large",
         415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
         420 => "Bad Extension",
         421 => "Extension Required",
         480 => "Temporarily Unavailable",
@@ -743,6 +763,7 @@ pub fn default_reason(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Rejection;
     use std::path::PathBuf;
 
     fn fixture_dir(name: &str) -> PathBuf {
@@ -805,7 +826,14 @@ mod tests {
                 assert_eq!(resp.status().to_string(), words.next().unwrap(), "{name}");
                 assert_eq!(resp.call_id(), words.next().unwrap(), "{name}");
             }
-            ("reject", Err(Error::Parse { .. })) => {}
+            ("reject", Err(cause)) => {
+                let status = words.next().unwrap();
+                assert_eq!(
+                    Rejection::Malformed(cause).status().to_string(),
+                    status,
+                    "{name}: {cause}"
+                );
+            }
             (kind, other) => panic!("{name}: expected {kind}, got {other:?}"),
         }
     }

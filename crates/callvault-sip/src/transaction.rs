@@ -11,6 +11,13 @@ use std::time::{Duration, Instant};
 /// RFC 2543 senders (no `z9hG4bK` cookie) Call-ID, CSeq number, From tag, Request-URI and top
 /// Via sent-by (§17.2.3, leaving out the To tag so the ACK for a non-2xx matches).
 /// ACK is keyed as INVITE so that it finds the INVITE transaction.
+///
+/// RFC 3261 server keys also hold the Call-ID and CSeq number. §17.2.3 matches on branch,
+/// sent-by and method alone, which makes two different requests that reuse a branch one
+/// transaction: the second gets the first's response and never an answer of its own (RFC 4475
+/// cparam01 and cparam02 share branch and sent-by, as do escnull and regescrt). A real
+/// retransmission, its CANCEL and the ACK of a non-2xx all repeat Call-ID and CSeq number, so
+/// they still match.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TransactionKey(Inner);
 
@@ -19,6 +26,8 @@ enum Inner {
     Server {
         branch: String,
         sent_by: String,
+        call_id: String,
+        cseq: u32,
         method: Method,
     },
     Rfc2543 {
@@ -50,6 +59,8 @@ impl TransactionKey {
             Some(branch) if branch.starts_with(MAGIC_COOKIE) => TransactionKey(Inner::Server {
                 branch: branch.to_owned(),
                 sent_by: top_via.sent_by(),
+                call_id: request.call_id().to_owned(),
+                cseq: request.cseq().0,
                 method,
             }),
             _ => TransactionKey(Inner::Rfc2543 {
@@ -107,6 +118,7 @@ impl fmt::Display for TransactionKey {
                 branch,
                 sent_by,
                 method,
+                ..
             } => write!(f, "{method}/{branch}/{sent_by}"),
             Inner::Rfc2543 {
                 call_id,
@@ -150,6 +162,9 @@ pub(crate) struct ServerTransaction {
     pub end_at: Instant,
     /// The (Call-ID, CSeq, To-tag) an ACK for our 2xx carries, indexed while Accepted.
     pub ack_id: Option<AckId>,
+    /// The To tag of this transaction's responses (RFC 3261 §8.2.6.2): the TU's, or one the
+    /// endpoint chose, fixed by the first response that carries one.
+    pub to_tag: Option<String>,
 }
 
 impl ServerTransaction {

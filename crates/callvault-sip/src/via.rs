@@ -1,7 +1,9 @@
 //! The Via header (RFC 3261 §20.42, §18.2; RFC 3581 rport): what the transaction layer keys on
 //! and routes responses by.
 
-use crate::error::{Error, Result};
+use crate::error::ParseError;
+
+type Result<T, E = ParseError> = std::result::Result<T, E>;
 use crate::header::params;
 use std::fmt::Write as _;
 
@@ -23,8 +25,9 @@ impl Via {
         Via::parse_with(element, true)
     }
 
-    /// Parses protocol and sent-by, skipping parameters that do not parse: enough to route the
-    /// 400 for a request whose Via is otherwise broken (RFC 4475 badinv01).
+    /// Parses protocol and sent-by, skipping parameters that do not parse and accepting any SIP
+    /// version: enough to route the 400 for a request whose Via is otherwise broken (RFC 4475
+    /// badinv01), or the 505 for another version (badvers).
     pub(crate) fn parse_sent_by(element: &str) -> Result<Via> {
         Via::parse_with(element, false)
     }
@@ -37,15 +40,17 @@ impl Via {
         let name = parts.next().unwrap_or("").trim();
         let version = parts.next().unwrap_or("").trim();
         let tail = parts.next().unwrap_or("").trim();
-        if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
-            return Err(Error::parse("Via protocol is not SIP/2.0"));
+        // Lenient parsing takes any version, so a request of another SIP version can still be
+        // routed its 505 (RFC 4475 badvers).
+        if !name.eq_ignore_ascii_case("SIP") || strict && version != "2.0" {
+            return Err(ParseError::ViaProtocol);
         }
         let (transport, sent_by) = tail
             .split_once(|c: char| c.is_ascii_whitespace())
-            .ok_or(Error::parse("Via has no sent-by"))?;
+            .ok_or(ParseError::ViaSentByMissing)?;
         let sent_by = sent_by.trim();
         if transport.is_empty() || sent_by.is_empty() || sent_by.contains(char::is_whitespace) {
-            return Err(Error::parse("Via sent-by is malformed"));
+            return Err(ParseError::ViaSentBy);
         }
         let (host, port) = split_host_port(sent_by)?;
         let mut out_params = Vec::new();
@@ -57,12 +62,12 @@ impl Via {
                 .iter()
                 .any(|p| p.trim().is_empty())
         {
-            return Err(Error::parse("Via parameter is malformed"));
+            return Err(ParseError::ViaParameter);
         }
         for (n, v) in params(rest) {
             if n.is_empty() || n.contains(char::is_whitespace) {
                 if strict {
-                    return Err(Error::parse("Via parameter is malformed"));
+                    return Err(ParseError::ViaParameter);
                 }
                 continue;
             }
@@ -127,7 +132,7 @@ impl Via {
 
 /// Splits `host`, `host:port`, `[v6]` or `[v6]:port`.
 fn split_host_port(s: &str) -> Result<(&str, Option<u16>)> {
-    let bad = || Error::parse("Via sent-by is malformed");
+    let bad = || ParseError::ViaSentBy;
     if let Some(rest) = s.strip_prefix('[') {
         let close = rest.find(']').ok_or_else(bad)?;
         let host = &s[..close + 2];

@@ -15,7 +15,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callvault_sip::{Endpoint, EndpointStats, Transmit};
+use callvault_sip::{Endpoint, EndpointStats};
+use callvault_sip_transport::{TransportEvent, Transports};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -32,8 +33,8 @@ const CLOSE_FILES_WAIT: Duration = Duration::from_secs(30);
 pub struct Driver<M: MediaPlane> {
     pub endpoint: Endpoint,
     pub recorder: Recorder<M>,
-    /// Where transmits go: an enqueue, never a wait.
-    pub outbound: mpsc::UnboundedSender<Transmit>,
+    /// Where transmits go: `send` is an enqueue, never a wait.
+    pub transports: Transports,
     pub archive: ArchiveQueue,
     pub health: Arc<Health>,
     pub sip_stats: watch::Sender<EndpointStats>,
@@ -46,7 +47,7 @@ pub struct Driver<M: MediaPlane> {
 impl<M: MediaPlane> Driver<M> {
     pub async fn run(
         mut self,
-        mut incoming: mpsc::Receiver<callvault_sip::Incoming>,
+        mut incoming: mpsc::Receiver<TransportEvent>,
         mut media: mpsc::UnboundedReceiver<MediaInput>,
         storage: watch::Receiver<StorageStatus>,
         shutdown: impl std::future::Future<Output = ()>,
@@ -62,10 +63,16 @@ impl<M: MediaPlane> Driver<M> {
                 .flatten()
                 .min();
             tokio::select! {
-                message = incoming.recv() => {
-                    let Some(message) = message else { break };
-                    self.endpoint.handle_input(message.received_at, message.from, &message.bytes);
-                }
+                event = incoming.recv() => match event {
+                    Some(TransportEvent::Message(message)) => {
+                        self.endpoint.handle_input(message.received_at, message.from, &message.bytes);
+                    }
+                    Some(TransportEvent::Failed { to, cause }) => {
+                        warn!(peer = %to.addr, transport = %to.transport, %cause, "SIP delivery failed");
+                        self.endpoint.handle_transport_error(Instant::now(), &to);
+                    }
+                    None => break,
+                },
                 Some(input) = media.recv() => {
                     self.recorder.handle_media(Now::system(), &mut self.endpoint, input);
                 }
@@ -142,7 +149,7 @@ impl<M: MediaPlane> Driver<M> {
             }
             while let Some(transmit) = self.endpoint.poll_transmit() {
                 busy = true;
-                let _ = self.outbound.send(transmit);
+                self.transports.send(transmit);
             }
             while let Some(command) = self.recorder.poll_archive() {
                 busy = true;

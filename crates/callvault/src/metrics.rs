@@ -14,6 +14,7 @@ use axum::response::IntoResponse;
 use axum::{Json, Router, routing::get};
 use callvault_media::MediaEngine;
 use callvault_sip::EndpointStats;
+use callvault_sip_transport::TransportStats;
 use tokio::sync::watch;
 
 use crate::archive::ArchiveStats;
@@ -29,6 +30,7 @@ pub struct Sources {
     pub archive: ArchiveStats,
     pub health: Arc<Health>,
     pub storage: watch::Receiver<StorageStatus>,
+    pub transport: TransportStats,
 }
 
 pub fn router(sources: Sources) -> Router {
@@ -224,6 +226,49 @@ fn render(s: &Sources) -> String {
         "gauge",
         "SIP server transactions alive.",
         sip.server_transactions as u64,
+    );
+    metric(
+        "callvault_sip_transport_errors_total",
+        "counter",
+        "Deliveries the transports reported failed (client transactions ended at once).",
+        sip.transport_errors,
+    );
+    let transport = &s.transport;
+    metric(
+        "callvault_sip_tcp_connections",
+        "gauge",
+        "Open SIP TCP connections.",
+        transport.open_tcp_connections(),
+    );
+    metric(
+        "callvault_sip_slow_peers_closed_total",
+        "counter",
+        "SIP connections reset because the peer did not read (queue full or write timed out).",
+        transport.slow_peers_closed(),
+    );
+    metric(
+        "callvault_sip_connect_failures_total",
+        "counter",
+        "Outgoing SIP TCP connects that failed or timed out.",
+        transport.connect_failures(),
+    );
+    metric(
+        "callvault_sip_connect_queue_dropped_total",
+        "counter",
+        "Messages dropped while waiting for a connect (its queue was full or it failed).",
+        transport.connect_queue_dropped(),
+    );
+    metric(
+        "callvault_sip_udp_send_dropped_total",
+        "counter",
+        "UDP datagrams dropped because the socket and its queue were full.",
+        transport.udp_send_dropped(),
+    );
+    metric(
+        "callvault_sip_messages_sent_total",
+        "counter",
+        "SIP messages handed to the kernel.",
+        transport.messages_sent(),
     );
     metric(
         "callvault_media_legs_active",

@@ -8,12 +8,10 @@ use std::time::Duration;
 use anyhow::Context;
 use callvault_catalog::Catalog;
 use callvault_media::{MediaConfig, MediaEngine};
-use callvault_sip::{
-    Endpoint, EndpointConfig, EndpointStats, SessionTimerConfig, Transmit, TransportConfig,
-    Transports,
-};
+use callvault_sip::{Endpoint, EndpointConfig, EndpointStats, SessionTimerConfig};
+use callvault_sip_transport::{TransportConfig, Transports};
 use callvault_siprec::Limits;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::archive;
@@ -51,6 +49,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         max_message_size: config.sip.max_message_size,
         max_tcp_connections: config.sip.max_tcp_connections,
         tcp_idle_timeout: Duration::from_secs(600),
+        ..TransportConfig::default()
     })
     .await
     .with_context(|| format!("binding SIP on {}", config.sip.listen))?;
@@ -97,6 +96,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         archive: archive_stats.clone(),
         health: Arc::clone(&health),
         storage: storage.clone(),
+        transport: transports.stats(),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {
@@ -140,12 +140,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         user_agent: config.sip.user_agent.clone(),
         ..EndpointConfig::default()
     });
-    let outbound = spawn_sender(transports.clone());
     let backlog = archive_stats.backlog.clone();
     let driver = Driver {
         endpoint,
         recorder,
-        outbound,
+        transports: transports.clone(),
         archive: archive.clone(),
         health: Arc::clone(&health),
         sip_stats,
@@ -181,20 +180,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
-}
-
-/// Sends what the driver queues, in order, so that the driver itself never waits on a socket.
-fn spawn_sender(transports: Transports) -> mpsc::UnboundedSender<Transmit> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Transmit>();
-    tokio::spawn(async move {
-        while let Some(transmit) = rx.recv().await {
-            let to = transmit.to;
-            if let Err(e) = transports.send(transmit).await {
-                warn!(peer = %to.addr, error = %e, "SIP send failed");
-            }
-        }
-    });
-    tx
 }
 
 async fn shutdown_signal() {

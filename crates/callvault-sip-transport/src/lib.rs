@@ -1,0 +1,164 @@
+//! The tokio drivers of callvault's SIP: UDP and TCP sockets in, [`TransportEvent`]s out;
+//! [`Transmit`]s in, bytes out. No protocol logic beyond framing streams and answering
+//! keep-alive pings: everything else is `callvault_sip::Endpoint`'s, as `quinn` drives
+//! `quinn-proto`.
+//!
+//! # Design note
+//!
+//! **Sending never waits.** [`Transports::send`] is a plain function: it hands the message to
+//! the socket or to a bounded queue and returns. The SIP loop that calls it owns every
+//! transaction and call, so if it waited on one peer every peer would wait: a client that stops
+//! reading, or a Via pointing at an address that drops SYNs, used to freeze all signalling.
+//! Whatever cannot be delivered is dropped, counted, and (when a destination is known to be
+//! unreachable) reported back as [`TransportEvent::Failed`], on the same channel as incoming
+//! messages, for `Endpoint::handle_transport_error` (RFC 3261 §17.1.4: the client
+//! transactions sending there fail at once, as on a timeout).
+//!
+//! **UDP.** A datagram goes straight to the socket (`try_send_to`). Only if the kernel's buffer
+//! is full does it wait in a queue of [`TransportConfig::udp_queue`] datagrams that a writer task
+//! drains; past that it is dropped and counted (`udp_send_dropped`), as the network would
+//! drop it: SIP over UDP retransmits.
+//!
+//! **Streams (TCP; TLS will plug in beside TCP).** Each connection has its own writer task and
+//! queue, bounded in bytes by [`TransportConfig::stream_queue_bytes`] (1 MiB: some 2,000
+//! typical responses; bytes rather than messages because one INVITE can be 64 KiB). Each write
+//! must complete within [`TransportConfig::write_timeout`] (10 s). A connection whose queue
+//! overflows or whose write times out belongs to a peer that does not read: it is closed with
+//! a reset (so the kernel drops what it still held), counted (`slow_peers_closed`), reported
+//! `Failed { cause: SlowPeer }`, and what was queued is dropped. SIP over a reliable transport
+//! does not retransmit, so the transaction layer's timers (Timer F, H) and the failure event
+//! are what end the transactions of that peer; nobody else's messages waited for it.
+//!
+//! **Which connection.** A send names a `ConnectionId` when it answers on a connection (RFC
+//! 3261 §18.2.2). If that connection is gone, another open connection to the same remote
+//! address is used (§18.1.1 reuse), else one is opened. Connects run in their own tasks, each
+//! bounded by [`TransportConfig::connect_timeout`] (5 s); messages sent to a destination while
+//! its connect is under way wait in order in one pending queue (same byte bound; past it they
+//! are dropped and counted), so several sends share one connect and arrive in order. A failed
+//! connect drops its pending messages and reports `Failed` with the destination.
+//!
+//! **Receiving.** Receive tasks stamp each message with the instant it left the socket and wait
+//! for room in the event channel (4,096 events), so a SIP loop that falls behind slows the
+//! readers rather than growing memory. One stream connection may have at most 64 messages
+//! waiting in that channel (a permit inside [`Incoming`], freed when the SIP loop drops the
+//! message): a peer that floods requests waits for its own to be handled, and everyone
+//! else's messages stay at most that many of its messages behind. A stream connection idle
+//! for [`TransportConfig::tcp_idle_timeout`] is closed.
+//!
+//! **Locks.** The connection registry is one mutex over plain maps, held for look-ups and queue
+//! pushes only, never across an await or a system call.
+
+#![warn(unreachable_pub)]
+
+mod config;
+mod error;
+mod event;
+mod stats;
+mod stream;
+mod tcp;
+mod udp;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::TransportConfig;
+pub use error::{Error, Result};
+pub use event::{DeliveryFailure, Incoming, TransportEvent};
+pub use stats::TransportStats;
+
+use bytes::Bytes;
+use callvault_sip::{Peer, Transmit, TransportKind};
+use error::io;
+use stats::Counters;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+/// Events waiting for the SIP loop before the receive tasks wait in turn.
+const EVENT_QUEUE: usize = 4096;
+
+/// A cheap, cloneable handle for sending; the driver tasks run until the process ends or the
+/// event receiver is dropped.
+#[derive(Clone)]
+pub struct Transports {
+    shared: Arc<Shared>,
+}
+
+/// What every driver task shares.
+pub(crate) struct Shared {
+    config: TransportConfig,
+    local_addr: SocketAddr,
+    events: mpsc::Sender<TransportEvent>,
+    counters: Arc<Counters>,
+    udp: udp::UdpSender,
+    streams: Mutex<stream::Registry>,
+}
+
+impl Transports {
+    /// Binds UDP and TCP on the same address and starts the driver tasks.
+    pub async fn bind(
+        config: TransportConfig,
+    ) -> Result<(Transports, mpsc::Receiver<TransportEvent>)> {
+        let socket = Arc::new(udp::bind(config.listen)?);
+        let local_addr = socket.local_addr().map_err(io("read UDP local address"))?;
+        let listener = TcpListener::bind(local_addr)
+            .await
+            .map_err(io("bind TCP listener"))?;
+        let (events, receiver) = mpsc::channel(EVENT_QUEUE);
+        let (udp, backlog) = udp::UdpSender::new(Arc::clone(&socket), config.udp_queue);
+        let shared = Arc::new(Shared {
+            config,
+            local_addr,
+            events,
+            counters: Arc::default(),
+            udp,
+            streams: Mutex::default(),
+        });
+        tokio::spawn(udp::receive_loop(Arc::clone(&shared), Arc::clone(&socket)));
+        tokio::spawn(udp::write_loop(Arc::clone(&shared), socket, backlog));
+        tokio::spawn(tcp::accept_loop(Arc::clone(&shared), listener));
+        tracing::info!(addr = %local_addr, "SIP listening on UDP and TCP");
+        Ok((Transports { shared }, receiver))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// The counters, to read at scrape time.
+    pub fn stats(&self) -> TransportStats {
+        TransportStats {
+            counters: Arc::clone(&self.shared.counters),
+        }
+    }
+
+    /// Sends one message without waiting (see the crate note): what cannot be delivered is
+    /// dropped, counted, and reported as [`TransportEvent::Failed`] when a destination fails.
+    pub fn send(&self, transmit: Transmit) {
+        let Transmit { to, bytes } = transmit;
+        let bytes = Bytes::from(bytes);
+        match to.transport {
+            TransportKind::Udp => self.shared.send_udp(to.addr, bytes),
+            _ => self.shared.send_stream(to, bytes),
+        }
+    }
+}
+
+impl Shared {
+    /// Tells the SIP loop that messages to `to` were dropped. Called where waiting is not
+    /// allowed: when the event queue is full, a task delivers it as soon as there is room.
+    fn report(&self, to: Peer, cause: DeliveryFailure) {
+        let event = TransportEvent::Failed { to, cause };
+        match self.events.try_send(event) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(event)) => {
+                let events = self.events.clone();
+                tokio::spawn(async move {
+                    let _ = events.send(event).await;
+                });
+            }
+        }
+    }
+}

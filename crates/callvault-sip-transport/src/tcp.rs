@@ -1,0 +1,63 @@
+//! TCP: the listener, the connector, and the socket options of a TCP stream. Everything else
+//! about a connection is in `stream`, shared with TLS to come.
+
+use crate::Shared;
+use crate::event::DeliveryFailure;
+use crate::stream::StreamWriter;
+use callvault_sip::TransportKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+
+impl StreamWriter for OwnedWriteHalf {
+    fn reset_on_close(&self) {
+        // SO_LINGER 0: the close sends RST and frees the unsent bytes at once.
+        let _ = self.as_ref().set_zero_linger();
+    }
+}
+
+/// Registers an established TCP stream.
+fn start(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) -> bool {
+    // Requests and responses are single writes; do not hold them back for coalescing.
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    shared
+        .start_connection(TransportKind::Tcp, peer, read, write)
+        .is_some()
+}
+
+/// Accepts connections until the SIP loop drops its receiver.
+pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                if !start(&shared, stream, peer) {
+                    tracing::warn!(%peer, "TCP connection refused: connection limit reached");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TCP accept failed");
+                // Out of file descriptors: back off instead of spinning on the error.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        if shared.events.is_closed() {
+            return;
+        }
+    }
+}
+
+/// Connects to `addr` within `connect_timeout`, then hands the stream (and what waited for
+/// it) to the connection machinery; on failure, reports the destination.
+pub(crate) async fn connect(shared: Arc<Shared>, addr: SocketAddr) {
+    let destination = (TransportKind::Tcp, addr);
+    match tokio::time::timeout(shared.config.connect_timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            start(&shared, stream, addr);
+        }
+        Ok(Err(e)) => shared.connect_failed(destination, DeliveryFailure::ConnectFailed(e.kind())),
+        Err(_) => shared.connect_failed(destination, DeliveryFailure::ConnectTimeout),
+    }
+}
