@@ -15,7 +15,7 @@ use callvault_sip::{
     Endpoint, EndpointConfig, EndpointStats, SessionTimerConfig, TransportConfig, Transports,
 };
 use callvault_siprec::Limits;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::archive;
@@ -84,7 +84,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             warn!(error = %e, "HTTP listener stopped");
         }
     });
-    let (closing_tx, mut closing_rx) = mpsc::unbounded_channel();
     let contact_host = if sip_addr.ip().is_unspecified() {
         format!("{}:{}", rtp_ip, sip_addr.port())
     } else {
@@ -112,7 +111,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Arc::clone(&media),
         archive.clone(),
         Arc::clone(&gauges),
-        closing_tx,
     );
     let mut endpoint = Endpoint::new(EndpointConfig {
         max_message_size: config.sip.max_message_size,
@@ -167,10 +165,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     recorder.end_all(Instant::now(), "shutdown");
     drive(&mut endpoint, &mut recorder, &transports).await;
-    drop(recorder);
-    while let Some(task) = closing_rx.recv().await {
-        let _ = task.await;
+    // Every stopped leg reports when its file is closed; the recordings complete with them.
+    while recorder.is_closing() {
+        let Some(event) = media_events.recv().await else {
+            break;
+        };
+        recorder.handle_media_event(Instant::now(), &mut endpoint, event);
     }
+    drop(recorder);
     drop(archive);
     let _ = archive_task.await;
     catalog.close().await;

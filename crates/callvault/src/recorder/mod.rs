@@ -22,7 +22,7 @@ use callvault_sip::{
     TransactionKey, TransportKind, dialog_id_of_request, peer_for_in_dialog_request,
 };
 use callvault_siprec::Limits;
-use tokio::sync::mpsc;
+use time::OffsetDateTime;
 use tracing::{debug, info, warn};
 
 use self::session::{LegSlot, Pending, Session};
@@ -76,10 +76,12 @@ pub struct Recorder {
     by_call_id: HashMap<String, DialogId>,
     /// INVITEs held for `answer_delay`, cancellable until answered.
     pending: HashMap<TransactionKey, Pending>,
-    /// Sessions whose legs are being closed; told to the driver so it can wait on shutdown.
-    closing: mpsc::UnboundedSender<tokio::task::JoinHandle<()>>,
     /// Media events name legs; this finds their session and label.
     legs: HashMap<LegId, (DialogId, String)>,
+    /// Legs stopped and not yet closed by the media plane → the recording they complete.
+    closing_legs: HashMap<LegId, String>,
+    /// Ended recordings waiting for their legs' `LegClosed`, by recording id.
+    completions: HashMap<String, PendingCompletion>,
     /// Session-timer deadlines, earliest first. Entries go stale when a session is refreshed
     /// or ends; a popped entry is checked against the session before it acts.
     expiries: BinaryHeap<Reverse<(Instant, DialogId)>>,
@@ -91,7 +93,6 @@ impl Recorder {
         media: Arc<MediaEngine>,
         archive: ArchiveQueue,
         gauges: Arc<RecorderGauges>,
-        closing: mpsc::UnboundedSender<tokio::task::JoinHandle<()>>,
     ) -> Recorder {
         Recorder {
             config,
@@ -101,8 +102,9 @@ impl Recorder {
             sessions: HashMap::new(),
             by_call_id: HashMap::new(),
             pending: HashMap::new(),
-            closing,
             legs: HashMap::new(),
+            closing_legs: HashMap::new(),
+            completions: HashMap::new(),
             expiries: BinaryHeap::new(),
         }
     }
@@ -140,7 +142,8 @@ impl Recorder {
             }
         }
     }
-    /// What the media plane reports: key presses and streams that went silent.
+    /// What the media plane reports: key presses, streams that went silent, failed files and
+    /// closed legs.
     pub fn handle_media_event(&mut self, now: Instant, endpoint: &mut Endpoint, event: MediaEvent) {
         match event {
             MediaEvent::Dtmf {
@@ -179,8 +182,58 @@ impl Recorder {
                 );
                 self.hang_up(now, endpoint, &id, "rtp-timeout");
             }
+            MediaEvent::LegFailed { leg, error } => {
+                let (call_id, label) = self
+                    .legs
+                    .get(&leg)
+                    .map(|(id, label)| (id.call_id.as_str(), label.as_str()))
+                    .unwrap_or_default();
+                warn!(%call_id, leg = %label, %error, "leg file failed; the recording will be marked failed");
+            }
+            MediaEvent::LegClosed { leg, report } => self.handle_leg_closed(leg, &report),
             _ => {}
         }
+    }
+    /// A stopped leg's file is closed: its recording is complete once all its legs are.
+    fn handle_leg_closed(&mut self, leg: LegId, report: &LegReport) {
+        let Some(recording_id) = self.closing_legs.remove(&leg) else {
+            // A leg stopped outside a session's end (an answer that failed half-way).
+            return;
+        };
+        let Some(pending) = self.completions.get_mut(&recording_id) else {
+            return;
+        };
+        pending.failed |= report.error.is_some();
+        pending.completion.legs.push(completion_of(report));
+        pending.remaining -= 1;
+        if pending.remaining == 0
+            && let Some(pending) = self.completions.remove(&recording_id)
+        {
+            self.complete(pending);
+        }
+    }
+    fn complete(&self, pending: PendingCompletion) {
+        let PendingCompletion {
+            call_id,
+            mut completion,
+            failed,
+            ..
+        } = pending;
+        if failed {
+            completion.state = catalog::RecordingState::Failed;
+        }
+        info!(
+            call_id = %call_id,
+            recording_id = %completion.recording_id,
+            duration_ms = completion.duration_ms,
+            reason = %completion.end_reason,
+            "recording complete"
+        );
+        self.archive.send(ArchiveCommand::Complete(completion));
+    }
+    /// Legs are still being closed (the driver waits for them at shutdown).
+    pub fn is_closing(&self) -> bool {
+        !self.completions.is_empty()
     }
     pub fn handle_event(&mut self, now: Instant, endpoint: &mut Endpoint, event: Event) {
         match event {
@@ -292,43 +345,23 @@ impl Recorder {
             .active_sessions
             .store(self.sessions.len(), Ordering::Relaxed);
         let duration = now.saturating_duration_since(session.anchor);
-        let ended_at = session.started_at + duration;
-        let receivers: Vec<_> = session
-            .legs
-            .into_iter()
-            .filter_map(|leg| match leg {
-                LegSlot::Recording { handle, .. } => Some(self.media.stop_leg(handle, now)),
-                LegSlot::Declined => None,
-            })
-            .collect();
-        let archive = self.archive.clone();
+        let ended_at: OffsetDateTime = session.started_at + duration;
         let recording_id = session.recording_id;
-        let call_id = id.call_id.clone();
-        let reason = reason.to_owned();
-        let task = tokio::spawn(async move {
-            let mut legs = Vec::with_capacity(receivers.len());
-            let mut failed = false;
-            for receiver in receivers {
-                match receiver.await {
-                    Ok(report) => {
-                        failed |= report.error.is_some();
-                        legs.push(completion_of(&report));
-                    }
-                    Err(_) => failed = true,
-                }
+        let mut remaining = 0;
+        for leg in session.legs {
+            if let LegSlot::Recording { handle, .. } = leg {
+                self.closing_legs.insert(handle.id(), recording_id.clone());
+                self.media.stop_leg(handle, now);
+                remaining += 1;
             }
-            info!(
-                call_id = %call_id,
-                recording_id = %recording_id,
-                duration_ms = duration.as_millis() as u64,
-                reason = %reason,
-                "recording complete"
-            );
-            archive.send(ArchiveCommand::Complete(catalog::Completion {
-                recording_id,
-                state: if failed {
-                    catalog::RecordingState::Failed
-                } else if reason == "shutdown" {
+        }
+        let pending = PendingCompletion {
+            call_id: id.call_id.clone(),
+            remaining,
+            failed: false,
+            completion: catalog::Completion {
+                recording_id: recording_id.clone(),
+                state: if reason == "shutdown" {
                     // The call went on without us: what we hold is only part of it.
                     catalog::RecordingState::Interrupted
                 } else {
@@ -336,16 +369,20 @@ impl Recorder {
                 },
                 ended_at,
                 duration_ms: duration.as_millis() as i64,
-                end_reason: reason,
-                legs,
-            }));
-        });
-        let _ = self.closing.send(task);
+                end_reason: reason.to_owned(),
+                legs: Vec::with_capacity(remaining),
+            },
+        };
+        if remaining == 0 {
+            self.complete(pending);
+        } else {
+            self.completions.insert(recording_id, pending);
+        }
     }
     fn stop_legs(&self, legs: Vec<LegSlot>, now: Instant) {
         for leg in legs {
             if let LegSlot::Recording { handle, .. } = leg {
-                drop(self.media.stop_leg(handle, now));
+                self.media.stop_leg(handle, now);
             }
         }
     }
@@ -358,22 +395,34 @@ impl Recorder {
     }
 }
 
+/// An ended recording whose legs the media plane is closing.
+struct PendingCompletion {
+    call_id: String,
+    /// Legs whose `LegClosed` has not come yet.
+    remaining: usize,
+    /// A leg's file failed: the recording is `failed`.
+    failed: bool,
+    completion: catalog::Completion,
+}
+
 fn completion_of(report: &LegReport) -> catalog::LegCompletion {
+    let counters = &report.counters;
     catalog::LegCompletion {
         label: report.label.clone(),
-        packets: report.packets as i64,
-        lost: report.lost as i64,
-        duplicates: report.duplicates as i64,
-        out_of_order: report.out_of_order as i64,
-        late: report.late as i64,
+        packets: counters.packets as i64,
+        lost: counters.lost as i64,
+        duplicates: counters.duplicates as i64,
+        out_of_order: counters.out_of_order as i64,
+        late: counters.late as i64,
         samples: report.samples as i64,
         sha256: report.sha256.clone(),
-        jitter_ms: report.jitter_ms,
-        gaps_filled_ms: report.gaps_filled_ms as i64,
-        ssrcs_seen: report.ssrcs_seen as i64,
-        codec_changes: report.codec_changes as i64,
-        unknown_payload: report.unknown_payload as i64,
-        rtcp_packets: report.rtcp as i64,
+        // Unknown (fewer than two audio packets) is stored as such.
+        jitter_ms: counters.jitter_ms.unwrap_or(f64::NAN),
+        gaps_filled_ms: counters.gaps_filled_ms as i64,
+        ssrcs_seen: counters.ssrcs_seen as i64,
+        codec_changes: counters.codec_changes as i64,
+        unknown_payload: counters.unknown_payload as i64,
+        rtcp_packets: counters.rtcp_packets as i64,
     }
 }
 
