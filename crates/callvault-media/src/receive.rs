@@ -334,7 +334,9 @@ impl BlockSink {
             return;
         }
         let oldest = *self.oldest.get_or_insert(now);
-        if now.saturating_duration_since(oldest) >= BLOCK_WAIT {
+        // Ticks are never exactly 50 ms apart: half a tick of slack, so that the block goes on
+        // the second tick after its first samples, not sometimes on the third.
+        if now.saturating_duration_since(oldest) + TICK / 2 >= BLOCK_WAIT {
             self.send();
         }
     }
@@ -512,8 +514,9 @@ mod tests {
         tick(&mut sink, Duration::ZERO, 400);
         tick(&mut sink, TICK, 400);
         assert!(data.try_recv().is_err(), "the oldest sample waited 50 ms");
-        tick(&mut sink, BLOCK_WAIT, 400);
-        let block = data.try_recv().expect("the oldest sample waited 100 ms");
+        // A tick a little early still counts as the second.
+        tick(&mut sink, BLOCK_WAIT - Duration::from_millis(5), 400);
+        let block = data.try_recv().expect("the oldest sample waited ~100 ms");
         assert_eq!((block.start, block.samples.len()), (0, 1200));
         // The next block's clock starts with its own first samples.
         sink.handle_tick(start + BLOCK_WAIT + TICK);

@@ -42,7 +42,7 @@ use crate::{LegCounters, LegId, LegReport, MediaEvent, SharedStats};
 
 /// The longest a file's header lags the data on disk, and the shortest time between two header
 /// rewrites of one file. See the crate's design note for how it adds up to the loss of a crash.
-pub(crate) const HEADER_PERIOD: Duration = Duration::from_millis(150);
+pub(crate) const HEADER_PERIOD: Duration = Duration::from_millis(50);
 /// Bytes of zeros kept to write silence in place of dropped blocks.
 const SILENCE_BYTES: usize = 16 * 1024;
 
