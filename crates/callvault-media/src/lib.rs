@@ -340,7 +340,7 @@ pub struct LegReport {
 /// A snapshot of the engine's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MediaStats {
-    /// Legs started and not yet closed by the writer.
+    /// Legs started and not yet closed (their `LegClosed` not yet sent).
     pub active_legs: u64,
     pub legs_started: u64,
     pub legs_finished: u64,

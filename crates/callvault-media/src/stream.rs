@@ -817,6 +817,22 @@ mod tests {
     }
 
     #[test]
+    fn jitter_is_unknown_until_two_audio_packets() {
+        let anchor = Instant::now();
+        let mut stream = stream(&spec(anchor));
+        let mut out = Collect::default();
+        assert_eq!(stream.counters().jitter_ms, None);
+        stream.handle_datagram(anchor, &packet(0, 1, 0, 9, 0x80), &mut out);
+        assert_eq!(
+            stream.counters().jitter_ms,
+            None,
+            "one packet: no difference yet"
+        );
+        stream.handle_datagram(anchor + ms(20), &packet(0, 2, 160, 9, 0x80), &mut out);
+        assert_eq!(stream.counters().jitter_ms, Some(0.0));
+    }
+
+    #[test]
     fn jitter_is_zero_for_a_steady_stream_and_ignores_timestamp_jumps() {
         let anchor = Instant::now();
         let mut stream = stream(&spec(anchor));

@@ -187,15 +187,18 @@ impl Writer {
                 path,
                 sample_rate,
             } => {
-                let created = WavFile::create(&path, sample_rate, self.max_riff_size);
-                let failure = created.as_ref().err().map(chain);
-                let state = match created {
-                    Ok(wav) => FileState::Writing(wav),
-                    Err(error) => FileState::Failed {
-                        file: None,
-                        samples: 0,
-                        error: chain(&error),
-                    },
+                let (state, failure) = match WavFile::create(&path, sample_rate, self.max_riff_size)
+                {
+                    Ok(wav) => (FileState::Writing(wav), None),
+                    Err(error) => {
+                        let error = chain(&error);
+                        let state = FileState::Failed {
+                            file: None,
+                            samples: 0,
+                            error: error.clone(),
+                        };
+                        (state, Some(error))
+                    }
                 };
                 self.files.insert(
                     leg,
@@ -298,8 +301,11 @@ impl Writer {
     }
 
     fn announce_failure(&self, leg: LegId, error: String) {
-        let path = self.files.get(&leg).map(|file| file.path.display());
-        tracing::error!(%leg, path = %path.map(|p| p.to_string()).unwrap_or_default(), %error, "leg file failed");
+        let path = self
+            .files
+            .get(&leg)
+            .map(|file| file.path.display().to_string());
+        tracing::error!(%leg, path = path.as_deref(), %error, "leg file failed");
         self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
         let _ = self.events.send(MediaEvent::LegFailed { leg, error });
     }
