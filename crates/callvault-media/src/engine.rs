@@ -7,16 +7,15 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{Sender, bounded, unbounded};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
 use crate::port::{PortPool, PortReservation};
 use crate::receive::{self, LegCommand, LegStart, ThreadCommand, ThreadSetup};
 use crate::stream::Stream;
-use crate::wav::{Block, Writer, WriterControl};
-use crate::{
-    LegId, LegReport, LegSpec, LegUpdate, MediaConfig, MediaEvent, MediaStats, SharedStats,
-};
+use crate::wav::MAX_RIFF_SIZE;
+use crate::writer::{self, Block, Writer, WriterControl};
+use crate::{LegId, LegSpec, LegUpdate, MediaConfig, MediaEvent, MediaStats, SharedStats};
 
 /// The media engine. `Send + Sync`: share it behind an `Arc` between signalling tasks.
 #[derive(Debug)]
@@ -40,6 +39,7 @@ struct Running {
     writer_control: Sender<WriterControl>,
     writer_data: Sender<Block>,
     writer: JoinHandle<()>,
+    closer: JoinHandle<()>,
 }
 
 #[derive(Debug)]
@@ -49,7 +49,7 @@ struct ReceiveThread {
 }
 
 /// A leg being recorded. Dropping it without [`MediaEngine::stop_leg`] ends the leg at that moment
-/// (the file is still finalised; no report is sent).
+/// (the file is closed and [`MediaEvent::LegClosed`] sent all the same).
 #[derive(Debug)]
 pub struct LegHandle {
     id: LegId,
@@ -114,8 +114,23 @@ impl MediaEngine {
             ));
         }
 
-        let writer = Writer::new(control_rx, data_rx, recycle_senders, Arc::clone(&stats));
-        let writer = spawn("leg-writer".to_owned(), move || writer.run())?;
+        let (to_closer, closed) = unbounded();
+        let closer = {
+            let (events, stats) = (events.clone(), Arc::clone(&stats));
+            spawn("leg-closer".to_owned(), move || {
+                writer::run_closer(closed, events, stats);
+            })?
+        };
+        let writer = Writer::new(
+            recycle_senders,
+            Arc::clone(&stats),
+            events,
+            to_closer,
+            MAX_RIFF_SIZE,
+        );
+        let writer = spawn("leg-writer".to_owned(), move || {
+            writer::run(writer, control_rx, data_rx);
+        })?;
         let mut threads = Vec::new();
         let mut running = Running {
             threads: Vec::new(),
@@ -123,6 +138,7 @@ impl MediaEngine {
             writer_control,
             writer_data,
             writer,
+            closer,
         };
         for (commands, setup) in setups {
             let name = format!("rtp-receive-{}", setup.index);
@@ -159,7 +175,10 @@ impl MediaEngine {
         self.ports.allocate()
     }
 
-    /// Starts recording on a reserved port. The file is created on the writer thread.
+    /// Starts recording on a reserved port. The file is created on the writer thread, with
+    /// `create_new`: if the path exists (or the file cannot be created) the leg still runs, but
+    /// [`MediaEvent::LegFailed`] comes at once and nothing is written. Once this returns `Ok`,
+    /// exactly one [`MediaEvent::LegClosed`] follows for the leg.
     pub fn start_leg(&self, reservation: PortReservation, spec: LegSpec) -> Result<LegHandle> {
         let running = self.running.as_ref().ok_or(Error::ShutDown)?;
         check_relative(&spec.path)?;
@@ -175,6 +194,7 @@ impl MediaEngine {
             .writer_control
             .send(WriterControl::Open {
                 leg,
+                label: spec.label.clone(),
                 path,
                 sample_rate,
             })
@@ -193,12 +213,12 @@ impl MediaEngine {
             .commands
             .send(ThreadCommand::Start(start))
         {
-            // The thread is gone: close the file the writer just opened, empty.
+            // The thread is gone (the engine is being torn down): close the file the writer just
+            // opened, empty.
             let _ = running.writer_control.send(WriterControl::Close {
                 leg,
                 blocks_sent: 0,
-                report: Box::new(start.stream.report()),
-                reply: None,
+                counters: Some(Box::new(start.stream.counters())),
             });
             return Err(Error::ShutDown);
         }
@@ -213,7 +233,7 @@ impl MediaEngine {
 
     /// Changes codecs, payload types or direction (re-INVITE). `active: false` (hold) keeps the
     /// leg growing with silence. The WAV keeps the rate it started with: audio of a codec with
-    /// another rate is resampled to it (counted in [`LegReport::resampled_packets`]).
+    /// another rate is resampled to it (counted in [`crate::LegCounters::resampled_packets`]).
     pub fn update_leg(&self, leg: &LegHandle, update: LegUpdate) -> Result<()> {
         leg.commands
             .send(LegCommand::Update(update))
@@ -222,24 +242,18 @@ impl MediaEngine {
             })
     }
 
-    /// Stops the leg at `end`: the file is padded with silence (or cut) to `end - anchor`,
-    /// flushed, finalised and hashed, and the ports are released. The report arrives when the
-    /// file is closed; if the leg was already gone, it arrives at once with `error` set.
-    pub fn stop_leg(&self, leg: LegHandle, end: Instant) -> oneshot::Receiver<LegReport> {
-        let (reply, report) = oneshot::channel();
-        if let Err(mpsc::error::SendError(LegCommand::Stop { reply, .. })) =
-            leg.commands.send(LegCommand::Stop { end, reply })
-        {
-            let _ = reply.send(LegReport {
-                label: leg.label.clone(),
-                error: Some(Error::LegGone { label: leg.label }.to_string()),
-                ..LegReport::default()
-            });
+    /// Stops the leg at `end`: the file is padded with silence (or cut) to `end - anchor`, its
+    /// final header written, synced and hashed, and the ports are released. The report comes as
+    /// [`MediaEvent::LegClosed`] when the file is closed. A leg that already ended (its thread
+    /// gone) has sent or will send its `LegClosed` anyway.
+    pub fn stop_leg(&self, leg: LegHandle, end: Instant) {
+        if leg.commands.send(LegCommand::Stop { end }).is_err() {
+            tracing::debug!(leg = %leg.id, "stop for a leg that already ended");
         }
-        report
     }
 
-    /// The events of every leg (DTMF, inactivity), for the control plane. The first call takes
+    /// The events of every leg (DTMF, inactivity, failed files, closed legs), for the control
+    /// plane. The first call takes
     /// the receiver; later calls return `None`. Take it once at startup: until then events wait
     /// in the channel (a few dozen bytes per key press), and once it is dropped they are lost.
     pub fn events(&self) -> Option<mpsc::UnboundedReceiver<MediaEvent>> {
@@ -273,9 +287,9 @@ impl MediaEngine {
         }
     }
 
-    /// Ends every leg now, waits until each file is finalised, and stops the threads. Legs
-    /// stopped earlier with [`MediaEngine::stop_leg`] get their reports; the others end without
-    /// one. Dropping the engine does the same.
+    /// Ends every leg now, waits until each file is closed, synced and hashed, and stops the
+    /// threads. Every leg's [`MediaEvent::LegClosed`] is in the event channel when this returns.
+    /// Dropping the engine does the same.
     pub fn shutdown(mut self) {
         if let Some(running) = self.running.take() {
             stop(running);
@@ -298,6 +312,7 @@ fn stop(running: Running) {
         writer_control,
         writer_data,
         writer,
+        closer,
     } = running;
     let _ = shutdown.send(true);
     for thread in threads {
@@ -311,6 +326,10 @@ fn stop(running: Running) {
     drop(writer_data);
     if writer.join().is_err() {
         tracing::error!("the writer thread panicked");
+    }
+    // The closer ends when the writer, its only sender, is gone.
+    if closer.join().is_err() {
+        tracing::error!("the closer thread panicked");
     }
     tracing::info!("media engine stopped");
 }

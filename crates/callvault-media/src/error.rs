@@ -27,12 +27,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The WAV encoder failed on a leg file.
-    #[error("WAV error on {path}")]
-    Wav {
+    /// A leg file's path is taken: files are created, never truncated nor reused.
+    #[error("leg file {path} already exists")]
+    FileExists { path: PathBuf },
+    /// [`crate::repair`] was given a file that is not a PCM WAV it understands.
+    #[error("{path} is not a WAV file that can be repaired: {problem}")]
+    NotWav {
         path: PathBuf,
-        #[source]
-        source: hound::Error,
+        problem: &'static str,
     },
     /// The configuration cannot work (empty port range, no thread...).
     #[error("invalid media configuration: {0}")]
@@ -59,3 +61,15 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error and its causes on one line, for reports and logs.
+pub(crate) fn chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,8 +1,15 @@
 //! Receive threads: each owns the streams handed to it and runs them on its own current-thread
 //! tokio runtime, one task per leg. Nothing here is shared with another thread except channels
 //! and the engine's atomic counters (touched per block and per leg, never per packet).
+//!
+//! One datagram buffer per thread, not per leg: a leg's task waits for its socket to be readable
+//! (`readable().await`), then receives with `try_recv` into the thread's buffer and handles the
+//! datagram before it awaits anything again. The tasks of a thread never run at the same time,
+//! so they share the buffer without holding it across an await; it is as large as a UDP datagram
+//! can be, so no datagram is ever cut, and a call costs no buffer of its own.
 
 use std::cell::RefCell;
+use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,20 +17,27 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::port::PortReservation;
-use crate::stream::{MAX_DATAGRAM, Stream};
+use crate::stream::Stream;
 use crate::timeline::Sink;
-use crate::wav::{Block, LegId, WriterControl};
-use crate::{LegReport, LegUpdate, MediaEvent, SharedStats};
+use crate::writer::{Block, WriterControl};
+use crate::{LegCounters, LegId, LegUpdate, MediaEvent, SharedStats};
 
 /// How often a leg's timeline advances on the wall clock. 50 ms: fine enough for a 200 ms
 /// window, coarse enough that thousands of legs do not spend their time waking up.
 pub(crate) const TICK: Duration = Duration::from_millis(50);
-/// Samples per block sent to the writer: ~0.5 s at 8 kHz, 8 KiB, one write per block.
+/// Samples per block sent to the writer at most: ~0.5 s at 8 kHz, 8 KiB, one write per block.
 pub(crate) const BLOCK_SAMPLES: usize = 4096;
+/// A block that is not full is sent anyway once its oldest sample has waited this long, so that
+/// a crash loses little of what was committed (see the crate's design note).
+pub(crate) const BLOCK_WAIT: Duration = Duration::from_millis(100);
+/// The largest UDP payload (the length field is 16 bits): no datagram is longer.
+pub(crate) const MAX_DATAGRAM: usize = 65_535;
+/// Datagrams a leg receives per wake-up before it lets the thread's other legs run.
+const RECEIVE_BATCH: usize = 32;
 /// Spare buffers a thread keeps; more are freed (the writer's queue bound caps the rest).
 const POOL_SPARE: usize = 256;
 /// Datagrams still queued in the socket that a stop records; bounded so a flood cannot delay it.
@@ -39,10 +53,7 @@ pub(crate) enum ThreadCommand {
 /// Messages from the control plane to one leg task.
 pub(crate) enum LegCommand {
     Update(LegUpdate),
-    Stop {
-        end: Instant,
-        reply: oneshot::Sender<LegReport>,
-    },
+    Stop { end: Instant },
 }
 
 pub(crate) struct LegStart {
@@ -62,6 +73,9 @@ struct ThreadContext {
     stats: Arc<SharedStats>,
     /// To the control plane: a send per key press or silence alarm, never per packet.
     events: mpsc::UnboundedSender<MediaEvent>,
+    /// The thread's datagram buffer, [`MAX_DATAGRAM`] bytes. Borrowed only between a
+    /// `try_recv` and the end of the datagram's handling, never across an await.
+    datagram: RefCell<Box<[u8]>>,
 }
 
 impl ThreadContext {
@@ -127,6 +141,7 @@ pub(crate) fn run(setup: ThreadSetup) {
         recycled,
         stats,
         events,
+        datagram: RefCell::new(vec![0; MAX_DATAGRAM].into_boxed_slice()),
     });
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
@@ -142,23 +157,69 @@ pub(crate) fn run(setup: ThreadSetup) {
                 _ = shutdown.changed() => break,
                 Some(joined) = legs.join_next(), if !legs.is_empty() => {
                     if let Err(error) = joined {
-                        tracing::error!(%error, "leg task failed; its file is finalised at shutdown");
+                        tracing::error!(%error, "leg task failed; its file was closed without its counters");
                     }
                 }
             }
+        }
+        // Legs handed over in the same instant as the shutdown start too, so that they close
+        // their files like the others.
+        while let Ok(ThreadCommand::Start(start)) = commands.try_recv() {
+            legs.spawn_local(run_leg(*start, Rc::clone(&context), shutdown.clone()));
         }
         // Every leg task sees the shutdown too (or its handle dropped) and closes its file.
         while legs.join_next().await.is_some() {}
     });
 }
 
+/// Receives what is queued on `socket` (up to `limit` datagrams) into the thread's buffer and
+/// hands each datagram to `handle`. Stops at `WouldBlock`, which clears the socket's readiness;
+/// returns any other error.
+fn receive(
+    socket: &UdpSocket,
+    context: &ThreadContext,
+    limit: usize,
+    mut handle: impl FnMut(Instant, &[u8]),
+) -> Option<io::Error> {
+    let mut buffer = context.datagram.borrow_mut();
+    for _ in 0..limit {
+        match socket.try_recv(&mut buffer) {
+            Ok(len) => handle(Instant::now(), &buffer[..len]),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(error) => return Some(error),
+        }
+    }
+    None
+}
+
+/// At a stop: every datagram already queued in the socket (up to `limit`), read with plain
+/// non-blocking `recv` syscalls. tokio's `try_recv` trusts the readiness the reactor last saw,
+/// which lags behind datagrams queued since its last poll: under load the last packets before a
+/// BYE were left in the socket and missing from the file.
+fn drain(
+    socket: &UdpSocket,
+    context: &ThreadContext,
+    limit: usize,
+    mut handle: impl FnMut(Instant, &[u8]),
+) {
+    use std::io::Read as _;
+    let socket = socket2::SockRef::from(socket);
+    let mut reader: &socket2::Socket = &socket;
+    let mut buffer = context.datagram.borrow_mut();
+    for _ in 0..limit {
+        match reader.read(&mut buffer) {
+            Ok(len) => handle(Instant::now(), &buffer[..len]),
+            Err(_) => return,
+        }
+    }
+}
+
 /// Why a leg task ends.
 enum Ending {
     Stop {
         end: Instant,
-        reply: oneshot::Sender<LegReport>,
     },
-    /// Handle dropped or engine shutting down: the leg ends now, no one waits for the report.
+    /// Handle dropped or engine shutting down: the leg ends now.
     Abandoned,
 }
 
@@ -172,87 +233,82 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
     let mut sink = BlockSink::new(leg, Rc::clone(&context));
     let (rtp, rtcp, lease) = reservation.into_parts();
     let sockets = UdpSocket::from_std(rtp).and_then(|rtp| Ok((rtp, UdpSocket::from_std(rtcp)?)));
-    let mut receive_errors = 0u64;
+    let mut errors = 0u64;
     let ending = match sockets {
         Ok((rtp, rtcp)) => {
-            // Allocated once per leg, reused for every packet.
-            let mut buffer = vec![0u8; MAX_DATAGRAM];
-            let mut rtcp_buffer = vec![0u8; MAX_DATAGRAM];
             let mut tick = tokio::time::interval(TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tokio::select! {
-                    received = rtp.recv(&mut buffer) => match received {
-                        // A datagram longer than the buffer is truncated by the kernel; the
-                        // parser then sees a short payload, never an overrun.
-                        Ok(len) => {
-                            stream.handle_datagram(Instant::now(), &buffer[..len], &mut sink);
-                            context.send_events(&mut stream);
+                    ready = rtp.readable() => {
+                        let failed = ready.err().or_else(|| {
+                            receive(&rtp, &context, RECEIVE_BATCH, |now, datagram| {
+                                stream.handle_datagram(now, datagram, &mut sink);
+                                context.send_events(&mut stream);
+                            })
+                        });
+                        if let Some(error) = failed {
+                            receive_error(&mut errors, stream.label(), &error);
                         }
-                        Err(error) => receive_error(&mut receive_errors, stream.label(), &error),
-                    },
-                    received = rtcp.recv(&mut rtcp_buffer) => match received {
-                        Ok(_) => stream.handle_rtcp(),
-                        Err(error) => receive_error(&mut receive_errors, stream.label(), &error),
-                    },
+                    }
+                    ready = rtcp.readable() => {
+                        let failed = ready.err().or_else(|| {
+                            receive(&rtcp, &context, RECEIVE_BATCH, |_, _| stream.handle_rtcp())
+                        });
+                        if let Some(error) = failed {
+                            receive_error(&mut errors, stream.label(), &error);
+                        }
+                    }
                     _ = tick.tick() => {
-                        stream.handle_tick(Instant::now(), &mut sink);
+                        let now = Instant::now();
+                        stream.handle_tick(now, &mut sink);
+                        sink.handle_tick(now);
                         context.send_events(&mut stream);
                     }
                     command = commands.recv() => match command {
                         Some(LegCommand::Update(update)) => stream.handle_update(Instant::now(), &update),
-                        Some(LegCommand::Stop { end, reply }) => {
+                        Some(LegCommand::Stop { end }) => {
                             // `select!` picks among ready branches at random: datagrams that
                             // arrived before the stop may still wait in the socket. Record them.
-                            for _ in 0..STOP_DRAIN_LIMIT {
-                                let Ok(len) = rtp.try_recv(&mut buffer) else { break };
-                                stream.handle_datagram(Instant::now(), &buffer[..len], &mut sink);
-                            }
-                            break Ending::Stop { end, reply };
+                            drain(&rtp, &context, STOP_DRAIN_LIMIT, |now, datagram| {
+                                stream.handle_datagram(now, datagram, &mut sink);
+                            });
+                            break Ending::Stop { end };
                         }
                         None => break Ending::Abandoned,
                     },
-                    _ = shutdown.changed() => break Ending::Abandoned,
+                    // `wait_for` looks at the current value first: a leg started as the
+                    // engine shuts down ends at once.
+                    _ = shutdown.wait_for(|stop| *stop) => break Ending::Abandoned,
                 }
             }
         }
         Err(error) => {
             tracing::error!(label = stream.label(), %error, "cannot register leg sockets");
             match commands.recv().await {
-                Some(LegCommand::Stop { end, reply }) => Ending::Stop { end, reply },
+                Some(LegCommand::Stop { end }) => Ending::Stop { end },
                 _ => Ending::Abandoned,
             }
         }
     };
     // The ports are free as soon as the sockets are closed; the file closes on the writer.
     drop(lease);
-    let (end, reply) = match ending {
-        Ending::Stop { end, reply } => (end, Some(reply)),
+    let end = match ending {
+        Ending::Stop { end } => end,
         Ending::Abandoned => {
             tracing::info!(
                 label = stream.label(),
                 "leg ended without stop (handle dropped or shutdown)"
             );
-            (Instant::now(), None)
+            Instant::now()
         }
     };
     stream.finish(end, &mut sink);
     context.send_events(&mut stream);
-    sink.send_partial();
-    let mut report = stream.report();
-    report.blocks_dropped = sink.dropped;
-    let close = WriterControl::Close {
-        leg,
-        blocks_sent: sink.sent,
-        report: Box::new(report),
-        reply,
-    };
-    if context.writer_control.send(close).is_err() {
-        tracing::error!(%leg, "writer thread is gone; leg file not finalised");
-    }
+    sink.close(stream.counters());
 }
 
-fn receive_error(count: &mut u64, label: &str, error: &std::io::Error) {
+fn receive_error(count: &mut u64, label: &str, error: &io::Error) {
     *count += 1;
     // Rate-limited by powers of two: a socket failing in a loop does not flood the log.
     if count.is_power_of_two() {
@@ -260,16 +316,22 @@ fn receive_error(count: &mut u64, label: &str, error: &std::io::Error) {
     }
 }
 
-/// Turns committed samples into fixed-size blocks for the writer, never waiting for it.
+/// Turns committed samples into blocks for the writer, never waiting for it: a block goes when
+/// it is full, or when its oldest sample has waited [`BLOCK_WAIT`] (checked on the tick). It
+/// also closes the leg on the writer, once: by [`BlockSink::close`], or when dropped (a leg task
+/// that panicked), so the writer always closes the file and the control plane always hears.
 struct BlockSink {
     leg: LegId,
     context: Rc<ThreadContext>,
     current: Vec<i16>,
     /// Sample offset in the file of `current[0]`.
     start: u64,
+    /// The tick that first saw `current` hold samples.
+    oldest: Option<Instant>,
     sent: u64,
     dropped: u64,
     last_warning: Option<Instant>,
+    closed: bool,
 }
 
 impl BlockSink {
@@ -280,20 +342,54 @@ impl BlockSink {
             context,
             current,
             start: 0,
+            oldest: None,
             sent: 0,
             dropped: 0,
             last_warning: None,
+            closed: false,
         }
     }
 
-    fn send_partial(&mut self) {
+    /// After the stream's tick: sends the block if its oldest sample has waited long enough.
+    fn handle_tick(&mut self, now: Instant) {
+        if self.current.is_empty() {
+            return;
+        }
+        let oldest = *self.oldest.get_or_insert(now);
+        // Ticks are never exactly 50 ms apart: half a tick of slack, so that the block goes on
+        // the second tick after its first samples, not sometimes on the third.
+        if now.saturating_duration_since(oldest) + TICK / 2 >= BLOCK_WAIT {
+            self.send();
+        }
+    }
+
+    /// Sends what is left and closes the leg on the writer.
+    fn close(mut self, counters: LegCounters) {
         if !self.current.is_empty() {
             self.send();
+        }
+        self.send_close(Some(counters));
+    }
+
+    fn send_close(&mut self, counters: Option<LegCounters>) {
+        self.closed = true;
+        let counters = counters.map(|mut counters| {
+            counters.blocks_dropped = self.dropped;
+            Box::new(counters)
+        });
+        let close = WriterControl::Close {
+            leg: self.leg,
+            blocks_sent: self.sent,
+            counters,
+        };
+        if self.context.writer_control.send(close).is_err() {
+            tracing::error!(leg = %self.leg, "writer thread is gone; leg file not finalised");
         }
     }
 
     fn send(&mut self) {
         let samples = std::mem::replace(&mut self.current, self.context.take_buffer());
+        self.oldest = None;
         let len = samples.len() as u64;
         let block = Block {
             leg: self.leg,
@@ -328,6 +424,19 @@ impl BlockSink {
     }
 }
 
+impl Drop for BlockSink {
+    fn drop(&mut self) {
+        if !self.closed {
+            // The leg task is being torn down without closing (a panic): the file must still
+            // be closed and reported. Its samples so far go first.
+            if !self.current.is_empty() {
+                self.send();
+            }
+            self.send_close(None);
+        }
+    }
+}
+
 impl Sink for BlockSink {
     fn write(&mut self, mut pcm: &[i16]) {
         while !pcm.is_empty() {
@@ -347,10 +456,16 @@ mod tests {
     use super::*;
     use crossbeam_channel::{bounded, unbounded};
 
-    #[test]
-    fn full_writer_queue_drops_blocks_without_waiting_and_keeps_offsets() {
-        let (writer_control, _control) = unbounded();
-        let (writer_data, data) = bounded(1);
+    struct Setup {
+        context: Rc<ThreadContext>,
+        control: Receiver<WriterControl>,
+        data: Receiver<Block>,
+        stats: Arc<SharedStats>,
+    }
+
+    fn setup(queue: usize) -> Setup {
+        let (writer_control, control) = unbounded();
+        let (writer_data, data) = bounded(queue);
         let (_recycle, recycled) = bounded(4);
         let stats = Arc::new(SharedStats::default());
         let context = Rc::new(ThreadContext {
@@ -361,7 +476,24 @@ mod tests {
             recycled,
             stats: Arc::clone(&stats),
             events: mpsc::unbounded_channel().0,
+            datagram: RefCell::new(vec![0; 16].into_boxed_slice()),
         });
+        Setup {
+            context,
+            control,
+            data,
+            stats,
+        }
+    }
+
+    #[test]
+    fn full_writer_queue_drops_blocks_without_waiting_and_keeps_offsets() {
+        let Setup {
+            context,
+            control,
+            data,
+            stats,
+        } = setup(1);
         let mut sink = BlockSink::new(LegId(9), Rc::clone(&context));
         // Three blocks' worth while nobody drains the queue of one.
         sink.write(&vec![1; BLOCK_SAMPLES * 3]);
@@ -377,9 +509,98 @@ mod tests {
         );
         // The next block starts after the dropped ones: the writer fills the hole with silence.
         sink.write(&[2; 10]);
-        sink.send_partial();
+        sink.close(LegCounters::default());
         let next = data.try_recv().unwrap();
         assert_eq!(next.start, 3 * BLOCK_SAMPLES as u64);
         assert_eq!(next.samples, [2; 10]);
+        let Ok(WriterControl::Close {
+            blocks_sent,
+            counters: Some(counters),
+            ..
+        }) = control.try_recv()
+        else {
+            panic!("the close follows the last block");
+        };
+        assert_eq!((blocks_sent, counters.blocks_dropped), (2, 2));
+    }
+
+    #[test]
+    fn a_block_goes_once_its_oldest_sample_has_waited_block_wait() {
+        let Setup { context, data, .. } = setup(8);
+        let mut sink = BlockSink::new(LegId(1), context);
+        let start = Instant::now();
+        let tick = |sink: &mut BlockSink, at: Duration, samples: usize| {
+            sink.write(&vec![5; samples]);
+            sink.handle_tick(start + at);
+        };
+        tick(&mut sink, Duration::ZERO, 400);
+        tick(&mut sink, TICK, 400);
+        assert!(data.try_recv().is_err(), "the oldest sample waited 50 ms");
+        // A tick a little early still counts as the second.
+        tick(&mut sink, BLOCK_WAIT - Duration::from_millis(5), 400);
+        let block = data.try_recv().expect("the oldest sample waited ~100 ms");
+        assert_eq!((block.start, block.samples.len()), (0, 1200));
+        // The next block's clock starts with its own first samples.
+        sink.handle_tick(start + BLOCK_WAIT + TICK);
+        tick(&mut sink, BLOCK_WAIT + 2 * TICK, 400);
+        tick(&mut sink, BLOCK_WAIT + 3 * TICK, 400);
+        assert!(data.try_recv().is_err());
+        tick(&mut sink, BLOCK_WAIT * 2 + 2 * TICK, 400);
+        assert_eq!(data.try_recv().unwrap().start, 1200);
+    }
+
+    #[test]
+    fn a_sink_dropped_without_close_still_closes_the_leg() {
+        let Setup {
+            context,
+            control,
+            data,
+            ..
+        } = setup(8);
+        let mut sink = BlockSink::new(LegId(3), context);
+        sink.write(&[4; 30]);
+        // What a panicking leg task does to its locals.
+        drop(sink);
+        assert_eq!(data.try_recv().unwrap().samples, [4; 30]);
+        assert!(matches!(
+            control.try_recv(),
+            Ok(WriterControl::Close {
+                leg: LegId(3),
+                blocks_sent: 1,
+                counters: None
+            })
+        ));
+    }
+
+    #[test]
+    fn a_stop_records_datagrams_the_reactor_has_not_seen_yet() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let Setup { context, .. } = setup(8);
+            let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let to = socket.local_addr().unwrap();
+            sender.send_to(b"first", to).unwrap();
+            socket.readable().await.unwrap();
+            let mut seen = Vec::new();
+            receive(&socket, &context, 10, |_, d| seen.push(d.to_vec()));
+            assert_eq!(seen, [b"first".to_vec()]);
+            // Readiness is now cleared; these arrive while the reactor is not polled (no await
+            // between here and the stop), as datagrams queued just before a BYE do under load.
+            sender.send_to(b"second", to).unwrap();
+            sender.send_to(b"third", to).unwrap();
+            let mut by_readiness = Vec::new();
+            receive(&socket, &context, 10, |_, d| by_readiness.push(d.to_vec()));
+            assert!(
+                by_readiness.is_empty(),
+                "try_recv trusts the stale readiness"
+            );
+            let mut drained = Vec::new();
+            drain(&socket, &context, 10, |_, d| drained.push(d.to_vec()));
+            assert_eq!(drained, [b"second".to_vec(), b"third".to_vec()]);
+        });
     }
 }

@@ -13,10 +13,8 @@ use crate::dtmf::{DtmfDetector, DtmfPress};
 use crate::rtp::{RtpHeader, is_rtcp};
 use crate::sequence::{SequenceOutcome, SequenceTracker};
 use crate::timeline::{Placement, REANCHOR_AFTER, Sink, Timeline};
-use crate::{LegId, LegReport, LegSpec, LegUpdate, MediaEvent};
+use crate::{LegCounters, LegId, LegSpec, LegUpdate, MediaEvent};
 
-/// Largest datagram the receive loop reads; the decode scratch buffer is sized from it.
-pub const MAX_DATAGRAM: usize = 2048;
 /// Audio payload types a leg accepts; further formats offered are ignored.
 const MAX_FORMATS: usize = 16;
 /// SSRCs remembered to count distinct ones.
@@ -26,25 +24,6 @@ const SSRC_MEMORY: usize = 16;
 const EVENT_QUEUE: usize = 4;
 /// Marks a payload type with no decoder in [`Formats::by_payload_type`].
 const NO_FORMAT: u8 = u8::MAX;
-
-/// Per-leg counters that are not derived from the sequence tracker.
-#[derive(Clone, Debug, Default)]
-struct Counters {
-    packets: u64,
-    duplicates: u64,
-    out_of_order: u64,
-    late: u64,
-    unknown_payload: u64,
-    comfort_noise: u64,
-    telephone_events: u64,
-    malformed: u64,
-    rtcp: u64,
-    while_inactive: u64,
-    ssrc_changes: u64,
-    codec_changes: u64,
-    resampled_packets: u64,
-    decode_errors: u64,
-}
 
 /// What the payload type of a packet means on this leg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +93,8 @@ impl Formats {
 struct Jitter {
     previous: Option<JitterPoint>,
     seconds: f64,
+    /// Whether any difference went into `seconds`: until then the jitter is unknown.
+    measured: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -144,13 +125,14 @@ impl Jitter {
             // A timestamp jump is a discontinuity (the timeline re-anchors on it), not jitter.
             if difference <= REANCHOR_AFTER.as_secs_f64() {
                 self.seconds += (difference - self.seconds) / 16.0;
+                self.measured = true;
             }
         }
         self.previous = Some(point);
     }
 
-    fn milliseconds(&self) -> f64 {
-        self.seconds * 1000.0
+    fn milliseconds(&self) -> Option<f64> {
+        self.measured.then_some(self.seconds * 1000.0)
     }
 }
 
@@ -203,7 +185,9 @@ pub struct Stream {
     ssrcs: Ssrcs,
     sequence: SequenceTracker,
     timeline: Timeline,
-    counters: Counters,
+    /// The counters kept per packet; those derived from other state (loss, DTMF, timeline,
+    /// jitter) are filled in by [`Stream::counters`].
+    counters: LegCounters,
     jitter: Jitter,
     last_audio: Option<AudioFormat>,
     /// Decoded samples of the current packet: allocated once, reused for every packet.
@@ -246,10 +230,11 @@ impl Stream {
             ssrcs: Ssrcs::default(),
             sequence: SequenceTracker::default(),
             timeline,
-            counters: Counters::default(),
+            counters: LegCounters::default(),
             jitter: Jitter::default(),
             last_audio: None,
-            scratch: vec![0; MAX_FRAME_SAMPLES.max(MAX_DATAGRAM)],
+            // 120 ms at 48 kHz: a packet that decodes to more is a decode error.
+            scratch: vec![0; MAX_FRAME_SAMPLES],
             resampled: Vec::new(),
             events: VecDeque::with_capacity(EVENT_QUEUE),
         }
@@ -271,7 +256,7 @@ impl Stream {
     /// One datagram from the RTP port, received at `arrival`.
     pub fn handle_datagram(&mut self, arrival: Instant, datagram: &[u8], sink: &mut impl Sink) {
         if is_rtcp(datagram) {
-            self.counters.rtcp += 1;
+            self.counters.rtcp_packets += 1;
             return;
         }
         let Ok(header) = RtpHeader::parse(datagram) else {
@@ -401,7 +386,7 @@ impl Stream {
 
     /// One datagram from the RTCP port: absorbed and counted (receiver-side RTCP is not used yet).
     pub fn handle_rtcp(&mut self) {
-        self.counters.rtcp += 1;
+        self.counters.rtcp_packets += 1;
     }
 
     /// Advances the timeline on the wall clock; ends DTMF presses whose end was lost; raises
@@ -470,38 +455,27 @@ impl Stream {
         }
     }
 
-    /// The counters as a report (path, digest and error are filled in by the writer).
-    pub fn report(&self) -> LegReport {
-        let c = &self.counters;
+    /// Samples committed to the sink so far.
+    #[cfg(test)]
+    pub fn committed(&self) -> u64 {
+        self.timeline.committed()
+    }
+
+    /// What the leg counted. The writer adds its own (`silence_filled`, `blocks_discarded`) and
+    /// the receive loop `blocks_dropped`.
+    pub fn counters(&self) -> LegCounters {
         let rate = u64::from(self.timeline.rate().max(1));
         let dtmf = self.dtmf.as_ref();
-        LegReport {
-            label: self.label.clone(),
-            packets: c.packets,
+        LegCounters {
             lost: self.sequence.lost(),
-            duplicates: c.duplicates,
-            out_of_order: c.out_of_order,
-            late: c.late,
-            unknown_payload: c.unknown_payload,
-            comfort_noise: c.comfort_noise,
-            telephone_events: c.telephone_events,
             dtmf_digits: dtmf.map_or(0, DtmfDetector::presses),
             telephone_events_other: dtmf.map_or(0, DtmfDetector::other_events),
             telephone_events_malformed: dtmf.map_or(0, DtmfDetector::malformed),
-            malformed: c.malformed,
-            rtcp: c.rtcp,
-            while_inactive: c.while_inactive,
-            ssrc_changes: c.ssrc_changes,
             reanchors: self.timeline.reanchors(),
-            samples: self.timeline.committed(),
-            sample_rate: self.timeline.rate(),
             jitter_ms: self.jitter.milliseconds(),
             gaps_filled_ms: self.timeline.gap_samples() * 1000 / rate,
             ssrcs_seen: self.ssrcs.seen,
-            codec_changes: c.codec_changes,
-            resampled_packets: c.resampled_packets,
-            decode_errors: c.decode_errors,
-            ..LegReport::default()
+            ..self.counters.clone()
         }
     }
 
@@ -630,7 +604,7 @@ mod tests {
         stream.handle_rtcp();
         stream.finish(anchor + ms(200), &mut out);
 
-        let report = stream.report();
+        let report = stream.counters();
         assert_eq!(report.packets, 8);
         assert_eq!(report.duplicates, 1);
         assert_eq!(report.out_of_order, 1);
@@ -638,10 +612,10 @@ mod tests {
         assert_eq!(report.telephone_events, 1);
         assert_eq!(report.comfort_noise, 1);
         assert_eq!(report.unknown_payload, 1);
-        assert_eq!(report.rtcp, 2);
+        assert_eq!(report.rtcp_packets, 2);
         assert_eq!(report.malformed, 2);
-        assert_eq!(report.samples, 1600);
-        assert_eq!(report.sample_rate, 8000);
+        assert_eq!(stream.committed(), 1600);
+        assert_eq!(stream.sample_rate(), 8000);
         assert_eq!(report.ssrcs_seen, 1);
         assert_eq!(report.codec_changes, 0);
         // 60-140 ms (DTMF, CN, unknown PT, loss) and 160-200 ms after the last packet.
@@ -673,7 +647,7 @@ mod tests {
         assert_eq!(frames[0], 32124);
         assert!(frames[1..150].iter().all(|f| *f == 0));
         assert_eq!(frames[150], 32124);
-        let report = stream.report();
+        let report = stream.counters();
         assert_eq!(report.while_inactive, 1);
         assert_eq!(report.gaps_filled_ms, 0, "the hold is not a gap");
     }
@@ -689,7 +663,7 @@ mod tests {
         stream.finish(anchor + ms(40), &mut out);
         assert_eq!(out.0[..160], [0; 160]);
         assert_eq!(out.0[160..], [8; 160]);
-        assert_eq!(stream.report().unknown_payload, 1);
+        assert_eq!(stream.counters().unknown_payload, 1);
     }
 
     #[test]
@@ -715,7 +689,7 @@ mod tests {
         }
         stream.finish(anchor + ms(100), &mut out);
         assert_eq!(frames(&out), [32124, 32124, 8, 8, 32124]);
-        let report = stream.report();
+        let report = stream.counters();
         assert_eq!((report.codec_changes, report.unknown_payload), (2, 0));
     }
 
@@ -745,7 +719,7 @@ mod tests {
         assert!(out.0[160..400].iter().all(|s| *s == -32124));
         assert!(out.0[400..480].iter().all(|s| *s == 32124));
         assert!(out.0[480..].iter().all(|s| *s == -32124));
-        assert_eq!(stream.report().gaps_filled_ms, 0);
+        assert_eq!(stream.counters().gaps_filled_ms, 0);
     }
 
     #[test]
@@ -778,7 +752,7 @@ mod tests {
         let expected: Vec<i16> = (0..160).map(|i| i * 20).collect();
         assert_eq!(out.0[160..320], expected[..]);
         assert_eq!(out.0[320..], expected[..]);
-        let report = stream.report();
+        let report = stream.counters();
         assert_eq!((report.resampled_packets, report.codec_changes), (2, 1));
     }
 
@@ -805,7 +779,7 @@ mod tests {
         stream.handle_datagram(anchor + ms(60), &packet(0, 900, 7, 10, 0x80), &mut out);
         stream.handle_datagram(anchor + ms(80), &packet(0, 901, 167, 10, 0x80), &mut out);
         stream.handle_datagram(anchor + ms(100), &packet(0, 4, 800, 9, 0x80), &mut out);
-        let report = stream.report();
+        let report = stream.counters();
         assert_eq!(
             (report.lost, report.ssrc_changes, report.packets),
             (1, 2, 5)
@@ -836,10 +810,26 @@ mod tests {
         let first = 10.0 / 16.0;
         let expected = first + (10.0 - first) / 16.0;
         assert!(
-            (stream.report().jitter_ms - expected).abs() < 1e-9,
-            "{}",
-            stream.report().jitter_ms
+            (stream.counters().jitter_ms.unwrap() - expected).abs() < 1e-9,
+            "{:?}",
+            stream.counters().jitter_ms
         );
+    }
+
+    #[test]
+    fn jitter_is_unknown_until_two_audio_packets() {
+        let anchor = Instant::now();
+        let mut stream = stream(&spec(anchor));
+        let mut out = Collect::default();
+        assert_eq!(stream.counters().jitter_ms, None);
+        stream.handle_datagram(anchor, &packet(0, 1, 0, 9, 0x80), &mut out);
+        assert_eq!(
+            stream.counters().jitter_ms,
+            None,
+            "one packet: no difference yet"
+        );
+        stream.handle_datagram(anchor + ms(20), &packet(0, 2, 160, 9, 0x80), &mut out);
+        assert_eq!(stream.counters().jitter_ms, Some(0.0));
     }
 
     #[test]
@@ -856,7 +846,7 @@ mod tests {
                 &mut out,
             );
         }
-        assert_eq!(stream.report().jitter_ms, 0.0);
+        assert_eq!(stream.counters().jitter_ms, Some(0.0));
     }
 
     #[test]
@@ -897,7 +887,7 @@ mod tests {
                 duration_ms: 80
             }]
         );
-        let report = stream.report();
+        let report = stream.counters();
         assert_eq!((report.telephone_events, report.dtmf_digits), (6, 1));
     }
 
@@ -961,7 +951,7 @@ mod tests {
         }
         stream.finish(anchor + ms(100), &mut out);
         assert!(events(&mut stream).is_empty());
-        let report = stream.report();
+        let report = stream.counters();
         assert_eq!((report.telephone_events, report.dtmf_digits), (3, 0));
         assert!(out.0.iter().all(|s| *s == 0), "events never become audio");
     }
@@ -1026,7 +1016,7 @@ mod tests {
         );
         stream.finish(anchor + ms(2300), &mut out);
         assert_eq!(
-            stream.report().gaps_filled_ms,
+            stream.counters().gaps_filled_ms,
             300,
             "only the active, silent part"
         );
@@ -1088,8 +1078,8 @@ mod tests {
             stream.handle_datagram(at, &datagram, &mut out);
         }
         stream.finish(anchor + ms(1000), &mut out);
-        let report = stream.report();
-        assert_eq!((report.sample_rate, report.samples), (16000, 16000));
+        let report = stream.counters();
+        assert_eq!((stream.sample_rate(), stream.committed()), (16000, 16000));
         assert_eq!((report.gaps_filled_ms, report.decode_errors), (0, 0));
         let middle = &out.0[4000..12000];
         assert!(power(middle, 16000, 1000.0) > 100.0 * power(middle, 16000, 3000.0));
@@ -1109,9 +1099,9 @@ mod tests {
             elapsed += ptime;
         }
         stream.finish(anchor + ms(u64::from(elapsed)), &mut out);
-        let report = stream.report();
-        assert_eq!(report.sample_rate, 48000);
-        assert_eq!(report.samples, u64::from(elapsed) * 48);
+        let report = stream.counters();
+        assert_eq!(stream.sample_rate(), 48000);
+        assert_eq!(stream.committed(), u64::from(elapsed) * 48);
         assert_eq!((report.gaps_filled_ms, report.decode_errors), (0, 0));
         let middle = &out.0[2400..8000];
         assert!(power(middle, 48000, 440.0) > 100.0 * power(middle, 48000, 1000.0));
@@ -1135,8 +1125,8 @@ mod tests {
             stream.handle_datagram(anchor + ms(20 + u64::from(i) * 20), &datagram, &mut out);
         }
         stream.finish(anchor + ms(520), &mut out);
-        let report = stream.report();
-        assert_eq!((report.sample_rate, report.samples), (8000, 4160));
+        let report = stream.counters();
+        assert_eq!((stream.sample_rate(), stream.committed()), (8000, 4160));
         assert_eq!((report.resampled_packets, report.codec_changes), (25, 1));
         assert_eq!(report.gaps_filled_ms, 0);
         let middle = &out.0[800..4000];
@@ -1160,7 +1150,7 @@ mod tests {
             &mut out,
         );
         stream.finish(anchor + ms(40), &mut out);
-        assert_eq!(stream.report().decode_errors, 1);
+        assert_eq!(stream.counters().decode_errors, 1);
         assert_eq!(frames(&out), [0, 0x0101]);
     }
 }

@@ -127,6 +127,7 @@ impl Timeline {
     }
 
     /// Samples committed so far (the length of the leg's audio).
+    #[cfg(test)]
     pub fn committed(&self) -> u64 {
         self.committed as u64
     }

@@ -1,573 +1,439 @@
-//! The writer thread: leg files as mono 16-bit WAV, off the receive threads.
+//! Leg files: 16-bit PCM mono WAV, valid on disk while they grow, RF64 past 4 GiB, and the
+//! repair of a file left by a crash.
 //!
-//! Two channels feed it. Control (`Open`, `Close`) is unbounded — one message per leg event, never
-//! dropped. Data (`Block`) is bounded: when the disk falls behind, receive threads drop blocks
-//! instead of waiting or growing memory, and the writer fills what is missing with silence so the
-//! file keeps its timeline. Because the two channels are not ordered with each other, `Close`
-//! carries how many blocks were sent, and a close waits until they have all arrived.
+//! Why our own writer rather than hound (kept as a dev-dependency, to read files back in tests):
+//! hound keeps the data length in a `u32`, so a file wraps past 4 GiB and cannot become RF64; it
+//! updates the header with seek, write, seek back through a buffer, so after a failed write
+//! nobody knows which samples reached the disk; and its `create` truncates an existing file. The
+//! format we write is small:
+//!
+//! ```text
+//! offset  RIFF form                           RF64 form (EBU Tech 3306), past the RIFF limit
+//!  0      "RIFF"  u32 file size - 8           "RF64"  u32 0xFFFF_FFFF
+//!  8      "WAVE"                              "WAVE"
+//! 12      "JUNK"  u32 28, 28 zero bytes       "ds64"  u32 28, u64 file size - 8, u64 data size,
+//!                                                     u64 sample count, u32 0 (no table)
+//! 48      "fmt "  u32 16, PCM, 1 channel, rate, 2 × rate, block align 2, 16 bits
+//! 72      "data"  u32 data size               "data"  u32 0xFFFF_FFFF
+//! 80      samples, little-endian i16
+//! ```
+//!
+//! The `JUNK` chunk reserves the place of the `ds64` chunk, so the switch to RF64 rewrites the
+//! 80-byte header in place and never moves data. The header depends only on the data length (and
+//! on whether the file is RF64 yet: once RF64, always RF64), and is written with one positioned
+//! write at offset 0. Samples are appended with positioned writes at a tracked offset, so a short
+//! or failed write tells exactly how many whole samples are on disk: the file is then cut there
+//! (`set_len`) and its header rewritten, which needs no new disk block. Files are created with
+//! `create_new`: an existing file is never truncated nor reused.
 
-use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Read};
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
-use crossbeam_channel::{Receiver, Sender, select};
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
 
-use crate::error::Error;
-use crate::{LegReport, SharedStats};
+use crate::error::{Error, Result};
 
-/// How often each open file's header is rewritten, so a crash leaves a playable file.
-pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-/// Buffer between hound and the file: few, large writes.
-const FILE_BUFFER: usize = 64 * 1024;
+/// Bytes before the first sample of the files we write.
+pub(crate) const HEADER_LEN: u64 = 80;
+/// The largest RIFF size (file size - 8) a plain RIFF header holds; beyond it the file is RF64.
+pub(crate) const MAX_RIFF_SIZE: u64 = u32::MAX as u64;
+/// Size of the `ds64` chunk's body without a table, and of the `JUNK` chunk that reserves it.
+const DS64_LEN: usize = 28;
+/// Where the `ds64` (or `JUNK`) chunk starts: RF64 requires it first after `WAVE`.
+const DS64_AT: usize = 12;
+/// Bytes per sample: 16-bit mono.
+const BLOCK_ALIGN: u16 = 2;
+/// A header longer than this is not one `repair` understands.
+const MAX_REPAIR_HEADER: usize = 4096;
 
-pub(crate) use crate::LegId;
-
-pub(crate) enum WriterControl {
-    Open {
-        leg: LegId,
-        path: PathBuf,
-        sample_rate: u32,
-    },
-    Close {
-        leg: LegId,
-        blocks_sent: u64,
-        /// Boxed: the report is large and a close happens once per leg.
-        report: Box<LegReport>,
-        reply: Option<oneshot::Sender<LegReport>>,
-    },
-}
-
-/// Committed samples of one leg, starting at sample `start` of the file.
-pub(crate) struct Block {
-    pub(crate) leg: LegId,
-    /// Receive thread whose pool the buffer goes back to.
-    pub(crate) thread: usize,
-    pub(crate) start: u64,
-    pub(crate) samples: Vec<i16>,
-}
-
-struct LegFile {
+/// A leg file being written.
+#[derive(Debug)]
+pub(crate) struct WavFile {
+    file: File,
     path: PathBuf,
-    writer: Option<hound::WavWriter<BufWriter<File>>>,
-    error: Option<Error>,
-    samples: u64,
-    blocks_received: u64,
-    silence_filled: u64,
-    last_flush: Instant,
-    pending_close: Option<PendingClose>,
+    sample_rate: u32,
+    /// Bytes of whole samples on disk after the header.
+    data_len: u64,
+    /// The data length the header on disk states.
+    header_data_len: u64,
+    /// Becomes true when the RIFF size passes `max_riff_size`, and stays true.
+    rf64: bool,
+    max_riff_size: u64,
 }
 
-struct PendingClose {
-    blocks_sent: u64,
-    report: LegReport,
-    reply: Option<oneshot::Sender<LegReport>>,
-}
-
-pub(crate) struct Writer {
-    control: Receiver<WriterControl>,
-    data: Receiver<Block>,
-    /// Empty buffers back to each receive thread's pool.
-    recycle: Vec<Sender<Vec<i16>>>,
-    files: HashMap<LegId, LegFile>,
-    stats: Arc<SharedStats>,
-    /// Zeros written for blocks dropped upstream; allocated once.
-    silence: Vec<i16>,
-}
-
-impl Writer {
-    pub(crate) fn new(
-        control: Receiver<WriterControl>,
-        data: Receiver<Block>,
-        recycle: Vec<Sender<Vec<i16>>>,
-        stats: Arc<SharedStats>,
-    ) -> Writer {
-        Writer {
-            control,
-            data,
-            recycle,
-            files: HashMap::new(),
-            stats,
-            silence: vec![0; 8192],
+impl WavFile {
+    /// Creates the file (and its missing parent directories) and writes an empty file's header.
+    /// Fails with [`Error::FileExists`] if anything is at `path`. `max_riff_size` is
+    /// [`MAX_RIFF_SIZE`] except in tests, which cross into RF64 with a few KiB.
+    pub(crate) fn create(path: &Path, sample_rate: u32, max_riff_size: u64) -> Result<WavFile> {
+        let io_error = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io_error)?;
         }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|source| {
+                if source.kind() == io::ErrorKind::AlreadyExists {
+                    Error::FileExists {
+                        path: path.to_path_buf(),
+                    }
+                } else {
+                    io_error(source)
+                }
+            })?;
+        let mut wav = WavFile {
+            file,
+            path: path.to_path_buf(),
+            sample_rate,
+            data_len: 0,
+            header_data_len: 0,
+            rf64: false,
+            max_riff_size,
+        };
+        if let Err(error) = wav.write_header() {
+            // The file is ours and empty (no header fits: the disk is full): it holds nothing to
+            // keep, and an empty file is no WAV.
+            let _ = fs::remove_file(path);
+            return Err(error);
+        }
+        Ok(wav)
     }
 
-    /// Runs until every sender of both channels is gone, then closes what is still open.
-    pub(crate) fn run(mut self) {
-        let mut control = self.control.clone();
-        let mut data = self.data.clone();
-        let mut control_open = true;
-        let mut data_open = true;
-        let mut next_flush_check = Instant::now() + FLUSH_INTERVAL / 4;
-        while control_open || data_open {
-            let timeout = next_flush_check.saturating_duration_since(Instant::now());
-            select! {
-                recv(control) -> message => match message {
-                    Ok(message) => self.handle_control(message),
-                    Err(_) => {
-                        control_open = false;
-                        control = crossbeam_channel::never();
-                    }
-                },
-                recv(data) -> block => match block {
-                    Ok(block) => self.handle_block(block),
-                    Err(_) => {
-                        data_open = false;
-                        data = crossbeam_channel::never();
-                    }
-                },
-                default(timeout) => {}
-            }
-            let now = Instant::now();
-            if now >= next_flush_check {
-                self.flush_due(now);
-                next_flush_check = now + FLUSH_INTERVAL / 4;
-            }
-        }
-        // No sender left: every block ever sent has been handled. Close what remains, including
-        // legs whose receive thread ended without a close (it cannot happen in a clean shutdown).
-        let legs: Vec<LegId> = self.files.keys().copied().collect();
-        for leg in legs {
-            if let Some(mut file) = self.files.remove(&leg) {
-                let pending = file.pending_close.take().unwrap_or(PendingClose {
-                    blocks_sent: 0,
-                    report: LegReport::default(),
-                    reply: None,
-                });
-                self.finish(file, pending);
-            }
-        }
+    /// Whole samples on disk.
+    pub(crate) fn samples(&self) -> u64 {
+        self.data_len / u64::from(BLOCK_ALIGN)
     }
 
-    fn handle_control(&mut self, message: WriterControl) {
-        match message {
-            WriterControl::Open {
-                leg,
-                path,
-                sample_rate,
-            } => {
-                let file = open(leg, path, sample_rate, &self.stats);
-                self.files.insert(leg, file);
+    /// Samples are on disk that the header does not count yet.
+    pub(crate) fn header_is_stale(&self) -> bool {
+        self.header_data_len != self.data_len
+    }
+
+    /// Appends `samples`, converted through `bytes` (a buffer the caller reuses), with one
+    /// positioned write (more only if the kernel writes short). On failure the file is cut at its
+    /// last whole sample with a valid header, and the error returned: write nothing more to it.
+    pub(crate) fn append(&mut self, samples: &[i16], bytes: &mut Vec<u8>) -> Result<()> {
+        bytes.clear();
+        bytes.extend(samples.iter().flat_map(|sample| sample.to_le_bytes()));
+        self.append_bytes(bytes)
+    }
+
+    /// Appends `count` samples of silence, from `zeros` (an all-zero buffer of even length).
+    pub(crate) fn append_silence(&mut self, mut count: u64, zeros: &[u8]) -> Result<()> {
+        let per_write = (zeros.len() / usize::from(BLOCK_ALIGN)).max(1) as u64;
+        while count > 0 {
+            let now = count.min(per_write);
+            self.append_bytes(&zeros[..(now * u64::from(BLOCK_ALIGN)) as usize])?;
+            count -= now;
+        }
+        Ok(())
+    }
+
+    fn append_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        let offset = HEADER_LEN + self.data_len;
+        let mut written = 0;
+        let failure = loop {
+            if written == bytes.len() {
+                break None;
             }
-            WriterControl::Close {
-                leg,
-                blocks_sent,
-                report,
-                reply,
-            } => {
-                let Some(file) = self.files.get_mut(&leg) else {
-                    tracing::error!(%leg, "close for a leg the writer never opened");
-                    return;
+            match self
+                .file
+                .write_at(&bytes[written..], offset + written as u64)
+            {
+                Ok(0) => break Some(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(count) => written += count,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => break Some(error),
+            }
+        };
+        // Whole samples only: half a sample written before a failure is cut off below.
+        self.data_len += written as u64 & !(u64::from(BLOCK_ALIGN) - 1);
+        match failure {
+            None => Ok(()),
+            Some(source) => {
+                let error = Error::Io {
+                    path: self.path.clone(),
+                    source,
                 };
-                file.pending_close = Some(PendingClose {
-                    blocks_sent,
-                    report: *report,
-                    reply,
-                });
-                self.finish_if_complete(leg);
+                if let Err(cut) = self.cut() {
+                    tracing::error!(
+                        path = %self.path.display(),
+                        error = %crate::error::chain(&cut),
+                        "cannot cut a failed leg file at its last whole sample; its header may be stale"
+                    );
+                }
+                Err(error)
             }
         }
     }
 
-    fn handle_block(&mut self, block: Block) {
-        if !self.files.contains_key(&block.leg) {
-            // The Open was sent before any block but on the other channel: take it now.
-            while let Ok(message) = self.control.try_recv() {
-                self.handle_control(message);
-            }
-        }
-        let leg = block.leg;
-        match self.files.get_mut(&leg) {
-            Some(file) => {
-                file.blocks_received += 1;
-                write_block(file, &block, &self.silence, &self.stats);
-            }
-            None => tracing::error!(%leg, "block for a leg the writer never opened"),
-        }
-        self.recycle_buffer(block);
-        self.finish_if_complete(leg);
-    }
-
-    fn recycle_buffer(&self, block: Block) {
-        if let Some(pool) = self.recycle.get(block.thread) {
-            // A full pool means the thread has buffers to spare: this one is freed instead.
-            let _ = pool.try_send(block.samples);
-        }
-    }
-
-    fn finish_if_complete(&mut self, leg: LegId) {
-        let complete = self.files.get(&leg).is_some_and(|file| {
-            file.pending_close
-                .as_ref()
-                .is_some_and(|close| file.blocks_received >= close.blocks_sent)
-        });
-        if complete && let Some(mut file) = self.files.remove(&leg) {
-            let pending = file.pending_close.take().expect("checked just above");
-            self.finish(file, pending);
-        }
-    }
-
-    fn finish(&self, mut file: LegFile, pending: PendingClose) {
-        let PendingClose {
-            blocks_sent,
-            mut report,
-            reply,
-        } = pending;
-        if file.blocks_received < blocks_sent {
-            tracing::warn!(
-                path = %file.path.display(),
-                missing = blocks_sent - file.blocks_received,
-                "leg closed before all its blocks reached the writer"
-            );
-        }
-        if let Some(writer) = file.writer.take()
-            && let Err(source) = writer.finalize()
-        {
-            file.error.get_or_insert(Error::Wav {
-                path: file.path.clone(),
+    /// Drops whatever lies past the last whole sample and makes the header say so.
+    fn cut(&mut self) -> Result<()> {
+        self.file
+            .set_len(HEADER_LEN + self.data_len)
+            .map_err(|source| Error::Io {
+                path: self.path.clone(),
                 source,
-            });
+            })?;
+        self.write_header()
+    }
+
+    /// Rewrites the header for the data on disk, with one positioned write.
+    pub(crate) fn write_header(&mut self) -> Result<()> {
+        let mut header = empty_header(self.sample_rate);
+        self.rf64 |= riff_size(HEADER_LEN, self.data_len) > self.max_riff_size;
+        set_sizes(
+            &mut header,
+            HEADER_LEN,
+            self.data_len,
+            BLOCK_ALIGN,
+            self.rf64,
+        );
+        self.file
+            .write_all_at(&header, 0)
+            .map_err(|source| Error::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.header_data_len = self.data_len;
+        Ok(())
+    }
+
+    /// The final header, if stale; returns the file, still open, for syncing and hashing.
+    pub(crate) fn finish(mut self) -> (File, Result<()>) {
+        let result = if self.header_is_stale() {
+            self.write_header()
+        } else {
+            Ok(())
+        };
+        (self.file, result)
+    }
+
+    /// The file as it is (after a failure: already cut), for syncing and hashing.
+    pub(crate) fn into_file(self) -> File {
+        self.file
+    }
+}
+
+/// The header of an empty file of ours, `JUNK` in place of `ds64`.
+fn empty_header(sample_rate: u32) -> [u8; HEADER_LEN as usize] {
+    let mut header = [0u8; HEADER_LEN as usize];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        header[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(b"RIFF");
+    put(&0u32.to_le_bytes());
+    put(b"WAVE");
+    put(b"JUNK");
+    put(&(DS64_LEN as u32).to_le_bytes());
+    put(&[0; DS64_LEN]);
+    put(b"fmt ");
+    put(&16u32.to_le_bytes());
+    put(&1u16.to_le_bytes()); // PCM
+    put(&1u16.to_le_bytes()); // mono
+    put(&sample_rate.to_le_bytes());
+    put(&(sample_rate.saturating_mul(u32::from(BLOCK_ALIGN))).to_le_bytes());
+    put(&BLOCK_ALIGN.to_le_bytes());
+    put(&16u16.to_le_bytes());
+    put(b"data");
+    put(&0u32.to_le_bytes());
+    header
+}
+
+fn riff_size(data_offset: u64, data_len: u64) -> u64 {
+    data_offset - 8 + data_len
+}
+
+/// Writes the sizes of a file whose data chunk starts at `data_offset` and holds `data_len`
+/// bytes into `header` (its first `data_offset` bytes): as RIFF, or as RF64 with the `ds64`
+/// chunk at offset 12 (which must then be a `JUNK` or `ds64` chunk of at least 28 bytes).
+fn set_sizes(header: &mut [u8], data_offset: u64, data_len: u64, block_align: u16, rf64: bool) {
+    let size_field = data_offset as usize - 4;
+    let riff = riff_size(data_offset, data_len);
+    if rf64 {
+        header[0..4].copy_from_slice(b"RF64");
+        header[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        header[DS64_AT..DS64_AT + 4].copy_from_slice(b"ds64");
+        let body = DS64_AT + 8;
+        header[body..body + 8].copy_from_slice(&riff.to_le_bytes());
+        header[body + 8..body + 16].copy_from_slice(&data_len.to_le_bytes());
+        let frames = data_len / u64::from(block_align.max(1));
+        header[body + 16..body + 24].copy_from_slice(&frames.to_le_bytes());
+        header[body + 24..body + 28].copy_from_slice(&0u32.to_le_bytes());
+        header[size_field..size_field + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    } else {
+        // Callers check that the sizes fit: RF64 otherwise.
+        header[0..4].copy_from_slice(b"RIFF");
+        header[4..8].copy_from_slice(&(riff as u32).to_le_bytes());
+        header[size_field..size_field + 4].copy_from_slice(&(data_len as u32).to_le_bytes());
+    }
+}
+
+/// What [`repair`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repaired {
+    /// Whole samples (frames) in the file.
+    pub samples: u64,
+    pub sample_rate: u32,
+    /// Hex SHA-256 of the repaired file.
+    pub sha256: String,
+}
+
+/// Makes a leg file left by a crash (kill -9, power cut) exact: the data length is what the
+/// file holds in whole samples (a half sample at the end is cut off), the header's sizes are
+/// rewritten to match (RF64 if the data outgrew RIFF), the file is synced and hashed. Changes
+/// nothing in a file that is already exact, so it can run again on the same file. Reads the
+/// files this crate writes and canonical PCM WAVs (hound's, from earlier versions).
+pub fn repair(path: &Path) -> Result<Repaired> {
+    let io_error = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_error)?;
+    let len = file.metadata().map_err(io_error)?.len();
+    let mut head = vec![0u8; MAX_REPAIR_HEADER.min(len as usize)];
+    file.read_exact_at(&mut head, 0).map_err(io_error)?;
+    let layout = Layout::parse(&head).map_err(|problem| Error::NotWav {
+        path: path.to_path_buf(),
+        problem,
+    })?;
+    let block_align = u64::from(layout.block_align);
+    let samples = (len - layout.data_offset) / block_align;
+    let data_len = samples * block_align;
+    let exact_len = layout.data_offset + data_len;
+    let too_big = riff_size(layout.data_offset, data_len) > MAX_RIFF_SIZE;
+    if too_big && !layout.room_for_ds64 {
+        return Err(Error::NotWav {
+            path: path.to_path_buf(),
+            problem: "data too large for RIFF and no room for a ds64 chunk",
+        });
+    }
+    let mut header = head[..layout.data_offset as usize].to_vec();
+    set_sizes(
+        &mut header,
+        layout.data_offset,
+        data_len,
+        layout.block_align,
+        layout.rf64 || too_big,
+    );
+    if exact_len != len {
+        file.set_len(exact_len).map_err(io_error)?;
+    }
+    if header[..] != head[..header.len()] {
+        file.write_all_at(&header, 0).map_err(io_error)?;
+    }
+    file.sync_data().map_err(io_error)?;
+    let sha256 = sha256_of(&file).map_err(io_error)?;
+    Ok(Repaired {
+        samples,
+        sample_rate: layout.sample_rate,
+        sha256,
+    })
+}
+
+/// Where a WAV file's parts are, read from its header.
+#[derive(Debug, PartialEq, Eq)]
+struct Layout {
+    /// Offset of the first sample.
+    data_offset: u64,
+    sample_rate: u32,
+    block_align: u16,
+    /// The file says RF64 already.
+    rf64: bool,
+    /// A `JUNK` or `ds64` chunk of at least 28 bytes right after `WAVE`.
+    room_for_ds64: bool,
+}
+
+impl Layout {
+    /// Walks the chunks up to `data`; sizes other than the data's are trusted (they were
+    /// written when the file was created), the data's and the RIFF size are not.
+    fn parse(head: &[u8]) -> Result<Layout, &'static str> {
+        let u32_at = |at: usize| -> Option<u32> {
+            head.get(at..at + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let u16_at = |at: usize| -> Option<u16> {
+            head.get(at..at + 2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        };
+        let rf64 = match head.get(0..4) {
+            Some(b"RIFF") => false,
+            Some(b"RF64") => true,
+            _ => return Err("no RIFF or RF64 tag"),
+        };
+        if head.get(8..12) != Some(b"WAVE") {
+            return Err("no WAVE tag");
         }
-        if file.error.is_none() {
-            match sha256_of(&file.path) {
-                Ok(digest) => report.sha256 = Some(digest),
-                Err(source) => {
-                    file.error = Some(Error::Io {
-                        path: file.path.clone(),
-                        source,
+        let mut at = 12;
+        let mut format = None;
+        let mut room_for_ds64 = false;
+        loop {
+            let id = head.get(at..at + 4).ok_or("no data chunk in the header")?;
+            let size = u32_at(at + 4).ok_or("truncated chunk header")? as usize;
+            let body = at + 8;
+            match id {
+                b"data" => {
+                    let (sample_rate, block_align) = format.ok_or("data before fmt")?;
+                    if rf64 && !room_for_ds64 {
+                        return Err("RF64 without a ds64 chunk");
+                    }
+                    return Ok(Layout {
+                        data_offset: body as u64,
+                        sample_rate,
+                        block_align,
+                        rf64,
+                        room_for_ds64,
                     });
                 }
+                b"fmt " => {
+                    let sample_rate = u32_at(body + 4).ok_or("truncated fmt chunk")?;
+                    let block_align = u16_at(body + 12).ok_or("truncated fmt chunk")?;
+                    if size < 16 || block_align == 0 {
+                        return Err("invalid fmt chunk");
+                    }
+                    format = Some((sample_rate, block_align));
+                }
+                b"JUNK" | b"ds64" if at == DS64_AT && size >= DS64_LEN => room_for_ds64 = true,
+                b"ds64" => return Err("ds64 chunk that is not first"),
+                _ => {}
             }
-        }
-        if let Some(error) = &file.error {
-            self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-            report.error = Some(error_chain(error));
-        }
-        report.path = file.path;
-        report.samples = file.samples;
-        report.silence_filled = file.silence_filled;
-        self.stats.active_legs.fetch_sub(1, Ordering::Relaxed);
-        self.stats.legs_finished.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(
-            label = %report.label,
-            path = %report.path.display(),
-            samples = report.samples,
-            packets = report.packets,
-            lost = report.lost,
-            error = report.error.as_deref(),
-            "leg closed"
-        );
-        if let Some(reply) = reply {
-            // The caller may have stopped waiting; the file is complete either way.
-            let _ = reply.send(report);
-        }
-    }
-
-    fn flush_due(&mut self, now: Instant) {
-        for file in self.files.values_mut() {
-            if now.duration_since(file.last_flush) < FLUSH_INTERVAL {
-                continue;
-            }
-            file.last_flush = now;
-            if let Some(writer) = file.writer.as_mut()
-                && let Err(source) = writer.flush()
-            {
-                fail(
-                    file,
-                    Error::Wav {
-                        path: file.path.clone(),
-                        source,
-                    },
-                    &self.stats,
-                );
-            }
+            // Chunks are padded to an even length.
+            at = body + size + (size & 1);
         }
     }
 }
 
-fn open(leg: LegId, path: PathBuf, sample_rate: u32, stats: &SharedStats) -> LegFile {
-    let mut file = LegFile {
-        path,
-        writer: None,
-        error: None,
-        samples: 0,
-        blocks_received: 0,
-        silence_filled: 0,
-        last_flush: Instant::now(),
-        pending_close: None,
-    };
-    match create(&file.path, sample_rate) {
-        Ok(writer) => file.writer = Some(writer),
-        Err(error) => {
-            tracing::error!(%leg, error = %error_chain(&error), "cannot create leg file");
-            stats.write_errors.fetch_add(1, Ordering::Relaxed);
-            file.error = Some(error);
-        }
-    }
-    file
-}
-
-fn create(path: &PathBuf, sample_rate: u32) -> Result<hound::WavWriter<BufWriter<File>>, Error> {
-    let io_error = |source| Error::Io {
-        path: path.clone(),
-        source,
-    };
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(io_error)?;
-    }
-    let file = File::create(path).map_err(io_error)?;
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::new(BufWriter::with_capacity(FILE_BUFFER, file), spec)
-        .map_err(|source| Error::Wav {
-            path: path.clone(),
-            source,
-        })?;
-    // The header on disk now, so even an empty recording is a valid file.
-    writer.flush().map_err(|source| Error::Wav {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(writer)
-}
-
-fn write_block(file: &mut LegFile, block: &Block, silence: &[i16], stats: &SharedStats) {
-    let Some(writer) = file.writer.as_mut() else {
-        return;
-    };
-    // Blocks dropped upstream leave a hole: silence keeps the rest of the file in place.
-    let mut missing = block.start.saturating_sub(file.samples);
-    let result = (|| {
-        while missing > 0 {
-            let count = missing.min(silence.len() as u64) as usize;
-            write_samples(writer, &silence[..count])?;
-            file.samples += count as u64;
-            file.silence_filled += count as u64;
-            missing -= count as u64;
-        }
-        write_samples(writer, &block.samples)?;
-        file.samples += block.samples.len() as u64;
-        Ok(())
-    })();
-    if let Err(source) = result {
-        fail(
-            file,
-            Error::Wav {
-                path: file.path.clone(),
-                source,
-            },
-            stats,
-        );
-    } else {
-        stats.blocks_written.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-fn write_samples(
-    writer: &mut hound::WavWriter<BufWriter<File>>,
-    samples: &[i16],
-) -> hound::Result<()> {
-    let mut block_writer = writer.get_i16_writer(samples.len() as u32);
-    for sample in samples {
-        block_writer.write_sample(*sample);
-    }
-    block_writer.flush()
-}
-
-/// Stops writing a file after an error; what was written stays, the report carries the error.
-fn fail(file: &mut LegFile, error: Error, stats: &SharedStats) {
-    tracing::error!(path = %file.path.display(), error = %error_chain(&error), "leg file write failed");
-    stats.write_errors.fetch_add(1, Ordering::Relaxed);
-    // Dropping hound's writer tries to finalise the header one last time.
-    file.writer = None;
-    file.error.get_or_insert(error);
-}
-
-fn sha256_of(path: &PathBuf) -> io::Result<String> {
-    let mut file = File::open(path)?;
+/// Hex SHA-256 of a whole file, read with positioned reads (the file's cursor is not used).
+pub(crate) fn sha256_of(file: &File) -> io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 64 * 1024];
+    let mut offset = 0u64;
     loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
+        let read = match file.read_at(&mut buffer, offset) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
         hasher.update(&buffer[..read]);
+        offset += read as u64;
     }
     Ok(hex::encode(hasher.finalize()))
 }
 
-fn error_chain(error: &Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crossbeam_channel::{bounded, unbounded};
-
-    struct Harness {
-        control: Sender<WriterControl>,
-        data: Sender<Block>,
-        recycled: Receiver<Vec<i16>>,
-        thread: std::thread::JoinHandle<()>,
-        stats: Arc<SharedStats>,
-    }
-
-    fn harness() -> Harness {
-        let (control, control_rx) = unbounded();
-        let (data, data_rx) = bounded(16);
-        let (recycle, recycled) = bounded(16);
-        let stats = Arc::new(SharedStats::default());
-        let writer = Writer::new(control_rx, data_rx, vec![recycle], Arc::clone(&stats));
-        let thread = std::thread::spawn(move || writer.run());
-        Harness {
-            control,
-            data,
-            recycled,
-            thread,
-            stats,
-        }
-    }
-
-    fn close(h: &Harness, leg: LegId, blocks_sent: u64) -> oneshot::Receiver<LegReport> {
-        let (reply, report) = oneshot::channel();
-        h.stats.active_legs.fetch_add(1, Ordering::Relaxed);
-        h.control
-            .send(WriterControl::Close {
-                leg,
-                blocks_sent,
-                report: Box::default(),
-                reply: Some(reply),
-            })
-            .unwrap();
-        report
-    }
-
-    #[test]
-    fn blocks_become_a_wav_with_dropped_blocks_filled_by_silence() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a/b/leg.wav");
-        let h = harness();
-        h.control
-            .send(WriterControl::Open {
-                leg: LegId(1),
-                path: path.clone(),
-                sample_rate: 8000,
-            })
-            .unwrap();
-        h.data
-            .send(Block {
-                leg: LegId(1),
-                thread: 0,
-                start: 0,
-                samples: vec![7; 100],
-            })
-            .unwrap();
-        // The block for 100..200 was dropped upstream.
-        h.data
-            .send(Block {
-                leg: LegId(1),
-                thread: 0,
-                start: 200,
-                samples: vec![9; 50],
-            })
-            .unwrap();
-        // Close may be seen before the blocks: it waits for both.
-        let report = close(&h, LegId(1), 2).blocking_recv().unwrap();
-        assert_eq!(report.samples, 250);
-        assert_eq!(report.silence_filled, 100);
-        assert!(report.error.is_none(), "{:?}", report.error);
-
-        let mut reader = hound::WavReader::open(&path).unwrap();
-        assert_eq!(reader.spec().sample_rate, 8000);
-        let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
-        assert_eq!(samples.len(), 250);
-        assert!(samples[..100].iter().all(|s| *s == 7));
-        assert!(samples[100..200].iter().all(|s| *s == 0));
-        assert!(samples[200..].iter().all(|s| *s == 9));
-
-        let digest = hex::encode(Sha256::digest(fs::read(&path).unwrap()));
-        assert_eq!(report.sha256.as_deref(), Some(digest.as_str()));
-        assert_eq!(report.path, path);
-        // Both buffers came back for reuse.
-        assert_eq!(h.recycled.try_iter().count(), 2);
-
-        drop(h.control);
-        drop(h.data);
-        h.thread.join().unwrap();
-    }
-
-    #[test]
-    fn unwritable_path_is_reported_not_fatal() {
-        let dir = tempfile::tempdir().unwrap();
-        let blocker = dir.path().join("file");
-        fs::write(&blocker, b"x").unwrap();
-        let h = harness();
-        h.control
-            .send(WriterControl::Open {
-                leg: LegId(5),
-                path: blocker.join("leg.wav"),
-                sample_rate: 8000,
-            })
-            .unwrap();
-        h.data
-            .send(Block {
-                leg: LegId(5),
-                thread: 0,
-                start: 0,
-                samples: vec![1; 10],
-            })
-            .unwrap();
-        let report = close(&h, LegId(5), 1).blocking_recv().unwrap();
-        assert!(report.error.is_some());
-        assert!(report.sha256.is_none());
-        assert!(h.stats.write_errors.load(Ordering::Relaxed) >= 1);
-        drop(h.control);
-        drop(h.data);
-        h.thread.join().unwrap();
-    }
-
-    #[test]
-    fn file_left_open_is_finalised_when_senders_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("leg.wav");
-        let h = harness();
-        h.control
-            .send(WriterControl::Open {
-                leg: LegId(2),
-                path: path.clone(),
-                sample_rate: 8000,
-            })
-            .unwrap();
-        h.data
-            .send(Block {
-                leg: LegId(2),
-                thread: 0,
-                start: 0,
-                samples: vec![3; 80],
-            })
-            .unwrap();
-        h.stats.active_legs.fetch_add(1, Ordering::Relaxed);
-        drop(h.control);
-        drop(h.data);
-        h.thread.join().unwrap();
-        assert_eq!(hound::WavReader::open(&path).unwrap().len(), 80);
-    }
-}
+mod tests;

@@ -5,8 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use std::collections::VecDeque;
+use std::ops::Deref;
+
 use callvault_media::{
-    Codec, Error, LegReport, LegSpec, LegUpdate, MediaConfig, MediaEngine, MediaEvent,
+    Codec, Error, LegHandle, LegId, LegReport, LegSpec, LegUpdate, MediaConfig, MediaEngine,
+    MediaEvent,
 };
 use rtp::header::Header;
 use rtp::packet::Packet;
@@ -15,9 +19,91 @@ use webrtc_util::marshal::Marshal;
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const RATE: f64 = 8000.0;
 
-fn engine(dir: &Path, port_min: u16, port_max: u16) -> MediaEngine {
+/// The engine and its event channel: what a control plane holds.
+struct Media {
+    engine: MediaEngine,
+    events: tokio::sync::mpsc::UnboundedReceiver<MediaEvent>,
+    /// Events received while waiting for another one, in order.
+    seen: VecDeque<MediaEvent>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Deref for Media {
+    type Target = MediaEngine;
+
+    fn deref(&self) -> &MediaEngine {
+        &self.engine
+    }
+}
+
+/// How long a test waits for an event that must come.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+impl Media {
+    /// The next event (those set aside first), or `None` once `deadline` passes: waits on the
+    /// channel, not on a sleep.
+    fn next_event(&mut self, deadline: Instant) -> Option<MediaEvent> {
+        if let Some(event) = self.seen.pop_front() {
+            return Some(event);
+        }
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let events = &mut self.events;
+        self.runtime
+            .block_on(async { tokio::time::timeout(wait, events.recv()).await })
+            .ok()
+            .flatten()
+    }
+
+    /// Waits for the leg's `LegClosed`; other events are set aside for `next_event`.
+    fn closed(&mut self, leg: LegId) -> LegReport {
+        let deadline = Instant::now() + PATIENCE;
+        let mut aside = Vec::new();
+        let report = loop {
+            match self.next_event(deadline) {
+                Some(MediaEvent::LegClosed { leg: id, report }) if id == leg => break *report,
+                Some(other) => aside.push(other),
+                None => panic!("no LegClosed for {leg}; other events: {aside:?}"),
+            }
+        };
+        self.seen.extend(aside);
+        report
+    }
+
+    fn stop(&mut self, leg: LegHandle, end: Instant) -> LegReport {
+        let id = leg.id();
+        self.engine.stop_leg(leg, end);
+        self.closed(id)
+    }
+
+    /// Shuts the engine down and returns every event not taken yet.
+    fn shutdown(self) -> Vec<MediaEvent> {
+        let Media {
+            engine,
+            mut events,
+            seen,
+            ..
+        } = self;
+        engine.shutdown();
+        seen.into_iter()
+            .chain(std::iter::from_fn(|| events.try_recv().ok()))
+            .collect()
+    }
+}
+
+fn engine(dir: &Path, port_min: u16, port_max: u16) -> Media {
     let config = MediaConfig::new(LOCALHOST, port_min, port_max, dir.to_path_buf());
-    MediaEngine::start(config).unwrap()
+    let engine = MediaEngine::start(config).unwrap();
+    let events = engine.events().expect("the first call takes the receiver");
+    assert!(engine.events().is_none(), "taken once");
+    Media {
+        engine,
+        events,
+        seen: VecDeque::new(),
+        runtime: tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap(),
+    }
 }
 
 /// G.711 μ-law encoder (the reference algorithm of Sun's g711.c), to build the test signal.
@@ -106,14 +192,10 @@ fn spec(label: &str, path: &str, anchor: Instant) -> LegSpec {
     }
 }
 
-fn wait(report: tokio::sync::oneshot::Receiver<LegReport>) -> LegReport {
-    report.blocking_recv().expect("the writer sends a report")
-}
-
 #[test]
 fn two_tone_legs_with_loss_and_reordering_line_up() {
     let dir = tempfile::tempdir().unwrap();
-    let media = engine(dir.path(), 43000, 43099);
+    let mut media = engine(dir.path(), 43000, 43099);
     let caller_port = media.allocate().unwrap();
     let callee_port = media.allocate().unwrap();
     let (caller_rtp, callee_rtp) = (caller_port.port(), callee_port.port());
@@ -163,8 +245,8 @@ fn two_tone_legs_with_loss_and_reordering_line_up() {
         }
     });
 
-    // Mid-recording, the file is a valid WAV with audio in it (the writer flushes the header
-    // every second). Poll for that condition with a deadline.
+    // Mid-recording, the file is a valid WAV with audio in it (the writer rewrites the header
+    // soon after each block). Poll for that condition with a deadline.
     let caller_path = dir.path().join("recordings/call/1.wav");
     let deadline = Instant::now() + Duration::from_secs(3);
     let mid_length = loop {
@@ -189,8 +271,8 @@ fn two_tone_legs_with_loss_and_reordering_line_up() {
     sender.join().unwrap();
 
     let end = anchor + Duration::from_secs(2);
-    let caller_report = wait(media.stop_leg(caller, end));
-    let callee_report = wait(media.stop_leg(callee, end));
+    let caller_report = media.stop(caller, end);
+    let callee_report = media.stop(callee, end);
 
     for (report, frequency, other) in [
         (&caller_report, 440.0, 1000.0),
@@ -217,14 +299,15 @@ fn two_tone_legs_with_loss_and_reordering_line_up() {
         assert_eq!(report.sha256.as_deref(), Some(digest.as_str()));
     }
 
-    assert_eq!(caller_report.packets, 100);
-    assert_eq!((caller_report.lost, caller_report.out_of_order), (0, 0));
-    assert_eq!(callee_report.packets, 96, "100 - 5 lost + 1 duplicate");
-    assert_eq!(callee_report.lost, 5);
-    assert_eq!(callee_report.duplicates, 1);
-    assert_eq!(callee_report.out_of_order, 2);
-    assert_eq!(callee_report.late, 0);
-    assert_eq!(callee_report.rtcp, 2);
+    let (caller_counts, callee_counts) = (&caller_report.counters, &callee_report.counters);
+    assert_eq!(caller_counts.packets, 100);
+    assert_eq!((caller_counts.lost, caller_counts.out_of_order), (0, 0));
+    assert_eq!(callee_counts.packets, 96, "100 - 5 lost + 1 duplicate");
+    assert_eq!(callee_counts.lost, 5);
+    assert_eq!(callee_counts.duplicates, 1);
+    assert_eq!(callee_counts.out_of_order, 2);
+    assert_eq!(callee_counts.late, 0);
+    assert_eq!(callee_counts.rtcp_packets, 2);
 
     // The lost packets are silent holes exactly where their timestamps put them, relative to the
     // first packet (placed on arrival, a few milliseconds after the answer at most); reordered
@@ -260,7 +343,7 @@ fn two_tone_legs_with_loss_and_reordering_line_up() {
 #[test]
 fn silent_and_held_legs_still_last_until_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let media = engine(dir.path(), 43100, 43109);
+    let mut media = engine(dir.path(), 43100, 43109);
     let anchor = Instant::now();
     let mut inactive = spec("3", "held.wav", anchor);
     inactive.active = false;
@@ -273,18 +356,18 @@ fn silent_and_held_legs_still_last_until_stop() {
     // No packets at all: the file is silence, exactly end - anchor long, even though `end` is
     // in the future (the leg commits up to it at stop).
     let end = anchor + Duration::from_millis(1500);
-    let report = wait(media.stop_leg(leg, end));
+    let report = media.stop(leg, end);
     let (_, samples) = read_wav(&report.path);
     assert_eq!(samples.len(), 12000);
     assert!(samples.iter().all(|s| *s == 0));
-    assert_eq!(report.packets, 0);
+    assert_eq!(report.counters.packets, 0);
     media.shutdown();
 }
 
 #[test]
 fn exhausted_pool_refuses_then_reuses_released_ports() {
     let dir = tempfile::tempdir().unwrap();
-    let media = engine(dir.path(), 43120, 43123);
+    let mut media = engine(dir.path(), 43120, 43123);
     let first = media.allocate().unwrap();
     let second = media.allocate().unwrap();
     assert!(matches!(media.allocate(), Err(Error::NoFreePorts)));
@@ -299,7 +382,7 @@ fn exhausted_pool_refuses_then_reuses_released_ports() {
         .start_leg(second, spec("4", "x/4.wav", Instant::now()))
         .unwrap();
     let leg_port = leg.port();
-    wait(media.stop_leg(leg, Instant::now()));
+    media.stop(leg, Instant::now());
     let reused = media.allocate().unwrap();
     assert_eq!(reused.port(), leg_port);
     media.shutdown();
@@ -331,26 +414,13 @@ fn shutdown_finalises_legs_that_were_never_stopped() {
     socket
         .send_to(&packet(1, 0, 7, tone(440.0, 0)), (LOCALHOST, port))
         .unwrap();
-    media.shutdown();
+    let events = media.shutdown();
     let reader = hound::WavReader::open(dir.path().join("left/6.wav")).unwrap();
     assert_eq!(reader.spec().sample_rate, 8000);
-}
-
-/// The next event, or `None` once `deadline` passes: waits on the channel, not on a sleep.
-fn next_event(
-    events: &mut tokio::sync::mpsc::UnboundedReceiver<MediaEvent>,
-    deadline: Instant,
-) -> Option<MediaEvent> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let wait = deadline.saturating_duration_since(Instant::now());
-    // The timer must be created inside the runtime.
-    runtime
-        .block_on(async { tokio::time::timeout(wait, events.recv()).await })
-        .ok()
-        .flatten()
+    assert!(
+        matches!(&events[..], [MediaEvent::LegClosed { report, .. }] if report.error.is_none()),
+        "{events:?}"
+    );
 }
 
 /// An RFC 4733 payload: event, end bit and volume 10, duration.
@@ -362,9 +432,7 @@ fn telephone_event(event: u8, end: bool, duration: u16) -> Vec<u8> {
 #[test]
 fn rfc4733_digits_become_events_at_their_offsets() {
     let dir = tempfile::tempdir().unwrap();
-    let media = engine(dir.path(), 43150, 43159);
-    let mut events = media.events().expect("the first call takes the receiver");
-    assert!(media.events().is_none(), "taken once");
+    let mut media = engine(dir.path(), 43150, 43159);
     let reservation = media.allocate().unwrap();
     let port = reservation.port();
     let anchor = Instant::now();
@@ -416,12 +484,16 @@ fn rfc4733_digits_become_events_at_their_offsets() {
     });
 
     let deadline = Instant::now() + Duration::from_secs(5);
-    let first = next_event(&mut events, deadline).expect("the first digit");
-    let second = next_event(&mut events, deadline).expect("the second digit");
+    let first = media.next_event(deadline).expect("the first digit");
+    let second = media.next_event(deadline).expect("the second digit");
     let lead = sender.join().unwrap();
-    let report = wait(media.stop_leg(leg, anchor + Duration::from_millis(1000)));
+    let report = media.stop(leg, anchor + Duration::from_millis(1000));
     // The report comes after every event the leg sent: nothing more may be waiting.
-    assert!(events.try_recv().is_err(), "one event per key press");
+    assert!(
+        media.seen.is_empty(),
+        "one event per key press: {:?}",
+        media.seen
+    );
 
     for (event, (digit, offset, duration)) in [first, second]
         .iter()
@@ -446,21 +518,25 @@ fn rfc4733_digits_become_events_at_their_offsets() {
             "{event:?}, lead {lead} ms"
         );
     }
-    assert_eq!(report.dtmf_digits, 2);
-    assert_eq!(report.telephone_events, 4 + 3 + 7 + 3);
+    let counts = &report.counters;
+    assert_eq!(counts.dtmf_digits, 2);
+    assert_eq!(counts.telephone_events, 4 + 3 + 7 + 3);
     assert_eq!(
-        (report.lost, report.ssrcs_seen, report.codec_changes),
+        (counts.lost, counts.ssrcs_seen, counts.codec_changes),
         (0, 1, 0)
     );
-    assert!(report.jitter_ms.is_finite() && report.jitter_ms >= 0.0);
+    assert!(
+        counts
+            .jitter_ms
+            .is_some_and(|jitter| jitter.is_finite() && jitter >= 0.0)
+    );
     media.shutdown();
 }
 
 #[test]
 fn silent_active_leg_raises_inactive_and_held_leg_never_does() {
     let dir = tempfile::tempdir().unwrap();
-    let media = engine(dir.path(), 43160, 43169);
-    let mut events = media.events().unwrap();
+    let mut media = engine(dir.path(), 43160, 43169);
     let anchor = Instant::now();
     let timeout = Duration::from_millis(300);
 
@@ -486,7 +562,8 @@ fn silent_active_leg_raises_inactive_and_held_leg_never_does() {
         last_sent = Instant::now();
     }
 
-    let event = next_event(&mut events, Instant::now() + Duration::from_secs(5))
+    let event = media
+        .next_event(Instant::now() + Duration::from_secs(5))
         .expect("the active leg goes inactive");
     let MediaEvent::Inactive { leg, silent_for } = event else {
         panic!("not an inactivity: {event:?}");
@@ -496,11 +573,12 @@ fn silent_active_leg_raises_inactive_and_held_leg_never_does() {
     assert!(last_sent.elapsed() >= timeout);
 
     let end = Instant::now();
-    wait(media.stop_leg(held, end));
-    wait(media.stop_leg(active, end));
+    media.stop(held, end);
+    media.stop(active, end);
     assert!(
-        events.try_recv().is_err(),
-        "sent once, and never for the held leg"
+        media.seen.is_empty(),
+        "sent once, and never for the held leg: {:?}",
+        media.seen
     );
     media.shutdown();
 }
@@ -527,4 +605,312 @@ fn zero_runs(samples: &[i16], min: usize) -> Vec<(usize, usize)> {
 fn sha256_hex(path: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[test]
+fn a_leg_on_an_existing_path_fails_and_leaves_the_file_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut media = engine(dir.path(), 43170, 43179);
+    let path = dir.path().join("calls/1.wav");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let earlier = b"RIFF an earlier leg's recording, not to be touched".to_vec();
+    std::fs::write(&path, &earlier).unwrap();
+
+    let reservation = media.allocate().unwrap();
+    let port = reservation.port();
+    let anchor = Instant::now();
+    let leg = media
+        .start_leg(reservation, spec("1", "calls/1.wav", anchor))
+        .unwrap();
+    let id = leg.id();
+    let event = media.next_event(Instant::now() + PATIENCE);
+    assert!(
+        matches!(&event, Some(MediaEvent::LegFailed { leg, error }) if *leg == id && error.contains("already exists")),
+        "{event:?}"
+    );
+    // The leg runs on: its audio goes nowhere.
+    let socket = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    for frame in 0..5u32 {
+        let datagram = packet(frame as u16, frame * 160, 1, tone(440.0, frame));
+        socket.send_to(&datagram, (LOCALHOST, port)).unwrap();
+    }
+    let report = media.stop(leg, anchor + Duration::from_secs(1));
+    assert!(report.error.unwrap().contains("already exists"));
+    assert_eq!((report.samples, report.sha256), (0, None));
+    assert_eq!(std::fs::read(&path).unwrap(), earlier, "byte for byte");
+    assert_eq!(media.stats().write_errors, 1);
+    let rest = media.shutdown();
+    assert!(rest.is_empty(), "LegFailed once, LegClosed once: {rest:?}");
+}
+
+#[test]
+fn every_started_leg_is_closed_exactly_once_however_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = engine(dir.path(), 43180, 43189);
+    std::fs::write(dir.path().join("taken.wav"), b"x").unwrap();
+    let anchor = Instant::now();
+    let start = |label: &str, path: &str| {
+        let reservation = media.allocate().unwrap();
+        media
+            .start_leg(reservation, spec(label, path, anchor))
+            .unwrap()
+    };
+    let stopped = start("stopped", "stopped.wav");
+    let dropped = start("dropped", "dropped.wav");
+    let failed = start("failed", "taken.wav");
+    let running = start("running", "running.wav");
+    let ids = [stopped.id(), dropped.id(), failed.id(), running.id()];
+
+    media.stop_leg(stopped, Instant::now());
+    drop(dropped);
+    media.stop_leg(failed, Instant::now());
+    // `running` ends with the engine.
+    let events = media.shutdown();
+    drop(running);
+
+    for id in ids {
+        let closed: Vec<&LegReport> = events
+            .iter()
+            .filter_map(|event| match event {
+                MediaEvent::LegClosed { leg, report } if *leg == id => Some(&**report),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed.len(), 1, "{id}: {events:?}");
+        let report = closed[0];
+        if id == ids[2] {
+            assert!(report.error.is_some());
+        } else {
+            assert!(report.error.is_none(), "{report:?}");
+            assert!(report.sha256.is_some());
+            hound::WavReader::open(&report.path).unwrap();
+        }
+    }
+    let failures: Vec<usize> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, event)| matches!(event, MediaEvent::LegFailed { .. }))
+        .map(|(at, _)| at)
+        .collect();
+    let closed_at = events
+        .iter()
+        .position(|event| matches!(event, MediaEvent::LegClosed { leg, .. } if *leg == ids[2]))
+        .unwrap();
+    assert_eq!(failures.len(), 1, "{events:?}");
+    assert!(
+        failures[0] < closed_at,
+        "LegFailed comes before its LegClosed"
+    );
+    assert_eq!(events.len(), 5, "{events:?}");
+}
+
+/// An L16/48000/2 packet: frames `first..first + count`, each frame's value on both channels.
+fn l16_stereo(sequence: u16, first: u32, count: u32) -> Vec<u8> {
+    let payload = (first..first + count)
+        .flat_map(|frame| {
+            let value = frame_value(frame).to_be_bytes();
+            [value, value].concat()
+        })
+        .collect();
+    packet_of_type(96, sequence, first, 0x1616, payload)
+}
+
+/// A value per frame that is never 0 (silence) and says where it came from.
+fn frame_value(frame: u32) -> i16 {
+    (frame % 30_000 + 1) as i16
+}
+
+/// Large L16 datagrams (3,852 bytes at 20 ms, 11,532 at 60 ms) are received whole: every
+/// sample sent is in the file, in order.
+#[test]
+fn l16_stereo_48khz_packets_are_kept_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut media = engine(dir.path(), 43190, 43199);
+    let codec = Codec::L16 {
+        channels: 2,
+        clock_rate: 48000,
+    };
+    for (ptime, packets) in [(20u32, 50u32), (60, 17)] {
+        let reservation = media.allocate().unwrap();
+        let port = reservation.port();
+        let anchor = Instant::now();
+        let path = format!("l16/{ptime}.wav");
+        let leg = media
+            .start_leg(reservation, LegSpec::new("l16", path, 96, codec, anchor))
+            .unwrap();
+        let frames = 48 * ptime;
+        let socket = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+        for i in 0..packets {
+            // Real-time pacing is the traffic shape under test, not a synchronisation.
+            let due = anchor + Duration::from_millis(u64::from(i * ptime));
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            let datagram = l16_stereo(i as u16, i * frames, frames);
+            assert_eq!(datagram.len(), 12 + 4 * frames as usize);
+            socket.send_to(&datagram, (LOCALHOST, port)).unwrap();
+        }
+        let report = media.stop(leg, Instant::now() + Duration::from_millis(200));
+        let counts = &report.counters;
+        assert_eq!(counts.packets, u64::from(packets));
+        assert_eq!(
+            (counts.malformed, counts.decode_errors, counts.truncated),
+            (0, 0, 0)
+        );
+        let (rate, samples) = read_wav(&report.path);
+        assert_eq!(rate, 48000);
+        let lead = samples.iter().take_while(|s| **s == 0).count();
+        let sent = (packets * frames) as usize;
+        let expected: Vec<i16> = (0..packets * frames).map(frame_value).collect();
+        assert!(
+            samples.len() >= lead + sent,
+            "{ptime} ms: {} samples",
+            samples.len()
+        );
+        let first_wrong = samples[lead..lead + sent]
+            .iter()
+            .zip(&expected)
+            .position(|(got, sent)| got != sent);
+        assert_eq!(first_wrong, None, "{ptime} ms: every sample, in order");
+        assert!(samples[lead + sent..].iter().all(|s| *s == 0));
+    }
+    media.shutdown();
+}
+
+/// A small tmpfs mounted for a test, unmounted when dropped.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// `None` where mounting is impossible (not root, no `mount`): the caller skips.
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(status) if status.success() => Some(Tmpfs {
+                dir: dir.to_path_buf(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Fills the file system, then frees `free` bytes.
+    fn fill_leaving(&self, free: u64) {
+        use std::io::Write;
+        let path = self.dir.join("filler");
+        let mut filler = std::fs::File::create(&path).unwrap();
+        let chunk = [0xa5u8; 4096];
+        while filler.write_all(&chunk).is_ok() {}
+        let len = filler.metadata().unwrap().len();
+        filler.set_len(len.saturating_sub(free)).unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// The disk of one leg fills during the call: that leg hears `LegFailed` at once while it still
+/// runs, its file ends at its last whole sample with a header that says so, and a leg on
+/// another disk keeps recording.
+#[test]
+fn a_full_disk_fails_its_leg_at_the_last_whole_sample_while_others_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(small) = Tmpfs::mount(&dir.path().join("small"), "256k") else {
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs here (needs root); the full-disk test did not run"
+        );
+        return;
+    };
+    // About 2 s of PCMU (16 KB/s once decoded) fit in what is left.
+    small.fill_leaving(32 * 1024);
+    let mut media = engine(dir.path(), 43200, 43209);
+    let anchor = Instant::now();
+    let full_reservation = media.allocate().unwrap();
+    let other_reservation = media.allocate().unwrap();
+    let ports = [full_reservation.port(), other_reservation.port()];
+    let full = media
+        .start_leg(full_reservation, spec("full", "small/full.wav", anchor))
+        .unwrap();
+    let other = media
+        .start_leg(other_reservation, spec("other", "big/other.wav", anchor))
+        .unwrap();
+
+    let sending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sender = {
+        let sending = std::sync::Arc::clone(&sending);
+        std::thread::spawn(move || {
+            let socket = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+            let mut frame = 0u32;
+            while sending.load(std::sync::atomic::Ordering::Relaxed) && frame < 1000 {
+                // Real-time pacing is the traffic shape under test, not a synchronisation.
+                let due = anchor + Duration::from_millis(u64::from(frame) * 20);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                for port in ports {
+                    let datagram =
+                        packet(frame as u16, frame * 160, port.into(), tone(440.0, frame));
+                    socket.send_to(&datagram, (LOCALHOST, port)).unwrap();
+                }
+                frame += 1;
+            }
+        })
+    };
+
+    let failed = media.next_event(Instant::now() + PATIENCE);
+    let failed_at = Instant::now();
+    let Some(MediaEvent::LegFailed { leg, error }) = failed else {
+        panic!("the full disk is reported while the leg runs: {failed:?}");
+    };
+    assert_eq!(leg, full.id());
+    assert!(error.contains("No space left"), "{error}");
+
+    // Half a second more of both streams, then the end of the call.
+    std::thread::sleep(Duration::from_millis(500));
+    let end = Instant::now();
+    let full_report = media.stop(full, end);
+    let other_report = media.stop(other, end);
+    sending.store(false, std::sync::atomic::Ordering::Relaxed);
+    sender.join().unwrap();
+
+    assert_eq!(full_report.error.as_deref(), Some(error.as_str()));
+    assert!(full_report.counters.blocks_discarded > 0, "{full_report:?}");
+    let bytes = std::fs::read(&full_report.path).unwrap();
+    assert_eq!(
+        bytes.len() as u64,
+        80 + 2 * full_report.samples,
+        "cut at a whole sample"
+    );
+    assert_eq!(
+        u32::from_le_bytes(bytes[76..80].try_into().unwrap()) as u64,
+        2 * full_report.samples,
+        "the header counts every sample on disk"
+    );
+    let (_, samples) = read_wav(&full_report.path);
+    assert_eq!(samples.len() as u64, full_report.samples);
+    let recorded = failed_at.duration_since(anchor).as_secs_f64() * RATE;
+    assert!(
+        samples.len() as f64 > recorded - 8000.0,
+        "the audio up to the failure is kept: {} of ~{recorded}",
+        samples.len()
+    );
+    assert!(goertzel(&samples[samples.len() - 4000..], 440.0) > 0.0);
+    assert_eq!(full_report.sha256, Some(sha256_hex(&full_report.path)));
+
+    assert!(other_report.error.is_none(), "{other_report:?}");
+    let (_, other_samples) = read_wav(&other_report.path);
+    let expected = (end.duration_since(anchor).as_secs_f64() * RATE) as usize;
+    assert!(
+        other_samples.len().abs_diff(expected) <= 8,
+        "the other leg recorded the whole call"
+    );
+    media.shutdown();
+    drop(small);
 }

@@ -43,6 +43,8 @@ pub struct LegCounters {
     pub blocks_dropped: u64,
     /// Samples of silence the writer put in place of dropped blocks.
     pub silence_filled: u64,
+    /// Blocks of audio discarded because the leg's file had failed (disk full, I/O error).
+    pub blocks_discarded: u64,
     /// RFC 3550 §6.4.1 interarrival jitter at the end of the leg, in milliseconds; `None` while
     /// unknown (the leg is still recording, or it received fewer than two audio packets).
     pub jitter_ms: Option<f64>,

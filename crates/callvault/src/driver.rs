@@ -22,8 +22,9 @@ use tracing::{info, warn};
 
 use crate::archive::ArchiveQueue;
 use crate::health::Health;
-use crate::recorder::{MediaInput, MediaPlane, Now, Recorder};
+use crate::recorder::{MediaPlane, Now, Recorder};
 use crate::storage::StorageStatus;
+use callvault_media::MediaEvent;
 
 /// Time allowed, after the BYE deadline, for legs' files to close before the loop gives up on
 /// them (they are then finalised by the media engine's own shutdown, without a catalog row
@@ -48,7 +49,7 @@ impl<M: MediaPlane> Driver<M> {
     pub async fn run(
         mut self,
         mut incoming: mpsc::Receiver<TransportEvent>,
-        mut media: mpsc::UnboundedReceiver<MediaInput>,
+        mut media: mpsc::UnboundedReceiver<MediaEvent>,
         storage: watch::Receiver<StorageStatus>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
@@ -73,8 +74,8 @@ impl<M: MediaPlane> Driver<M> {
                     }
                     None => break,
                 },
-                Some(input) = media.recv() => {
-                    self.recorder.handle_media(Now::system(), &mut self.endpoint, input);
+                Some(event) = media.recv() => {
+                    self.recorder.handle_media(Now::system(), &mut self.endpoint, event);
                 }
                 () = sleep_until(wake) => {
                     let now = Now::system();

@@ -108,7 +108,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         sip_addr.to_string()
     };
-    let (media_plane, media_inputs) = EngineMedia::new(Arc::clone(&media));
+    let media_events = media
+        .events()
+        .expect("the media engine's events are taken once, here");
+    let media_plane = EngineMedia::new(Arc::clone(&media));
     let recorder = Recorder::new(
         RecorderConfig {
             max_sessions: config.sip.max_sessions,
@@ -169,7 +172,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "callvault listening"
     );
     driver
-        .run(incoming, media_inputs, storage, shutdown_signal())
+        .run(incoming, media_events, storage, shutdown_signal())
         .await;
 
     drop(archive);

@@ -4,12 +4,12 @@
 use std::sync::atomic::Ordering;
 
 use callvault_catalog as catalog;
-use callvault_media::LegId;
+use callvault_media::{LegId, LegReport};
 use callvault_sip::{Endpoint, Method, peer_for_in_dialog_request};
 use callvault_types::EndReason;
 use tracing::{error, info, warn};
 
-use super::media::{LegOutcome, MediaPlane};
+use super::media::MediaPlane;
 use super::session::LegSlot;
 use super::sessions::{Closing, SessionKey};
 use super::{Now, Recorder};
@@ -157,7 +157,7 @@ impl<M: MediaPlane> Recorder<M> {
     }
 
     /// The media plane closed a leg's file.
-    pub(super) fn leg_closed(&mut self, leg: LegId, outcome: Box<LegOutcome>) {
+    pub(super) fn leg_closed(&mut self, leg: LegId, outcome: Box<LegReport>) {
         let Some(key) = self.sessions.by_leg(leg) else {
             warn!(%leg, "a closed leg belongs to no session");
             return;
@@ -218,7 +218,7 @@ impl<M: MediaPlane> Recorder<M> {
     }
 }
 
-fn completion_of(label: &str, outcome: &LegOutcome) -> catalog::LegCompletion {
+fn completion_of(label: &str, outcome: &LegReport) -> catalog::LegCompletion {
     let c = &outcome.counters;
     let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     catalog::LegCompletion {

@@ -4,12 +4,11 @@
 //!
 //! Every call returns at once: reserving a port pair is a bind (microseconds), starting, updating
 //! and stopping a leg are messages to its receive thread. What takes time (a file closed and
-//! hashed, a write that failed) comes back later as a [`MediaInput`].
+//! hashed, a write that failed) comes back later as a [`callvault_media::MediaEvent`].
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use callvault_media::{LegId, LegSpec, LegUpdate};
-use callvault_types::LegCounters;
 
 pub trait MediaPlane {
     /// A reserved RTP/RTCP port pair, not yet recording.
@@ -27,48 +26,7 @@ pub trait MediaPlane {
     ) -> Result<LegId, callvault_media::Error>;
     /// New codecs, payload types or direction (a re-offer).
     fn update_leg(&mut self, leg: LegId, update: LegUpdate);
-    /// Ends the leg at `end` (its file is padded to `end - anchor`); [`MediaInput::Closed`]
+    /// Ends the leg at `end` (its file is padded to `end - anchor`); `MediaEvent::LegClosed`
     /// follows once the file is closed.
     fn stop_leg(&mut self, leg: LegId, end: Instant);
-}
-
-/// What the media plane tells the recorder.
-#[derive(Clone, Debug, PartialEq)]
-pub enum MediaInput {
-    /// One RFC 4733 key press, at `offset_ms` on the leg's timeline.
-    Dtmf {
-        leg: LegId,
-        digit: char,
-        offset_ms: u64,
-        duration_ms: u64,
-    },
-    /// An active stream sent no RTP for its timeout.
-    Inactive { leg: LegId, silent_for: Duration },
-    /// The leg's file could not be written (disk full, I/O error); it was closed at its last good
-    /// sample. Sent once, while the leg still runs.
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "the media engine reports write failures from the media branch on"
-        )
-    )]
-    Failed { leg: LegId, error: String },
-    /// The leg's file is closed: its final figures.
-    Closed {
-        leg: LegId,
-        outcome: Box<LegOutcome>,
-    },
-}
-
-/// How a leg's file ended.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LegOutcome {
-    /// Samples in the file.
-    pub samples: u64,
-    /// Hex SHA-256 of the closed file; `None` when it could not be written or read.
-    pub sha256: Option<String>,
-    /// Why the file is missing or incomplete.
-    pub error: Option<String>,
-    pub counters: LegCounters,
 }

@@ -3,7 +3,7 @@
 //! # Design note
 //!
 //! **Sans-IO, like the SIP endpoint.** The recorder is a state machine: inputs are SIP events
-//! (from [`Endpoint::poll_event`]), media reports ([`MediaInput`]), timeouts and the storage
+//! (from [`Endpoint::poll_event`]), media reports ([`MediaEvent`]), timeouts and the storage
 //! verdict, each with the time as an input ([`Now`]); outputs are responses and requests through
 //! the endpoint, calls on the [`MediaPlane`] (which return at once), and catalog writes queued for
 //! [`Recorder::poll_archive`]. It never reads a clock, never spawns a task and never waits, so
@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use callvault_catalog as catalog;
+use callvault_media::MediaEvent;
 use callvault_sip::{
     Endpoint, Event, Method, Peer, Request, Response, SessionTimerConfig, TransactionKey,
     TransportKind, dialog_id_of_request,
@@ -44,7 +45,7 @@ use self::session::CallLimits;
 use self::sessions::{Due, Sessions};
 use crate::archive::ArchiveCommand;
 
-pub use self::media::{LegOutcome, MediaInput, MediaPlane};
+pub use self::media::MediaPlane;
 
 mod answer;
 mod ending;
@@ -262,15 +263,15 @@ impl<M: MediaPlane> Recorder<M> {
     }
 
     /// What the media plane reports: key presses, silent streams, failed and closed files.
-    pub fn handle_media(&mut self, now: Now, endpoint: &mut Endpoint, input: MediaInput) {
-        match input {
-            MediaInput::Dtmf {
+    pub fn handle_media(&mut self, now: Now, endpoint: &mut Endpoint, event: MediaEvent) {
+        match event {
+            MediaEvent::Dtmf {
                 leg,
                 digit,
                 offset_ms,
                 duration_ms,
             } => self.rfc4733_digit(leg, digit, offset_ms, duration_ms),
-            MediaInput::Inactive { leg, silent_for } => {
+            MediaEvent::Inactive { leg, silent_for } => {
                 let Some(key) = self.sessions.by_leg(leg) else {
                     return;
                 };
@@ -285,8 +286,9 @@ impl<M: MediaPlane> Recorder<M> {
                 );
                 self.hang_up(now, endpoint, key, EndReason::RtpTimeout);
             }
-            MediaInput::Failed { leg, error } => self.leg_failed(now, endpoint, leg, error),
-            MediaInput::Closed { leg, outcome } => self.leg_closed(leg, outcome),
+            MediaEvent::LegFailed { leg, error } => self.leg_failed(now, endpoint, leg, error),
+            MediaEvent::LegClosed { leg, report } => self.leg_closed(leg, report),
+            other => debug!(?other, "media event not for the recorder"),
         }
     }
 

@@ -4,13 +4,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use callvault_media::LegId;
+use callvault_media::{LegId, LegReport};
 use callvault_sip::{Dialog, Peer, Request, SessionTimer, TransactionKey};
 use callvault_siprec::{Format, Metadata, RecordingOffer, Sdp};
 use callvault_types::EndReason;
 use time::OffsetDateTime;
-
-use super::media::LegOutcome;
 
 /// An INVITE held for `answer_delay`, cancellable until answered.
 pub(super) struct Pending {
@@ -69,7 +67,7 @@ pub(super) enum LegSlot {
         /// a=inactive or c=0.0.0.0: recording silence.
         on_hold: bool,
         /// The media plane already closed this leg's file (it failed): no stop is owed.
-        closed: Option<Box<LegOutcome>>,
+        closed: Option<Box<LegReport>>,
     },
     /// An m-line we cannot record (video, SRTP, no codec): answered port 0 for the whole call.
     Declined,

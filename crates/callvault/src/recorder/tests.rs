@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callvault_catalog::RecordingState;
-use callvault_media::{LegId, LegSpec, LegUpdate};
+use callvault_media::{LegId, LegReport, LegSpec, LegUpdate, MediaEvent};
 use callvault_sip::{
     Endpoint, EndpointConfig, Message, Method, Peer, Request, Response, SessionTimerConfig,
 };
@@ -169,9 +169,9 @@ impl Pair {
         self.pump();
     }
 
-    fn media(&mut self, input: MediaInput) {
+    fn media(&mut self, event: MediaEvent) {
         self.recorder
-            .handle_media(self.now, &mut self.endpoint, input);
+            .handle_media(self.now, &mut self.endpoint, event);
         self.pump();
     }
 
@@ -236,16 +236,19 @@ impl Pair {
             .collect();
         for leg in stopped {
             self.recorder.media.legs.get_mut(&leg).unwrap().closed = true;
-            self.media(MediaInput::Closed {
+            let label = self.recorder.media.legs[&leg].spec.label.clone();
+            self.media(MediaEvent::LegClosed {
                 leg,
-                outcome: Box::new(LegOutcome {
+                report: Box::new(LegReport {
+                    label,
                     samples: 8000,
+                    sample_rate: 8000,
                     sha256: Some(format!("sha-of-{leg}")),
-                    error: None,
                     counters: LegCounters {
                         packets: 50,
                         ..LegCounters::default()
                     },
+                    ..LegReport::default()
                 }),
             });
         }
@@ -565,7 +568,7 @@ fn rtp_inactivity_ends_the_call_with_a_bye_of_ours() {
     call.establish(&mut pair, &two_streams());
     pair.advance(Duration::from_secs(61));
     let leg = pair.recorder.media.order[0];
-    pair.media(MediaInput::Inactive {
+    pair.media(MediaEvent::Inactive {
         leg,
         silent_for: Duration::from_secs(60),
     });
@@ -971,7 +974,7 @@ fn a_leg_that_cannot_be_written_ends_the_call_failed() {
     call.establish(&mut pair, &two_streams());
     pair.advance(Duration::from_secs(5));
     let leg = pair.recorder.media.order[1];
-    pair.media(MediaInput::Failed {
+    pair.media(MediaEvent::LegFailed {
         leg,
         error: "No space left on device (os error 28)".to_owned(),
     });
@@ -1095,7 +1098,7 @@ fn digits_reported_as_a_leg_stops_still_reach_the_catalog() {
     let mut call = Call::new("digits");
     call.establish(&mut pair, &two_streams());
     let leg = pair.recorder.media.order[0];
-    pair.media(MediaInput::Dtmf {
+    pair.media(MediaEvent::Dtmf {
         leg,
         digit: '5',
         offset_ms: 1000,
@@ -1103,7 +1106,7 @@ fn digits_reported_as_a_leg_stops_still_reach_the_catalog() {
     });
     call.bye(&mut pair);
     // The detector flushes the press in progress when the leg stops.
-    pair.media(MediaInput::Dtmf {
+    pair.media(MediaEvent::Dtmf {
         leg,
         digit: '#',
         offset_ms: 2000,
