@@ -16,7 +16,7 @@ use callvault_media::MediaEngine;
 use callvault_sip::EndpointStats;
 use tokio::sync::watch;
 
-use crate::archive::ArchiveStats;
+use crate::archive::{ArchiveHealth, ArchiveSnapshot};
 use crate::recorder::RecorderGauges;
 
 #[derive(Clone)]
@@ -24,7 +24,7 @@ pub struct Sources {
     pub gauges: Arc<RecorderGauges>,
     pub media: Arc<MediaEngine>,
     pub sip: watch::Receiver<EndpointStats>,
-    pub archive: ArchiveStats,
+    pub archive: ArchiveHealth,
 }
 
 pub fn router(sources: Sources) -> Router {
@@ -35,12 +35,25 @@ pub fn router(sources: Sources) -> Router {
 }
 
 async fn health(State(s): State<Sources>) -> Json<serde_json::Value> {
+    let archive = s.archive.snapshot();
     Json(serde_json::json!({
-        "status": "ok",
+        "status": if archive.unhealthy.is_none() { "ok" } else { "degraded" },
+        "archive": archive_json(&archive),
         "active_sessions": s.gauges.active_sessions.load(Ordering::Relaxed),
         "sessions_total": s.gauges.sessions_total.load(Ordering::Relaxed),
         "rejected_total": s.gauges.rejected_total.load(Ordering::Relaxed),
     }))
+}
+
+/// The archive in `/health`: whether new calls are taken, and why not.
+fn archive_json(archive: &ArchiveSnapshot) -> serde_json::Value {
+    serde_json::json!({
+        "healthy": archive.unhealthy.is_none(),
+        "reason": archive.unhealthy.as_ref().map(ToString::to_string),
+        "backlog": archive.backlog(),
+        "spooled": archive.spooled,
+        "last_error": archive.last_error,
+    })
 }
 
 async fn metrics(State(s): State<Sources>) -> impl IntoResponse {
@@ -53,6 +66,7 @@ async fn metrics(State(s): State<Sources>) -> impl IntoResponse {
 fn render(s: &Sources) -> String {
     let sip = *s.sip.borrow();
     let media = s.media.stats();
+    let archive = s.archive.snapshot();
     let g = &s.gauges;
     let load = |a: &std::sync::atomic::AtomicUsize| a.load(Ordering::Relaxed) as u64;
     let mut out = String::new();
@@ -160,14 +174,38 @@ fn render(s: &Sources) -> String {
     metric(
         "callvault_archive_backlog",
         "gauge",
-        "Catalog writes and metadata files waiting to be written.",
-        s.archive.backlog.load(Ordering::Relaxed),
+        "Catalog writes and metadata files waiting to be written (memory and spool).",
+        archive.backlog(),
+    );
+    metric(
+        "callvault_archive_spooled",
+        "gauge",
+        "Catalog writes waiting in the spool on disk.",
+        archive.spooled,
     );
     metric(
         "callvault_archive_failures_total",
         "counter",
-        "Catalog writes and metadata files that failed (alarm on any increase).",
-        s.archive.failures.load(Ordering::Relaxed),
+        "Failed attempts at catalog writes and metadata files (each is retried or rejected).",
+        archive.failures,
+    );
+    metric(
+        "callvault_archive_retries_total",
+        "counter",
+        "Attempts that retried a failed catalog write or metadata file.",
+        archive.retries,
+    );
+    metric(
+        "callvault_archive_rejected_total",
+        "counter",
+        "Catalog writes given up as permanent failures, in spool/rejected.jsonl (alarm on any).",
+        archive.rejected,
+    );
+    metric(
+        "callvault_archive_healthy",
+        "gauge",
+        "1 while the archive takes writes normally; 0 while new calls are refused for it.",
+        u64::from(archive.unhealthy.is_none()),
     );
     out
 }

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use callvault_catalog::Catalog;
+use callvault_catalog::{Catalog, Completion, EndReason, RecordingState};
 use callvault_media::{MediaConfig, MediaEngine};
 use callvault_sip::{
     Endpoint, EndpointConfig, EndpointStats, SessionTimerConfig, TransportConfig, Transports,
 };
 use callvault_siprec::Limits;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::archive;
 use crate::config::Config;
@@ -31,13 +31,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let catalog = Catalog::open(&config.database_url())
         .await
         .context("opening the catalog")?;
-    let interrupted = catalog.mark_interrupted().await?;
-    if interrupted > 0 {
-        warn!(
-            count = interrupted,
-            "recordings left active by an earlier run are marked interrupted; their files are kept"
-        );
-    }
 
     let rtp_ip = config.advertised_rtp_ip();
     if rtp_ip.is_loopback() && !config.sip.listen.ip().is_loopback() {
@@ -71,13 +64,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
     let http_addr = http.local_addr()?;
-    let (archive, archive_task, archive_stats) = archive::start(catalog.clone(), data_dir.clone());
+    let node_id = node_id();
+    let (archive, archive_handle, mut archive_health) = archive::start(
+        catalog.clone(),
+        data_dir.clone(),
+        archive::ArchiveConfig::default(),
+    );
+    repair_interrupted(&catalog, &archive, &mut archive_health, &node_id).await;
     let (sip_stats, sip_stats_rx) = watch::channel(EndpointStats::default());
     let app = metrics::router(metrics::Sources {
         gauges: Arc::clone(&gauges),
         media: Arc::clone(&media),
         sip: sip_stats_rx,
-        archive: archive_stats,
+        archive: archive_health.clone(),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {
@@ -108,9 +107,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 min_se: Duration::from_secs(config.sip.min_session_expires_secs),
                 ..SessionTimerConfig::default()
             },
+            node_id,
         },
         Arc::clone(&media),
         archive.clone(),
+        archive_health.clone(),
         Arc::clone(&gauges),
         closing_tx,
     );
@@ -165,20 +166,92 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         drive(&mut endpoint, &mut recorder, &transports).await;
     }
 
-    recorder.end_all(Instant::now(), "shutdown");
+    recorder.end_all(Instant::now(), EndReason::Shutdown);
     drive(&mut endpoint, &mut recorder, &transports).await;
     drop(recorder);
     while let Some(task) = closing_rx.recv().await {
         let _ = task.await;
     }
     drop(archive);
-    let _ = archive_task.await;
+    let closed = archive_handle
+        .close(tokio::time::Instant::now() + ARCHIVE_CLOSE_TIMEOUT)
+        .await;
+    if closed.spooled > 0 {
+        warn!(
+            commands = closed.spooled,
+            "catalog writes left in the spool; the next start applies them"
+        );
+    }
     catalog.close().await;
     if let Ok(media) = Arc::try_unwrap(media) {
         media.shutdown();
     }
     info!("stopped");
     Ok(())
+}
+
+/// How long shutdown waits for the archive to apply what it holds before spooling the rest.
+const ARCHIVE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long start waits for the spool of an earlier run before repairing its recordings.
+const STARTUP_REPLAY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// This node's id in the catalog: the host name.
+// TODO(lead): `[node] id` in the configuration (issue 12), defaulting to this.
+fn node_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Completes the recordings this node left `active` (a crash): `interrupted`, end reason
+/// `crash`. After the spool of the earlier run is applied (it may hold their rows), and
+/// through the archive, so the writes survive a catalog that is down right now.
+async fn repair_interrupted(
+    catalog: &Catalog,
+    archive: &archive::ArchiveQueue,
+    health: &mut archive::ArchiveHealth,
+    node_id: &str,
+) {
+    let replayed = tokio::time::timeout(
+        STARTUP_REPLAY_TIMEOUT,
+        health.wait_for(|s| s.startup_replayed),
+    )
+    .await;
+    if replayed.is_err() {
+        warn!("the catalog writes of an earlier run are not applied yet; its recordings are repaired at a later start");
+        return;
+    }
+    let active = match catalog.active_recordings(node_id).await {
+        Ok(active) => active,
+        Err(e) => {
+            error!(error = %e, "cannot list the recordings an earlier run left active");
+            return;
+        }
+    };
+    if !active.is_empty() {
+        warn!(
+            count = active.len(),
+            "recordings left active by an earlier run are marked interrupted; their files are kept"
+        );
+    }
+    let now = time::OffsetDateTime::now_utc();
+    for recording in active {
+        let duration_ms =
+            i64::try_from((now - recording.started_at).whole_milliseconds()).unwrap_or(0);
+        archive.send(archive::ArchiveCommand::Complete(Completion {
+            recording_id: recording.id,
+            state: RecordingState::Interrupted,
+            ended_at: now,
+            duration_ms: duration_ms.max(0),
+            end_reason: EndReason::Crash,
+            legs: Vec::new(),
+            warnings: vec![
+                "the server stopped during the recording; completed at its next start".to_owned(),
+            ],
+        }));
+    }
 }
 
 /// Hands every endpoint event to the recorder and sends everything queued, until both are idle.

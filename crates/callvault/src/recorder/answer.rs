@@ -11,7 +11,7 @@ use callvault_media::{Codec, LegSpec};
 use callvault_sip::{Dialog, Endpoint, Negotiation, Peer, Request, SessionTimer, TransactionKey};
 use callvault_siprec::{self as siprec, AnswerParams, Format, MediaAnswer, RecordingOffer, Sdp};
 use time::OffsetDateTime;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::parties::{participants_of, parties};
 use super::session::{LegSlot, Pending, Session};
@@ -34,6 +34,17 @@ impl Recorder {
             self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
             let response = request
                 .response(503)
+                .with_header("Retry-After", self.config.retry_after_secs.to_string());
+            endpoint.respond(now, &key, response);
+            return;
+        }
+        if !self.archive_health.healthy() {
+            // The archive logs its state changes and /health says why; per call only debug.
+            debug!(call_id = %call_id, "catalog storage unhealthy: 503");
+            self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
+            let response = request
+                .response(503)
+                .with_reason("Storage Unavailable")
                 .with_header("Retry-After", self.config.retry_after_secs.to_string());
             endpoint.respond(now, &key, response);
             return;
@@ -131,6 +142,7 @@ impl Recorder {
             match self.start_leg(media, &label, &rel_dir, &mut used_names, now, 0) {
                 Ok(Some((slot, new_leg))) => {
                     let mut new_leg = new_leg;
+                    new_leg.position = index as i64;
                     new_leg.participant = binding.and_then(|b| b.participant_id.clone());
                     new_leg.binding_rule = binding
                         .map(|b| b.rule.as_str())
@@ -219,6 +231,7 @@ impl Recorder {
             .raw_metadata
             .as_ref()
             .map(|xml| catalog::NewMetadataRevision {
+                number: 1,
                 received_at: started_at,
                 datamode: offer.metadata.as_ref().and_then(|m| m.datamode.clone()),
                 raw_xml: xml.clone(),
@@ -240,6 +253,7 @@ impl Recorder {
         self.archive
             .send(ArchiveCommand::Insert(Box::new(catalog::NewRecording {
                 id: recording_id.clone(),
+                node_id: self.config.node_id.clone(),
                 session_id,
                 ingress_call_id: call_id.clone(),
                 egress_call_id: None,
@@ -281,6 +295,7 @@ impl Recorder {
                 started_at,
                 rel_dir,
                 metadata_revisions: u32::from(offer.raw_metadata.is_some()),
+                dtmf_digits: 0,
             },
         );
         self.gauges
@@ -321,6 +336,8 @@ impl Recorder {
         spec.active = !media.is_on_hold();
         let handle = self.media.start_leg(reservation, spec)?;
         let new_leg = catalog::NewLeg {
+            // The caller's m-line index.
+            position: 0,
             label: label.to_owned(),
             participant: None,
             binding_rule: String::new(),

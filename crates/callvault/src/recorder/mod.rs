@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use callvault_catalog as catalog;
+use callvault_catalog::{self as catalog, EndReason};
 use callvault_media::{LegId, LegReport, MediaEngine, MediaEvent};
 use callvault_sip::{
     DialogId, Endpoint, Event, Method, Peer, Request, Response, SessionTimer, SessionTimerConfig,
@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use self::session::{LegSlot, Pending, Session};
-use crate::archive::{ArchiveCommand, ArchiveQueue};
+use crate::archive::{ArchiveCommand, ArchiveHealth, ArchiveQueue};
 
 mod answer;
 mod parties;
@@ -56,6 +56,8 @@ pub struct RecorderConfig {
     /// An active stream without RTP for this long ends the recording (BYE to the client).
     pub rtp_timeout: Option<Duration>,
     pub session_timer: SessionTimerConfig,
+    /// This node's id, stored with each recording (see `Catalog::active_recordings`).
+    pub node_id: String,
 }
 
 /// Counters shared with `/health`; written only by the recorder.
@@ -70,6 +72,8 @@ pub struct Recorder {
     config: RecorderConfig,
     media: Arc<MediaEngine>,
     archive: ArchiveQueue,
+    /// New calls are refused while the archive cannot keep what they would write.
+    archive_health: ArchiveHealth,
     gauges: Arc<RecorderGauges>,
     sessions: HashMap<DialogId, Session>,
     /// Call-ID → dialog, for events that carry only the Call-ID (ACK timeout).
@@ -90,6 +94,7 @@ impl Recorder {
         config: RecorderConfig,
         media: Arc<MediaEngine>,
         archive: ArchiveQueue,
+        archive_health: ArchiveHealth,
         gauges: Arc<RecorderGauges>,
         closing: mpsc::UnboundedSender<tokio::task::JoinHandle<()>>,
     ) -> Recorder {
@@ -97,6 +102,7 @@ impl Recorder {
             config,
             media,
             archive,
+            archive_health,
             gauges,
             sessions: HashMap::new(),
             by_call_id: HashMap::new(),
@@ -125,7 +131,7 @@ impl Recorder {
                 .map(SessionTimer::deadline);
             if current == Some(at) {
                 warn!(call_id = %id.call_id, "session timer expired without a refresh: ending the recording");
-                self.hang_up(now, endpoint, &id, "session-expired");
+                self.hang_up(now, endpoint, &id, EndReason::SessionExpired);
             }
         }
         let due: Vec<TransactionKey> = self
@@ -152,18 +158,20 @@ impl Recorder {
                 let Some((id, label)) = self.legs.get(&leg) else {
                     return;
                 };
-                let Some(session) = self.sessions.get(id) else {
+                let Some(session) = self.sessions.get_mut(id) else {
                     return;
                 };
                 debug!(recording_id = %session.recording_id, leg = %label, "DTMF");
+                let seq = session.next_dtmf_seq();
                 self.archive.send(ArchiveCommand::Dtmf {
                     recording_id: session.recording_id.clone(),
                     event: catalog::DtmfEvent {
+                        seq,
                         digit: digit.to_string(),
                         leg: label.clone(),
                         offset_ms: offset_ms as i64,
                         duration_ms: duration_ms as i64,
-                        source: "rfc4733".to_owned(),
+                        source: catalog::DtmfSource::Rfc4733,
                     },
                 });
             }
@@ -177,7 +185,7 @@ impl Recorder {
                     silent_ms = silent_for.as_millis() as u64,
                     "no RTP on an active stream: ending the recording"
                 );
-                self.hang_up(now, endpoint, &id, "rtp-timeout");
+                self.hang_up(now, endpoint, &id, EndReason::RtpTimeout);
             }
             _ => {}
         }
@@ -200,7 +208,7 @@ impl Recorder {
             Event::AckTimeout { call_id, .. } => {
                 if let Some(id) = self.by_call_id.get(&call_id).cloned() {
                     warn!(call_id = %call_id, "no ACK for our 200 OK: ending the recording");
-                    self.end_session(now, &id, "ack-timeout");
+                    self.end_session(now, &id, EndReason::AckTimeout);
                 }
             }
             Event::Response { .. } => {}
@@ -269,7 +277,7 @@ impl Recorder {
         }
     }
     /// Ends a session from our side: BYE to the client, then the legs are closed.
-    fn hang_up(&mut self, now: Instant, endpoint: &mut Endpoint, id: &DialogId, reason: &str) {
+    fn hang_up(&mut self, now: Instant, endpoint: &mut Endpoint, id: &DialogId, reason: EndReason) {
         let Some(session) = self.sessions.get_mut(id) else {
             return;
         };
@@ -278,7 +286,7 @@ impl Recorder {
         endpoint.send_request(now, peer, bye);
         self.end_session(now, id, reason);
     }
-    fn end_session(&mut self, now: Instant, id: &DialogId, reason: &str) {
+    fn end_session(&mut self, now: Instant, id: &DialogId, reason: EndReason) {
         let Some(session) = self.sessions.remove(id) else {
             return;
         };
@@ -293,28 +301,36 @@ impl Recorder {
             .store(self.sessions.len(), Ordering::Relaxed);
         let duration = now.saturating_duration_since(session.anchor);
         let ended_at = session.started_at + duration;
-        let receivers: Vec<_> = session
-            .legs
-            .into_iter()
-            .filter_map(|leg| match leg {
-                LegSlot::Recording { handle, .. } => Some(self.media.stop_leg(handle, now)),
+        // A leg's position is its m-line's index, as catalogued.
+        let receivers: Vec<_> = (0_i64..)
+            .zip(session.legs)
+            .filter_map(|(position, leg)| match leg {
+                LegSlot::Recording { handle, .. } => {
+                    Some((position, self.media.stop_leg(handle, now)))
+                }
                 LegSlot::Declined => None,
             })
             .collect();
         let archive = self.archive.clone();
         let recording_id = session.recording_id;
         let call_id = id.call_id.clone();
-        let reason = reason.to_owned();
         let task = tokio::spawn(async move {
             let mut legs = Vec::with_capacity(receivers.len());
+            let mut warnings = Vec::new();
             let mut failed = false;
-            for receiver in receivers {
+            for (position, receiver) in receivers {
                 match receiver.await {
                     Ok(report) => {
-                        failed |= report.error.is_some();
-                        legs.push(completion_of(&report));
+                        if let Some(error) = &report.error {
+                            failed = true;
+                            warnings.push(format!("leg {}: {error}", report.label));
+                        }
+                        legs.push(completion_of(position, &report));
                     }
-                    Err(_) => failed = true,
+                    Err(_) => {
+                        failed = true;
+                        warnings.push(format!("leg at m-line {position}: no report"));
+                    }
                 }
             }
             info!(
@@ -328,7 +344,7 @@ impl Recorder {
                 recording_id,
                 state: if failed {
                     catalog::RecordingState::Failed
-                } else if reason == "shutdown" {
+                } else if reason == EndReason::Shutdown {
                     // The call went on without us: what we hold is only part of it.
                     catalog::RecordingState::Interrupted
                 } else {
@@ -338,6 +354,7 @@ impl Recorder {
                 duration_ms: duration.as_millis() as i64,
                 end_reason: reason,
                 legs,
+                warnings,
             }));
         });
         let _ = self.closing.send(task);
@@ -350,7 +367,7 @@ impl Recorder {
         }
     }
     /// Ends every session (shutdown): legs are closed and the catalog told why.
-    pub fn end_all(&mut self, now: Instant, reason: &str) {
+    pub fn end_all(&mut self, now: Instant, reason: EndReason) {
         let ids: Vec<DialogId> = self.sessions.keys().cloned().collect();
         for id in ids {
             self.end_session(now, &id, reason);
@@ -358,22 +375,39 @@ impl Recorder {
     }
 }
 
-fn completion_of(report: &LegReport) -> catalog::LegCompletion {
+fn completion_of(position: i64, report: &LegReport) -> catalog::LegCompletion {
     catalog::LegCompletion {
-        label: report.label.clone(),
-        packets: report.packets as i64,
-        lost: report.lost as i64,
-        duplicates: report.duplicates as i64,
-        out_of_order: report.out_of_order as i64,
-        late: report.late as i64,
+        position,
         samples: report.samples as i64,
         sha256: report.sha256.clone(),
-        jitter_ms: report.jitter_ms,
-        gaps_filled_ms: report.gaps_filled_ms as i64,
-        ssrcs_seen: report.ssrcs_seen as i64,
-        codec_changes: report.codec_changes as i64,
-        unknown_payload: report.unknown_payload as i64,
-        rtcp_packets: report.rtcp as i64,
+        error: report.error.clone(),
+        counters: catalog::LegCounters {
+            packets: report.packets,
+            lost: report.lost,
+            duplicates: report.duplicates,
+            out_of_order: report.out_of_order,
+            late: report.late,
+            unknown_payload: report.unknown_payload,
+            comfort_noise: report.comfort_noise,
+            telephone_events: report.telephone_events,
+            dtmf_digits: report.dtmf_digits,
+            telephone_events_other: report.telephone_events_other,
+            telephone_events_malformed: report.telephone_events_malformed,
+            malformed: report.malformed,
+            rtcp_packets: report.rtcp,
+            while_inactive: report.while_inactive,
+            ssrc_changes: report.ssrc_changes,
+            reanchors: report.reanchors,
+            blocks_dropped: report.blocks_dropped,
+            silence_filled: report.silence_filled,
+            jitter_ms: Some(report.jitter_ms),
+            gaps_filled_ms: report.gaps_filled_ms,
+            ssrcs_seen: report.ssrcs_seen,
+            codec_changes: report.codec_changes,
+            resampled_packets: report.resampled_packets,
+            decode_errors: report.decode_errors,
+            ..catalog::LegCounters::default()
+        },
     }
 }
 

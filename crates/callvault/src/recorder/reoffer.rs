@@ -46,7 +46,7 @@ impl Recorder {
                     "BYE"
                 );
                 endpoint.respond(now, &key, request.response(200));
-                self.end_session(now, &id, "bye");
+                self.end_session(now, &id, catalog::EndReason::Bye);
             }
             Method::Invite | Method::Update => self.handle_reoffer(now, endpoint, key, request, id),
             Method::Info => {
@@ -55,14 +55,16 @@ impl Recorder {
                         if self.config.capture_dtmf {
                             // INFO says nothing of the stream the key was pressed on, only when.
                             let offset = now.saturating_duration_since(session.anchor);
+                            let seq = session.next_dtmf_seq();
                             self.archive.send(ArchiveCommand::Dtmf {
                                 recording_id: session.recording_id.clone(),
                                 event: catalog::DtmfEvent {
+                                    seq,
                                     digit: dtmf.digit.to_string(),
                                     leg: String::new(),
                                     offset_ms: offset.as_millis() as i64,
                                     duration_ms: i64::from(dtmf.duration_ms.unwrap_or(0)),
-                                    source: "sip-info".to_owned(),
+                                    source: catalog::DtmfSource::SipInfo,
                                 },
                             });
                         }
@@ -175,6 +177,7 @@ impl Recorder {
             self.archive.send(ArchiveCommand::Revision {
                 recording_id: session.recording_id.clone(),
                 revision: catalog::NewMetadataRevision {
+                    number: i64::from(revision),
                     received_at: OffsetDateTime::now_utc(),
                     datamode: offer.metadata.as_ref().and_then(|m| m.datamode.clone()),
                     raw_xml: xml.clone(),
@@ -257,6 +260,7 @@ impl Recorder {
             match self.start_leg(media_line, &label, &rel_dir, &mut used_names, anchor, at_ms) {
                 Ok(Some((slot, mut new_leg))) => {
                     info!(call_id = %id.call_id, leg = %label, "stream added");
+                    new_leg.position = index as i64;
                     new_leg.participant = binding.and_then(|b| b.participant_id.clone());
                     new_leg.binding_rule = binding
                         .map(|b| b.rule.as_str())

@@ -31,6 +31,17 @@ pub(super) struct Session {
     pub(super) started_at: OffsetDateTime,
     pub(super) rel_dir: PathBuf,
     pub(super) metadata_revisions: u32,
+    /// DTMF digits reported so far: the next digit's `seq` in the catalog.
+    pub(super) dtmf_digits: i64,
+}
+
+impl Session {
+    /// The catalog `seq` of the next digit (numbered here so a replayed write is recognised).
+    pub(super) fn next_dtmf_seq(&mut self) -> i64 {
+        let seq = self.dtmf_digits;
+        self.dtmf_digits += 1;
+        seq
+    }
 }
 
 pub(super) enum LegSlot {
