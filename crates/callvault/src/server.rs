@@ -220,7 +220,9 @@ async fn repair_interrupted(
     )
     .await;
     if replayed.is_err() {
-        warn!("the catalog writes of an earlier run are not applied yet; its recordings are repaired at a later start");
+        warn!(
+            "the catalog writes of an earlier run are not applied yet; its recordings are repaired at a later start"
+        );
         return;
     }
     let active = match catalog.active_recordings(node_id).await {

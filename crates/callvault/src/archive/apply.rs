@@ -90,7 +90,9 @@ fn write_file(data_dir: &Path, path: &Path, bytes: &[u8]) -> Outcome {
         Ok(None) => {}
         Err(e) => return describe("reading", e),
     }
-    let parent = full.parent().expect("a joined relative file path has a parent");
+    let parent = full
+        .parent()
+        .expect("a joined relative file path has a parent");
     if let Err(e) = std::fs::create_dir_all(parent) {
         return describe("creating the folder of", e);
     }

@@ -87,7 +87,10 @@ pub enum Unhealthy {
     /// Commands that must go to disk cannot be written there: they are only in memory.
     SpoolUnwritable { error: String },
     /// The oldest waiting command has been failing for `unhealthy_after` or longer.
-    Failing { since: SystemTime, error: Option<String> },
+    Failing {
+        since: SystemTime,
+        error: Option<String>,
+    },
     /// More than `max_backlog` commands wait.
     Backlog { backlog: u64, limit: u64 },
 }

@@ -90,7 +90,10 @@ pub enum ArchiveCommand {
     /// A file under the data directory (raw SIPREC metadata beside the WAVs), `path` relative
     /// to it. Created whole or not at all (written aside, then linked into place); an existing
     /// file with the same bytes counts as written, one with other bytes is a permanent failure.
-    WriteFile { path: PathBuf, bytes: Vec<u8> },
+    WriteFile {
+        path: PathBuf,
+        bytes: Vec<u8>,
+    },
 }
 
 impl ArchiveCommand {
@@ -243,12 +246,7 @@ pub fn start(
     let incoming = Arc::new(AtomicU64::new(0));
     let lost = Arc::new(AtomicU64::new(0));
     let (state_tx, state_rx) = watch::channel(health::State::default());
-    let health = ArchiveHealth::new(
-        state_rx,
-        Arc::clone(&incoming),
-        Arc::clone(&lost),
-        &config,
-    );
+    let health = ArchiveHealth::new(state_rx, Arc::clone(&incoming), Arc::clone(&lost), &config);
     let worker = worker::Worker::new(
         catalog,
         data_dir,
@@ -287,7 +285,7 @@ fn redact(text: &str) -> String {
         let (before, after) = rest.split_at(at + 3);
         out.push_str(before);
         let authority_end = after
-            .find(|c: char| matches!(c, '/' | '?' | '#' | ' ' | '"' | '\'' | '\n'))
+            .find(['/', '?', '#', ' ', '"', '\'', '\n'])
             .unwrap_or(after.len());
         match after[..authority_end].rfind('@') {
             Some(user_end) => {

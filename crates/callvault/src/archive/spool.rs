@@ -29,7 +29,10 @@ const ROTATE_BYTES: u64 = 4 << 20;
 pub(super) enum Entry {
     Command(ArchiveCommand),
     /// A line that does not parse (torn by a crash mid-write, or edited by hand).
-    Unreadable { line: String, error: String },
+    Unreadable {
+        line: String,
+        error: String,
+    },
 }
 
 /// The files of the spool, oldest first.
@@ -260,8 +263,15 @@ impl Files {
     }
 
     fn load_oldest(&mut self) -> io::Result<Vec<Entry>> {
-        let oldest = self.files.front().expect("load_oldest is called with files");
-        if self.tail.as_ref().is_some_and(|t| t.number == oldest.number) {
+        let oldest = self
+            .files
+            .front()
+            .expect("load_oldest is called with files");
+        if self
+            .tail
+            .as_ref()
+            .is_some_and(|t| t.number == oldest.number)
+        {
             // Sealed: what comes next goes to a new file.
             self.tail = None;
         }
@@ -283,7 +293,11 @@ impl Files {
         let Some(oldest) = self.files.pop_front() else {
             return Ok(());
         };
-        if self.tail.as_ref().is_some_and(|t| t.number == oldest.number) {
+        if self
+            .tail
+            .as_ref()
+            .is_some_and(|t| t.number == oldest.number)
+        {
             self.tail = None;
         }
         std::fs::remove_file(&oldest.path)

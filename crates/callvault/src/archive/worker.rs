@@ -108,7 +108,10 @@ impl Worker {
     pub(super) async fn run(mut self) -> Closed {
         loop {
             self.take_incoming();
-            if self.closing.is_some_and(|deadline| Instant::now() >= deadline) {
+            if self
+                .closing
+                .is_some_and(|deadline| Instant::now() >= deadline)
+            {
                 return self.finish().await;
             }
             self.maybe_spill().await;
@@ -140,6 +143,13 @@ impl Worker {
             };
 
             let now = Instant::now();
+            if self.head.retry_at > now {
+                // Backing off: keep taking commands (and spilling them) meanwhile.
+                if !self.idle(Some(self.head.retry_at)).await {
+                    return self.finish().await;
+                }
+                continue;
+            }
             if self.head.since.is_none() {
                 self.head.since = Some((now, SystemTime::now()));
                 self.publish();
@@ -151,7 +161,6 @@ impl Worker {
                 self.data_dir.clone(),
                 entry,
                 self.head.rejection.clone(),
-                self.head.retry_at,
             );
             tokio::pin!(attempt);
             let step = loop {
@@ -446,15 +455,13 @@ impl Worker {
     }
 }
 
-/// One attempt at the head, once its retry time has come.
+/// One attempt at the head.
 async fn attempt(
     catalog: Catalog,
     data_dir: PathBuf,
     entry: Entry,
     rejection: Option<String>,
-    at: Instant,
 ) -> Step {
-    tokio::time::sleep_until(at).await;
     if let Some(error) = rejection {
         let line = dead_letter_line(&entry, &error);
         return match dead_letter(data_dir.join(SPOOL_DIR), line).await {
