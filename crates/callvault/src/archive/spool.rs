@@ -108,7 +108,8 @@ impl Spool {
     pub(super) async fn pop(&mut self) -> io::Result<()> {
         if self.front().await?.is_some() {
             self.head.pop_front();
-            self.len -= 1;
+            // Saturating: a file sealed after a failed truncate holds lines never counted.
+            self.len = self.len.saturating_sub(1);
             if self.head.is_empty() {
                 self.remove_oldest().await;
             }

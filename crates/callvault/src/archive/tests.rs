@@ -670,6 +670,52 @@ async fn a_full_disk_keeps_commands_in_memory_then_recovers_when_space_is_freed(
     catalog.close().await;
 }
 
+/// A spool line torn by a crash mid-write is not applied: it goes to `rejected.jsonl` as it
+/// was, and the lines around it are applied in order.
+#[tokio::test]
+async fn a_torn_spool_line_is_dead_lettered_and_the_rest_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = sqlite_catalog(dir.path()).await;
+    let commands = call("r1", 2, 10);
+    let mut text = String::new();
+    for command in &commands {
+        text.push_str(&serde_json::to_string(command).unwrap());
+        text.push('\n');
+    }
+    let spool = dir.path().join(SPOOL_DIR);
+    std::fs::create_dir_all(&spool).unwrap();
+    std::fs::write(spool.join("archive-0000000001.jsonl"), text).unwrap();
+    std::fs::write(
+        spool.join("archive-0000000002.jsonl"),
+        "{\"Dtmf\":{\"recording_id\":\"r1\",\"ev",
+    )
+    .unwrap();
+
+    let (_queue, archive, health) =
+        start(catalog.clone(), dir.path().into(), ArchiveConfig::default());
+    let closed = archive
+        .close(Instant::now() + Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        closed,
+        Closed {
+            spooled: 0,
+            lost: 0
+        }
+    );
+    assert_recorded(&catalog, "r1", 2).await;
+    let s = health.snapshot();
+    assert_eq!((s.applied, s.rejected), (commands.len() as u64, 1), "{s:?}");
+    let rejected = rejected_lines(dir.path());
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(
+        rejected[0]["spool_line"],
+        "{\"Dtmf\":{\"recording_id\":\"r1\",\"ev"
+    );
+    assert!(spool_files(dir.path()).is_empty());
+    catalog.close().await;
+}
+
 #[test]
 fn error_text_hides_credentials_in_urls() {
     assert_eq!(
