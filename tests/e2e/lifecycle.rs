@@ -1,10 +1,19 @@
 //! The server's own life: stopping with calls up, a second server on the same data directory,
 //! and calls that another dialog's mistakes must not end.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use sha2::Digest as _;
+
+use crate::support::audio::dominant_frequency;
 use crate::support::client::{Call, CallSpec, Transport};
 use crate::support::{Server, leg};
+
+/// Milliseconds of a leg lost to a crash: how long the call had run when the server died,
+/// less the audio its file holds.
+fn lost_ms(ran: Duration, wav_ms: i64) -> i64 {
+    ran.as_millis() as i64 - wav_ms
+}
 
 #[tokio::test]
 async fn sigterm_sends_every_session_a_bye_refuses_new_calls_and_closes_every_recording() {
@@ -151,4 +160,60 @@ async fn an_invite_reusing_a_live_call_id_cannot_end_that_call() {
     let rec = server.completed(&live.call_id);
     assert_eq!(rec["end_reason"], "bye");
     assert_eq!(rec["state"], "complete");
+}
+
+#[tokio::test]
+async fn kill_9_loses_under_half_a_second_and_the_next_start_repairs_and_closes_the_recording() {
+    let server = Server::start();
+    let mut call = Call::answered(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(440.0, 1000.0),
+    )
+    .await;
+    let answered = Instant::now();
+    call.play(Duration::from_secs(5), &[]).await;
+    // kill -9 mid-call: no chance to close anything.
+    let pid = server.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let ran = answered.elapsed();
+    let list = server.list();
+    assert_eq!(list[0]["state"], "active");
+    let mut as_left = Vec::new();
+    for l in list[0]["legs"].as_array().unwrap() {
+        // Playable as the crash left it: the header lags the data by at most 50 ms.
+        as_left.push(lost_ms(ran, server.wav(l).duration_ms()));
+    }
+
+    let restarted = Server::start_in(server.into_dir());
+    let rec = restarted.completed(&call.call_id);
+    assert_eq!(rec["state"], "interrupted");
+    assert_eq!(rec["end_reason"], "crash");
+    let mut repaired = Vec::new();
+    for (label, hz) in [("1", 440.0), ("2", 1000.0)] {
+        let l = leg(&rec, label);
+        let path = restarted.path_of(l);
+        let digest = hex::encode(sha2::Sha256::digest(std::fs::read(&path).unwrap()));
+        assert_eq!(
+            l["sha256"], digest,
+            "the catalog's digest is the repaired file's"
+        );
+        let wav = restarted.wav(l);
+        let f = dominant_frequency(wav.window(1000, 4000), wav.rate);
+        assert!(
+            (f - hz).abs() <= 10.0,
+            "leg {label} keeps its audio: {f} Hz"
+        );
+        repaired.push(lost_ms(ran, wav.duration_ms()));
+    }
+    eprintln!("kill -9 after {ran:?}: lost {as_left:?} ms as left, {repaired:?} ms after repair");
+    for lost in repaired {
+        assert!(lost <= 500, "a leg lost {lost} ms to kill -9");
+    }
 }

@@ -26,6 +26,10 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// SQLite has one writer at a time; a few connections let readers (the API) run beside it.
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
 const POSTGRES_MAX_CONNECTIONS: u32 = 8;
+/// How long a statement waits for a PostgreSQL connection (sqlx retries a refused connect
+/// until then) before failing with a pool timeout ([`Error::is_transient`]): short enough that
+/// callers see an outage quickly and decide themselves (the archive retries and spools).
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug)]
 pub(crate) enum Pool {
@@ -39,7 +43,6 @@ pub(crate) enum Arg<'a> {
     Int(i64),
     Text(&'a str),
     OptText(Option<&'a str>),
-    OptFloat(Option<f64>),
 }
 
 pub(crate) enum Tx {
@@ -110,6 +113,7 @@ impl Pool {
         })?;
         let pool = PgPoolOptions::new()
             .max_connections(POSTGRES_MAX_CONNECTIONS)
+            .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(Error::database("open the PostgreSQL catalog"))?;
@@ -171,7 +175,6 @@ fn sqlite_query<'q>(
         Arg::Int(v) => query.bind(v),
         Arg::Text(v) => query.bind(v),
         Arg::OptText(v) => query.bind(v),
-        Arg::OptFloat(v) => query.bind(v),
     })
 }
 
@@ -183,7 +186,6 @@ fn postgres_query<'q>(
         Arg::Int(v) => query.bind(v),
         Arg::Text(v) => query.bind(v),
         Arg::OptText(v) => query.bind(v),
-        Arg::OptFloat(v) => query.bind(v),
     })
 }
 

@@ -51,10 +51,105 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether waiting can cure this failure, so the same call should be tried again later
+    /// (the binary's archive retries these with back-off and spools to disk meanwhile).
+    ///
+    /// True when the catalog could not take the statement *now*: the server unreachable or
+    /// going away (connection refused, reset or closed, PostgreSQL shutting down or not yet
+    /// accepting connections, a failover to a read-only standby), the pool busy or closed,
+    /// SQLite's write lock held by another writer (BUSY/LOCKED), a full disk (SQLITE_FULL,
+    /// PostgreSQL `disk_full` and other exhausted resources), I/O errors, and PostgreSQL
+    /// serialization failures, deadlocks, lock and statement timeouts. False when the same
+    /// call would fail again whatever happens: a constraint violation, an unknown recording,
+    /// a corrupt stored value, an invalid URL or query, a failed migration.
+    ///
+    /// A closed pool counts as transient: it only happens while the binary shuts down, and
+    /// the command must then be kept (spooled), not given up.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Database { source, .. } => sqlx_is_transient(source),
+            Error::Migration {
+                source: sqlx::migrate::MigrateError::Execute(source),
+                ..
+            } => sqlx_is_transient(source),
+            Error::Migration { .. }
+            | Error::InvalidUrl { .. }
+            | Error::NotFound { .. }
+            | Error::AlreadyExists { .. }
+            | Error::InvalidQuery { .. }
+            | Error::Corrupt { .. } => false,
+        }
+    }
+
     /// Wraps a driver error with the operation that failed; for `map_err`.
     pub(crate) fn database(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
         move |source| Error::Database { operation, source }
     }
+}
+
+fn sqlx_is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => {
+            let code = e.code();
+            let code = code.as_deref().unwrap_or_default();
+            if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                sqlite_code_is_transient(code)
+            } else if e
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                postgres_state_is_transient(code)
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
+/// SQLite result codes (the primary code is the low byte of the extended one that sqlx
+/// reports) that waiting can cure: <https://www.sqlite.org/rescode.html>.
+fn sqlite_code_is_transient(code: &str) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    const SQLITE_LOCKED: i32 = 6;
+    const SQLITE_NOMEM: i32 = 7;
+    const SQLITE_READONLY: i32 = 8; // includes a file system remounted read-only
+    const SQLITE_IOERR: i32 = 10;
+    const SQLITE_FULL: i32 = 13;
+    const SQLITE_CANTOPEN: i32 = 14;
+    const SQLITE_PROTOCOL: i32 = 15;
+    code.parse::<i32>().is_ok_and(|code| {
+        matches!(
+            code & 0xff,
+            SQLITE_BUSY
+                | SQLITE_LOCKED
+                | SQLITE_NOMEM
+                | SQLITE_READONLY
+                | SQLITE_IOERR
+                | SQLITE_FULL
+                | SQLITE_CANTOPEN
+                | SQLITE_PROTOCOL
+        )
+    })
+}
+
+/// PostgreSQL SQLSTATEs that waiting can cure (Appendix A of its manual).
+fn postgres_state_is_transient(state: &str) -> bool {
+    // 08: connection exception; 53: insufficient resources (disk_full 53100, out of memory,
+    // too many connections); 57P0x: admin/crash shutdown, cannot connect now; 58: system
+    // error (I/O); 40001/40P01: serialization failure, deadlock; 55P03: lock not available;
+    // 57014: statement timeout; 25006: read-only transaction (a standby during failover).
+    state.starts_with("08")
+        || state.starts_with("53")
+        || state.starts_with("57P0")
+        || state.starts_with("58")
+        || matches!(state, "40001" | "40P01" | "55P03" | "57014" | "25006")
 }
 
 /// Hides the user info (`user:password@`) of a URL so it can go into errors and logs.
@@ -73,6 +168,26 @@ pub(crate) fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_and_postgres_codes_are_classified() {
+        // Extended codes reduce to their primary code: SQLITE_BUSY_SNAPSHOT (517) is BUSY,
+        // SQLITE_IOERR_WRITE (778) is IOERR; SQLITE_CONSTRAINT_PRIMARYKEY (1555) is not.
+        for code in ["5", "517", "6", "13", "10", "778", "8"] {
+            assert!(sqlite_code_is_transient(code), "{code}");
+        }
+        for code in ["1555", "2067", "19", "11", "1", "not a number"] {
+            assert!(!sqlite_code_is_transient(code), "{code}");
+        }
+        for state in [
+            "08006", "08001", "57P01", "57P03", "53100", "40001", "40P01", "58030",
+        ] {
+            assert!(postgres_state_is_transient(state), "{state}");
+        }
+        for state in ["23505", "23503", "22P02", "42601", "42P01", "XX000"] {
+            assert!(!postgres_state_is_transient(state), "{state}");
+        }
+    }
 
     #[test]
     fn redact_url_hides_user_info_only() {

@@ -8,20 +8,50 @@
 //!   `db` hides which engine runs them.
 //! - **Types.** Ids are TEXT: recording ids are UUIDs chosen by the caller (they also name the
 //!   recording's folder, so they exist before any row does). Every integer is BIGINT (`i64` on
-//!   both engines; SQLite has no unsigned types and PostgreSQL no `u32`). The one float,
-//!   `legs.jitter_ms`, is DOUBLE PRECISION (`f64`; REAL on SQLite), NULL until completion.
+//!   both engines; SQLite has no unsigned types and PostgreSQL no `u32`). The one float
+//!   column, `legs.jitter_ms` of version 2, is no longer written: a leg's counters (jitter
+//!   included) are one JSON document.
 //! - **Timestamps are BIGINT unix milliseconds, UTC**, not RFC 3339 TEXT: they compare and sort
 //!   as numbers on both engines (TEXT sorts right only if every writer formats identically),
 //!   need no engine date functions, and range queries are plain index scans. Millisecond
 //!   precision is what the dashboard and offsets use; anything finer is floored.
-//! - **Children keep their order** in an explicit `position`/`seq` column, numbered inside the
-//!   transaction that first locks the parent `recordings` row (see `db::Pool::begin`).
+//! - **Children keep their order** in an explicit `position`/`seq` column. Legs, DTMF events
+//!   and metadata revisions are numbered by the caller (a leg's position is the index of its
+//!   m-line in the session; digits and revisions are counted per recording by the recorder),
+//!   because that number is also what makes a replayed write recognisable: it is the row's key.
+//!   Participants, warnings and associations are numbered inside the transaction that first
+//!   locks the parent `recordings` row (see `db::Pool::begin`).
+//! - **A leg's key is its position, never its label.** Labels come from outside and repeat;
+//!   two m-lines labelled alike are two legs with two rows. Associations and DTMF events name
+//!   the leg by label because that is what a user sees; nothing keys on it.
+//! - **Every write can be replayed.** The binary's archive re-applies commands after a crash or
+//!   a lost connection, so applying a write twice (or a run of writes twice, in order) leaves
+//!   the catalog as applying it once: `insert_recording` of a known id is
+//!   [`Error::AlreadyExists`] (the caller counts it as applied); `add_legs`, `add_dtmf` and
+//!   `add_metadata_revision` skip a position/seq/number already stored; `complete_recording`
+//!   overwrites and adds only warnings not yet stored; `set_associations` ignores a change
+//!   older than the latest stored. [`Error::is_transient`] tells the caller whether to retry.
+//! - **One counters struct.** A leg's counters are [`callvault_types::LegCounters`], stored whole
+//!   as JSON in `legs.counters` and flattened into the leg's JSON; a new counter is a new field
+//!   there, with no migration. The vocabulary is typed too: [`callvault_types::EndReason`] and
+//!   [`callvault_types::DtmfSource`] are stored with their `as_str` spellings, and a stored
+//!   name this build does not know reads as [`Error::Corrupt`].
+//! - **Nodes.** Each recording stores the node that records it (`node_id`). At its start a node
+//!   repairs only what [`Catalog::active_recordings`] returns for its own id, so nodes sharing a
+//!   PostgreSQL catalog never touch each other's live calls. **The NULL rule:** rows from before
+//!   schema version 3 have no node; they are returned to every node, and the first node to
+//!   start after the upgrade repairs them (the upgrade needs every node stopped, see Limits, so
+//!   such a row cannot be a live call).
 //! - **Reads cost a fixed number of queries**: a page of recordings, then each child table once
 //!   for the whole page (`WHERE recording_id IN (…)`), inside one read snapshot.
 //! - **Migrations only add.** A migration that databases in the field have is never edited; a
 //!   schema change is a new file in both folders (version 2 adds the leg quality figures,
-//!   `legs.added_at_ms`, `participant_associations` and `recordings.dtmf_digits`), with defaults
-//!   so older rows read back unchanged.
+//!   `legs.added_at_ms`, `participant_associations` and `recordings.dtmf_digits`; version 3
+//!   adds `recordings.node_id`, rebuilds `legs` keyed by `(recording_id, position)` with every
+//!   old column kept, and adds `legs.counters` and `legs.error`), with defaults so older rows
+//!   read back unchanged. What portable SQL cannot compute is done once by [`Catalog::open`]:
+//!   `dtmf_digits` of version-1 rows, `counters` of version 1-2 legs (from the old per-counter
+//!   columns, which nothing writes or reads otherwise any more).
 //! - **DTMF search is a denormalised column.** `recordings.dtmf_digits` holds the recording's
 //!   digits concatenated in offset order across all legs (uppercased); [`Catalog::add_dtmf`]
 //!   recomputes it from `dtmf_events` in the transaction that adds a digit, so a late-reported
@@ -33,13 +63,23 @@
 //!   needed at build time.
 //!
 //! # Limits
-//! - [`Catalog::mark_interrupted`] marks *every* `active` row; on a PostgreSQL catalog shared by
-//!   several nodes it needs a node id column first (not in schema version 2).
+//! - **Upgrading a shared PostgreSQL catalog to version 3 needs every node stopped.** The legs
+//!   table is rebuilt with a new key, which the inserts of version 2 (`ON CONFLICT (recording_id,
+//!   label)`) cannot use; and sqlx refuses to start an older build on a catalog with a
+//!   migration it does not know. Rows recorded before the upgrade have no node (the NULL
+//!   rule above).
+//! - Two nodes configured with the same node id are one node to the catalog: each would repair
+//!   the other's live calls at its start. Node ids must be unique per catalog.
+//! - Replays converge, with one approximation: association changes are ordered by `at_ms`, so
+//!   a replay of a change older than the latest stored is ignored; the recorder's `at_ms` never
+//!   goes back within a recording, which makes this exact for it.
+//! - SQLite on a full disk: reads keep working (WAL; nothing is written to read), writes fail
+//!   with SQLITE_FULL ([`Error::is_transient`]) and succeed again once space is back.
 //! - The digits search scans `recordings` (a `LIKE '%…%'` cannot use an index); other filters
 //!   narrow it first. Fine for the catalog sizes of one deployment, not for millions of rows.
-//! - During a rolling upgrade on a shared PostgreSQL catalog, a node still running version 1
-//!   writes DTMF without updating `dtmf_digits` (and new recordings with it NULL until the next
-//!   open of a version-2 catalog).
+//! - During a rolling upgrade from version 1 to 2 on a shared PostgreSQL catalog, a node still
+//!   running version 1 writes DTMF without updating `dtmf_digits` (and new recordings with it
+//!   NULL until the next open of a version-2 catalog).
 
 #![forbid(unsafe_code)]
 
@@ -47,7 +87,10 @@ mod catalog;
 mod db;
 mod error;
 mod model;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
+pub use callvault_types::{DtmfSource, EndReason, LegCounters};
 pub use catalog::{Catalog, SQLITE_FILE_NAME};
 pub use error::{Error, Result};
 pub use model::{

@@ -6,16 +6,23 @@
 use std::fmt;
 use std::str::FromStr;
 
+use callvault_types::{DtmfSource, EndReason, LegCounters};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 
 /// A recording as it starts: everything known when the recording session is answered.
-#[derive(Debug, Clone)]
+///
+/// This and the other inputs (`New*`, [`Completion`], [`LegCompletion`], [`DtmfEvent`]) are
+/// serializable because the binary spools them to disk while the catalog is unreachable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewRecording {
     /// Chosen by the caller (a UUID); also the name of the recording's folder.
     pub id: String,
+    /// The node that records it (`[node] id`): [`crate::Catalog::active_recordings`] finds a
+    /// node's own rows by it.
+    pub node_id: String,
     /// The SIPREC session id (or the pass-through session's own id).
     pub session_id: String,
     /// Call-ID of the dialog that reached callvault (the recording dialog for SIPREC).
@@ -24,10 +31,11 @@ pub struct NewRecording {
     pub egress_call_id: Option<String>,
     pub from: String,
     pub to: String,
+    #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
     pub participants: Vec<NewParticipant>,
     pub legs: Vec<NewLeg>,
-    /// The metadata that came with the INVITE, stored as revision 1.
+    /// The metadata that came with the INVITE (normally number 1).
     pub metadata: Option<NewMetadataRevision>,
     /// Vendor ids of the recorded call as (kind, value), e.g. ("ucid", "00001…").
     pub correlation_ids: Vec<(String, String)>,
@@ -40,7 +48,7 @@ pub struct NewRecording {
 }
 
 /// A participant as named by the metadata; upserted by `id` within its recording.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewParticipant {
     pub id: String,
     pub aor: Option<String>,
@@ -48,9 +56,13 @@ pub struct NewParticipant {
 }
 
 /// One recorded stream, written to its own file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewLeg {
-    /// The SDP label; unique within a recording.
+    /// The leg's key within its recording, chosen by the caller and never reused: the index of
+    /// its m-line in the session (stable for the session's life, as RFC 3264 keeps m-lines).
+    pub position: i64,
+    /// The SDP label, for display. Labels come from outside and may repeat: two legs with the
+    /// same label are two legs.
     pub label: String,
     /// The participant id this stream belongs to, when the metadata says.
     pub participant: Option<String>,
@@ -66,8 +78,12 @@ pub struct NewLeg {
 }
 
 /// One metadata document as received (INVITE, re-INVITE, UPDATE).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewMetadataRevision {
+    /// Numbered by the caller: 1 for the document of the INVITE, then 2, 3… in the order
+    /// received. A number the recording already has is not stored again.
+    pub number: i64,
+    #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
     /// "complete" or "partial" (RFC 7865 `dataMode`), when the document says.
     pub datamode: Option<String>,
@@ -77,42 +93,32 @@ pub struct NewMetadataRevision {
 }
 
 /// How a recording ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Completion {
     pub recording_id: String,
     pub state: RecordingState,
+    #[serde(with = "time::serde::rfc3339")]
     pub ended_at: OffsetDateTime,
     pub duration_ms: i64,
-    pub end_reason: String,
+    pub end_reason: EndReason,
     pub legs: Vec<LegCompletion>,
+    /// Added to the recording's warnings (e.g. why a leg's file failed); a message the
+    /// recording already has is not added again.
+    pub warnings: Vec<String>,
 }
 
-/// The final counters of one leg, matched to the leg by label.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The end of one leg, matched to the leg by [`NewLeg::position`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LegCompletion {
-    pub label: String,
-    pub packets: i64,
-    pub lost: i64,
-    pub duplicates: i64,
-    pub out_of_order: i64,
-    pub late: i64,
+    pub position: i64,
     /// Samples written to the WAV (stored, not part of the JSON contract).
     pub samples: i64,
-    /// Hex SHA-256 of the closed WAV file.
+    /// Hex SHA-256 of the closed WAV file; `None` when it could not be written.
     pub sha256: Option<String>,
-    /// Interarrival jitter (RFC 3550) in milliseconds. A non-finite value is stored as unknown
-    /// (`null` in the JSON).
-    pub jitter_ms: f64,
-    /// Milliseconds of silence written to fill gaps in the stream.
-    pub gaps_filled_ms: i64,
-    /// How many distinct RTP SSRCs the leg carried.
-    pub ssrcs_seen: i64,
-    /// How many times the payload type / codec changed mid-stream.
-    pub codec_changes: i64,
-    /// Packets dropped for a payload type the SDP did not announce.
-    pub unknown_payload: i64,
-    /// RTCP packets received for the leg.
-    pub rtcp_packets: i64,
+    /// Why the leg's file is missing or incomplete; `None` when it is fine.
+    pub error: Option<String>,
+    /// Everything the leg counted, stored whole.
+    pub counters: LegCounters,
 }
 
 /// Where a recording is in its life.
@@ -122,7 +128,8 @@ pub enum RecordingState {
     /// Being recorded now (or the node stopped before it could say otherwise).
     Active,
     Complete,
-    /// Found `active` when the catalog was opened by a later run: the process died mid-call.
+    /// Cut off: the server stopped during the call (end reason `shutdown`), or its node found
+    /// it still `active` at the next start (end reason `crash`).
     Interrupted,
     Failed,
 }
@@ -218,7 +225,9 @@ pub struct Recording {
     pub ended_at: Option<OffsetDateTime>,
     pub duration_ms: Option<i64>,
     pub state: RecordingState,
-    pub end_reason: Option<String>,
+    pub end_reason: Option<EndReason>,
+    /// The node that recorded it; `null` for recordings from before schema version 3.
+    pub node_id: Option<String>,
     pub participants: Vec<Participant>,
     /// In the order the legs were added.
     pub legs: Vec<Leg>,
@@ -243,29 +252,26 @@ pub struct Participant {
     pub name: Option<String>,
 }
 
+/// A leg as the catalog knows it (part of the JSON contract).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Leg {
+    /// The leg's key within its recording: the index of its m-line in the session.
+    pub position: i64,
     pub label: String,
     pub participant: Option<String>,
     pub binding_rule: String,
     pub codec: String,
     pub sample_rate: u32,
     pub path: String,
-    pub packets: i64,
-    pub lost: i64,
-    pub duplicates: i64,
-    pub out_of_order: i64,
-    pub late: i64,
     pub sha256: Option<String>,
     /// Milliseconds from the start of the recording to when the leg was added.
     pub added_at_ms: i64,
-    /// `null` until the leg is completed (and for legs completed before version 2).
-    pub jitter_ms: Option<f64>,
-    pub gaps_filled_ms: i64,
-    pub ssrcs_seen: i64,
-    pub codec_changes: i64,
-    pub unknown_payload: i64,
-    pub rtcp_packets: i64,
+    /// Why the leg's file is missing or incomplete; `null` when it is fine.
+    pub error: Option<String>,
+    /// All zero (and `jitter_ms` null) until the leg is completed; flattened into the leg's
+    /// JSON (`"packets": …, "lost": …`).
+    #[serde(flatten)]
+    pub counters: LegCounters,
 }
 
 /// A participant heard on a leg from `from_ms` until `to_ms` (milliseconds from the start of
@@ -293,14 +299,16 @@ pub struct MetadataRevision {
 /// A DTMF digit: an input of [`crate::Catalog::add_dtmf`] and part of a [`Recording`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DtmfEvent {
+    /// Numbered by the caller within its recording (0, 1, 2… in the order detected); a number
+    /// the recording already has is not stored again.
+    pub seq: i64,
     pub digit: String,
-    /// Label of the leg it was detected on.
+    /// Label of the leg it was detected on (empty for SIP INFO, which names no stream).
     pub leg: String,
     /// From the start of the recording (the legs' common timeline).
     pub offset_ms: i64,
     pub duration_ms: i64,
-    /// "rfc4733", "info" or "inband".
-    pub source: String,
+    pub source: DtmfSource,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -166,16 +166,20 @@ fn details(r: &Recording) -> String {
             out,
             "  {:<12} packets={} lost={} late={} jitter={} gaps={}ms ssrcs={} codec_changes={}",
             "",
-            l.packets,
-            l.lost,
-            l.late,
-            l.jitter_ms
+            l.counters.packets,
+            l.counters.lost,
+            l.counters.late,
+            l.counters
+                .jitter_ms
                 .map(|j| format!("{j:.1}ms"))
                 .unwrap_or_else(|| "-".to_owned()),
-            l.gaps_filled_ms,
-            l.ssrcs_seen,
-            l.codec_changes
+            l.counters.gaps_filled_ms,
+            l.counters.ssrcs_seen,
+            l.counters.codec_changes
         );
+        if let Some(error) = &l.error {
+            let _ = writeln!(out, "  {:<12} error: {error}", "");
+        }
     }
     if r.associations
         .iter()
@@ -247,13 +251,13 @@ mod tests {
             "started_at": "2026-11-30T10:00:00Z", "ended_at": "2026-11-30T10:00:05.5Z",
             "duration_ms": 5500, "state": "complete", "end_reason": "bye",
             "participants": [{"id": "p1", "aor": "sip:alice@example.com", "name": "Alice"}],
-            "legs": [{"label": "1", "participant": "p1", "binding_rule": "association",
+            "legs": [{"position": 0, "label": "1", "participant": "p1", "binding_rule": "association",
                       "codec": "G722", "sample_rate": 16000, "path": "recordings/x/1.wav",
                       "packets": 275, "lost": 2, "duplicates": 0, "out_of_order": 1, "late": 0,
                       "jitter_ms": 1.25, "gaps_filled_ms": 40, "ssrcs_seen": 1,
                       "codec_changes": 0, "unknown_payload": 0, "rtcp_packets": 5,
                       "added_at_ms": 0, "sha256": null}],
-            "dtmf": [{"digit": "5", "leg": "1", "offset_ms": 2040, "duration_ms": 160,
+            "dtmf": [{"seq": 0, "digit": "5", "leg": "1", "offset_ms": 2040, "duration_ms": 160,
                       "source": "rfc4733"}],
             "associations": [
                 {"participant": "p1", "leg": "1", "from_ms": 0, "to_ms": 3000},

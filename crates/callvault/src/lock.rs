@@ -13,6 +13,8 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use rustix::fs::{FlockOperation, flock};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 const LOCK_FILE_NAME: &str = "callvault.lock";
 
@@ -20,6 +22,7 @@ const LOCK_FILE_NAME: &str = "callvault.lock";
 #[derive(Debug)]
 pub struct DataDirLock {
     _file: File,
+    previous_start: Option<OffsetDateTime>,
 }
 
 impl DataDirLock {
@@ -47,17 +50,35 @@ impl DataDirLock {
             return Err(std::io::Error::from(error))
                 .with_context(|| format!("locking {}", path.display()));
         }
+        let mut previous = String::new();
+        let _ = file.read_to_string(&mut previous);
+        let previous_start = previous
+            .split_whitespace()
+            .skip_while(|word| *word != "since")
+            .nth(1)
+            .and_then(|since| OffsetDateTime::parse(since, &Rfc3339).ok());
+        let now = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| "unknown".to_owned());
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
         writeln!(
             file,
-            "pid {} node {} since {}",
+            "pid {} node {} since {now}",
             std::process::id(),
-            node_id,
-            time::OffsetDateTime::now_utc()
+            node_id
         )?;
         file.sync_data()?;
-        Ok(DataDirLock { _file: file })
+        Ok(DataDirLock {
+            _file: file,
+            previous_start,
+        })
+    }
+
+    /// When the previous server on this data directory started, as its lock file said
+    /// (`None` on a first start). What it recorded and did not finish lies after this.
+    pub fn previous_start(&self) -> Option<OffsetDateTime> {
+        self.previous_start
     }
 }
 
@@ -80,8 +101,17 @@ mod tests {
         // The owner's file is untouched by the refused attempt.
         let path = dir.path().join(LOCK_FILE_NAME);
         assert!(std::fs::read_to_string(&path).unwrap().contains("node-a"));
+        assert_eq!(
+            first.previous_start(),
+            None,
+            "a first start has no predecessor"
+        );
         drop(first);
-        let _second = DataDirLock::acquire(dir.path(), "node-b").unwrap();
+        let second = DataDirLock::acquire(dir.path(), "node-b").unwrap();
         assert!(std::fs::read_to_string(&path).unwrap().contains("node-b"));
+        let previous = second
+            .previous_start()
+            .expect("the first server's start is read back");
+        assert!(OffsetDateTime::now_utc() - previous < time::Duration::minutes(1));
     }
 }

@@ -13,6 +13,7 @@ mod lock;
 mod media_plane;
 mod metrics;
 mod recorder;
+mod recovery;
 mod server;
 mod storage;
 

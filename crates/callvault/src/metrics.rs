@@ -17,7 +17,7 @@ use callvault_sip::EndpointStats;
 use callvault_sip_transport::TransportStats;
 use tokio::sync::watch;
 
-use crate::archive::ArchiveStats;
+use crate::archive::{ArchiveHealth, ArchiveSnapshot};
 use crate::health::{Health, STALL_AFTER};
 use crate::recorder::RecorderGauges;
 use crate::storage::StorageStatus;
@@ -27,7 +27,7 @@ pub struct Sources {
     pub gauges: Arc<RecorderGauges>,
     pub media: Arc<MediaEngine>,
     pub sip: watch::Receiver<EndpointStats>,
-    pub archive: ArchiveStats,
+    pub archive: ArchiveHealth,
     pub health: Arc<Health>,
     pub storage: watch::Receiver<StorageStatus>,
     pub transport: TransportStats,
@@ -74,15 +74,24 @@ async fn health(State(s): State<Sources>) -> impl IntoResponse {
             "min_free_bytes": storage.mark_bytes,
             "error": storage.verdict.err(),
         },
-        "catalog": {
-            "backlog": s.archive.backlog.load(Ordering::Relaxed),
-            "failures_total": s.archive.failures.load(Ordering::Relaxed),
-        },
+        "catalog": archive_json(&s.archive.snapshot()),
         "active_sessions": s.gauges.active_sessions.load(Ordering::Relaxed),
         "sessions_total": s.gauges.sessions_total.load(Ordering::Relaxed),
         "rejected_total": s.gauges.rejected_total.load(Ordering::Relaxed),
     });
     (code, Json(body))
+}
+
+/// The catalog queue in `/health`: whether new calls are taken for it, and why not.
+fn archive_json(archive: &ArchiveSnapshot) -> serde_json::Value {
+    serde_json::json!({
+        "ok": archive.unhealthy.is_none(),
+        "error": archive.unhealthy.as_ref().map(ToString::to_string),
+        "backlog": archive.backlog(),
+        "spooled": archive.spooled,
+        "last_error": archive.last_error,
+        "rejected_total": archive.rejected,
+    })
 }
 
 /// Readiness: 200 while new calls are taken, 503 with the reasons while they are refused.
@@ -306,17 +315,42 @@ fn render(s: &Sources) -> String {
         "Failed writes of recording files (alarm on any increase).",
         media.write_errors,
     );
+    let archive = s.archive.snapshot();
     metric(
         "callvault_archive_backlog",
         "gauge",
-        "Catalog writes and metadata files waiting to be written.",
-        s.archive.backlog.load(Ordering::Relaxed),
+        "Catalog writes and metadata files waiting to be written (memory and spool).",
+        archive.backlog(),
+    );
+    metric(
+        "callvault_archive_spooled",
+        "gauge",
+        "Catalog writes waiting in the spool on disk.",
+        archive.spooled,
     );
     metric(
         "callvault_archive_failures_total",
         "counter",
-        "Catalog writes and metadata files that failed (alarm on any increase).",
-        s.archive.failures.load(Ordering::Relaxed),
+        "Failed attempts at catalog writes and metadata files (each is retried or rejected).",
+        archive.failures,
+    );
+    metric(
+        "callvault_archive_retries_total",
+        "counter",
+        "Attempts that retried a failed catalog write or metadata file.",
+        archive.retries,
+    );
+    metric(
+        "callvault_archive_rejected_total",
+        "counter",
+        "Catalog writes given up as permanent failures, in spool/rejected.jsonl (alarm on any).",
+        archive.rejected,
+    );
+    metric(
+        "callvault_archive_healthy",
+        "gauge",
+        "1 while the archive takes writes normally; 0 while new calls are refused for it.",
+        u64::from(archive.unhealthy.is_none()),
     );
     out
 }

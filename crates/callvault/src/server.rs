@@ -14,7 +14,7 @@ use callvault_siprec::Limits;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::archive;
+use crate::archive::{self, ArchiveConfig};
 use crate::config::Config;
 use crate::driver::Driver;
 use crate::health::Health;
@@ -22,10 +22,12 @@ use crate::lock::DataDirLock;
 use crate::media_plane::EngineMedia;
 use crate::metrics;
 use crate::recorder::{Recorder, RecorderConfig, RecorderGauges};
+use crate::recovery::Recovery;
 use crate::storage;
 
-/// Catalog writes waiting beyond this many mean the catalog is not keeping up: new calls wait.
-const ARCHIVE_BACKLOG_LIMIT: u64 = 10_000;
+/// How long stopping waits for the catalog writes still queued; what is left is spooled to
+/// disk and applied at the next start.
+const ARCHIVE_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let data_dir = config.storage.data_dir.clone();
@@ -33,7 +35,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let node_id = config.node_id();
     // First of all: a second server on this data directory stops here, having changed nothing.
-    let _lock = DataDirLock::acquire(&data_dir, &node_id)?;
+    let lock = DataDirLock::acquire(&data_dir, &node_id)?;
+    let this_start = time::OffsetDateTime::now_utc();
 
     let rtp_ip = config.advertised_rtp_ip();
     if rtp_ip.is_loopback() && !config.sip.listen.ip().is_loopback() {
@@ -71,13 +74,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let catalog = Catalog::open(&config.database_url())
         .await
         .context("opening the catalog")?;
-    let interrupted = catalog.mark_interrupted().await?;
-    if interrupted > 0 {
-        warn!(
-            count = interrupted,
-            "recordings left active by an earlier run are marked interrupted; their files are kept"
-        );
-    }
     let storage = storage::monitor(
         data_dir.clone(),
         config.storage.min_free_bytes,
@@ -87,13 +83,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let gauges = Arc::new(RecorderGauges::default());
     let health = Arc::new(Health::default());
-    let (archive, archive_task, archive_stats) = archive::start(catalog.clone(), data_dir.clone());
+    let (archive, archive_task, archive_health) =
+        archive::start(catalog.clone(), data_dir.clone(), ArchiveConfig::default());
     let (sip_stats, sip_stats_rx) = watch::channel(EndpointStats::default());
     let app = metrics::router(metrics::Sources {
         gauges: Arc::clone(&gauges),
         media: Arc::clone(&media),
         sip: sip_stats_rx,
-        archive: archive_stats.clone(),
+        archive: archive_health.clone(),
         health: Arc::clone(&health),
         storage: storage.clone(),
         transport: transports.stats(),
@@ -133,6 +130,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             max_call_duration: config.max_call_duration(),
             max_hold: config.max_hold(),
             max_sample_rate: config.media.max_sample_rate,
+            node_id: node_id.clone(),
         },
         media_plane,
         Arc::clone(&gauges),
@@ -143,7 +141,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         user_agent: config.sip.user_agent.clone(),
         ..EndpointConfig::default()
     });
-    let backlog = archive_stats.backlog.clone();
+    let catalog_health = archive_health.clone();
     let driver = Driver {
         endpoint,
         recorder,
@@ -152,15 +150,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         health: Arc::clone(&health),
         sip_stats,
         shutdown_grace: Duration::from_secs(config.sip.shutdown_grace_secs),
-        catalog_verdict: Box::new(move || {
-            let waiting = backlog.load(std::sync::atomic::Ordering::Relaxed);
-            if waiting > ARCHIVE_BACKLOG_LIMIT {
-                Err(format!("catalog behind: {waiting} writes waiting"))
-            } else {
-                Ok(())
-            }
+        catalog_verdict: Box::new(move || match catalog_health.snapshot().unhealthy {
+            None => Ok(()),
+            Some(why) => Err(why.to_string()),
         }),
     };
+
+    // What an earlier run left unfinished, in the background: nothing it touches belongs to a
+    // call of this run.
+    let recovery = tokio::spawn(
+        Recovery {
+            catalog: catalog.clone(),
+            archive: archive.clone(),
+            health: archive_health.clone(),
+            data_dir: data_dir.clone(),
+            node_id: node_id.clone(),
+            this_start,
+            previous_start: lock.previous_start(),
+            limits: Limits {
+                max_streams: config.sip.max_streams,
+                max_metadata_bytes: config.sip.max_metadata_bytes,
+            },
+        }
+        .run(),
+    );
 
     // Tests and scripts wait for this line; keep its fields stable.
     info!(
@@ -175,8 +188,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .run(incoming, media_events, storage, shutdown_signal())
         .await;
 
+    // An unfinished recovery is redone by the next start: its rows are still active.
+    recovery.abort();
     drop(archive);
-    let _ = archive_task.await;
+    let closed = archive_task
+        .close(tokio::time::Instant::now() + ARCHIVE_CLOSE_WAIT)
+        .await;
+    if closed.spooled > 0 {
+        warn!(
+            spooled = closed.spooled,
+            "catalog writes left in the spool; the next start applies them"
+        );
+    }
     catalog.close().await;
     if let Ok(media) = Arc::try_unwrap(media) {
         media.shutdown();

@@ -175,6 +175,7 @@ impl<M: MediaPlane> Recorder<M> {
                 media,
                 plan,
                 reservation,
+                index,
                 &label,
                 &rel_dir,
                 &mut file_names,
@@ -257,6 +258,7 @@ impl<M: MediaPlane> Recorder<M> {
             .raw_metadata
             .as_ref()
             .map(|xml| catalog::NewMetadataRevision {
+                number: 1,
                 received_at: started_at,
                 datamode: offer.metadata.as_ref().and_then(|m| m.datamode.clone()),
                 raw_xml: xml.clone(),
@@ -277,6 +279,7 @@ impl<M: MediaPlane> Recorder<M> {
         self.archive
             .push_back(ArchiveCommand::Insert(Box::new(catalog::NewRecording {
                 id: recording_id.clone(),
+                node_id: self.config.node_id.clone(),
                 session_id,
                 ingress_call_id: call_id,
                 egress_call_id: None,
@@ -341,6 +344,7 @@ impl<M: MediaPlane> Recorder<M> {
         media: &siprec::Media,
         plan: Plan,
         reservation: M::Reservation,
+        position: usize,
         label: &str,
         rel_dir: &Path,
         file_names: &mut Vec<String>,
@@ -367,6 +371,7 @@ impl<M: MediaPlane> Recorder<M> {
         spec.active = !on_hold;
         let leg = self.media.start_leg(reservation, spec)?;
         let new_leg = catalog::NewLeg {
+            position: position as i64,
             label: label.to_owned(),
             participant: None,
             binding_rule: String::new(),

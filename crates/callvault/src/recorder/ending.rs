@@ -68,7 +68,8 @@ impl<M: MediaPlane> Recorder<M> {
         let mut waiting = Vec::new();
         let mut legs = Vec::new();
         let mut failed = reason == EndReason::WriteFailed;
-        for slot in &session.legs {
+        let mut warnings = session.warnings;
+        for (position, slot) in session.legs.iter().enumerate() {
             let LegSlot::Recording {
                 leg, label, closed, ..
             } = slot
@@ -80,9 +81,12 @@ impl<M: MediaPlane> Recorder<M> {
                     self.media.stop_leg(*leg, now.at);
                     waiting.push(*leg);
                 }
-                Some(outcome) => {
-                    failed |= outcome.error.is_some();
-                    legs.push(completion_of(label, outcome));
+                Some(report) => {
+                    if let Some(error) = &report.error {
+                        failed = true;
+                        warnings.push(format!("leg {label}: {error}"));
+                    }
+                    legs.push(completion_of(position as i64, report));
                 }
             }
         }
@@ -91,8 +95,9 @@ impl<M: MediaPlane> Recorder<M> {
             state: catalog::RecordingState::Active,
             ended_at: session.started_at + duration,
             duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
-            end_reason: reason.as_str().to_owned(),
+            end_reason: reason,
             legs,
+            warnings: Vec::new(),
         };
         info!(
             call_id = %session.dialog.id().call_id,
@@ -106,13 +111,16 @@ impl<M: MediaPlane> Recorder<M> {
             completion,
             call_id: session.dialog.id().call_id.clone(),
             failed,
-            warnings: session.warnings,
+            warnings,
             reason,
-            labels: session
+            legs: session
                 .legs
                 .iter()
-                .filter_map(|slot| match slot {
-                    LegSlot::Recording { leg, label, .. } => Some((*leg, label.clone())),
+                .enumerate()
+                .filter_map(|(position, slot)| match slot {
+                    LegSlot::Recording { leg, label, .. } => {
+                        Some((*leg, position as i64, label.clone()))
+                    }
                     LegSlot::Declined => None,
                 })
                 .collect(),
@@ -150,9 +158,6 @@ impl<M: MediaPlane> Recorder<M> {
             %error,
             "a leg's file cannot be written: ending the recording"
         );
-        session
-            .warnings
-            .push(format!("leg {label}: file write failed: {error}"));
         self.hang_up(now, endpoint, key, EndReason::WriteFailed);
     }
 
@@ -178,11 +183,11 @@ impl<M: MediaPlane> Recorder<M> {
             let label = closing.label(leg);
             closing.warnings.push(format!("leg {label}: {error}"));
         }
-        let label = closing.label(leg);
+        let position = closing.position(leg);
         closing
             .completion
             .legs
-            .push(completion_of(&label, &outcome));
+            .push(completion_of(position, &outcome));
         self.finish_if_closed(key);
     }
 
@@ -199,6 +204,7 @@ impl<M: MediaPlane> Recorder<M> {
             return;
         };
         let mut completion = closing.completion;
+        completion.warnings = closing.warnings;
         completion.state = if closing.failed {
             catalog::RecordingState::Failed
         } else if closing.reason == EndReason::Shutdown {
@@ -218,23 +224,12 @@ impl<M: MediaPlane> Recorder<M> {
     }
 }
 
-fn completion_of(label: &str, outcome: &LegReport) -> catalog::LegCompletion {
-    let c = &outcome.counters;
-    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+fn completion_of(position: i64, report: &LegReport) -> catalog::LegCompletion {
     catalog::LegCompletion {
-        label: label.to_owned(),
-        packets: int(c.packets),
-        lost: int(c.lost),
-        duplicates: int(c.duplicates),
-        out_of_order: int(c.out_of_order),
-        late: int(c.late),
-        samples: int(outcome.samples),
-        sha256: outcome.sha256.clone(),
-        jitter_ms: c.jitter_ms.unwrap_or(f64::NAN),
-        gaps_filled_ms: int(c.gaps_filled_ms),
-        ssrcs_seen: int(c.ssrcs_seen),
-        codec_changes: int(c.codec_changes),
-        unknown_payload: int(c.unknown_payload),
-        rtcp_packets: int(c.rtcp_packets),
+        position,
+        samples: i64::try_from(report.samples).unwrap_or(i64::MAX),
+        sha256: report.sha256.clone(),
+        error: report.error.clone(),
+        counters: report.counters.clone(),
     }
 }

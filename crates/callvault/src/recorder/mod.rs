@@ -87,6 +87,8 @@ pub struct RecorderConfig {
     /// Formats with a higher clock rate are not accepted (a call of inactive high-rate streams
     /// would otherwise write silence at megabytes a second).
     pub max_sample_rate: u32,
+    /// This node's id, stored with each recording it makes.
+    pub node_id: String,
 }
 
 /// The time, as an input: the monotonic instant that orders everything, and the wall clock
@@ -309,22 +311,38 @@ impl<M: MediaPlane> Recorder<M> {
         };
         let Some(session) = self.sessions.get_mut(key) else {
             if let Some(closing) = self.sessions.closing_mut(key) {
+                let seq = closing.dtmf_seq;
                 closing.dtmf_seq += 1;
                 let label = closing.label(leg);
                 let recording_id = closing.completion.recording_id.clone();
                 self.archive.push_back(ArchiveCommand::Dtmf {
                     recording_id,
-                    event: dtmf_event(digit, &label, offset_ms, duration_ms, DtmfSource::Rfc4733),
+                    event: dtmf_event(
+                        seq,
+                        digit,
+                        &label,
+                        offset_ms,
+                        duration_ms,
+                        DtmfSource::Rfc4733,
+                    ),
                 });
             }
             return;
         };
         debug!(recording_id = %session.recording_id, "DTMF");
+        let seq = session.dtmf_seq;
         session.dtmf_seq += 1;
         let label = session.label_of(leg).unwrap_or("").to_owned();
         self.archive.push_back(ArchiveCommand::Dtmf {
             recording_id: session.recording_id.clone(),
-            event: dtmf_event(digit, &label, offset_ms, duration_ms, DtmfSource::Rfc4733),
+            event: dtmf_event(
+                seq,
+                digit,
+                &label,
+                offset_ms,
+                duration_ms,
+                DtmfSource::Rfc4733,
+            ),
         });
     }
 
@@ -464,7 +482,10 @@ impl<M: MediaPlane> Recorder<M> {
     }
 }
 
+/// A digit for the catalog. `seq` numbers the recording's digits, so a write replayed after a
+/// crash is recognised as the same digit.
 fn dtmf_event(
+    seq: i64,
     digit: char,
     leg: &str,
     offset_ms: u64,
@@ -472,11 +493,12 @@ fn dtmf_event(
     source: DtmfSource,
 ) -> catalog::DtmfEvent {
     catalog::DtmfEvent {
+        seq,
         digit: digit.to_string(),
         leg: leg.to_owned(),
         offset_ms: i64::try_from(offset_ms).unwrap_or(i64::MAX),
         duration_ms: i64::try_from(duration_ms).unwrap_or(i64::MAX),
-        source: source.as_str().to_owned(),
+        source,
     }
 }
 

@@ -54,10 +54,12 @@ impl<M: MediaPlane> Recorder<M> {
                         if self.config.capture_dtmf {
                             // INFO says nothing of the stream the key was pressed on, only when.
                             let offset = now.at.saturating_duration_since(session.anchor);
+                            let seq = session.dtmf_seq;
                             session.dtmf_seq += 1;
                             self.archive.push_back(ArchiveCommand::Dtmf {
                                 recording_id: session.recording_id.clone(),
                                 event: dtmf_event(
+                                    seq,
                                     dtmf.digit,
                                     "",
                                     offset.as_millis() as u64,
@@ -177,6 +179,7 @@ impl<M: MediaPlane> Recorder<M> {
             self.archive.push_back(ArchiveCommand::Revision {
                 recording_id: session.recording_id.clone(),
                 revision: catalog::NewMetadataRevision {
+                    number: i64::from(revision),
                     received_at: now.wall,
                     datamode: offer.metadata.as_ref().and_then(|m| m.datamode.clone()),
                     raw_xml: xml.clone(),
@@ -288,6 +291,7 @@ impl<M: MediaPlane> Recorder<M> {
                 media_line,
                 plan,
                 reservation,
+                index,
                 &label,
                 &rel_dir,
                 &mut file_names,

@@ -40,19 +40,26 @@ pub(super) struct Closing {
     /// A leg failed or the session ended for a write failure.
     pub(super) failed: bool,
     pub(super) warnings: Vec<String>,
-    /// Every recorded leg's label, for the completion and for digits reported while closing.
-    pub(super) labels: Vec<(LegId, String)>,
+    /// Every recorded leg's position (its m-line index, the catalog key) and label.
+    pub(super) legs: Vec<(LegId, i64, String)>,
     /// The next DTMF sequence number (the last press is reported as the leg stops).
     pub(super) dtmf_seq: i64,
 }
 
 impl Closing {
     pub(super) fn label(&self, leg: LegId) -> String {
-        self.labels
+        self.legs
             .iter()
-            .find(|(l, _)| *l == leg)
-            .map(|(_, label)| label.clone())
+            .find(|(l, _, _)| *l == leg)
+            .map(|(_, _, label)| label.clone())
             .unwrap_or_default()
+    }
+
+    pub(super) fn position(&self, leg: LegId) -> i64 {
+        self.legs
+            .iter()
+            .find(|(l, _, _)| *l == leg)
+            .map_or(-1, |(_, position, _)| *position)
     }
 }
 

@@ -14,7 +14,7 @@ use callvault_sip::{
     Endpoint, EndpointConfig, Message, Method, Peer, Request, Response, SessionTimerConfig,
 };
 use callvault_siprec::Limits;
-use callvault_types::LegCounters;
+use callvault_types::{EndReason, LegCounters};
 use time::macros::datetime;
 
 use super::*;
@@ -129,6 +129,7 @@ fn config() -> RecorderConfig {
         max_call_duration: Some(Duration::from_secs(4 * 3600)),
         max_hold: Some(Duration::from_secs(2 * 3600)),
         max_sample_rate: 48_000,
+        node_id: "node-test".to_owned(),
     }
 }
 
@@ -482,7 +483,7 @@ fn a_call_is_answered_recorded_and_completed_when_its_files_close() {
     pair.close_stopped_legs();
     let completion = pair.completions()[0];
     assert_eq!(completion.state, RecordingState::Complete);
-    assert_eq!(completion.end_reason, "bye");
+    assert_eq!(completion.end_reason, EndReason::Bye);
     assert_eq!(completion.duration_ms, 30_000);
     assert_eq!(completion.legs.len(), 2);
     assert!(pair.recorder.is_drained());
@@ -581,7 +582,7 @@ fn rtp_inactivity_ends_the_call_with_a_bye_of_ours() {
     call.answer_bye(&mut pair, &byes[0]);
     assert_eq!(pair.recorder.unanswered_byes(), 0);
     pair.close_stopped_legs();
-    assert_eq!(pair.completions()[0].end_reason, "rtp-timeout");
+    assert_eq!(pair.completions()[0].end_reason, EndReason::RtpTimeout);
     assert_eq!(pair.completions()[0].state, RecordingState::Complete);
 }
 
@@ -624,7 +625,7 @@ fn a_session_timer_without_refresh_ends_the_call_and_a_refresh_moves_it() {
     let byes = pair.requests();
     assert_eq!(byes.len(), 1, "BYE at the expiry");
     pair.close_stopped_legs();
-    assert_eq!(pair.completions()[0].end_reason, "session-expired");
+    assert_eq!(pair.completions()[0].end_reason, EndReason::SessionExpired);
 }
 
 #[test]
@@ -707,7 +708,7 @@ fn session_timers_follow_rfc_4028() {
     assert_eq!(byes.len(), 1);
     call.answer_bye(&mut pair, &byes[0]);
     pair.close_stopped_legs();
-    assert_eq!(pair.completions()[0].end_reason, "session-expired");
+    assert_eq!(pair.completions()[0].end_reason, EndReason::SessionExpired);
     assert_eq!(pair.completions()[0].duration_ms, 80_000);
 }
 
@@ -791,7 +792,7 @@ fn a_call_held_for_max_hold_is_ended_and_resuming_resets_the_clock() {
     assert_eq!(byes.len(), 1);
     assert!(byes[0].header("reason").unwrap().contains("maximum hold"));
     pair.close_stopped_legs();
-    assert_eq!(pair.completions()[0].end_reason, "max-hold");
+    assert_eq!(pair.completions()[0].end_reason, EndReason::MaxHold);
 }
 
 #[test]
@@ -827,7 +828,7 @@ fn a_call_reaching_max_call_duration_is_ended() {
     assert_eq!(pair.requests().len(), 1);
     pair.close_stopped_legs();
     let completion = pair.completions()[0];
-    assert_eq!(completion.end_reason, "max-duration");
+    assert_eq!(completion.end_reason, EndReason::MaxDuration);
     assert_eq!(completion.duration_ms, 3_600_000);
 }
 
@@ -872,7 +873,7 @@ fn an_invite_reusing_a_live_call_id_cannot_end_that_call() {
     assert!(pair.completions().is_empty());
     assert_eq!(live.bye(&mut pair), 200, "the live call's own BYE finds it");
     pair.close_stopped_legs();
-    assert_eq!(pair.completions()[0].end_reason, "bye");
+    assert_eq!(pair.completions()[0].end_reason, EndReason::Bye);
 }
 
 #[test]
@@ -893,7 +894,7 @@ fn our_2xx_never_acknowledged_ends_the_call_with_a_bye() {
         1
     );
     pair.close_stopped_legs();
-    assert_eq!(pair.completions()[0].end_reason, "ack-timeout");
+    assert_eq!(pair.completions()[0].end_reason, EndReason::AckTimeout);
 }
 
 #[test]
@@ -981,10 +982,28 @@ fn a_leg_that_cannot_be_written_ends_the_call_failed() {
     let byes = pair.requests();
     assert_eq!(byes.len(), 1);
     assert!(byes[0].header("reason").unwrap().contains("cause=500"));
+    // The media engine closes the failed leg with its error, the other one cleanly.
+    pair.recorder.media.legs.get_mut(&leg).unwrap().closed = true;
+    pair.media(MediaEvent::LegClosed {
+        leg,
+        report: Box::new(LegReport {
+            label: "2".to_owned(),
+            samples: 40_000,
+            error: Some("No space left on device (os error 28)".to_owned()),
+            ..LegReport::default()
+        }),
+    });
     pair.close_stopped_legs();
     let completion = pair.completions()[0];
     assert_eq!(completion.state, RecordingState::Failed);
-    assert_eq!(completion.end_reason, "write-failed");
+    assert_eq!(
+        completion.warnings,
+        ["leg 2: No space left on device (os error 28)"]
+    );
+    let failed = completion.legs.iter().find(|l| l.position == 1).unwrap();
+    assert!(failed.error.is_some());
+    assert_eq!(failed.samples, 40_000);
+    assert_eq!(completion.end_reason, EndReason::WriteFailed);
 }
 
 #[test]
@@ -1087,7 +1106,7 @@ fn shutdown_sends_every_session_a_bye_and_finishes_their_rows() {
     assert_eq!(completions.len(), 3);
     for completion in completions {
         assert_eq!(completion.state, RecordingState::Interrupted);
-        assert_eq!(completion.end_reason, "shutdown");
+        assert_eq!(completion.end_reason, EndReason::Shutdown);
         assert_eq!(completion.duration_ms, 10_000);
     }
 }
