@@ -10,4 +10,5 @@ mod fidelity;
 mod lifecycle;
 mod limits;
 mod sipp;
+mod storage;
 mod transport;

@@ -4,8 +4,8 @@
 //! are refused (503, OPTIONS 503, `/ready` says why) so a recording is never started into a disk
 //! that is about to fill; calls in progress go on. Recovery needs no restart: once free space is
 //! back above the mark plus a margin, calls are taken again. The margin (a tenth of the mark)
-//! keeps a disk hovering at the mark from flapping, and the state is logged once per change, not
-//! per call.
+//! keeps a disk hovering at the mark from flapping. The first reading is logged here; changes are
+//! logged once each by the recorder, which weighs the disk and the catalog together.
 //!
 //! [`LowWater`] is the pure rule, fed readings; [`monitor`] takes the readings on its own thread
 //! (a `statvfs` and a probe write can block on a sick disk or a hung network mount — never in the
@@ -143,7 +143,7 @@ pub fn monitor(
     let mut rule = LowWater::new(configured_mark);
     let first = read(&dir)?;
     let (status, _) = rule.assess(&first);
-    log_change(&status);
+    log_first(&status);
     let (tx, rx) = watch::channel(status);
     std::thread::Builder::new()
         .name("storage-monitor".to_owned())
@@ -158,10 +158,7 @@ pub fn monitor(
                         writable: Err(format!("cannot read the filesystem: {error}")),
                     },
                 };
-                let (status, changed) = rule.assess(&reading);
-                if changed {
-                    log_change(&status);
-                }
+                let (status, _) = rule.assess(&reading);
                 if tx.send(status).is_err() {
                     return;
                 }
@@ -170,18 +167,18 @@ pub fn monitor(
     Ok(rx)
 }
 
-fn log_change(status: &StorageStatus) {
+fn log_first(status: &StorageStatus) {
     match &status.verdict {
         Ok(()) => info!(
             free_bytes = status.free_bytes,
             mark_bytes = status.mark_bytes,
-            "storage healthy: new recordings accepted"
+            "data directory: free space above the low-water mark"
         ),
         Err(why) => warn!(
             free_bytes = status.free_bytes,
             mark_bytes = status.mark_bytes,
             reason = %why,
-            "storage unhealthy: new recordings refused (503) until it recovers"
+            "data directory unhealthy at start: new recordings refused (503) until it recovers"
         ),
     }
 }

@@ -209,6 +209,38 @@ impl SipClient {
         }
     }
 
+    /// Sends an OPTIONS ping, as an SBC's recording-server group does, and returns its answer.
+    pub async fn options(&mut self) -> SipResponse {
+        let branch = uuid::Uuid::new_v4().simple().to_string();
+        let ping = format!(
+            "OPTIONS sip:srs@{server} SIP/2.0\r\nVia: SIP/2.0/{via} {local};branch=z9hG4bK{branch};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:sbc@example.com>;tag=ping\r\nTo: <sip:srs@example.com>\r\n\
+             Call-ID: {branch}@example.com\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            server = self.server,
+            via = self.transport.via(),
+            local = self.local,
+        );
+        self.send(ping.as_bytes()).await;
+        self.final_response("OPTIONS", Duration::from_secs(5)).await
+    }
+
+    /// OPTIONS every 100 ms until one is answered `status`; fails after `wait`.
+    pub async fn options_until(&mut self, status: u16, wait: Duration) -> SipResponse {
+        let deadline = Instant::now() + wait;
+        loop {
+            let answer = self.options().await;
+            if answer.status == status {
+                return answer;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "OPTIONS still answered {} after {wait:?}, waiting for {status}",
+                answer.status
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The next response, or None after `wait` with nothing. Requests from the server that
     /// arrive meanwhile are kept for [`SipClient::next_request`].
     pub async fn recv(&mut self, wait: Duration) -> Option<SipResponse> {

@@ -45,6 +45,11 @@ impl Server {
         Server::launch(dir, "")
     }
 
+    /// Starts a server whose data directory is `data_dir` (e.g. on a small filesystem).
+    pub fn start_with_data_dir(data_dir: PathBuf, extra_toml: &str) -> Server {
+        Server::launch_at(tempfile::tempdir().unwrap(), Some(data_dir), extra_toml)
+    }
+
     /// Stops waiting on the process (it may already be dead) and keeps its directory.
     pub fn into_dir(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
@@ -54,7 +59,11 @@ impl Server {
     }
 
     fn launch(dir: tempfile::TempDir, extra_toml: &str) -> Server {
-        let data_dir = dir.path().join("data");
+        Server::launch_at(dir, None, extra_toml)
+    }
+
+    fn launch_at(dir: tempfile::TempDir, data_dir: Option<PathBuf>, extra_toml: &str) -> Server {
+        let data_dir = data_dir.unwrap_or_else(|| dir.path().join("data"));
         let n = NEXT_RANGE.fetch_add(1, Ordering::Relaxed);
         let lo = 20_000 + (std::process::id() as u16 % 4) * 4_000 + (n % 20) * 200;
         let config = dir.path().join("callvault.toml");

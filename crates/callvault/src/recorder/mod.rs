@@ -233,9 +233,9 @@ impl<M: MediaPlane> Recorder<M> {
         if refusal != self.refusal {
             match &refusal {
                 Some(Refusal::Storage(why)) => {
-                    warn!(reason = %why, "storage unhealthy: refusing new recordings (503)")
+                    warn!(reason = %why, "storage unhealthy: new recordings refused (503) until it recovers")
                 }
-                _ => info!("storage healthy again: taking new recordings"),
+                _ => info!("storage healthy: taking new recordings"),
             }
             self.refusal = refusal;
         }
