@@ -119,23 +119,15 @@ impl<M: MediaPlane> Recorder<M> {
             endpoint.respond(now.at, &key, response);
             return;
         }
-        // Every port first: a call that cannot have all its streams starts none of them, and
-        // leaves no file behind.
-        let mut reservations = Vec::new();
-        for plan in &plans {
-            match plan {
-                None => reservations.push(None),
-                Some(_) => match self.media.reserve() {
-                    Ok(reservation) => reservations.push(Some(reservation)),
-                    Err(error) => {
-                        warn!(call_id = %call_id, %error, "cannot allocate media: 503");
-                        self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
-                        endpoint.respond(now.at, &key, self.no_media_ports(&request));
-                        return;
-                    }
-                },
+        let reservations = match self.reserve_all(&plans) {
+            Ok(reservations) => reservations,
+            Err(error) => {
+                warn!(call_id = %call_id, %error, "cannot allocate media: 503");
+                self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
+                endpoint.respond(now.at, &key, self.no_media_ports(&request));
+                return;
             }
-        }
+        };
 
         let recording_id = (self.new_recording_id)();
         let started_at = now.wall;
@@ -319,6 +311,19 @@ impl<M: MediaPlane> Recorder<M> {
         self.sessions.insert(session, key, &self.limits);
         self.publish_gauges();
         self.gauges.sessions_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A port pair for every planned m-line, before any leg starts: a call that cannot have all
+    /// its streams starts none of them and leaves no file behind (the reservations made are
+    /// released when the `Err` drops them).
+    pub(super) fn reserve_all(
+        &mut self,
+        plans: &[Option<Plan>],
+    ) -> Result<Vec<Option<M::Reservation>>, callvault_media::Error> {
+        plans
+            .iter()
+            .map(|plan| plan.as_ref().map(|_| self.media.reserve()).transpose())
+            .collect()
     }
 
     /// How an offered m-line would be recorded, or `None` when it is nothing we can record

@@ -304,37 +304,27 @@ impl<M: MediaPlane> Recorder<M> {
         if !self.config.capture_dtmf {
             return;
         }
-        // Digits of a session that just ended still count: the media plane reports the last
-        // press when the leg stops, before the leg's file is closed.
         let Some(key) = self.sessions.by_leg(leg) else {
             return;
         };
-        let Some(session) = self.sessions.get_mut(key) else {
-            if let Some(closing) = self.sessions.closing_mut(key) {
-                let seq = closing.dtmf_seq;
-                closing.dtmf_seq += 1;
-                let label = closing.label(leg);
-                let recording_id = closing.completion.recording_id.clone();
-                self.archive.push_back(ArchiveCommand::Dtmf {
-                    recording_id,
-                    event: dtmf_event(
-                        seq,
-                        digit,
-                        &label,
-                        offset_ms,
-                        duration_ms,
-                        DtmfSource::Rfc4733,
-                    ),
-                });
-            }
+        // Digits of a session that just ended still count: the media plane reports the last
+        // press when the leg stops, before the leg's file is closed.
+        let (recording_id, seq, label) = if let Some(session) = self.sessions.get_mut(key) {
+            let seq = session.dtmf_seq;
+            session.dtmf_seq += 1;
+            let label = session.label_of(leg).unwrap_or("").to_owned();
+            (session.recording_id.clone(), seq, label)
+        } else if let Some(closing) = self.sessions.closing_mut(key) {
+            let seq = closing.dtmf_seq;
+            closing.dtmf_seq += 1;
+            let label = closing.label(leg);
+            (closing.completion.recording_id.clone(), seq, label)
+        } else {
             return;
         };
-        debug!(recording_id = %session.recording_id, "DTMF");
-        let seq = session.dtmf_seq;
-        session.dtmf_seq += 1;
-        let label = session.label_of(leg).unwrap_or("").to_owned();
+        debug!(%recording_id, "DTMF");
         self.archive.push_back(ArchiveCommand::Dtmf {
-            recording_id: session.recording_id.clone(),
+            recording_id,
             event: dtmf_event(
                 seq,
                 digit,

@@ -261,19 +261,13 @@ impl<M: MediaPlane> Recorder<M> {
 
         // New m-lines: reserve every port first, then start them.
         let plans: Vec<_> = sdp.media.iter().skip(known).map(|m| self.plan(m)).collect();
-        let mut reservations = Vec::new();
-        for plan in &plans {
-            match plan {
-                None => reservations.push(None),
-                Some(_) => match self.media.reserve() {
-                    Ok(reservation) => reservations.push(Some(reservation)),
-                    Err(error) => {
-                        self.restore_names(session_key, file_names);
-                        return Err(error);
-                    }
-                },
+        let reservations = match self.reserve_all(&plans) {
+            Ok(reservations) => reservations,
+            Err(error) => {
+                self.restore_names(session_key, file_names);
+                return Err(error);
             }
-        }
+        };
         let mut added_slots = Vec::new();
         let mut added_legs = Vec::new();
         for (offset, (plan, reservation)) in plans.into_iter().zip(reservations).enumerate() {

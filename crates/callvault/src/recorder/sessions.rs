@@ -246,7 +246,9 @@ impl Sessions {
     /// The session's last leg is closed: it is forgotten.
     pub(super) fn finish_closing(&mut self, key: SessionKey) -> Option<Closing> {
         let closing = self.closing.remove(&key)?;
-        self.by_leg.retain(|_, owner| *owner != key);
+        for (leg, _, _) in &closing.legs {
+            self.by_leg.remove(leg);
+        }
         Some(closing)
     }
 
