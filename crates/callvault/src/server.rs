@@ -46,30 +46,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
 
-    // Sockets first: a second instance fails here, before it has touched anything.
-    let (transports, incoming) = Transports::bind(TransportConfig {
-        listen: config.sip.listen,
-        max_message_size: config.sip.max_message_size,
-        max_tcp_connections: config.sip.max_tcp_connections,
-        tcp_idle_timeout: Duration::from_secs(600),
-        ..TransportConfig::default()
-    })
-    .await
-    .with_context(|| format!("binding SIP on {}", config.sip.listen))?;
+    // Sockets next, before anything is marked or replayed: a port already taken stops us here.
+    let (transports, incoming) = Transports::bind(transport_config(&config))
+        .await
+        .with_context(|| format!("binding SIP on {}", config.sip.listen))?;
     let sip_addr = transports.local_addr();
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
     let http_addr = http.local_addr()?;
-    let mut media_config = MediaConfig::new(
-        config.rtp_bind_ip(),
-        config.media.rtp_ports.min,
-        config.media.rtp_ports.max,
-        data_dir.clone(),
-    );
-    media_config.receive_threads = config.media.receive_threads;
-    media_config.jitter_window = Duration::from_millis(config.media.jitter_window_ms);
-    let media = Arc::new(MediaEngine::start(media_config).context("starting the media engine")?);
+    let media =
+        Arc::new(MediaEngine::start(media_config(&config)).context("starting the media engine")?);
 
     let catalog = Catalog::open(&config.database_url())
         .await
@@ -110,28 +97,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .expect("the media engine's events are taken once, here");
     let media_plane = EngineMedia::new(Arc::clone(&media));
     let recorder = Recorder::new(
-        RecorderConfig {
-            max_sessions: config.sip.max_sessions,
-            retry_after_secs: config.sip.retry_after_secs,
-            answer_delay: config.answer_delay(),
-            limits: Limits {
-                max_streams: config.sip.max_streams,
-                max_metadata_bytes: config.sip.max_metadata_bytes,
-            },
-            rtp_ip,
-            contact_host,
-            user_agent: config.sip.user_agent.clone(),
-            capture_dtmf: config.sip.dtmf_capture,
-            rtp_timeout: config.rtp_timeout(),
-            session_timer: SessionTimerConfig {
-                min_se: Duration::from_secs(config.sip.min_session_expires_secs),
-                ..SessionTimerConfig::default()
-            },
-            max_call_duration: config.max_call_duration(),
-            max_hold: config.max_hold(),
-            max_sample_rate: config.media.max_sample_rate,
-            node_id: node_id.clone(),
-        },
+        recorder_config(&config, rtp_ip, contact_host, node_id.clone()),
         media_plane,
         Arc::clone(&gauges),
     );
@@ -167,10 +133,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             node_id: node_id.clone(),
             this_start,
             previous_start: lock.previous_start(),
-            limits: Limits {
-                max_streams: config.sip.max_streams,
-                max_metadata_bytes: config.sip.max_metadata_bytes,
-            },
+            limits: limits(&config),
         }
         .run(),
     );
@@ -206,6 +169,62 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+fn transport_config(config: &Config) -> TransportConfig {
+    TransportConfig {
+        listen: config.sip.listen,
+        max_message_size: config.sip.max_message_size,
+        max_tcp_connections: config.sip.max_tcp_connections,
+        tcp_idle_timeout: Duration::from_secs(600),
+        ..TransportConfig::default()
+    }
+}
+
+fn media_config(config: &Config) -> MediaConfig {
+    let mut media = MediaConfig::new(
+        config.rtp_bind_ip(),
+        config.media.rtp_ports.min,
+        config.media.rtp_ports.max,
+        config.storage.data_dir.clone(),
+    );
+    media.receive_threads = config.media.receive_threads;
+    media.jitter_window = Duration::from_millis(config.media.jitter_window_ms);
+    media
+}
+
+fn limits(config: &Config) -> Limits {
+    Limits {
+        max_streams: config.sip.max_streams,
+        max_metadata_bytes: config.sip.max_metadata_bytes,
+    }
+}
+
+fn recorder_config(
+    config: &Config,
+    rtp_ip: std::net::IpAddr,
+    contact_host: String,
+    node_id: String,
+) -> RecorderConfig {
+    RecorderConfig {
+        max_sessions: config.sip.max_sessions,
+        retry_after_secs: config.sip.retry_after_secs,
+        answer_delay: config.answer_delay(),
+        limits: limits(config),
+        rtp_ip,
+        contact_host,
+        user_agent: config.sip.user_agent.clone(),
+        capture_dtmf: config.sip.dtmf_capture,
+        rtp_timeout: config.rtp_timeout(),
+        session_timer: SessionTimerConfig {
+            min_se: Duration::from_secs(config.sip.min_session_expires_secs),
+            ..SessionTimerConfig::default()
+        },
+        max_call_duration: config.max_call_duration(),
+        max_hold: config.max_hold(),
+        max_sample_rate: config.media.max_sample_rate,
+        node_id,
+    }
 }
 
 async fn shutdown_signal() {
