@@ -11,10 +11,10 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Postgres, Row as _, Sqlite};
+use sqlx::{Connection as _, Postgres, Row as _, Sqlite};
 
 use crate::error::{Error, Result, redact_url};
 
@@ -84,7 +84,9 @@ impl Pool {
             .foreign_keys(true)
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let mut pool_options = SqlitePoolOptions::new().max_connections(SQLITE_MAX_CONNECTIONS);
+        let mut pool_options = SqlitePoolOptions::new()
+            .max_connections(SQLITE_MAX_CONNECTIONS)
+            .after_release(|conn, _| Box::pin(sqlite_connection_reusable(conn)));
         if in_memory {
             // An in-memory database lives as long as one connection to it: keep one forever.
             pool_options = pool_options
@@ -165,6 +167,40 @@ impl Pool {
             Pool::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// Whether a SQLite connection coming back to the pool may be handed out again: only if sqlx
+/// knows it to be outside any transaction. Otherwise the pool closes it (closing rolls back
+/// whatever SQLite still has open) and opens a fresh one when needed.
+///
+/// Why: when a COMMIT fails with SQLITE_FULL (or IOERR, NOMEM), SQLite rolls the whole
+/// transaction back by itself (<https://www.sqlite.org/lang_transaction.html>, "Response To
+/// Errors Within A Transaction"). sqlx does not expect that: its `Transaction` keeps the
+/// connection's transaction depth at 1, and the ROLLBACK it queues on drop fails ("no
+/// transaction is active"), which leaves the depth at 1 (sqlx-sqlite 0.8.6,
+/// `connection/worker.rs`). Reused, the connection begins its next transaction with
+/// `SAVEPOINT` instead of `BEGIN`. When that one fails too (the disk is still full), its
+/// rollback is `ROLLBACK TO SAVEPOINT`, which leaves the transaction open; every later
+/// transaction on the connection is then a savepoint nested inside it, whose `RELEASE` commits
+/// nothing while reporting success, and whose first write takes SQLite's write lock for good.
+/// That was the "database is locked" after a full disk: the server's own pooled connection
+/// held the WAL write lock from the archive's first retries on, so once space was back every
+/// write on another connection waited out the busy timeout and failed, and the holder's
+/// "committed" writes were never committed. Every catalog transaction ends before its
+/// connection comes back (committed, or rolled back by the ROLLBACK a dropped one queues, which
+/// the ping below waits for), so a depth other than 0 here is exactly that lost track.
+async fn sqlite_connection_reusable(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    // The ROLLBACK queued by a dropped `Transaction` runs on the connection's worker before
+    // this ping is answered, so the depth read next is the one it left.
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::debug!(
+            "closing a catalog connection whose transaction state sqlx lost track of \
+             (SQLite rolled back a failed commit by itself)"
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 fn sqlite_query<'q>(

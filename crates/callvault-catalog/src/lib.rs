@@ -74,7 +74,10 @@
 //!   a replay of a change older than the latest stored is ignored; the recorder's `at_ms` never
 //!   goes back within a recording, which makes this exact for it.
 //! - SQLite on a full disk: reads keep working (WAL; nothing is written to read), writes fail
-//!   with SQLITE_FULL ([`Error::is_transient`]) and succeed again once space is back.
+//!   with SQLITE_FULL ([`Error::is_transient`]) and succeed again, at their first attempt,
+//!   once space is back. SQLite rolls a transaction back by itself when its COMMIT fails so;
+//!   sqlx then believes the connection still inside it, so the pool closes such a connection
+//!   instead of reusing it (see `db::sqlite_connection_reusable`).
 //! - The digits search scans `recordings` (a `LIKE '%…%'` cannot use an index); other filters
 //!   narrow it first. Fine for the catalog sizes of one deployment, not for millions of rows.
 //! - During a rolling upgrade from version 1 to 2 on a shared PostgreSQL catalog, a node still

@@ -1798,6 +1798,151 @@ async fn sqlite_on_a_full_disk_keeps_reading_and_recovers() {
     catalog.close().await;
 }
 
+/// A completion the archive retries while commits fail: its warning is large enough that its
+/// COMMIT needs new pages (SQLite could otherwise reuse space the WAL already has).
+fn completion_needing_space(id: &str) -> Completion {
+    let mut c = completion(id, 0, 50, "ab12");
+    c.state = RecordingState::Failed;
+    c.end_reason = EndReason::WriteFailed;
+    c.warnings = vec!["n".repeat(100_000)];
+    c
+}
+
+/// The archive's retries of one write while every COMMIT fails: each attempt fails as
+/// transient; none reports a write that was not made.
+async fn retries_fail_while_commits_fail(catalog: &Catalog, c: &Completion) {
+    for attempt in 0..8 {
+        let err = catalog
+            .complete_recording(c)
+            .await
+            .expect_err("a write reported done while its commit cannot succeed");
+        assert!(err.is_transient(), "attempt {attempt}: {err:?}");
+    }
+}
+
+/// Once commits can succeed again: the next writes go through at their first attempt and are
+/// durable (a new catalog on the same database sees them).
+async fn next_writes_go_through(catalog: &Catalog, url: &str, c: &Completion) {
+    catalog.complete_recording(c).await.unwrap();
+    // The backlog the archive has once space is back, each write tried once.
+    for seq in 0..4 {
+        catalog
+            .insert_recording(&new_recording(
+                &format!("after-{seq}"),
+                datetime!(2026-11-30 10:02 UTC),
+            ))
+            .await
+            .unwrap();
+        catalog
+            .add_dtmf(&c.recording_id, &dtmf(seq, "5", "1", 10))
+            .await
+            .unwrap();
+    }
+    let fresh = Catalog::open(url).await.unwrap();
+    let completed = get(&fresh, &c.recording_id).await;
+    assert_eq!(completed.state, RecordingState::Failed);
+    assert_eq!(completed.warnings, c.warnings);
+    assert_eq!(completed.dtmf.len(), 4);
+    assert_eq!(listed(&fresh, &ListQuery::default()).await.len(), 5);
+    fresh.close().await;
+}
+
+/// Issue 21, the moment space is back. SQLite rolls a transaction back by itself when its
+/// COMMIT fails for lack of space; the pool must not keep a connection that believes
+/// otherwise (it would hold SQLite's write lock on its next use, so every other writer waits
+/// out the busy timeout and fails "database is locked", and its own writes would never
+/// commit). So: the retries fail as transient, and once the filler is deleted nothing holds
+/// the write lock and the next writes go through at once.
+#[tokio::test]
+async fn sqlite_full_disk_failed_commits_leave_nothing_locked() {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let Some(disk) = Tmpfs::mount(8) else {
+        return;
+    };
+    let url = Catalog::sqlite_url(disk.path());
+    let catalog = Catalog::open(&url).await.unwrap();
+    catalog
+        .insert_recording(&new_recording("r", datetime!(2026-11-30 10:00 UTC)))
+        .await
+        .unwrap();
+    let c = completion_needing_space("r");
+    let filler = disk.fill("filler");
+    retries_fail_while_commits_fail(&catalog, &c).await;
+
+    std::fs::remove_file(filler).unwrap();
+    // Another writer takes the write lock at once (no busy timeout): nobody holds it.
+    let mut other = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .busy_timeout(std::time::Duration::ZERO)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .expect("the write lock is free once space is back");
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    other.close().await.unwrap();
+
+    next_writes_go_through(&catalog, &url, &c).await;
+    catalog.close().await;
+}
+
+/// The same on PostgreSQL, whose disk we cannot fill here: a deferred constraint trigger
+/// fails every COMMIT with `disk_full` (SQLSTATE 53100) while `test_disk.is_full` is set. Once it
+/// is cleared, no catalog session is left inside a transaction and the next writes go
+/// through at once.
+#[tokio::test]
+async fn postgres_failed_commits_leave_nothing_locked() {
+    let Some(db) = PostgresDb::create().await else {
+        return;
+    };
+    let catalog = Catalog::open(&db.url).await.unwrap();
+    catalog
+        .insert_recording(&new_recording("r", datetime!(2026-11-30 10:00 UTC)))
+        .await
+        .unwrap();
+    let admin = sqlx::PgPool::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE test_disk (is_full BOOLEAN NOT NULL); \
+         INSERT INTO test_disk VALUES (true); \
+         CREATE FUNCTION test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF (SELECT is_full FROM test_disk) THEN \
+             RAISE EXCEPTION 'could not extend file: No space left on device' \
+               USING ERRCODE = 'disk_full'; \
+           END IF; RETURN NULL; END $$; \
+         CREATE CONSTRAINT TRIGGER test_disk_full AFTER INSERT OR UPDATE ON recordings \
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_disk_full();",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+    let c = completion_needing_space("r");
+    retries_fail_while_commits_fail(&catalog, &c).await;
+
+    sqlx::query("UPDATE test_disk SET is_full = false")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let in_transaction: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() \
+         AND state LIKE 'idle in transaction%'",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        in_transaction, 0,
+        "a catalog session left inside a transaction"
+    );
+
+    next_writes_go_through(&catalog, &db.url, &c).await;
+    admin.close().await;
+    catalog.close().await;
+    db.drop().await;
+}
+
 /// A PostgreSQL server that closes the connection under a statement (a restart, a failover,
 /// an administrator): the error is transient, and the next call reconnects.
 #[tokio::test]
