@@ -1870,17 +1870,26 @@ async fn sqlite_full_disk_failed_commits_leave_nothing_locked() {
     retries_fail_while_commits_fail(&catalog, &c).await;
 
     std::fs::remove_file(filler).unwrap();
-    // Another writer takes the write lock at once (no busy timeout): nobody holds it.
+    // Another writer gets the write lock (tried without a busy timeout): nobody keeps it. The
+    // last failed transaction's rollback runs when its connection goes back to the pool, which
+    // happens beside this test, so the lock is polled for a short while — far less than the
+    // 10 s busy timeout a writer would wait out, and for ever without the fix.
     let mut other = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
         .unwrap()
         .busy_timeout(std::time::Duration::ZERO)
         .connect()
         .await
         .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .expect("the write lock is free once space is back");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await {
+            Ok(_) => break,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(error) => panic!("the write lock is still held after space is back: {error}"),
+        }
+    }
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
     other.close().await.unwrap();
 
