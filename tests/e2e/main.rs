@@ -9,6 +9,7 @@ mod dialects;
 mod fidelity;
 mod lifecycle;
 mod limits;
+mod security;
 mod sipp;
 mod storage;
 mod transport;

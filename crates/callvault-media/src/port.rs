@@ -1,4 +1,8 @@
 //! The RTP port pool: even RTP ports with RTCP on the next one, bound at reservation.
+//!
+//! Which free port a call gets is random among the older half of the free list: an outsider
+//! cannot predict the port of the next call (to inject media into it), while a port just
+//! released still rests at the back until stray packets of its previous call have drained.
 
 use std::collections::VecDeque;
 use std::io;
@@ -60,7 +64,7 @@ impl PortPool {
     pub(crate) fn allocate(self: &Arc<PortPool>) -> Result<PortReservation> {
         let attempts = self.free_count();
         for _ in 0..attempts {
-            let Some(port) = self.free_ports().pop_front() else {
+            let Some(port) = self.take_random() else {
                 break;
             };
             match self.bind_pair(port) {
@@ -84,6 +88,16 @@ impl PortPool {
             }
         }
         Err(Error::NoFreePorts)
+    }
+
+    /// A free port from the older half of the list, at random.
+    fn take_random(&self) -> Option<u16> {
+        let mut free = self.free_ports();
+        if free.is_empty() {
+            return None;
+        }
+        let older_half = free.len().div_ceil(2);
+        free.remove(fastrand::usize(..older_half))
     }
 
     fn bind_pair(&self, port: u16) -> io::Result<(UdpSocket, UdpSocket)> {
@@ -212,5 +226,25 @@ mod tests {
         assert!(matches!(pool.allocate(), Err(Error::NoFreePorts)));
         drop(squatter);
         assert_eq!(pool.allocate().unwrap().port(), 42230);
+    }
+
+    #[test]
+    fn the_next_port_cannot_be_predicted_and_a_released_one_rests() {
+        let firsts: std::collections::HashSet<u16> = (0..20)
+            .map(|_| {
+                let pool = PortPool::new(LOCALHOST, 43000, 43099).unwrap();
+                pool.allocate().unwrap().port()
+            })
+            .collect();
+        assert!(firsts.len() > 1, "the first port of a fresh pool varies");
+        // Twenty pairs: a port just released waits behind the older half of the free list.
+        let pool = PortPool::new(LOCALHOST, 43100, 43139).unwrap();
+        let released = pool.allocate().unwrap().port();
+        let mut held = Vec::new();
+        for _ in 0..9 {
+            let reservation = pool.allocate().unwrap();
+            assert_ne!(reservation.port(), released);
+            held.push(reservation);
+        }
     }
 }

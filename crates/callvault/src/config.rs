@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use ipnet::IpNet;
 use serde::Deserialize;
 
 /// Every key of the TOML file. Sections mirror the flags: `--sip-listen` is `[sip] listen`.
@@ -69,6 +70,19 @@ pub struct SipConfig {
     /// RFC 3261 T1 (round-trip estimate), in milliseconds: retransmissions start at T1, a
     /// transaction gives up after 64*T1 (a 2xx never ACKed ends the call then).
     pub t1_ms: u64,
+    /// Who may send SIP: networks in CIDR notation. Anything else is dropped before it is
+    /// parsed (no transaction, port or file), counted and logged once a minute per source.
+    pub allowed_sources: Vec<IpNet>,
+    /// Concurrent sessions one source address may hold. 0: as many as `max_sessions` (one SBC
+    /// may carry a node's whole load).
+    pub max_sessions_per_source: usize,
+    /// New INVITEs per second from one source address (a token bucket of as many); beyond it
+    /// they get 503 with Retry-After. 0: no limit.
+    pub max_invites_per_second_per_source: u32,
+    /// DTMF digits kept per recording; later ones are counted, not stored.
+    pub max_dtmf_per_recording: u32,
+    /// Metadata revisions kept per recording; later ones are answered but not stored.
+    pub max_metadata_revisions: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +117,9 @@ pub struct StorageConfig {
     /// Below this many free bytes on the data directory's filesystem, new calls are refused
     /// (503). Unset: the smaller of 1 GiB and 5% of the filesystem.
     pub min_free_bytes: Option<u64>,
+    /// The process umask, in octal: which permission bits files and folders created by callvault
+    /// (recordings, the catalog, the spool) never get. "027": files 0640, folders 0750.
+    pub umask: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +153,18 @@ impl Default for SipConfig {
             max_hold_secs: 2 * 3600,
             shutdown_grace_secs: 5,
             t1_ms: 500,
+            // Loopback only: an SBC's address must be allowed on purpose (serve says how).
+            allowed_sources: vec![
+                IpNet::V4(
+                    ipnet::Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8)
+                        .expect("8 is a valid IPv4 prefix length"),
+                ),
+                IpNet::from(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)),
+            ],
+            max_sessions_per_source: 0,
+            max_invites_per_second_per_source: 2_000,
+            max_dtmf_per_recording: 10_000,
+            max_metadata_revisions: 1_000,
         }
     }
 }
@@ -163,6 +192,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("data"),
             database_url: None,
             min_free_bytes: None,
+            umask: "027".to_owned(),
         }
     }
 }
@@ -218,6 +248,8 @@ impl std::fmt::Display for PortRange {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub node_id: Option<String>,
+    /// `--allow-source`, repeatable: replaces `[sip] allowed_sources` when given.
+    pub allowed_sources: Vec<IpNet>,
     pub sip_listen: Option<SocketAddr>,
     pub rtp_ip: Option<IpAddr>,
     pub rtp_ports: Option<PortRange>,
@@ -245,6 +277,9 @@ impl Config {
     fn apply(&mut self, o: &Overrides) {
         if let Some(v) = &o.node_id {
             self.node.id = Some(v.clone());
+        }
+        if !o.allowed_sources.is_empty() {
+            self.sip.allowed_sources = o.allowed_sources.clone();
         }
         if let Some(v) = o.sip_listen {
             self.sip.listen = v;
@@ -286,6 +321,12 @@ impl Config {
         if self.sip.min_session_expires_secs == 0 {
             bail!("[sip] min_session_expires_secs must be at least 1 (RFC 4028 says 90)");
         }
+        if self.umask().is_none() {
+            bail!(
+                "[storage] umask {:?} is not an octal mask like \"027\"",
+                self.storage.umask
+            );
+        }
         if !(50..=4_000).contains(&self.sip.t1_ms) {
             bail!("[sip] t1_ms must be between 50 and 4000 (RFC 3261 recommends 500)");
         }
@@ -324,6 +365,30 @@ impl Config {
             } else {
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED)
             }
+        })
+    }
+
+    /// The umask as bits (at most 0o777).
+    pub fn umask(&self) -> Option<u32> {
+        u32::from_str_radix(self.storage.umask.trim(), 8)
+            .ok()
+            .filter(|bits| *bits <= 0o777)
+    }
+
+    /// Sets the process umask from `[storage] umask` (validated at load): what callvault
+    /// creates from now on — recordings, the catalog, the spool — gets no more than it allows.
+    pub fn apply_umask(&self) {
+        if let Some(bits) = self.umask() {
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(bits));
+        }
+    }
+
+    /// Whether anything beyond this host may send SIP (a startup warning names the way out
+    /// when it may not, on a server listening beyond loopback).
+    pub fn only_loopback_allowed(&self) -> bool {
+        self.sip.allowed_sources.iter().all(|net| match net {
+            IpNet::V4(net) => net.network().is_loopback(),
+            IpNet::V6(net) => net.network().is_loopback(),
         })
     }
 

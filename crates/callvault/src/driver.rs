@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use crate::archive::ArchiveQueue;
 use crate::health::Health;
 use crate::recorder::{MediaPlane, Now, Recorder};
+use crate::sources::SourceGate;
 use crate::storage::StorageStatus;
 use callvault_media::MediaEvent;
 
@@ -41,6 +42,8 @@ pub struct Driver<M: MediaPlane> {
     pub sip_stats: watch::Sender<EndpointStats>,
     /// How long shutdown waits for the answers to its BYEs.
     pub shutdown_grace: Duration,
+    /// Drops SIP from sources outside the allow-list before the endpoint sees it.
+    pub gate: SourceGate,
     /// Whether the catalog queue can take new recordings (`Err(why)` otherwise).
     pub catalog_verdict: Box<dyn Fn() -> Result<(), String> + Send>,
 }
@@ -66,7 +69,9 @@ impl<M: MediaPlane> Driver<M> {
             tokio::select! {
                 event = incoming.recv() => match event {
                     Some(TransportEvent::Message(message)) => {
-                        self.endpoint.handle_input(message.received_at, message.from, &message.bytes);
+                        if self.gate.admit(message.received_at, message.from.addr.ip()) {
+                            self.endpoint.handle_input(message.received_at, message.from, &message.bytes);
+                        }
                     }
                     Some(TransportEvent::Failed { to, cause }) => {
                         warn!(peer = %to.addr, transport = %to.transport, %cause, "SIP delivery failed");

@@ -83,6 +83,7 @@ pub async fn run(request: Request) -> anyhow::Result<ExitCode> {
 
 async fn open(storage: &Storage) -> anyhow::Result<Catalog> {
     let config = Config::load(storage.config.as_deref(), &storage.overrides)?;
+    config.apply_umask();
     let url = config.database_url();
     if config.storage.database_url.is_none() {
         let db = config.storage.data_dir.join("callvault.db");

@@ -10,11 +10,13 @@ mod driver;
 mod health;
 mod listing;
 mod lock;
+mod log;
 mod media_plane;
 mod metrics;
 mod recorder;
 mod recovery;
 mod server;
+mod sources;
 mod storage;
 
 use std::net::{IpAddr, SocketAddr};
@@ -52,6 +54,15 @@ struct ServeArgs {
     /// when several share one PostgreSQL catalog.
     #[arg(long, env = "CALLVAULT_NODE_ID")]
     node_id: Option<String>,
+    /// A network allowed to send SIP, in CIDR notation (repeat for more; replaces
+    /// [sip] allowed_sources; default loopback only). `0.0.0.0/0` and `::/0` allow everyone.
+    #[arg(
+        long = "allow-source",
+        value_name = "CIDR",
+        env = "CALLVAULT_ALLOW_SOURCES",
+        value_delimiter = ','
+    )]
+    allow_sources: Vec<ipnet::IpNet>,
     /// SIP address, bound for both UDP and TCP ([sip] listen; default 0.0.0.0:5060).
     #[arg(long, env = "CALLVAULT_SIP_LISTEN")]
     sip_listen: Option<SocketAddr>,
@@ -150,6 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 args.storage.config.as_deref(),
                 &Overrides {
                     node_id: args.node_id,
+                    allowed_sources: args.allow_sources,
                     sip_listen: args.sip_listen,
                     rtp_ip: args.rtp_ip,
                     rtp_ports: args.rtp_ports,
@@ -210,7 +222,7 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| log::Escaping(std::io::stderr()))
         .with_ansi(false)
         .init();
 }

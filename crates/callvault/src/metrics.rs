@@ -31,6 +31,8 @@ pub struct Sources {
     pub health: Arc<Health>,
     pub storage: watch::Receiver<StorageStatus>,
     pub transport: TransportStats,
+    /// SIP messages dropped because their source is not allowed.
+    pub refused_sources: Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub fn router(sources: Sources) -> Router {
@@ -164,6 +166,18 @@ fn render(s: &Sources) -> String {
         load(&g.hangups_total),
     );
     metric(
+        "callvault_sessions_refused_source_limit_total",
+        "counter",
+        "Recording INVITEs refused because their source was over its own sessions or rate limit.",
+        load(&g.refused_source_total),
+    );
+    metric(
+        "callvault_recording_caps_reached_total",
+        "counter",
+        "DTMF digits and metadata revisions not stored because their recording reached its cap.",
+        load(&g.capped_total),
+    );
+    metric(
         "callvault_legs_failed_total",
         "counter",
         "Legs whose file could not be written (alarm on any increase).",
@@ -241,6 +255,12 @@ fn render(s: &Sources) -> String {
         "counter",
         "Deliveries the transports reported failed (client transactions ended at once).",
         sip.transport_errors,
+    );
+    metric(
+        "callvault_sip_refused_source_total",
+        "counter",
+        "SIP messages dropped because their source is not in [sip] allowed_sources.",
+        s.refused_sources.load(Ordering::Relaxed),
     );
     let transport = &s.transport;
     metric(

@@ -23,6 +23,7 @@ use crate::media_plane::EngineMedia;
 use crate::metrics;
 use crate::recorder::{Recorder, RecorderConfig, RecorderGauges};
 use crate::recovery::Recovery;
+use crate::sources::SourceGate;
 use crate::storage;
 
 /// How long stopping waits for the catalog writes still queued; what is left is spooled to
@@ -30,6 +31,8 @@ use crate::storage;
 const ARCHIVE_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Before anything is created: what callvault makes is never more open than the umask lets.
+    config.apply_umask();
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(data_dir.join("recordings"))
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
@@ -45,6 +48,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "SDP answers advertise a loopback RTP address: remote clients cannot send media; set --rtp-ip"
         );
     }
+
+    if config.only_loopback_allowed() && !config.sip.listen.ip().is_loopback() {
+        warn!(
+            "SIP is taken from this host only: allow your SBCs with --allow-source CIDR (repeatable) or [sip] allowed_sources = [\"192.0.2.0/24\"]; everything else is dropped"
+        );
+    }
+    let gate = SourceGate::new(config.sip.allowed_sources.clone());
 
     // Sockets next, before anything is marked or replayed: a port already taken stops us here.
     let (transports, incoming) = Transports::bind(transport_config(&config))
@@ -81,6 +91,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         health: Arc::clone(&health),
         storage: storage.clone(),
         transport: transports.stats(),
+        refused_sources: gate.refused(),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {
@@ -116,6 +127,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         health: Arc::clone(&health),
         sip_stats,
         shutdown_grace: Duration::from_secs(config.sip.shutdown_grace_secs),
+        gate,
         catalog_verdict: Box::new(move || match catalog_health.snapshot().unhealthy {
             None => Ok(()),
             Some(why) => Err(why.to_string()),
@@ -224,6 +236,13 @@ fn recorder_config(
         max_hold: config.max_hold(),
         max_sample_rate: config.media.max_sample_rate,
         node_id,
+        max_sessions_per_source: match config.sip.max_sessions_per_source {
+            0 => usize::MAX,
+            n => n,
+        },
+        invites_per_second_per_source: config.sip.max_invites_per_second_per_source,
+        max_dtmf_per_recording: config.sip.max_dtmf_per_recording,
+        max_metadata_revisions: config.sip.max_metadata_revisions,
     }
 }
 

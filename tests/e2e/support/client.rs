@@ -169,9 +169,18 @@ pub struct SipClient {
 
 impl SipClient {
     pub async fn connect(transport: Transport, server: SocketAddr) -> SipClient {
+        SipClient::connect_from(transport, server, [127, 0, 0, 1].into()).await
+    }
+
+    /// A client on another loopback address (127.0.0.2 …): another source, as another host.
+    pub async fn connect_from(
+        transport: Transport,
+        server: SocketAddr,
+        local: std::net::IpAddr,
+    ) -> SipClient {
         match transport {
             Transport::Udp => {
-                let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let socket = UdpSocket::bind((local, 0)).await.unwrap();
                 SipClient {
                     transport,
                     server,
@@ -184,7 +193,9 @@ impl SipClient {
                 }
             }
             Transport::Tcp => {
-                let stream = TcpStream::connect(server).await.unwrap();
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.bind((local, 0).into()).unwrap();
+                let stream = socket.connect(server).await.unwrap();
                 SipClient {
                     transport,
                     server,
@@ -442,7 +453,17 @@ pub struct Call {
 
 impl Call {
     pub async fn new(transport: Transport, server: SocketAddr, spec: CallSpec) -> Call {
-        let client = SipClient::connect(transport, server).await;
+        Call::new_from(transport, server, spec, [127, 0, 0, 1].into()).await
+    }
+
+    /// A call whose signalling comes from another loopback address (another source).
+    pub async fn new_from(
+        transport: Transport,
+        server: SocketAddr,
+        spec: CallSpec,
+        local: std::net::IpAddr,
+    ) -> Call {
+        let client = SipClient::connect_from(transport, server, local).await;
         let mut senders = Vec::new();
         for (i, s) in spec.streams.iter().enumerate() {
             senders.push(RtpSender {

@@ -142,6 +142,14 @@ impl Server {
         }
     }
 
+    /// Every log line the server has written so far (without waiting for more).
+    pub fn log_so_far(&mut self) -> Vec<String> {
+        while let Ok(line) = self.log.try_recv() {
+            self.log_lines.push(line);
+        }
+        self.log_lines.clone()
+    }
+
     /// Runs `callvault recordings …` against this server's data directory.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(BIN)

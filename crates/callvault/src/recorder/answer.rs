@@ -46,6 +46,23 @@ impl<M: MediaPlane> Recorder<M> {
             endpoint.respond(now.at, &key, self.refused(&request, &refusal));
             return;
         }
+        let source = from.addr.ip();
+        if self
+            .sources
+            .admit(now.at, source, self.sessions.calls_from(source))
+            .is_err()
+        {
+            self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
+            self.gauges
+                .refused_source_total
+                .fetch_add(1, Ordering::Relaxed);
+            let response = request
+                .response(503)
+                .with_reason("Source Over Its Limit")
+                .with_header("Retry-After", self.config.retry_after_secs.to_string());
+            endpoint.respond(now.at, &key, response);
+            return;
+        }
         let offer =
             match siprec::parse_body(request.content_type(), request.body(), &self.config.limits) {
                 Ok(offer) => offer,
@@ -301,6 +318,7 @@ impl<M: MediaPlane> Recorder<M> {
             started_at,
             rel_dir,
             metadata_revisions: u32::from(offer.raw_metadata.is_some()),
+            revisions_dropped: 0,
             dtmf_seq: 0,
             held_since: None,
             unacked: vec![(request.cseq().0, key.clone())],

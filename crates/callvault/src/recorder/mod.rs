@@ -41,12 +41,14 @@ use callvault_types::{DtmfSource, EndReason};
 use time::OffsetDateTime;
 use tracing::{debug, info, warn};
 
+use self::admission::{SourceAdmission, SourceLimits};
 use self::session::CallLimits;
 use self::sessions::{Due, Sessions};
 use crate::archive::ArchiveCommand;
 
 pub use self::media::MediaPlane;
 
+mod admission;
 mod answer;
 mod ending;
 mod media;
@@ -89,6 +91,14 @@ pub struct RecorderConfig {
     pub max_sample_rate: u32,
     /// This node's id, stored with each recording it makes.
     pub node_id: String,
+    /// Sessions one source address may hold (live and held); `usize::MAX`: no limit of its own.
+    pub max_sessions_per_source: usize,
+    /// New INVITEs per second from one source (token bucket); 0: no limit.
+    pub invites_per_second_per_source: u32,
+    /// DTMF digits stored per recording; later ones are dropped and counted.
+    pub max_dtmf_per_recording: u32,
+    /// Metadata revisions stored per recording; later ones are answered, not stored.
+    pub max_metadata_revisions: u32,
 }
 
 /// The time, as an input: the monotonic instant that orders everything, and the wall clock
@@ -130,6 +140,10 @@ pub struct RecorderGauges {
     /// Sessions we ended with a BYE of our own (timeouts, limits, failures, shutdown).
     pub hangups_total: AtomicUsize,
     pub legs_failed_total: AtomicUsize,
+    /// INVITEs refused because their source was over its own limit (sessions or rate).
+    pub refused_source_total: AtomicUsize,
+    /// Digits and metadata revisions not stored because a recording reached its cap.
+    pub capped_total: AtomicUsize,
 }
 
 /// Why new calls are refused.
@@ -146,6 +160,7 @@ enum Refusal {
 pub struct Recorder<M: MediaPlane> {
     config: RecorderConfig,
     limits: CallLimits,
+    sources: SourceAdmission,
     media: M,
     sessions: Sessions,
     archive: VecDeque<ArchiveCommand>,
@@ -163,6 +178,10 @@ impl<M: MediaPlane> Recorder<M> {
                 max_call_duration: config.max_call_duration,
                 max_hold: config.max_hold,
             },
+            sources: SourceAdmission::new(SourceLimits {
+                max_sessions: config.max_sessions_per_source,
+                invites_per_second: config.invites_per_second_per_source,
+            }),
             config,
             media,
             sessions: Sessions::default(),
@@ -309,6 +328,7 @@ impl<M: MediaPlane> Recorder<M> {
         };
         // Digits of a session that just ended still count: the media plane reports the last
         // press when the leg stops, before the leg's file is closed.
+        let cap = i64::from(self.config.max_dtmf_per_recording);
         let (recording_id, seq, label) = if let Some(session) = self.sessions.get_mut(key) {
             let seq = session.dtmf_seq;
             session.dtmf_seq += 1;
@@ -322,6 +342,10 @@ impl<M: MediaPlane> Recorder<M> {
         } else {
             return;
         };
+        if seq >= cap {
+            over_cap(&self.gauges, &recording_id, seq == cap, "DTMF digits");
+            return;
+        }
         debug!(%recording_id, "DTMF");
         self.archive.push_back(ArchiveCommand::Dtmf {
             recording_id,
@@ -489,6 +513,14 @@ fn dtmf_event(
         offset_ms: i64::try_from(offset_ms).unwrap_or(i64::MAX),
         duration_ms: i64::try_from(duration_ms).unwrap_or(i64::MAX),
         source,
+    }
+}
+
+/// Something a recording would store is over its cap: counted, logged the first time.
+fn over_cap(gauges: &RecorderGauges, recording_id: &str, first: bool, what: &str) {
+    gauges.capped_total.fetch_add(1, Ordering::Relaxed);
+    if first {
+        warn!(%recording_id, what, "a recording reached its cap: no more of these are stored");
     }
 }
 

@@ -15,7 +15,7 @@ use super::media::MediaPlane;
 use super::parties::{associations, participants_of};
 use super::session::LegSlot;
 use super::sessions::SessionKey;
-use super::{ALLOW, Now, Recorder, dtmf_event, reason_phrase};
+use super::{ALLOW, Now, Recorder, dtmf_event, over_cap, reason_phrase};
 use crate::archive::ArchiveCommand;
 
 impl<M: MediaPlane> Recorder<M> {
@@ -51,10 +51,15 @@ impl<M: MediaPlane> Recorder<M> {
             Method::Info => {
                 let response = match parse_info_dtmf(request.content_type(), request.body()) {
                     Ok(Some(dtmf)) => {
-                        if self.config.capture_dtmf {
+                        let seq = session.dtmf_seq;
+                        let capped = seq >= i64::from(self.config.max_dtmf_per_recording);
+                        if capped && self.config.capture_dtmf {
+                            let first = seq == i64::from(self.config.max_dtmf_per_recording);
+                            session.dtmf_seq += 1;
+                            over_cap(&self.gauges, &session.recording_id, first, "DTMF digits");
+                        } else if self.config.capture_dtmf {
                             // INFO says nothing of the stream the key was pressed on, only when.
                             let offset = now.at.saturating_duration_since(session.anchor);
-                            let seq = session.dtmf_seq;
                             session.dtmf_seq += 1;
                             self.archive.push_back(ArchiveCommand::Dtmf {
                                 recording_id: session.recording_id.clone(),
@@ -168,7 +173,17 @@ impl<M: MediaPlane> Recorder<M> {
         if let Some(sdp) = &offer.sdp {
             session.sdp = sdp.clone();
         }
-        if let Some(xml) = &offer.raw_metadata {
+        let revisions_full = session.metadata_revisions >= self.config.max_metadata_revisions;
+        if offer.raw_metadata.is_some() && revisions_full {
+            session.revisions_dropped += 1;
+            let first = session.revisions_dropped == 1;
+            over_cap(
+                &self.gauges,
+                &session.recording_id,
+                first,
+                "metadata revisions",
+            );
+        } else if let Some(xml) = &offer.raw_metadata {
             session.metadata_revisions += 1;
             session.metadata = offer.metadata.clone();
             let revision = session.metadata_revisions;

@@ -40,6 +40,8 @@ pub(super) struct Session {
     pub(super) started_at: OffsetDateTime,
     pub(super) rel_dir: PathBuf,
     pub(super) metadata_revisions: u32,
+    /// Metadata documents received past `max_metadata_revisions` (answered, not stored).
+    pub(super) revisions_dropped: u32,
     /// DTMF digits sent to the catalog so far: the next digit's sequence number.
     pub(super) dtmf_seq: i64,
     /// Since when every recorded stream has been on hold (a=inactive, c=0.0.0.0, port 0).

@@ -8,6 +8,7 @@
 //! transactions and its deadline.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::time::Instant;
 
 use callvault_media::LegId;
@@ -76,6 +77,8 @@ pub(super) struct Sessions {
     pending: HashMap<u64, Pending>,
     pending_by_transaction: HashMap<TransactionKey, u64>,
     deadlines: BTreeSet<(Instant, Due)>,
+    /// Live and held calls per source address, for the per-source limit.
+    by_source: HashMap<IpAddr, usize>,
 }
 
 impl Sessions {
@@ -87,6 +90,24 @@ impl Sessions {
     /// Live sessions plus INVITEs being held: what counts against `max_sessions`.
     pub(super) fn calls(&self) -> usize {
         self.live.len() + self.pending.len()
+    }
+
+    /// Live and held calls from `source`.
+    pub(super) fn calls_from(&self, source: IpAddr) -> usize {
+        self.by_source.get(&source).copied().unwrap_or(0)
+    }
+
+    fn count_source(&mut self, source: IpAddr) {
+        *self.by_source.entry(source).or_insert(0) += 1;
+    }
+
+    fn uncount_source(&mut self, source: IpAddr) {
+        if let Some(count) = self.by_source.get_mut(&source) {
+            *count -= 1;
+            if *count == 0 {
+                self.by_source.remove(&source);
+            }
+        }
     }
 
     pub(super) fn live_len(&self) -> usize {
@@ -112,6 +133,7 @@ impl Sessions {
         limits: &CallLimits,
     ) -> SessionKey {
         let key = SessionKey(self.next_key());
+        self.count_source(session.peer.addr.ip());
         self.by_dialog.insert(session.dialog.id().clone(), key);
         for leg in session.running_legs() {
             self.by_leg.insert(leg, key);
@@ -225,6 +247,7 @@ impl Sessions {
     /// legs stay findable until [`Sessions::finish_closing`] (their files are still closing).
     pub(super) fn remove(&mut self, key: SessionKey) -> Option<Session> {
         let mut session = self.live.remove(&key)?;
+        self.uncount_source(session.peer.addr.ip());
         self.by_dialog.remove(session.dialog.id());
         for (_, invite) in session.unacked.drain(..) {
             self.by_invite.remove(&invite);
@@ -254,6 +277,7 @@ impl Sessions {
 
     pub(super) fn hold(&mut self, pending: Pending) {
         let id = self.next_key();
+        self.count_source(pending.from.addr.ip());
         self.deadlines.insert((pending.answer_at, Due::Answer(id)));
         self.pending_by_transaction.insert(pending.key.clone(), id);
         self.pending.insert(id, pending);
@@ -263,6 +287,7 @@ impl Sessions {
     pub(super) fn take_held(&mut self, id: u64) -> Option<Pending> {
         let pending = self.pending.remove(&id)?;
         self.pending_by_transaction.remove(&pending.key);
+        self.uncount_source(pending.from.addr.ip());
         Some(pending)
     }
 
@@ -271,6 +296,7 @@ impl Sessions {
         let id = self.pending_by_transaction.remove(key)?;
         let pending = self.pending.remove(&id)?;
         self.deadlines.remove(&(pending.answer_at, Due::Answer(id)));
+        self.uncount_source(pending.from.addr.ip());
         Some(pending)
     }
 
@@ -296,5 +322,6 @@ impl Sessions {
             + self.pending.len()
             + self.pending_by_transaction.len()
             + self.deadlines.len()
+            + self.by_source.len()
     }
 }

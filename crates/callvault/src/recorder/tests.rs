@@ -130,6 +130,10 @@ fn config() -> RecorderConfig {
         max_hold: Some(Duration::from_secs(2 * 3600)),
         max_sample_rate: 48_000,
         node_id: "node-test".to_owned(),
+        max_sessions_per_source: usize::MAX,
+        invites_per_second_per_source: 2_000,
+        max_dtmf_per_recording: 10_000,
+        max_metadata_revisions: 1_000,
     }
 }
 
@@ -1182,5 +1186,132 @@ fn a_rate_above_the_cap_is_not_accepted() {
     assert_eq!(
         pair.recorder.media.legs[&leg].spec.codec.sample_rate(),
         8000
+    );
+}
+
+#[test]
+fn one_source_over_its_own_limits_is_refused_while_others_record() {
+    let mut pair = Pair::new(
+        RecorderConfig {
+            max_sessions_per_source: 2,
+            invites_per_second_per_source: 3,
+            ..config()
+        },
+        FakeMedia::with_ports(100),
+    );
+    Call::new("a1").establish(&mut pair, &two_streams());
+    Call::new("a2").establish(&mut pair, &two_streams());
+    // A third call from the same SBC address: over its session limit.
+    let invite = Call::new("a3").request(
+        "INVITE",
+        "",
+        Some(("application/sdp", &sdp(&two_streams()))),
+    );
+    pair.deliver(src(), &invite);
+    let refused = pair
+        .responses()
+        .into_iter()
+        .find(|r| r.status() >= 200)
+        .unwrap();
+    assert_eq!(
+        (refused.status(), refused.reason()),
+        (503, "Source Over Its Limit")
+    );
+    // Another SBC is not affected.
+    let other = Peer::udp("192.0.2.20:5060".parse().unwrap());
+    let invite = Call::new("b1").request(
+        "INVITE",
+        "",
+        Some(("application/sdp", &sdp(&two_streams()))),
+    );
+    pair.deliver(other, &invite);
+    assert!(pair.finals().contains(&200));
+    assert_eq!(pair.inserts().len(), 3);
+}
+
+#[test]
+fn a_source_sending_invites_faster_than_its_rate_gets_503_then_recovers() {
+    let mut pair = Pair::new(
+        RecorderConfig {
+            invites_per_second_per_source: 5,
+            ..config()
+        },
+        FakeMedia::with_ports(100),
+    );
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let invite = Call::new(&format!("burst-{n}")).request(
+            "INVITE",
+            "",
+            Some(("application/sdp", &sdp(&two_streams()))),
+        );
+        pair.deliver(src(), &invite);
+        statuses.extend(pair.finals());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 503, 503, 503]);
+    pair.advance(Duration::from_secs(1));
+    pair.finals();
+    let invite = Call::new("later").request(
+        "INVITE",
+        "",
+        Some(("application/sdp", &sdp(&two_streams()))),
+    );
+    pair.deliver(src(), &invite);
+    assert!(pair.finals().contains(&200), "the bucket refills");
+}
+
+#[test]
+fn digits_and_revisions_past_a_recordings_cap_are_not_stored() {
+    let mut pair = Pair::new(
+        RecorderConfig {
+            max_dtmf_per_recording: 3,
+            max_metadata_revisions: 2,
+            ..config()
+        },
+        FakeMedia::with_ports(10),
+    );
+    let mut call = Call::new("flood");
+    call.establish(&mut pair, &two_streams());
+    let leg = pair.recorder.media.order[0];
+    for n in 0..10 {
+        pair.media(MediaEvent::Dtmf {
+            leg,
+            digit: '1',
+            offset_ms: 100 * n,
+            duration_ms: 50,
+        });
+    }
+    let info = call.request(
+        "INFO",
+        "",
+        Some(("application/dtmf-relay", "Signal=5\r\nDuration=100\r\n")),
+    );
+    pair.deliver(src(), &info);
+    assert_eq!(pair.finals(), vec![200], "INFO still answered");
+    let digits = pair
+        .archive
+        .iter()
+        .filter(|c| matches!(c, ArchiveCommand::Dtmf { .. }))
+        .count();
+    assert_eq!(digits, 3);
+    let metadata = "<?xml version=\"1.0\"?><recording xmlns=\"urn:ietf:params:xml:ns:recording:1\"><datamode>partial</datamode></recording>";
+    for _ in 0..5 {
+        let update = call.request(
+            "UPDATE",
+            "",
+            Some(("application/rs-metadata+xml", metadata)),
+        );
+        pair.deliver(src(), &update);
+        assert_eq!(pair.finals(), vec![200]);
+    }
+    let revisions = pair
+        .archive
+        .iter()
+        .filter(|c| matches!(c, ArchiveCommand::Revision { .. }))
+        .count();
+    assert_eq!(revisions, 2);
+    assert_eq!(
+        pair.recorder.gauges.capped_total.load(Ordering::Relaxed),
+        8 + 3
     );
 }

@@ -1,0 +1,118 @@
+//! Who may talk to callvault and what it leaves readable: sources outside the allow-list get
+//! nothing (no answer, no port, no file), and recordings are not readable by other users.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::Duration;
+
+use crate::support::Server;
+use crate::support::client::{Call, CallSpec, SipClient, Transport};
+
+fn metric(server: &Server, name: &str) -> u64 {
+    let (_, body) = server.http_get("/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_source_outside_the_allow_list_gets_no_answer_no_port_and_no_file() {
+    let server = Server::start_with("[sip]\nallowed_sources = [\"127.0.0.1/32\"]\n");
+    let mut outsider = Call::new_from(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(440.0, 1000.0),
+        [127, 0, 0, 2].into(),
+    )
+    .await;
+    outsider.send_invite().await;
+    assert!(
+        outsider.client.recv(Duration::from_secs(1)).await.is_none(),
+        "no response at all (not even 100 Trying) to a source not allowed"
+    );
+    let mut tcp = SipClient::connect_from(Transport::Tcp, server.sip, [127, 0, 0, 3].into()).await;
+    tcp.send(b"OPTIONS sip:srs@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.3:5060;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: tcp-outsider\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").await;
+    assert!(tcp.recv(Duration::from_millis(500)).await.is_none());
+    assert_eq!(metric(&server, "callvault_media_ports_in_use"), 0);
+    assert_eq!(metric(&server, "callvault_sip_server_transactions"), 0);
+    assert!(metric(&server, "callvault_sip_refused_source_total") >= 2);
+    assert!(server.list().is_empty());
+    assert!(
+        std::fs::read_dir(server.data_dir.join("recordings"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "no folder, no file"
+    );
+
+    // An allowed source is recorded as usual.
+    let mut call = Call::answered(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(440.0, 1000.0),
+    )
+    .await;
+    call.play(Duration::from_millis(500), &[]).await;
+    assert_eq!(call.bye().await.status, 200);
+    assert_eq!(server.completed(&call.call_id)["state"], "complete");
+}
+
+#[tokio::test]
+async fn recordings_and_the_catalog_are_not_readable_by_other_users() {
+    let server = Server::start();
+    let mut call = Call::answered(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(440.0, 1000.0),
+    )
+    .await;
+    call.play(Duration::from_millis(500), &[]).await;
+    assert_eq!(call.bye().await.status, 200);
+    let rec = server.completed(&call.call_id);
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    for leg in rec["legs"].as_array().unwrap() {
+        let wav = server.path_of(leg);
+        assert_eq!(mode(&wav), 0o640, "{}", wav.display());
+        let folder = wav.parent().unwrap();
+        assert_eq!(mode(folder), 0o750, "{}", folder.display());
+        assert_eq!(mode(&folder.join("metadata-1.xml")), 0o640);
+    }
+    assert_eq!(mode(&server.data_dir.join("callvault.db")), 0o640);
+    assert_eq!(mode(&server.data_dir.join("recordings")), 0o750);
+}
+
+#[tokio::test]
+async fn control_characters_from_the_network_never_reach_the_log_raw() {
+    // An SDP-only offer (Cisco BIB style) whose label carries terminal escape sequences: the
+    // label is logged when the leg's file closes.
+    let mut server = Server::start();
+    let mut call = Call::new(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(440.0, 1000.0),
+    )
+    .await;
+    let sdp = call
+        .sdp("sendonly")
+        .replace("a=label:1", "a=label:1\u{1b}[2J\u{1b}]0;owned\u{7}");
+    let answer = call.invite_raw("application/sdp", sdp.as_bytes(), "").await;
+    assert_eq!(answer.status, 200);
+    call.ack().await;
+    call.play(Duration::from_millis(300), &[]).await;
+    assert_eq!(call.bye().await.status, 200);
+    server.completed(&call.call_id);
+    let log = server.log_so_far();
+    assert!(
+        log.iter().any(|l| l.contains("[2J")),
+        "the label was logged (escaped)"
+    );
+    for line in &log {
+        assert!(
+            !line.chars().any(|c| c.is_control() && c != '\t'),
+            "a raw control character in the log: {line:?}"
+        );
+    }
+}
