@@ -90,6 +90,7 @@ mod catalog;
 mod db;
 mod error;
 mod model;
+mod sql;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
