@@ -90,6 +90,7 @@ mod catalog;
 mod db;
 mod error;
 mod model;
+mod scope;
 mod sql;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -100,5 +101,6 @@ pub use error::{Error, Result};
 pub use model::{
     Association, Completion, CorrelationId, DtmfEvent, Leg, LegCompletion, ListQuery,
     MetadataRevision, NewLeg, NewMetadataRevision, NewParticipant, NewRecording, Participant,
-    Recording, RecordingState, UnknownRecordingState,
+    Pause, Recording, RecordingState, UnknownRecordingState,
 };
+pub use scope::{Actor, Scope};

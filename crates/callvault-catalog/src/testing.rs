@@ -206,6 +206,7 @@ pub fn new_recording(id: &str, started_at: OffsetDateTime) -> NewRecording {
         warnings: Vec::new(),
         source_address: "192.0.2.10:5060".to_owned(),
         transport: "udp".to_owned(),
+        tenant: None,
     }
 }
 

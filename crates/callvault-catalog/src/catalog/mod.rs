@@ -13,6 +13,9 @@ use callvault_types::LegCounters;
 
 use crate::db::{Arg, Pool, Row, Tx};
 use crate::error::{Error, Result};
+use crate::model::RecordingState;
+use crate::scope::Scope;
+use crate::sql::Conditions;
 
 /// File name of the embedded catalog inside the data dir.
 pub const SQLITE_FILE_NAME: &str = "callvault.db";
@@ -64,11 +67,11 @@ impl Catalog {
         );
         for id in ids {
             let mut tx = self.pool.begin().await?;
-            match lock_recording(&mut tx, &id).await {
+            match lock_recording(&mut tx, &Scope::All, &id).await {
                 // Deleted meanwhile (another node): nothing to compute.
                 Err(Error::NotFound { .. }) => continue,
                 other => other?,
-            }
+            };
             write::refresh_dtmf_digits(&mut tx, &id).await?;
             tx.finish("commit DTMF digits").await?;
         }
@@ -167,22 +170,54 @@ fn legacy_counters(row: &Row) -> Result<LegCounters> {
     })
 }
 
-/// Checks the recording exists and, with a write on its row, takes the write lock up front
-/// (see [`Pool::begin`]).
-async fn lock_recording(tx: &mut Tx, recording_id: &str) -> Result<()> {
-    let found = tx
-        .run(
-            "lock recording",
-            "UPDATE recordings SET state = state WHERE id = $1",
-            &[Arg::Text(recording_id)],
-        )
-        .await?;
+/// A recording's row as [`lock_recording`] found it.
+struct LockedRecording {
+    /// The stored state (what the recording ended in, for a tombstone too).
+    state: RecordingState,
+    tenant: Option<String>,
+    /// A tombstone.
+    deleted: bool,
+}
+
+/// Checks the recording exists within `scope` and, with a write on its row, takes the write
+/// lock up front (see [`Pool::begin`]): on PostgreSQL the row stays locked until the
+/// transaction ends, so what is read next (its locks, its state) cannot change under the
+/// caller. Out of scope or unknown: [`Error::NotFound`].
+async fn lock_recording(
+    tx: &mut Tx,
+    scope: &Scope,
+    recording_id: &str,
+) -> Result<LockedRecording> {
+    let mut filter = Conditions::default();
+    let id = filter.bind(Arg::Text(recording_id));
+    filter.and(format!("id = {id}"));
+    scope.restrict(&mut filter, "tenant");
+    let sql = format!(
+        "UPDATE recordings SET state = state{}",
+        filter.where_clause()
+    );
+    let found = tx.run("lock recording", &sql, filter.args()).await?;
     if found == 0 {
         return Err(Error::NotFound {
             id: recording_id.to_owned(),
         });
     }
-    Ok(())
+    let rows = tx
+        .rows(
+            "read recording",
+            "recordings",
+            "SELECT state, tenant, deleted_at FROM recordings WHERE id = $1",
+            &[Arg::Text(recording_id)],
+        )
+        .await?;
+    let row = rows.first().ok_or_else(|| Error::NotFound {
+        id: recording_id.to_owned(),
+    })?;
+    Ok(LockedRecording {
+        state: row.parse("state")?,
+        tenant: row.opt_text("tenant")?,
+        deleted: row.opt_int("deleted_at")?.is_some(),
+    })
 }
 
 #[cfg(test)]

@@ -109,8 +109,7 @@ impl Catalog {
             filter.and(format!("dtmf_digits LIKE {p} ESCAPE '\\'"));
         }
         if let Some(state) = query.state {
-            let p = filter.bind(Arg::Text(state.as_str()));
-            filter.and(format!("state = {p}"));
+            state_condition(&mut filter, state);
         }
         if let Some(call_id) = &query.call_id {
             let p = filter.bind(Arg::Text(call_id));
@@ -147,10 +146,26 @@ impl Catalog {
     }
 }
 
-/// The columns [`recording_from_row`] reads, from `recordings`.
+/// Restricts `filter` to recordings in `state`: a tombstone is a row with `deleted_at` set,
+/// whatever its `state` column says (see migration 4).
+pub(super) fn state_condition(filter: &mut Conditions<'_>, state: RecordingState) {
+    if state == RecordingState::Deleted {
+        filter.and("deleted_at IS NOT NULL");
+    } else {
+        let p = filter.bind(Arg::Text(state.as_str()));
+        filter.and(format!("state = {p} AND deleted_at IS NULL"));
+    }
+}
+
+/// The columns of `recordings` that [`recording_from_row`] reads.
+pub(super) const RECORDING_COLUMNS: &str = "id, session_id, ingress_call_id, egress_call_id, \
+     from_uri, to_uri, started_at, ended_at, duration_ms, state, end_reason, source_address, \
+     transport, node_id, deleted_at";
+
+/// `SELECT` [`RECORDING_COLUMNS`] `FROM recordings`.
 pub(super) const RECORDING_SELECT: &str = "SELECT id, session_id, ingress_call_id, \
      egress_call_id, from_uri, to_uri, started_at, ended_at, duration_ms, state, end_reason, \
-     source_address, transport, node_id FROM recordings";
+     source_address, transport, node_id, deleted_at FROM recordings";
 
 /// A `recordings` row, without its children.
 pub(super) fn recording_from_row(row: &Row) -> Result<Recording> {
@@ -164,7 +179,11 @@ pub(super) fn recording_from_row(row: &Row) -> Result<Recording> {
         started_at: row.time("started_at")?,
         ended_at: row.opt_time("ended_at")?,
         duration_ms: row.opt_int("duration_ms")?,
-        state: row.parse("state")?,
+        state: if row.opt_int("deleted_at")?.is_some() {
+            RecordingState::Deleted
+        } else {
+            row.parse("state")?
+        },
         end_reason: row.opt_parse("end_reason")?,
         node_id: row.opt_text("node_id")?,
         participants: Vec::new(),

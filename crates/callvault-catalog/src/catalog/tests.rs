@@ -220,7 +220,7 @@ async fn old_rows_read_back_after_migration(url: &str, version: usize) {
             "SELECT version FROM _sqlx_migrations ORDER BY version"
         )
         .await,
-        [20261130000001, 20261130000002, 20261130000003]
+        [20261130000001, 20261130000002, 20261130000003, 20261130000004]
     );
     let old = get(&catalog, "old").await;
     assert_eq!(old.state, RecordingState::Complete);
@@ -705,7 +705,7 @@ async fn reopening_keeps_rows_and_does_not_migrate_twice() {
         .fetch_one(pool)
         .await
         .unwrap();
-    assert_eq!(applied, 3);
+    assert_eq!(applied, 4);
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(pool)
         .await

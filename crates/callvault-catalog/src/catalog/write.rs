@@ -10,9 +10,10 @@ use super::{Catalog, counters_json, lock_recording};
 use crate::db::{Arg, Tx};
 use crate::error::{Error, Result};
 use crate::model::{
-    Completion, DtmfEvent, NewLeg, NewMetadataRevision, NewParticipant, NewRecording,
+    Completion, DtmfEvent, NewLeg, NewMetadataRevision, NewParticipant, NewRecording, Pause,
     RecordingState, to_unix_ms,
 };
+use crate::scope::Scope;
 
 impl Catalog {
     /// Records a new, `active` recording with everything known at its start, in one transaction.
@@ -27,7 +28,7 @@ impl Catalog {
             .execute(
                 "INSERT INTO recordings (id, session_id, ingress_call_id, egress_call_id, \
                  from_uri, to_uri, started_at, state, source_address, transport, dtmf_digits, \
-                 node_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', $11)",
+                 node_id, tenant) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', $11, $12)",
                 &[
                     Arg::Text(&rec.id),
                     Arg::Text(&rec.session_id),
@@ -40,6 +41,7 @@ impl Catalog {
                     Arg::Text(&rec.source_address),
                     Arg::Text(&rec.transport),
                     Arg::Text(&rec.node_id),
+                    Arg::OptText(rec.tenant.as_deref()),
                 ],
             )
             .await;
@@ -113,7 +115,9 @@ impl Catalog {
         rev: &NewMetadataRevision,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        lock_recording(&mut tx, recording_id).await?;
+        if lock_recording(&mut tx, &Scope::All, recording_id).await?.deleted {
+            return ignore_for_tombstone(tx, recording_id, "metadata revision").await;
+        }
         insert_metadata_revision(&mut tx, recording_id, rev).await?;
         tx.finish("commit metadata revision").await
     }
@@ -125,7 +129,9 @@ impl Catalog {
     /// through [`Catalog::set_associations`].
     pub async fn add_legs(&self, recording_id: &str, legs: &[NewLeg]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        lock_recording(&mut tx, recording_id).await?;
+        if lock_recording(&mut tx, &Scope::All, recording_id).await?.deleted {
+            return ignore_for_tombstone(tx, recording_id, "legs").await;
+        }
         insert_legs(&mut tx, recording_id, legs).await?;
         tx.finish("commit new legs").await
     }
@@ -136,7 +142,9 @@ impl Catalog {
     /// A `seq` the recording already has changes nothing (a replay).
     pub async fn add_dtmf(&self, recording_id: &str, event: &DtmfEvent) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        lock_recording(&mut tx, recording_id).await?;
+        if lock_recording(&mut tx, &Scope::All, recording_id).await?.deleted {
+            return ignore_for_tombstone(tx, recording_id, "DTMF event").await;
+        }
         let inserted = tx
             .run(
                 "insert DTMF event",
@@ -169,9 +177,20 @@ impl Catalog {
     /// again). A leg position the catalog does not know is logged and skipped: the recording's
     /// own end must not be lost over one leg.
     pub async fn complete_recording(&self, c: &Completion) -> Result<()> {
+        if c.state == RecordingState::Deleted {
+            return Err(Error::InvalidInput {
+                field: "state",
+                reason: "a completion cannot delete a recording".to_owned(),
+            });
+        }
         let mut tx = self.pool.begin().await?;
-        let updated = tx
-            .run(
+        if lock_recording(&mut tx, &Scope::All, &c.recording_id)
+            .await?
+            .deleted
+        {
+            return ignore_for_tombstone(tx, &c.recording_id, "completion").await;
+        }
+        tx.run(
                 "complete recording",
                 "UPDATE recordings SET state = $2, ended_at = $3, duration_ms = $4, \
                  end_reason = $5 WHERE id = $1",
@@ -184,11 +203,6 @@ impl Catalog {
                 ],
             )
             .await?;
-        if updated == 0 {
-            return Err(Error::NotFound {
-                id: c.recording_id.clone(),
-            });
-        }
         for leg in &c.legs {
             let updated = tx
                 .run(
@@ -260,7 +274,9 @@ impl Catalog {
         current: &[(String, String)],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        lock_recording(&mut tx, recording_id).await?;
+        if lock_recording(&mut tx, &Scope::All, recording_id).await?.deleted {
+            return ignore_for_tombstone(tx, recording_id, "associations").await;
+        }
         let rows = tx
             .rows(
                 "read associations",
@@ -352,6 +368,48 @@ impl Catalog {
         }
         tx.finish("commit associations").await
     }
+
+    /// Stores a paused interval of a live recording under its [`Pause::seq`]: opened with
+    /// `to_ms: None` when the pause starts, the same `seq` again with `to_ms` when it ends.
+    /// Idempotent: a replay of the opening after the end keeps the end, a replay of the end
+    /// changes nothing. An unknown recording is [`Error::NotFound`].
+    pub async fn set_pause(&self, recording_id: &str, pause: &Pause) -> Result<()> {
+        if pause.to_ms.is_some_and(|to| to < pause.from_ms) {
+            return Err(Error::InvalidInput {
+                field: "to_ms",
+                reason: format!("{:?} ends before it starts", pause),
+            });
+        }
+        let mut tx = self.pool.begin().await?;
+        if lock_recording(&mut tx, &Scope::All, recording_id)
+            .await?
+            .deleted
+        {
+            return ignore_for_tombstone(tx, recording_id, "pause").await;
+        }
+        tx.run(
+            "store pause",
+            "INSERT INTO pauses (recording_id, seq, from_ms, to_ms, paused_by) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (recording_id, seq) DO UPDATE SET \
+             to_ms = COALESCE(pauses.to_ms, excluded.to_ms)",
+            &[
+                Arg::Text(recording_id),
+                Arg::Int(pause.seq),
+                Arg::Int(pause.from_ms),
+                Arg::OptInt(pause.to_ms),
+                Arg::Text(&pause.by),
+            ],
+        )
+        .await?;
+        tx.finish("commit pause").await
+    }
+}
+
+/// A recorder write for a tombstone: only a late replay can bring one (a recording still
+/// being recorded cannot be deleted), and it must not bring back what was deleted.
+async fn ignore_for_tombstone(tx: Tx, recording_id: &str, what: &'static str) -> Result<()> {
+    tracing::debug!(recording_id, what, "write to a deleted recording ignored");
+    tx.finish("end write").await
 }
 
 /// A `participant_associations` row, as `set_associations` compares it.

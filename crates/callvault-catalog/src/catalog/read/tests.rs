@@ -44,6 +44,7 @@ async fn insert_then_get_round_trips_every_field(catalog: &Catalog) {
         warnings: vec!["label order binding".to_owned(), "no aor for p3".to_owned()],
         source_address: "[2001:db8::1]:5061".to_owned(),
         transport: "tls".to_owned(),
+        tenant: Some("acme".to_owned()),
     };
     catalog.insert_recording(&rec).await.unwrap();
 
