@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sql::Conditions;
 use crate::db::Arg;
+use crate::sql::Conditions;
 
 /// Which recordings an operation may see and touch. A user with a tenant works in
 /// `Tenant(name)`; one without, in `All`. Enforced inside the SQL of each operation (a

@@ -1,11 +1,32 @@
 //! [`Catalog`]: the recordings catalog's operations, written once for SQLite and PostgreSQL.
 //!
-//! The operations are spread over modules named after what they do: `write` (what the
-//! recorder stores while a call runs), `read` (recordings back, as the CLI and recovery read
-//! them). Each `impl Catalog` block lives beside the SQL it runs.
+//! The operations are spread over modules named after what they do, each `impl Catalog` block
+//! beside the SQL it runs: `write` (what the recorder stores while a call runs), `read`
+//! (recordings back, as the CLI and recovery read them), `search` (filtered pages within a
+//! scope, one recording in full), `locks` (legal holds and deletion), `review` (annotations,
+//! the review, custom fields), `users` (users and tokens), `audit` (the hash-chained trail).
 
+mod audit;
+mod locks;
 mod read;
+mod review;
+mod search;
+mod users;
 mod write;
+
+pub use audit::{
+    AuditAction, AuditEntry, AuditPage, AuditProblem, AuditQuery, AuditVerification, NewAuditEntry,
+    UnknownAuditAction,
+};
+pub use locks::{DeletedLeg, Deletion, Lock};
+pub use review::{
+    Annotation, CustomField, CustomFieldKind, NewAnnotation, Review, ReviewUpdate,
+    UnknownCustomFieldKind,
+};
+pub use search::{RecordingDetails, RecordingItem, SearchPage, SearchQuery};
+pub use users::{
+    Authenticated, NewToken, NewUser, Permission, Role, TOKEN_PREFIX, Token, UnknownRole, User,
+};
 
 use std::path::Path;
 
@@ -183,11 +204,7 @@ struct LockedRecording {
 /// lock up front (see [`Pool::begin`]): on PostgreSQL the row stays locked until the
 /// transaction ends, so what is read next (its locks, its state) cannot change under the
 /// caller. Out of scope or unknown: [`Error::NotFound`].
-async fn lock_recording(
-    tx: &mut Tx,
-    scope: &Scope,
-    recording_id: &str,
-) -> Result<LockedRecording> {
+async fn lock_recording(tx: &mut Tx, scope: &Scope, recording_id: &str) -> Result<LockedRecording> {
     let mut filter = Conditions::default();
     let id = filter.bind(Arg::Text(recording_id));
     filter.and(format!("id = {id}"));

@@ -8,6 +8,7 @@
 use super::*;
 use crate::db::DbRow;
 use crate::model::*;
+use crate::scope::Actor;
 use crate::testing::*;
 use callvault_types::EndReason;
 use std::str::FromStr as _;
@@ -220,7 +221,12 @@ async fn old_rows_read_back_after_migration(url: &str, version: usize) {
             "SELECT version FROM _sqlx_migrations ORDER BY version"
         )
         .await,
-        [20261130000001, 20261130000002, 20261130000003, 20261130000004]
+        [
+            20261130000001,
+            20261130000002,
+            20261130000003,
+            20261130000004
+        ]
     );
     let old = get(&catalog, "old").await;
     assert_eq!(old.state, RecordingState::Complete);
@@ -804,4 +810,43 @@ fn sqlite_and_postgres_migrations_have_the_same_shape() {
     let sqlite = read("sqlite");
     assert!(!sqlite.is_empty());
     assert_eq!(sqlite, read("postgres"));
+}
+
+/// The actor of the management scenarios.
+pub(crate) fn alice() -> Actor {
+    Actor::new("alice", Some("192.0.2.7".to_owned()))
+}
+
+/// An ended recording of `tenant` with one leg whose file has digest `sha-<id>`.
+pub(crate) async fn ended(
+    catalog: &Catalog,
+    id: &str,
+    tenant: Option<&str>,
+    started_at: time::OffsetDateTime,
+) {
+    let mut rec = new_recording(id, started_at);
+    rec.tenant = tenant.map(str::to_owned);
+    catalog.insert_recording(&rec).await.unwrap();
+    catalog
+        .complete_recording(&completion(id, 0, 10, &format!("sha-{id}")))
+        .await
+        .unwrap();
+}
+
+/// The first column of every row of a raw query, as text.
+pub(crate) async fn raw_texts(catalog: &Catalog, sql: &str) -> Vec<String> {
+    let mut tx = catalog.pool.begin_read().await.unwrap();
+    let rows = tx.fetch_all(sql, &[]).await.unwrap();
+    tx.commit().await.unwrap();
+    rows.iter()
+        .map(|row| match row {
+            DbRow::Sqlite(row) => sqlx::Row::get(row, 0),
+            DbRow::Postgres(row) => sqlx::Row::get(row, 0),
+        })
+        .collect()
+}
+
+/// Whether the catalog runs on PostgreSQL.
+pub(crate) fn is_postgres(catalog: &Catalog) -> bool {
+    matches!(catalog.pool, Pool::Postgres(_))
 }

@@ -115,7 +115,10 @@ impl Catalog {
         rev: &NewMetadataRevision,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        if lock_recording(&mut tx, &Scope::All, recording_id).await?.deleted {
+        if lock_recording(&mut tx, &Scope::All, recording_id)
+            .await?
+            .deleted
+        {
             return ignore_for_tombstone(tx, recording_id, "metadata revision").await;
         }
         insert_metadata_revision(&mut tx, recording_id, rev).await?;
@@ -129,7 +132,10 @@ impl Catalog {
     /// through [`Catalog::set_associations`].
     pub async fn add_legs(&self, recording_id: &str, legs: &[NewLeg]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        if lock_recording(&mut tx, &Scope::All, recording_id).await?.deleted {
+        if lock_recording(&mut tx, &Scope::All, recording_id)
+            .await?
+            .deleted
+        {
             return ignore_for_tombstone(tx, recording_id, "legs").await;
         }
         insert_legs(&mut tx, recording_id, legs).await?;
@@ -142,7 +148,10 @@ impl Catalog {
     /// A `seq` the recording already has changes nothing (a replay).
     pub async fn add_dtmf(&self, recording_id: &str, event: &DtmfEvent) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        if lock_recording(&mut tx, &Scope::All, recording_id).await?.deleted {
+        if lock_recording(&mut tx, &Scope::All, recording_id)
+            .await?
+            .deleted
+        {
             return ignore_for_tombstone(tx, recording_id, "DTMF event").await;
         }
         let inserted = tx
@@ -191,18 +200,18 @@ impl Catalog {
             return ignore_for_tombstone(tx, &c.recording_id, "completion").await;
         }
         tx.run(
-                "complete recording",
-                "UPDATE recordings SET state = $2, ended_at = $3, duration_ms = $4, \
+            "complete recording",
+            "UPDATE recordings SET state = $2, ended_at = $3, duration_ms = $4, \
                  end_reason = $5 WHERE id = $1",
-                &[
-                    Arg::Text(&c.recording_id),
-                    Arg::Text(c.state.as_str()),
-                    Arg::Int(to_unix_ms(c.ended_at)),
-                    Arg::Int(c.duration_ms),
-                    Arg::Text(c.end_reason.as_str()),
-                ],
-            )
-            .await?;
+            &[
+                Arg::Text(&c.recording_id),
+                Arg::Text(c.state.as_str()),
+                Arg::Int(to_unix_ms(c.ended_at)),
+                Arg::Int(c.duration_ms),
+                Arg::Text(c.end_reason.as_str()),
+            ],
+        )
+        .await?;
         for leg in &c.legs {
             let updated = tx
                 .run(
@@ -274,7 +283,10 @@ impl Catalog {
         current: &[(String, String)],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        if lock_recording(&mut tx, &Scope::All, recording_id).await?.deleted {
+        if lock_recording(&mut tx, &Scope::All, recording_id)
+            .await?
+            .deleted
+        {
             return ignore_for_tombstone(tx, recording_id, "associations").await;
         }
         let rows = tx
