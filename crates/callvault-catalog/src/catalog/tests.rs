@@ -128,6 +128,40 @@ macro_rules! on_both_engines {
 }
 pub(crate) use on_both_engines;
 
+/// [`on_both_engines`] for scenarios that run only when asked (`--ignored`): benchmarks.
+macro_rules! on_both_engines_ignored {
+    ($($scenario:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                #[ignore = "a benchmark: run with --ignored --nocapture"]
+                async fn $scenario() {
+                    let db = $crate::catalog::tests::sqlite().await;
+                    super::$scenario(&db.catalog).await;
+                    db.catalog.close().await;
+                }
+            )*
+        }
+
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                #[ignore = "a benchmark: run with --ignored --nocapture"]
+                async fn $scenario() {
+                    let Some(db) = $crate::testing::PostgresDb::create().await else {
+                        return;
+                    };
+                    let catalog = $crate::Catalog::open(&db.url).await.unwrap();
+                    super::$scenario(&catalog).await;
+                    catalog.close().await;
+                    db.drop().await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_engines_ignored;
+
 /// Creates, at `url`, a catalog as a build of schema `version` left it: only the first
 /// `version` migrations, applied by sqlx's migrator from a folder holding just those files (so
 /// `_sqlx_migrations` records them exactly as in the field), then rows written with that
