@@ -1,9 +1,13 @@
 //! The two database engines behind one small interface.
 //!
 //! The catalog's SQL is written once, in the dialect both engines accept (`$N` placeholders,
-//! `ON CONFLICT`, BIGINT/TEXT only), and values cross the boundary as [`Arg`] and [`DbRow`].
+//! `ON CONFLICT`, BIGINT/TEXT only), and values cross the boundary as [`Arg`] and [`Row`].
 //! This keeps the queries free of the trait-bound maze that generic sqlx code needs, and adding a
 //! statement means adding it once.
+//!
+//! A [`Row`] knows the table it came from, and its accessors (`row.text("from_uri")?`) turn
+//! a value that does not decode into [`Error::Corrupt`] naming that table and column, so the
+//! code reading rows says only which column it wants.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,6 +19,9 @@ use sqlx::sqlite::{
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Connection as _, Postgres, Row as _, Sqlite};
+
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
 
 use crate::error::{Error, Result, redact_url};
 
@@ -41,6 +48,7 @@ pub(crate) enum Pool {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Arg<'a> {
     Int(i64),
+    OptInt(Option<i64>),
     Text(&'a str),
     OptText(Option<&'a str>),
 }
@@ -209,6 +217,7 @@ fn sqlite_query<'q>(
 ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
     args.iter().fold(sqlx::query(sql), |query, arg| match *arg {
         Arg::Int(v) => query.bind(v),
+        Arg::OptInt(v) => query.bind(v),
         Arg::Text(v) => query.bind(v),
         Arg::OptText(v) => query.bind(v),
     })
@@ -220,6 +229,7 @@ fn postgres_query<'q>(
 ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
     args.iter().fold(sqlx::query(sql), |query, arg| match *arg {
         Arg::Int(v) => query.bind(v),
+        Arg::OptInt(v) => query.bind(v),
         Arg::Text(v) => query.bind(v),
         Arg::OptText(v) => query.bind(v),
     })
@@ -279,6 +289,53 @@ impl Tx {
         }
     }
 
+    /// [`Tx::execute`] with a failure reported as the catalog `operation` that failed.
+    pub(crate) async fn run<'q>(
+        &mut self,
+        operation: &'static str,
+        sql: &'q str,
+        args: &[Arg<'q>],
+    ) -> Result<u64> {
+        self.execute(sql, args)
+            .await
+            .map_err(Error::database(operation))
+    }
+
+    /// The rows of a query on `table` (named by decode errors), a failure reported as the
+    /// catalog `operation` that failed.
+    pub(crate) async fn rows<'q>(
+        &mut self,
+        operation: &'static str,
+        table: &'static str,
+        sql: &'q str,
+        args: &[Arg<'q>],
+    ) -> Result<Vec<Row>> {
+        Ok(self
+            .fetch_all(sql, args)
+            .await
+            .map_err(Error::database(operation))?
+            .into_iter()
+            .map(|inner| Row { inner, table })
+            .collect())
+    }
+
+    /// [`Tx::fetch_i64`] with a failure reported as the catalog `operation` that failed.
+    pub(crate) async fn count<'q>(
+        &mut self,
+        operation: &'static str,
+        sql: &'q str,
+        args: &[Arg<'q>],
+    ) -> Result<i64> {
+        self.fetch_i64(sql, args)
+            .await
+            .map_err(Error::database(operation))
+    }
+
+    /// Commits; a failure is reported as the catalog `operation` that failed.
+    pub(crate) async fn finish(self, operation: &'static str) -> Result<()> {
+        self.commit().await.map_err(Error::database(operation))
+    }
+
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await,
@@ -300,5 +357,99 @@ impl DbRow {
             DbRow::Sqlite(row) => row.try_get(column),
             DbRow::Postgres(row) => row.try_get(column),
         }
+    }
+}
+
+/// A row of one table, read by column name; a value that does not decode, or that does not
+/// make sense as what the column holds, is [`Error::Corrupt`] naming the table and column.
+pub(crate) struct Row {
+    inner: DbRow,
+    table: &'static str,
+}
+
+impl Row {
+    fn get<T>(&self, column: &'static str) -> Result<T>
+    where
+        T: for<'r> sqlx::Decode<'r, Sqlite>
+            + sqlx::Type<Sqlite>
+            + for<'r> sqlx::Decode<'r, Postgres>
+            + sqlx::Type<Postgres>,
+    {
+        self.inner.get(column).map_err(|e| self.corrupt(column, e))
+    }
+
+    /// The error for `column`'s stored `value`.
+    pub(crate) fn corrupt(&self, column: &'static str, value: impl ToString) -> Error {
+        Error::Corrupt {
+            table: self.table,
+            column,
+            value: value.to_string(),
+        }
+    }
+
+    pub(crate) fn text(&self, column: &'static str) -> Result<String> {
+        self.get(column)
+    }
+
+    pub(crate) fn opt_text(&self, column: &'static str) -> Result<Option<String>> {
+        self.get(column)
+    }
+
+    pub(crate) fn int(&self, column: &'static str) -> Result<i64> {
+        self.get(column)
+    }
+
+    pub(crate) fn opt_int(&self, column: &'static str) -> Result<Option<i64>> {
+        self.get(column)
+    }
+
+    pub(crate) fn opt_float(&self, column: &'static str) -> Result<Option<f64>> {
+        self.get(column)
+    }
+
+    /// A count that cannot be negative.
+    pub(crate) fn count(&self, column: &'static str) -> Result<u64> {
+        let value = self.int(column)?;
+        u64::try_from(value).map_err(|_| self.corrupt(column, value))
+    }
+
+    /// A flag stored as 0 or 1.
+    pub(crate) fn opt_flag(&self, column: &'static str) -> Result<Option<bool>> {
+        match self.opt_int(column)? {
+            None => Ok(None),
+            Some(0) => Ok(Some(false)),
+            Some(1) => Ok(Some(true)),
+            Some(other) => Err(self.corrupt(column, other)),
+        }
+    }
+
+    /// A timestamp stored as unix milliseconds.
+    pub(crate) fn time(&self, column: &'static str) -> Result<OffsetDateTime> {
+        let ms = self.int(column)?;
+        crate::model::from_unix_ms(ms, self.table, column)
+    }
+
+    pub(crate) fn opt_time(&self, column: &'static str) -> Result<Option<OffsetDateTime>> {
+        self.opt_int(column)?
+            .map(|ms| crate::model::from_unix_ms(ms, self.table, column))
+            .transpose()
+    }
+
+    /// A name stored with its type's `as_str` spelling, parsed back.
+    pub(crate) fn parse<T: FromStr>(&self, column: &'static str) -> Result<T> {
+        let value = self.text(column)?;
+        value.parse().map_err(|_| self.corrupt(column, value))
+    }
+
+    pub(crate) fn opt_parse<T: FromStr>(&self, column: &'static str) -> Result<Option<T>> {
+        self.opt_text(column)?
+            .map(|value| value.parse().map_err(|_| self.corrupt(column, value)))
+            .transpose()
+    }
+
+    /// A JSON document stored as TEXT.
+    pub(crate) fn json<T: DeserializeOwned>(&self, column: &'static str) -> Result<T> {
+        let value = self.text(column)?;
+        serde_json::from_str(&value).map_err(|_| self.corrupt(column, value))
     }
 }

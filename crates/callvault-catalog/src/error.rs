@@ -41,12 +41,59 @@ pub enum Error {
     /// not a DTMF digit.
     #[error("invalid catalog query: {reason}")]
     InvalidQuery { reason: String },
-    /// A stored value cannot be turned back into its Rust type (edited by hand, or a newer schema).
+    /// A stored value cannot be turned back into its Rust type (edited by hand, or a newer
+    /// schema): `value` is what was stored, or why it could not be read at all.
     #[error("corrupt catalog value in {table}.{column}: {value:?}")]
     Corrupt {
         table: &'static str,
         column: &'static str,
         value: String,
+    },
+    /// The recording is a tombstone: it can be read, not changed (HTTP 410).
+    #[error("recording {id} is deleted")]
+    Deleted { id: String },
+    /// The recording has locks (legal holds) in force: nothing may delete it until every one
+    /// is removed (HTTP 409).
+    #[error("recording {id} is locked ({locks} lock(s) in force)")]
+    Locked { id: String, locks: u64 },
+    /// The recording is still being recorded, so it cannot be deleted yet (HTTP 409).
+    #[error("recording {id} is still being recorded")]
+    Active { id: String },
+    /// A value given to the catalog is outside what the field accepts (HTTP 422).
+    #[error("invalid {field}: {reason}")]
+    InvalidInput { field: &'static str, reason: String },
+    /// `add_user` was given a name already taken.
+    #[error("user {name:?} already exists")]
+    UserExists { name: String },
+    /// No user has this name.
+    #[error("no user {name:?}")]
+    UnknownUser { name: String },
+    /// No token has this id (or value).
+    #[error("no token {id:?}")]
+    UnknownToken {
+        /// The id asked for; a token's value is never repeated here.
+        id: String,
+    },
+    /// The recording has no lock in force with this id.
+    #[error("recording {recording_id} has no lock {lock_id:?} in force")]
+    UnknownLock {
+        recording_id: String,
+        lock_id: String,
+    },
+    /// No custom field has this name.
+    #[error("no custom field {name:?}")]
+    UnknownCustomField { name: String },
+    /// Hashing a password (argon2id) failed: its parameters are fixed, so this is a bug.
+    #[error("hashing a password failed")]
+    PasswordHash {
+        #[source]
+        source: argon2::password_hash::Error,
+    },
+    /// The operating system's random number generator failed (tokens, salts).
+    #[error("the operating system's random number generator failed")]
+    Random {
+        #[source]
+        source: getrandom::Error,
     },
 }
 
@@ -77,7 +124,18 @@ impl Error {
             | Error::NotFound { .. }
             | Error::AlreadyExists { .. }
             | Error::InvalidQuery { .. }
-            | Error::Corrupt { .. } => false,
+            | Error::Corrupt { .. }
+            | Error::Deleted { .. }
+            | Error::Locked { .. }
+            | Error::Active { .. }
+            | Error::InvalidInput { .. }
+            | Error::UserExists { .. }
+            | Error::UnknownUser { .. }
+            | Error::UnknownToken { .. }
+            | Error::UnknownLock { .. }
+            | Error::UnknownCustomField { .. }
+            | Error::PasswordHash { .. }
+            | Error::Random { .. } => false,
         }
     }
 

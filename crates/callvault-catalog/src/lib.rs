@@ -87,17 +87,27 @@
 #![forbid(unsafe_code)]
 
 mod catalog;
+mod cursor;
 mod db;
 mod error;
 mod model;
+mod scope;
+mod sql;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use callvault_types::{DtmfSource, EndReason, LegCounters};
-pub use catalog::{Catalog, SQLITE_FILE_NAME};
+pub use catalog::{
+    Annotation, AuditAction, AuditEntry, AuditPage, AuditProblem, AuditQuery, AuditVerification,
+    Authenticated, Catalog, CustomField, CustomFieldKind, DeletedLeg, Deletion, Lock,
+    NewAnnotation, NewAuditEntry, NewToken, NewUser, Permission, RecordingDetails, RecordingItem,
+    Review, ReviewUpdate, Role, SQLITE_FILE_NAME, SearchPage, SearchQuery, TOKEN_PREFIX, Token,
+    UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,
+};
 pub use error::{Error, Result};
 pub use model::{
     Association, Completion, CorrelationId, DtmfEvent, Leg, LegCompletion, ListQuery,
     MetadataRevision, NewLeg, NewMetadataRevision, NewParticipant, NewRecording, Participant,
-    Recording, RecordingState, UnknownRecordingState,
+    Pause, Recording, RecordingState, UnknownRecordingState,
 };
+pub use scope::{Actor, Scope};

@@ -45,6 +45,11 @@ pub struct NewRecording {
     pub source_address: String,
     /// "udp", "tcp" or "tls".
     pub transport: String,
+    /// The tenant the recording belongs to (matched by the binary's `[[tenants]]` when the
+    /// recording starts); `None`: no tenant, seen only by users without one. Absent in
+    /// commands spooled by builds before schema version 4.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// A participant as named by the metadata; upserted by `id` within its recording.
@@ -132,6 +137,10 @@ pub enum RecordingState {
     /// it still `active` at the next start (end reason `crash`).
     Interrupted,
     Failed,
+    /// A tombstone: its media and metadata were deleted ([`crate::Catalog::delete`]). Never
+    /// stored in the `state` column (a tombstone is a row with `deleted_at` set, see migration
+    /// 4), so it is not a state a [`Completion`] may give.
+    Deleted,
 }
 
 impl RecordingState {
@@ -142,6 +151,7 @@ impl RecordingState {
             RecordingState::Complete => "complete",
             RecordingState::Interrupted => "interrupted",
             RecordingState::Failed => "failed",
+            RecordingState::Deleted => "deleted",
         }
     }
 }
@@ -166,6 +176,7 @@ impl FromStr for RecordingState {
             "complete" => Ok(RecordingState::Complete),
             "interrupted" => Ok(RecordingState::Interrupted),
             "failed" => Ok(RecordingState::Failed),
+            "deleted" => Ok(RecordingState::Deleted),
             other => Err(UnknownRecordingState(other.to_owned())),
         }
     }
@@ -182,7 +193,7 @@ pub struct ListQuery {
     /// contain this string. Only `0-9 * # A-D !` are allowed (anything else is
     /// [`crate::Error::InvalidQuery`]); `""` matches every recording.
     pub digits: Option<String>,
-    /// Only recordings in this state.
+    /// Only recordings in this state ([`RecordingState::Deleted`]: the tombstones).
     pub state: Option<RecordingState>,
     /// Only recordings whose ingress or egress Call-ID is exactly this.
     pub call_id: Option<String>,
@@ -317,6 +328,21 @@ pub struct CorrelationId {
     pub value: String,
 }
 
+/// A paused interval of a live recording (card data: every leg records silence meanwhile):
+/// an input of [`crate::Catalog::set_pause`] and part of [`crate::RecordingDetails`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// Numbered by the caller within its recording (0, 1, 2… in the order paused), like DTMF
+    /// events: the key that makes a replayed write recognisable.
+    pub seq: i64,
+    /// Milliseconds from the start of the recording (the legs' common timeline).
+    pub from_ms: i64,
+    /// `None` while the pause lasts.
+    pub to_ms: Option<i64>,
+    /// Who paused it (a user name).
+    pub by: String,
+}
+
 /// A timestamp as stored: unix milliseconds (floored, so sub-millisecond precision is dropped).
 pub(crate) fn to_unix_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000))
@@ -350,6 +376,7 @@ mod tests {
             RecordingState::Complete,
             RecordingState::Interrupted,
             RecordingState::Failed,
+            RecordingState::Deleted,
         ] {
             assert_eq!(state.as_str().parse::<RecordingState>(), Ok(state));
             assert_eq!(

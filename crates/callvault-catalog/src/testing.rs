@@ -8,6 +8,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use callvault_types::{DtmfSource, EndReason, LegCounters};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use crate::model::{
+    Completion, DtmfEvent, LegCompletion, NewLeg, NewParticipant, NewRecording, RecordingState,
+};
+
 /// A throwaway database on the PostgreSQL server named by `CALLVAULT_TEST_POSTGRES_URL`
 /// (`./scripts/test` starts one); [`PostgresDb::drop`] removes it.
 pub struct PostgresDb {
@@ -154,6 +162,91 @@ impl Drop for Tmpfs {
             .arg("-l")
             .arg(self.dir.path())
             .status();
+    }
+}
+
+/// The node the builders below record on.
+pub const NODE: &str = "node-a";
+
+pub fn participant(id: &str, aor: Option<&str>, name: Option<&str>) -> NewParticipant {
+    NewParticipant {
+        id: id.to_owned(),
+        aor: aor.map(str::to_owned),
+        name: name.map(str::to_owned),
+    }
+}
+
+pub fn leg(position: i64, label: &str, participant: Option<&str>) -> NewLeg {
+    NewLeg {
+        position,
+        label: label.to_owned(),
+        participant: participant.map(str::to_owned),
+        binding_rule: "metadata".to_owned(),
+        codec: "PCMA".to_owned(),
+        sample_rate: 8000,
+        path: format!("recordings/2026/11/30/rec/{position}-{label}.wav"),
+        added_at_ms: 0,
+    }
+}
+
+pub fn new_recording(id: &str, started_at: OffsetDateTime) -> NewRecording {
+    NewRecording {
+        id: id.to_owned(),
+        node_id: NODE.to_owned(),
+        session_id: format!("session-{id}"),
+        ingress_call_id: format!("ingress-{id}@src.example"),
+        egress_call_id: None,
+        from: "sip:src@sbc.example".to_owned(),
+        to: "sip:srs@callvault.example".to_owned(),
+        started_at,
+        participants: vec![participant("p1", Some("sip:alice@example.com"), None)],
+        legs: vec![leg(0, "1", Some("p1"))],
+        metadata: None,
+        correlation_ids: Vec::new(),
+        warnings: Vec::new(),
+        source_address: "192.0.2.10:5060".to_owned(),
+        transport: "udp".to_owned(),
+        tenant: None,
+    }
+}
+
+pub fn counters(packets: u64) -> LegCounters {
+    LegCounters {
+        packets,
+        lost: 3,
+        duplicates: 1,
+        out_of_order: 2,
+        late: 4,
+        ..LegCounters::default()
+    }
+}
+
+pub fn completion(id: &str, position: i64, packets: u64, sha256: &str) -> Completion {
+    Completion {
+        recording_id: id.to_owned(),
+        state: RecordingState::Complete,
+        ended_at: datetime!(2026-11-30 10:05:00.250 UTC),
+        duration_ms: 300_250,
+        end_reason: EndReason::Bye,
+        legs: vec![LegCompletion {
+            position,
+            samples: i64::try_from(packets).unwrap() * 160,
+            sha256: Some(sha256.to_owned()),
+            error: None,
+            counters: counters(packets),
+        }],
+        warnings: Vec::new(),
+    }
+}
+
+pub fn dtmf(seq: i64, digit: &str, leg: &str, offset_ms: i64) -> DtmfEvent {
+    DtmfEvent {
+        seq,
+        digit: digit.to_owned(),
+        leg: leg.to_owned(),
+        offset_ms,
+        duration_ms: 80,
+        source: DtmfSource::Rfc4733,
     }
 }
 

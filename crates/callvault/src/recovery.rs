@@ -253,6 +253,7 @@ impl Recovery {
                 ],
                 source_address: String::new(),
                 transport: String::new(),
+                tenant: None,
             })));
         for revision in revisions.into_iter().skip(1) {
             self.archive.send(ArchiveCommand::Revision {
@@ -519,6 +520,7 @@ mod tests {
             warnings: Vec::new(),
             source_address: "192.0.2.1:5060".to_owned(),
             transport: "udp".to_owned(),
+            tenant: None,
         }
     }
 

@@ -82,6 +82,7 @@ fn call(id: &str, digits: i64, metadata_bytes: usize) -> Vec<ArchiveCommand> {
             warnings: Vec::new(),
             source_address: "192.0.2.1:5060".to_owned(),
             transport: "udp".to_owned(),
+            tenant: None,
         })),
         ArchiveCommand::WriteFile {
             path: metadata_path(id),

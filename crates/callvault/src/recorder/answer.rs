@@ -302,6 +302,8 @@ impl<M: MediaPlane> Recorder<M> {
                 warnings,
                 source_address: from.addr.to_string(),
                 transport: from.transport.as_str().to_owned(),
+                // [[tenants]] matching comes with the HTTP API (issue 14).
+                tenant: None,
             })));
         let mut session = Session {
             recording_id,
