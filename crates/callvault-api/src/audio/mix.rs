@@ -111,16 +111,16 @@ impl Mixer {
             .map(|(wav, _)| wav.format().sample_rate)
             .max()
             .ok_or(Error::NoLegs)?;
+        let chunk_frames = chunk_frames.max(1);
         let legs = files
             .into_iter()
-            .map(|(wav, party)| Ok((LegSignal::new(wav, sample_rate)?, party)))
+            .map(|(wav, party)| Ok((LegSignal::new(wav, sample_rate, chunk_frames)?, party)))
             .collect::<Result<Vec<_>>>()?;
         let frames = legs
             .iter()
             .map(|(leg, _)| leg.frames())
             .max()
             .unwrap_or(0);
-        let chunk_frames = chunk_frames.max(1);
         let samples = chunk_frames * usize::from(channels.count());
         Ok(Mixer {
             legs,
@@ -195,7 +195,8 @@ impl Mixer {
     }
 
     /// Samples held in every buffer of the mixer and its legs (the resamplers' fixed tables
-    /// aside): bounded by the chunk size and the legs, whatever the call's length.
+    /// aside). Every buffer gets its final size in [`Mixer::open`]: this never changes after,
+    /// whatever the call's length.
     pub fn buffered_samples(&self) -> usize {
         self.scratch.capacity()
             + self.sum.capacity()

@@ -10,16 +10,18 @@
 //! resamples to the next rate up.
 //!
 //! No Xing/LAME tag: it is written last and belongs at the start, so a stream cannot carry it.
-//! Without it a decoder plays LAME's encoder delay (1105 samples at 8 and 16 kHz, 138 and
-//! 69 ms) as leading silence and the last frame's padding as trailing silence; offsets in the
-//! MP3 are that much later than in the WAV, which stays the reference.
+//! Without it a decoder plays LAME's encoder delay (1105 samples: 138 ms at 8 kHz, 69 ms at
+//! 16 kHz, 23 ms at 48 kHz) as leading silence, and the last frame's zero padding as trailing
+//! silence (under one frame); offsets in the MP3 are that much later than in the WAV, which
+//! stays the reference. The end is flushed with `lame_encode_flush` (zero padding): the no-gap
+//! flush keeps the last partial frame for a following stream, and lost the last samples here.
 
 use std::num::NonZeroU32;
 use std::path::Path;
 
 use bytes::Bytes;
 use mp3lame_encoder::{
-    Bitrate, BuildError, Builder, Encoder, FlushNoGap, InterleavedPcm, Mode, MonoPcm, Quality,
+    Bitrate, BuildError, Builder, Encoder, FlushGap, InterleavedPcm, Mode, MonoPcm, Quality,
     VbrMode,
 };
 
@@ -82,11 +84,15 @@ impl Mp3Stream {
         builder.set_quality(Quality::Good)?;
         builder.set_to_write_vbr_tag(false)?;
         let encoder = builder.build()?;
+        let samples = mixer.chunk_frames() * usize::from(mixer.channels().count());
+        let out = Vec::with_capacity(
+            mp3lame_encoder::max_required_buffer_size(samples).max(FLUSH_ROOM),
+        );
         Ok(Mp3Stream {
             mixer,
             encoder,
             bitrate_kbps,
-            out: Vec::new(),
+            out,
             finished: false,
         })
     }
@@ -100,7 +106,8 @@ impl Mp3Stream {
         self.bitrate_kbps
     }
 
-    /// Samples held by the mixer, plus the bytes of the output buffer (LAME's own state is fixed).
+    /// Samples held by the mixer, plus the bytes of the output buffer, all sized when the stream
+    /// is made (LAME's own state is fixed too).
     pub fn buffered(&self) -> usize {
         self.mixer.buffered_samples() + self.out.capacity()
     }
@@ -125,7 +132,7 @@ impl ChunkSource for Mp3Stream {
                 None => {
                     self.out.reserve(FLUSH_ROOM);
                     self.encoder
-                        .flush_to_vec::<FlushNoGap>(&mut self.out)?;
+                        .flush_to_vec::<FlushGap>(&mut self.out)?;
                     self.finished = true;
                 }
             }

@@ -54,8 +54,10 @@ struct Resampling {
 }
 
 impl LegSignal {
-    /// Reads `wav` (16-bit mono, checked) at `rate` (at least the file's rate).
-    pub(crate) fn new(wav: WavFile, rate: u32) -> Result<LegSignal> {
+    /// Reads `wav` (16-bit mono, checked) at `rate` (at least the file's rate), to be asked
+    /// for at most `chunk_frames` frames at a time. Every buffer is allocated here, at its
+    /// final size.
+    pub(crate) fn new(wav: WavFile, rate: u32, chunk_frames: usize) -> Result<LegSignal> {
         wav.check_mixable()?;
         let own_rate = wav.format().sample_rate;
         let divisor = gcd(u64::from(own_rate), u64::from(rate));
@@ -81,22 +83,28 @@ impl LegSignal {
             })?;
             let input = vec![0.0; resampler.input_frames_max()];
             let output = vec![0.0; resampler.output_frames_max()];
+            // Filled only while it holds less than a chunk, by at most one output.
+            let ready = VecDeque::with_capacity(chunk_frames + output.len());
             Some(Resampling {
                 skip: resampler.output_delay() as u64,
                 resampler,
                 next_input: 0,
                 input,
                 output,
-                ready: VecDeque::new(),
+                ready,
                 input_per_step,
                 output_per_step,
             })
         };
+        // Read a chunk at a time, or a resampler input at a time.
+        let read_frames = resampling
+            .as_ref()
+            .map_or(chunk_frames, |r| r.input.len());
         Ok(LegSignal {
             wav,
             frames,
             position: 0,
-            bytes: Vec::new(),
+            bytes: Vec::with_capacity(read_frames * 2),
             resampling,
         })
     }
