@@ -58,9 +58,12 @@ pub struct StreamBody {
     remaining: Option<u64>,
 }
 
+/// A source handed back by the blocking task, with the chunk it produced.
+type Produced = (Box<dyn ChunkSource>, Result<Option<Bytes>>);
+
 enum State {
     Idle(Box<dyn ChunkSource>),
-    Busy(JoinHandle<(Box<dyn ChunkSource>, Result<Option<Bytes>>)>),
+    Busy(JoinHandle<Produced>),
     Done,
 }
 

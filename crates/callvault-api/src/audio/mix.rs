@@ -116,11 +116,7 @@ impl Mixer {
             .into_iter()
             .map(|(wav, party)| Ok((LegSignal::new(wav, sample_rate, chunk_frames)?, party)))
             .collect::<Result<Vec<_>>>()?;
-        let frames = legs
-            .iter()
-            .map(|(leg, _)| leg.frames())
-            .max()
-            .unwrap_or(0);
+        let frames = legs.iter().map(|(leg, _)| leg.frames()).max().unwrap_or(0);
         let samples = chunk_frames * usize::from(channels.count());
         Ok(Mixer {
             legs,
@@ -189,7 +185,8 @@ impl Mixer {
             }
         }
         self.out.clear();
-        self.out.extend(sum.iter().map(|&sample| to_pcm(soft_clip(sample))));
+        self.out
+            .extend(sum.iter().map(|&sample| to_pcm(soft_clip(sample))));
         self.position += count as u64;
         Ok(Some(&self.out))
     }

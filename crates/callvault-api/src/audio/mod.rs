@@ -20,8 +20,8 @@ pub use naming::{
 };
 pub use range::RangeAnswer;
 pub use serve::{
-    ExportFormat, MixedWav, RangedAudio, download_response, leg_response, leg_source,
-    mix_response, mix_source, ranged_response,
+    ExportFormat, MixedWav, RangedAudio, download_response, leg_response, leg_source, mix_response,
+    mix_source, ranged_response,
 };
 pub use wav::{WavFile, WavFormat};
 pub use zip::{ZipEntry, ZipStream};

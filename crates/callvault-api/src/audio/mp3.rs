@@ -85,9 +85,8 @@ impl Mp3Stream {
         builder.set_to_write_vbr_tag(false)?;
         let encoder = builder.build()?;
         let samples = mixer.chunk_frames() * usize::from(mixer.channels().count());
-        let out = Vec::with_capacity(
-            mp3lame_encoder::max_required_buffer_size(samples).max(FLUSH_ROOM),
-        );
+        let out =
+            Vec::with_capacity(mp3lame_encoder::max_required_buffer_size(samples).max(FLUSH_ROOM));
         Ok(Mp3Stream {
             mixer,
             encoder,
@@ -131,8 +130,7 @@ impl ChunkSource for Mp3Stream {
                 }
                 None => {
                     self.out.reserve(FLUSH_ROOM);
-                    self.encoder
-                        .flush_to_vec::<FlushGap>(&mut self.out)?;
+                    self.encoder.flush_to_vec::<FlushGap>(&mut self.out)?;
                     self.finished = true;
                 }
             }

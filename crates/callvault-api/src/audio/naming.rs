@@ -148,9 +148,8 @@ impl FileNamePattern {
                     .find('}')
                     .ok_or_else(|| problem(PatternProblem::Unclosed))?;
                 let name = &placeholder[..close];
-                let field = Field::named(name).ok_or_else(|| {
-                    problem(PatternProblem::UnknownPlaceholder(name.to_owned()))
-                })?;
+                let field = Field::named(name)
+                    .ok_or_else(|| problem(PatternProblem::UnknownPlaceholder(name.to_owned())))?;
                 parts.push(Part::Field(field));
                 rest = &placeholder[close + 1..];
             }
@@ -209,10 +208,9 @@ fn is_safe(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '@')
 }
 
-/// A value made safe: unsafe characters become `_` (one for a run of them), at most
-/// [`MAX_VALUE_CHARS`] characters.
-fn sanitize_value(value: &str) -> String {
-    let mut safe = String::new();
+/// `value` with every run of unsafe characters replaced by one `_`.
+fn replace_unsafe(value: &str) -> String {
+    let mut safe = String::with_capacity(value.len());
     let mut replaced = false;
     for c in value.chars() {
         if is_safe(c) {
@@ -223,36 +221,39 @@ fn sanitize_value(value: &str) -> String {
             replaced = true;
         }
     }
-    safe.chars().take(MAX_VALUE_CHARS).collect()
+    safe
 }
 
-/// A whole file name made safe: every unsafe character replaced, no leading dots, no trailing
-/// dots or underscores, at most [`MAX_NAME_BYTES`] bytes, never empty. Used on every name that
-/// leaves this crate (zip entries included).
+/// A placeholder's value made safe, at most [`MAX_VALUE_CHARS`] characters.
+fn sanitize_value(value: &str) -> String {
+    replace_unsafe(value)
+        .chars()
+        .take(MAX_VALUE_CHARS)
+        .collect()
+}
+
+/// A whole file name made safe: unsafe characters replaced, no leading dots, no trailing dots
+/// or underscores, at most [`MAX_NAME_BYTES`] bytes, never empty; an extension (up to 7
+/// characters after the last dot) is kept whole. Used on every name that leaves this crate
+/// (zip entries included).
 pub fn sanitize_file_name(name: &str) -> String {
-    let (stem, extension) = match name.rfind('.') {
-        Some(dot) if dot > 0 && name.len() - dot <= 8 => name.split_at(dot),
-        _ => (name, ""),
-    };
-    let extension = sanitize_value(extension);
-    bounded(&sanitize_value_unbounded(stem), &extension)
+    match name.rfind('.') {
+        Some(dot) if dot > 0 && name.len() - dot <= 8 => {
+            with_extension(&name[..dot], &name[dot + 1..])
+        }
+        _ => with_extension(name, ""),
+    }
 }
 
-/// `stem` (already built from sanitised values and literals) with `.extension`.
+/// `stem` with `.extension` (none if empty), made safe as a whole.
 fn with_extension(stem: &str, extension: &str) -> String {
+    let extension = replace_unsafe(extension.trim_matches('.'));
     let extension = if extension.is_empty() {
         String::new()
     } else {
-        format!(".{}", sanitize_value(extension.trim_start_matches('.')))
+        format!(".{extension}")
     };
-    bounded(&sanitize_value_unbounded(stem), &extension)
-}
-
-fn sanitize_value_unbounded(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| if is_safe(c) { c } else { '_' })
-        .collect()
+    bounded(&replace_unsafe(stem), &extension)
 }
 
 /// Trims what makes a poor name at either end, cuts the stem so the whole fits

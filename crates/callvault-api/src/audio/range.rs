@@ -75,7 +75,10 @@ impl RangeAnswer {
             RangeAnswer::Partial { first, last } => format!("bytes {first}-{last}/{len}"),
             RangeAnswer::Unsatisfiable => format!("bytes */{len}"),
         };
-        Some(HeaderValue::try_from(text).expect("digits, spaces, '-', '/' and '*' are a valid header value"))
+        Some(
+            HeaderValue::try_from(text)
+                .expect("digits, spaces, '-', '/' and '*' are a valid header value"),
+        )
     }
 }
 
@@ -117,7 +120,10 @@ mod tests {
         );
         assert_eq!(
             answer("bytes=-5000", 1000),
-            RangeAnswer::Partial { first: 0, last: 999 }
+            RangeAnswer::Partial {
+                first: 0,
+                last: 999
+            }
         );
         let partial = answer("bytes=10-19", 1000);
         assert_eq!(partial.status(), StatusCode::PARTIAL_CONTENT);

@@ -97,9 +97,7 @@ impl LegSignal {
             })
         };
         // Read a chunk at a time, or a resampler input at a time.
-        let read_frames = resampling
-            .as_ref()
-            .map_or(chunk_frames, |r| r.input.len());
+        let read_frames = resampling.as_ref().map_or(chunk_frames, |r| r.input.len());
         Ok(LegSignal {
             wav,
             frames,
@@ -131,7 +129,10 @@ impl LegSignal {
 
     /// Fills `out` with the next `out.len()` frames; past the leg's end, silence.
     pub(crate) fn read(&mut self, out: &mut [f32]) -> Result<()> {
-        let wanted = self.frames.saturating_sub(self.position).min(out.len() as u64) as usize;
+        let wanted = self
+            .frames
+            .saturating_sub(self.position)
+            .min(out.len() as u64) as usize;
         match &mut self.resampling {
             None => self.wav.read_samples(self.position, out, &mut self.bytes)?,
             Some(resampling) => {

@@ -167,7 +167,10 @@ impl WavFile {
         samples: &mut [f32],
         bytes: &mut Vec<u8>,
     ) -> Result<()> {
-        let available = self.frames().saturating_sub(frame).min(samples.len() as u64) as usize;
+        let available = self
+            .frames()
+            .saturating_sub(frame)
+            .min(samples.len() as u64) as usize;
         bytes.resize(available * 2, 0);
         self.read_served(self.header.len() as u64 + frame * 2, bytes)?;
         for (sample, pair) in samples.iter_mut().zip(bytes.chunks_exact(2)) {
@@ -418,7 +421,10 @@ mod tests {
         let layout = Layout::parse(&stereo).unwrap();
         assert_eq!(layout.format.channels, 2);
         assert_eq!(layout.format.block_align, 4);
-        assert_eq!(u32::from_le_bytes(stereo[56..60].try_into().unwrap()), 192_000);
+        assert_eq!(
+            u32::from_le_bytes(stereo[64..68].try_into().unwrap()),
+            192_000
+        );
     }
 
     #[test]
@@ -438,7 +444,10 @@ mod tests {
             let path = dir.path().join(name);
             std::fs::write(&path, bytes).unwrap();
             assert!(
-                matches!(WavFile::open(&path), Err(Error::NotWav { .. } | Error::Io { .. })),
+                matches!(
+                    WavFile::open(&path),
+                    Err(Error::NotWav { .. } | Error::Io { .. })
+                ),
                 "{name}"
             );
         }

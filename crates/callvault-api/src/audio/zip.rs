@@ -117,7 +117,9 @@ impl ZipStream {
         if let Some(source) = &mut self.current {
             match source.next_chunk()? {
                 Some(chunk) => {
-                    writer.write_all(&chunk).map_err(zip::result::ZipError::Io)?;
+                    writer
+                        .write_all(&chunk)
+                        .map_err(zip::result::ZipError::Io)?;
                 }
                 None => self.current = None,
             }
@@ -203,7 +205,9 @@ impl Output {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
         // A panic while the lock was held left at worst a partial write, which the archive
         // being aborted anyway makes moot.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -21,8 +21,20 @@ fn leg(dir: &Path, name: &str, rate: u32, samples: &[i16], party: Party) -> MixL
 fn stereo_puts_the_caller_left_and_the_callee_right() {
     let dir = tempfile::tempdir().unwrap();
     let legs = [
-        leg(dir.path(), "caller.wav", 8000, &tone(440.0, 8000, 2.0, 0.5), Party::Caller),
-        leg(dir.path(), "callee.wav", 8000, &tone(1000.0, 8000, 2.0, 0.5), Party::Callee),
+        leg(
+            dir.path(),
+            "caller.wav",
+            8000,
+            &tone(440.0, 8000, 2.0, 0.5),
+            Party::Caller,
+        ),
+        leg(
+            dir.path(),
+            "callee.wav",
+            8000,
+            &tone(1000.0, 8000, 2.0, 0.5),
+            Party::Callee,
+        ),
     ];
     let stereo = mix(&legs, Channels::Stereo);
     assert_eq!(stereo.rate, 8000);
@@ -31,15 +43,30 @@ fn stereo_puts_the_caller_left_and_the_callee_right() {
     let (right, right_margin) = dominant(&stereo.channels[1], 8000, &TONES);
     assert_eq!((left, right), (440.0, 1000.0));
     // The other party's tone is absent from each channel, not merely weaker.
-    assert!(left_margin > 1e6 && right_margin > 1e6, "{left_margin} {right_margin}");
+    assert!(
+        left_margin > 1e6 && right_margin > 1e6,
+        "{left_margin} {right_margin}"
+    );
 }
 
 #[test]
 fn a_leg_of_neither_party_is_on_both_channels() {
     let dir = tempfile::tempdir().unwrap();
     let legs = [
-        leg(dir.path(), "caller.wav", 8000, &tone(440.0, 8000, 1.0, 0.3), Party::Caller),
-        leg(dir.path(), "other.wav", 8000, &tone(2000.0, 8000, 1.0, 0.3), Party::Unknown),
+        leg(
+            dir.path(),
+            "caller.wav",
+            8000,
+            &tone(440.0, 8000, 1.0, 0.3),
+            Party::Caller,
+        ),
+        leg(
+            dir.path(),
+            "other.wav",
+            8000,
+            &tone(2000.0, 8000, 1.0, 0.3),
+            Party::Unknown,
+        ),
     ];
     let stereo = mix(&legs, Channels::Stereo);
     let strong = |samples: &[i16], f| goertzel(samples, 8000, f) > 0.01;
@@ -51,8 +78,20 @@ fn a_leg_of_neither_party_is_on_both_channels() {
 fn mono_holds_both_parties() {
     let dir = tempfile::tempdir().unwrap();
     let legs = [
-        leg(dir.path(), "caller.wav", 8000, &tone(440.0, 8000, 2.0, 0.4), Party::Caller),
-        leg(dir.path(), "callee.wav", 8000, &tone(1000.0, 8000, 2.0, 0.4), Party::Callee),
+        leg(
+            dir.path(),
+            "caller.wav",
+            8000,
+            &tone(440.0, 8000, 2.0, 0.4),
+            Party::Caller,
+        ),
+        leg(
+            dir.path(),
+            "callee.wav",
+            8000,
+            &tone(1000.0, 8000, 2.0, 0.4),
+            Party::Callee,
+        ),
     ];
     let mono = mix(&legs, Channels::Mono);
     assert_eq!(mono.channels.len(), 1);
@@ -76,8 +115,20 @@ fn one_leg_below_the_knee_passes_through_unchanged() {
 fn legs_at_8_and_16_khz_mix_at_16_without_changing_pitch() {
     let dir = tempfile::tempdir().unwrap();
     let legs = [
-        leg(dir.path(), "pcmu.wav", 8000, &tone(440.0, 8000, 2.0, 0.5), Party::Caller),
-        leg(dir.path(), "g722.wav", 16000, &tone(1000.0, 16000, 2.0, 0.5), Party::Callee),
+        leg(
+            dir.path(),
+            "pcmu.wav",
+            8000,
+            &tone(440.0, 8000, 2.0, 0.5),
+            Party::Caller,
+        ),
+        leg(
+            dir.path(),
+            "g722.wav",
+            16000,
+            &tone(1000.0, 16000, 2.0, 0.5),
+            Party::Callee,
+        ),
     ];
     let stereo = mix(&legs, Channels::Stereo);
     assert_eq!(stereo.rate, 16000);
@@ -105,11 +156,19 @@ fn a_resampled_leg_keeps_its_timing() {
     clicked[4000] = 20000;
     let legs = [
         leg(dir.path(), "click.wav", 8000, &clicked, Party::Caller),
-        leg(dir.path(), "wide.wav", 48000, &vec![0; 48000], Party::Callee),
+        leg(
+            dir.path(),
+            "wide.wav",
+            48000,
+            &vec![0; 48000],
+            Party::Callee,
+        ),
     ];
     let stereo = mix(&legs, Channels::Stereo);
     let left = &stereo.channels[0];
-    let peak = (0..left.len()).max_by_key(|&i| left[i].unsigned_abs()).unwrap();
+    let peak = (0..left.len())
+        .max_by_key(|&i| left[i].unsigned_abs())
+        .unwrap();
     assert!((23_998..=24_002).contains(&peak), "peak at {peak}");
 }
 
@@ -117,8 +176,20 @@ fn a_resampled_leg_keeps_its_timing() {
 fn the_mix_is_as_long_as_the_longest_leg() {
     let dir = tempfile::tempdir().unwrap();
     let legs = [
-        leg(dir.path(), "short.wav", 8000, &tone(440.0, 8000, 1.0, 0.5), Party::Caller),
-        leg(dir.path(), "long.wav", 16000, &tone(1000.0, 16000, 3.0, 0.5), Party::Callee),
+        leg(
+            dir.path(),
+            "short.wav",
+            8000,
+            &tone(440.0, 8000, 1.0, 0.5),
+            Party::Caller,
+        ),
+        leg(
+            dir.path(),
+            "long.wav",
+            16000,
+            &tone(1000.0, 16000, 3.0, 0.5),
+            Party::Callee,
+        ),
     ];
     let stereo = mix(&legs, Channels::Stereo);
     assert_eq!(stereo.channels[0].len(), 48000);
@@ -144,7 +215,11 @@ fn a_loud_sum_bends_below_full_scale_instead_of_wrapping() {
         assert_eq!(out.signum(), input.signum());
         assert!(out.unsigned_abs() >= input.unsigned_abs());
     }
-    let peak = mono.channels[0].iter().map(|s| s.unsigned_abs()).max().unwrap();
+    let peak = mono.channels[0]
+        .iter()
+        .map(|s| s.unsigned_abs())
+        .max()
+        .unwrap();
     assert!(peak > 32000, "{peak}");
 }
 

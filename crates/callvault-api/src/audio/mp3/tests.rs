@@ -73,8 +73,20 @@ fn assert_length(decoded: usize, input: usize, frame: usize) {
 fn a_stereo_mix_decodes_back_with_each_tone_on_its_side() {
     let dir = tempfile::tempdir().unwrap();
     let legs = [
-        leg(dir.path(), "caller.wav", 8000, &tone(440.0, 8000, 3.0, 0.5), Party::Caller),
-        leg(dir.path(), "callee.wav", 16000, &tone(1000.0, 16000, 3.0, 0.5), Party::Callee),
+        leg(
+            dir.path(),
+            "caller.wav",
+            8000,
+            &tone(440.0, 8000, 3.0, 0.5),
+            Party::Caller,
+        ),
+        leg(
+            dir.path(),
+            "callee.wav",
+            16000,
+            &tone(1000.0, 16000, 3.0, 0.5),
+            Party::Callee,
+        ),
     ];
     let mut stream = Mp3Stream::open(&legs, Channels::Stereo).unwrap();
     assert_eq!(stream.sample_rate(), 16000);
@@ -91,7 +103,10 @@ fn a_stereo_mix_decodes_back_with_each_tone_on_its_side() {
     let (left, left_margin) = dominant(&body(&channels[0]), 16000, &TONES);
     let (right, right_margin) = dominant(&body(&channels[1]), 16000, &TONES);
     assert_eq!((left, right), (440.0, 1000.0));
-    assert!(left_margin > 100.0 && right_margin > 100.0, "{left_margin} {right_margin}");
+    assert!(
+        left_margin > 100.0 && right_margin > 100.0,
+        "{left_margin} {right_margin}"
+    );
 }
 
 #[test]
@@ -115,7 +130,13 @@ fn a_mono_8_khz_leg_decodes_back_to_its_tone_and_length() {
 #[test]
 fn a_48_khz_mix_is_mpeg_1() {
     let dir = tempfile::tempdir().unwrap();
-    let legs = [leg(dir.path(), "opus.wav", 48000, &tone(1000.0, 48000, 1.0, 0.5), Party::Caller)];
+    let legs = [leg(
+        dir.path(),
+        "opus.wav",
+        48000,
+        &tone(1000.0, 48000, 1.0, 0.5),
+        Party::Caller,
+    )];
     let mut stream = Mp3Stream::open(&legs, Channels::Mono).unwrap();
     assert_eq!((stream.sample_rate(), stream.bitrate_kbps()), (48000, 64));
     let (bytes, _) = drain(&mut stream);

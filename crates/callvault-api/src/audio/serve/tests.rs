@@ -11,7 +11,7 @@ fn range(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap()
 }
 
-fn header<'a>(parts: &'a http::response::Parts, name: http::header::HeaderName) -> &'a str {
+fn header(parts: &http::response::Parts, name: http::header::HeaderName) -> &str {
     parts.headers[name].to_str().unwrap()
 }
 
@@ -39,8 +39,7 @@ async fn a_leg_is_served_whole_and_by_ranges_byte_for_byte() {
         ("bytes=48000-48999", 48000, len - 1),
         ("bytes=12345-12345", 12345, 12345),
     ] {
-        let (parts, body) =
-            read_response(leg_response(&path, Some(&range(asked))).unwrap()).await;
+        let (parts, body) = read_response(leg_response(&path, Some(&range(asked))).unwrap()).await;
         assert_eq!(parts.status, StatusCode::PARTIAL_CONTENT, "{asked}");
         assert_eq!(
             header(&parts, CONTENT_RANGE),
