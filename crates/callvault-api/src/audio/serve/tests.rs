@@ -215,3 +215,19 @@ fn a_leg_source_is_the_whole_file() {
     assert_eq!(bytes, std::fs::read(&path).unwrap());
     assert_eq!(largest, FILE_CHUNK as usize);
 }
+
+#[tokio::test]
+async fn an_axum_body_carries_the_response() {
+    // What the routes will do with these responses: `response.map(axum::body::Body::new)`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leg.wav");
+    write_leg(&path, 8000, &tone(440.0, 8000, 1.0, 0.5));
+    let response: axum::response::Response = leg_response(&path, Some(&range("bytes=-100")))
+        .unwrap()
+        .map(axum::body::Body::new);
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(body, std::fs::read(&path).unwrap()[16080 - 100..]);
+}
