@@ -116,3 +116,63 @@ async fn control_characters_from_the_network_never_reach_the_log_raw() {
         );
     }
 }
+
+/// The amplifier that was: one 30 KB INVITE of Vias from a source that could be spoofed drew
+/// twelve responses echoing them (364 KB). Now it draws one refusal echoing the top Via only.
+#[tokio::test]
+async fn a_30_kb_invite_of_vias_draws_one_small_refusal_and_nothing_more() {
+    let server = Server::start();
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = socket.local_addr().unwrap();
+    let padding = "v".repeat(960);
+    let element = format!("SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK{padding}");
+    let vias = format!("Via: {}\r\n", [element.as_str(); 7].join(", ")).repeat(4);
+    let invite = format!(
+        "INVITE sip:srs@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKamp;rport\r\n\
+         {vias}Max-Forwards: 70\r\nFrom: <sip:sbc@example.com>;tag=amp\r\nTo: <sip:srs@example.com>\r\n\
+         Call-ID: amplify@example.com\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        server = server.sip,
+    );
+    assert!(invite.len() > 28_000);
+    socket.send_to(invite.as_bytes(), server.sip).await.unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+        .await
+        .expect("the INVITE is answered")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        answer.starts_with("SIP/2.0 400 Via, From and To Too Long\r\n"),
+        "{answer}"
+    );
+    assert!(
+        n < 2_000,
+        "the refusal is {n} bytes for a {} byte request",
+        invite.len()
+    );
+    // A retransmission would come after T1 (500 ms); none does: the refusal holds no state.
+    let more = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf)).await;
+    assert!(more.is_err(), "nothing after the refusal");
+    assert_eq!(metric(&server, "callvault_sip_limit_rejected_total"), 1);
+    assert_eq!(metric(&server, "callvault_sip_server_transactions"), 0);
+    assert!(server.list().is_empty());
+}
+
+#[tokio::test]
+async fn a_call_id_beyond_the_cap_is_refused_before_any_recording() {
+    let server = Server::start();
+    let mut call = Call::new(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(440.0, 1000.0),
+    )
+    .await;
+    call.call_id = format!("{}@example.com", "c".repeat(600));
+    let answer = call.invite().await;
+    assert_eq!(
+        (answer.status, answer.reason.as_str()),
+        (400, "Call-ID Too Long")
+    );
+    assert_eq!(metric(&server, "callvault_media_ports_in_use"), 0);
+    assert!(server.list().is_empty());
+}

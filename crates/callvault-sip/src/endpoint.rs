@@ -3,6 +3,7 @@
 //! RFC 3581 `rport`. Fed bytes and `Instant`s; returns what to send and when to wake.
 
 use crate::error::Rejection;
+use crate::limits::{Bounded, RequestLimits, bound_udp_response};
 use crate::message::{Message, Method, Request, Response, salvage_request};
 use crate::peer::{Peer, Transmit, TransportKind};
 use crate::transaction::{
@@ -35,6 +36,9 @@ pub struct EndpointConfig {
     /// Option tags we support: a request whose `Require` names another is answered 420 with
     /// `Unsupported` (RFC 3261 §8.2.2.3) and never reaches the TU. ACK and CANCEL are exempt.
     pub supported_extensions: Vec<String>,
+    /// Caps on a request's Call-ID, header fields and Vias, and on the size of a UDP response
+    /// relative to its request (no amplification).
+    pub limits: RequestLimits,
 }
 
 impl Default for EndpointConfig {
@@ -52,6 +56,7 @@ impl Default for EndpointConfig {
             // `timer`: the TU answers Session-Expires (RFC 4028) via `session_timer::negotiate`;
             // removing it here makes every `Require: timer` request a 420 before the TU sees it.
             supported_extensions: ["siprec", "timer", "100rel"].map(String::from).to_vec(),
+            limits: RequestLimits::default(),
         }
     }
 }
@@ -109,6 +114,13 @@ pub struct EndpointStats {
     /// Requests answered 416 or 420: a Request-URI scheme or a required extension we do not
     /// support.
     pub unsupported_rejected: u64,
+    /// Requests refused 400 for a Call-ID, header field or Via list beyond `limits`.
+    pub limit_rejected: u64,
+    /// UDP responses larger than `limits.max_udp_response_factor` times their request, sent
+    /// as a bare 500 instead.
+    pub responses_trimmed: u64,
+    /// UDP responses not sent at all: even the bare 500 was over the bound.
+    pub responses_withheld: u64,
     /// Client transactions ended by a transport error (`handle_transport_error`).
     pub transport_errors: u64,
     /// Transactions that ended without the ACK (Timer H) or without a TU answer.
@@ -132,7 +144,14 @@ pub struct Endpoint {
     stats: EndpointStats,
     id_seed: RandomState,
     id_counter: u64,
+    /// Refusals (caps, trimmed responses) are logged at most once per [`REFUSAL_LOG_INTERVAL`]:
+    /// when the last such line was written, and how many refusals it has not told of yet.
+    refusal_logged_at: Option<Instant>,
+    refusals_untold: u64,
 }
+
+/// How often at most a refusal by the caps is logged; a flood is one line per interval.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Endpoint {
     pub fn new(config: EndpointConfig) -> Self {
@@ -147,6 +166,8 @@ impl Endpoint {
             stats: EndpointStats::default(),
             id_seed: RandomState::new(),
             id_counter: 0,
+            refusal_logged_at: None,
+            refusals_untold: 0,
         }
     }
 
@@ -171,15 +192,15 @@ impl Endpoint {
         }
         if bytes.len() > self.config.max_message_size {
             self.stats.oversize += 1;
-            self.answer_unparsed(from, bytes, Rejection::TooLarge);
+            self.answer_unparsed(now, from, bytes, Rejection::TooLarge);
             return;
         }
         match Message::parse(bytes) {
-            Ok(Message::Request(request)) => self.handle_request(now, from, request),
+            Ok(Message::Request(request)) => self.handle_request(now, from, request, bytes.len()),
             Ok(Message::Response(response)) => self.handle_response(now, response),
             Err(cause) => {
                 tracing::debug!(%cause, peer = %from.addr, "malformed SIP message");
-                if self.answer_unparsed(from, bytes, Rejection::Malformed(cause)) {
+                if self.answer_unparsed(now, from, bytes, Rejection::Malformed(cause)) {
                     self.stats.malformed_answered += 1;
                 } else {
                     self.stats.malformed_dropped += 1;
@@ -216,7 +237,13 @@ impl Endpoint {
 
     /// Answers a request the endpoint refuses before parsing completed, from the headers that
     /// could be salvaged; `false` when nothing could be answered.
-    fn answer_unparsed(&mut self, from: Peer, bytes: &[u8], rejection: Rejection) -> bool {
+    fn answer_unparsed(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        bytes: &[u8],
+        rejection: Rejection,
+    ) -> bool {
         let Some(headers) = salvage_request(bytes) else {
             return false;
         };
@@ -227,7 +254,7 @@ impl Endpoint {
             return false;
         };
         let to = reply_peer(from, &via);
-        self.send_response_bytes(to, response);
+        self.send_response_bytes(now, to, response, bytes.len());
         true
     }
 
@@ -266,15 +293,23 @@ impl Endpoint {
                 response.with_to_tag(&tag)
             }
         };
+        let Some(tx) = self.servers.get(key) else {
+            return;
+        };
+        let (reply_to, request_len) = (tx.reply_to, tx.request_len);
+        let bytes = self.bounded(now, reply_to, request_len, &response);
         let Some(tx) = self.servers.get_mut(key) else {
             return;
         };
-        let bytes = response.to_bytes();
-        self.transmits.push_back(Transmit {
-            to: tx.reply_to,
-            bytes: bytes.clone(),
-        });
-        tx.last_response = Some(bytes);
+        if let Some(bytes) = &bytes {
+            self.transmits.push_back(Transmit {
+                to: tx.reply_to,
+                bytes: bytes.clone(),
+            });
+        }
+        // A withheld response is not retransmitted either; the transaction still ends on its
+        // timers, as if it had been lost on the way.
+        tx.last_response = bytes;
         let unreliable = !tx.reply_to.transport.is_reliable();
         let status = response.status();
         let mut wake = Vec::new();
@@ -439,15 +474,73 @@ impl Endpoint {
         }
     }
 
-    fn send_response_bytes(&mut self, to: Peer, response: Response) {
+    /// Sends a response outside any transaction (a refusal), within the UDP size bound.
+    fn send_response_bytes(
+        &mut self,
+        now: Instant,
+        to: Peer,
+        response: Response,
+        request_len: usize,
+    ) {
         let response = self.with_server_header(response);
-        self.transmits.push_back(Transmit {
-            to,
-            bytes: response.to_bytes(),
-        });
+        if let Some(bytes) = self.bounded(now, to, request_len, &response) {
+            self.transmits.push_back(Transmit { to, bytes });
+        }
     }
 
-    fn handle_request(&mut self, now: Instant, from: Peer, mut request: Request) {
+    /// The bytes of `response` to a request of `request_len` bytes as they may go to `to`:
+    /// whole over a reliable transport; over UDP within `limits.max_udp_response_factor` times
+    /// the request, else a bare 500, else nothing (RFC 3261 lets an unreliable response be
+    /// lost; it must not be an amplifier).
+    fn bounded(
+        &mut self,
+        now: Instant,
+        to: Peer,
+        request_len: usize,
+        response: &Response,
+    ) -> Option<Vec<u8>> {
+        if to.transport.is_reliable() {
+            return Some(response.to_bytes());
+        }
+        let (bytes, bounded) = bound_udp_response(&self.config.limits, request_len, response);
+        match bounded {
+            Bounded::Whole => {}
+            Bounded::Trimmed => {
+                self.stats.responses_trimmed += 1;
+                self.note_refusal(
+                    now,
+                    to,
+                    "a UDP response over the size bound was trimmed to 500",
+                );
+            }
+            Bounded::Dropped => {
+                self.stats.responses_withheld += 1;
+                self.note_refusal(now, to, "a UDP response over the size bound was not sent");
+            }
+        }
+        bytes
+    }
+
+    /// Logs a refusal by the caps at most once per [`REFUSAL_LOG_INTERVAL`], with how many went
+    /// untold since the last line: a flood costs one line a minute, not one per packet.
+    fn note_refusal(&mut self, now: Instant, peer: Peer, what: &'static str) {
+        self.refusals_untold += 1;
+        if self
+            .refusal_logged_at
+            .is_some_and(|at| now.saturating_duration_since(at) < REFUSAL_LOG_INTERVAL)
+        {
+            return;
+        }
+        tracing::warn!(
+            peer = %peer.addr,
+            refusals = self.refusals_untold,
+            "{what} (refusals by the SIP limits since the last such line; see the endpoint metrics)"
+        );
+        self.refusal_logged_at = Some(now);
+        self.refusals_untold = 0;
+    }
+
+    fn handle_request(&mut self, now: Instant, from: Peer, mut request: Request, len: usize) {
         let Some(mut via) = request.top_via() else {
             // Message::parse guarantees a top Via; nothing to answer to without one.
             self.stats.malformed_dropped += 1;
@@ -456,10 +549,25 @@ impl Endpoint {
         stamp_via(&mut via, from);
         request.set_top_via(&via);
         let reply_to = reply_peer(from, &via);
+        if let Err(why) = self.config.limits.check(&request) {
+            // Refused statelessly: hostile input gets no transaction to hold, and each copy
+            // of it one bounded answer. An ACK has no answer.
+            self.stats.limit_rejected += 1;
+            self.note_refusal(now, from, why.reason());
+            if *request.method() != Method::Ack {
+                let tag = self.new_tag();
+                let response = request
+                    .response_to_sender(why.status())
+                    .with_reason(why.reason())
+                    .with_to_tag(&tag);
+                self.send_response_bytes(now, reply_to, response, len);
+            }
+            return;
+        }
         let key = TransactionKey::server(&request, &via);
         match request.method() {
             Method::Ack => self.handle_ack(now, from, key, request),
-            Method::Cancel => self.handle_cancel(now, reply_to, key, request),
+            Method::Cancel => self.handle_cancel(now, reply_to, key, request, len),
             _ => {
                 if self.absorb_retransmission(&key) {
                     return;
@@ -471,7 +579,7 @@ impl Endpoint {
                         .response(503)
                         .with_to_tag(&tag)
                         .with_header("Retry-After", "5");
-                    self.send_response_bytes(reply_to, response);
+                    self.send_response_bytes(now, reply_to, response, len);
                     return;
                 }
                 let invite = *request.method() == Method::Invite;
@@ -484,6 +592,7 @@ impl Endpoint {
                     state: ServerState::Trying,
                     invite,
                     reply_to,
+                    request_len: len,
                     call_id: request.call_id().to_owned(),
                     last_response: None,
                     retransmit_at: None,
@@ -608,6 +717,7 @@ impl Endpoint {
         reply_to: Peer,
         key: TransactionKey,
         request: Request,
+        len: usize,
     ) {
         if self.absorb_retransmission(&key) {
             return;
@@ -619,7 +729,7 @@ impl Endpoint {
         {
             self.stats.overload_rejected += 1;
             let tag = self.new_tag();
-            self.send_response_bytes(reply_to, request.response(481).with_to_tag(&tag));
+            self.send_response_bytes(now, reply_to, request.response(481).with_to_tag(&tag), len);
             return;
         }
         // §9.2: 200 when the CANCEL matches a transaction (even one already answered: the CANCEL
@@ -629,6 +739,7 @@ impl Endpoint {
             state: ServerState::Trying,
             invite: false,
             reply_to,
+            request_len: len,
             call_id: request.call_id().to_owned(),
             last_response: None,
             retransmit_at: None,
@@ -1518,6 +1629,161 @@ mod tests {
             }
         }
         sent
+    }
+
+    /// `request` with `field` added after the Call-ID line (or the Call-ID replaced).
+    fn request_with(method: &str, branch: &str, call_id: &str, field: &str) -> Vec<u8> {
+        let base = String::from_utf8(request(method, branch, ";rport", "")).unwrap();
+        base.replace(
+            "Call-ID: call-1@192.0.2.10\r\n",
+            &format!("Call-ID: {call_id}\r\n{field}"),
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn requests_beyond_the_caps_are_refused_400_statelessly() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let limits = RequestLimits::default();
+        let long_call_id = "c".repeat(limits.max_call_id_len + 1);
+        let long_header = format!("X-Junk: {}\r\n", "j".repeat(limits.max_header_len + 1));
+        let many_vias = "Via: SIP/2.0/UDP 192.0.2.99;branch=z9hG4bKx\r\n".repeat(limits.max_vias);
+        // A second From is enough: every echoed field counts, and it stays under the field cap.
+        let long_from = format!("From: <sip:{}@x>\r\n", "f".repeat(limits.max_echoed_len));
+        for (bytes, reason) in [
+            (
+                request_with("INVITE", "z9hG4bK1", &long_call_id, ""),
+                "Call-ID Too Long",
+            ),
+            (
+                request_with("INVITE", "z9hG4bK2", "ok@x", &long_header),
+                "Header Field Too Long",
+            ),
+            (
+                request_with("OPTIONS", "z9hG4bK3", "ok@y", &many_vias),
+                "Too Many Via Headers",
+            ),
+            (
+                request_with("OPTIONS", "z9hG4bK5", "ok@z", &long_from),
+                "Via, From and To Too Long",
+            ),
+        ] {
+            ep.handle_input(t0, Peer::udp(addr(SRC)), &bytes);
+            let sent = responses(&mut ep);
+            assert_eq!(sent.len(), 1, "one answer, no 100 Trying: {reason}");
+            assert_eq!((sent[0].1.status(), sent[0].1.reason()), (400, reason));
+        }
+        // Just within the caps is a request like any other.
+        let max_call_id = "c".repeat(limits.max_call_id_len);
+        ep.handle_input(
+            t0,
+            Peer::udp(addr(SRC)),
+            &request_with("OPTIONS", "z9hG4bK4", &max_call_id, ""),
+        );
+        let (_, ok) = new_request(&mut ep);
+        assert_eq!(ok.call_id(), max_call_id);
+        assert!(
+            ep.poll_event().is_none(),
+            "refused requests never reach the TU"
+        );
+        assert_eq!(ep.stats().limit_rejected, 4);
+        assert_eq!(
+            ep.stats().server_transactions,
+            1,
+            "only the accepted one holds state"
+        );
+        // Refused statelessly: nothing is retransmitted, however long we wait.
+        assert_eq!(
+            responses_or_requests_until(&mut ep, t0 + Duration::from_secs(64)),
+            0
+        );
+    }
+
+    #[test]
+    fn a_udp_response_is_never_more_than_three_times_its_request() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let options = request("OPTIONS", "z9hG4bKsmall", ";rport", "");
+        ep.handle_input(t0, Peer::udp(addr(SRC)), &options);
+        let (key, req) = new_request(&mut ep);
+        // A TU answer far larger than the request (say, a long capabilities body).
+        let big = req
+            .response(200)
+            .with_body("text/plain", vec![b'x'; 4 * options.len()]);
+        ep.respond(t0, &key, big.clone());
+        let sent: Vec<Transmit> = std::iter::from_fn(|| ep.poll_transmit()).collect();
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].bytes.len() <= 3 * options.len());
+        let Ok(Message::Response(trimmed)) = Message::parse(&sent[0].bytes) else {
+            panic!("a response");
+        };
+        assert_eq!(
+            (trimmed.status(), trimmed.reason()),
+            (500, "Response Too Large")
+        );
+        assert!(trimmed.body().is_empty());
+        assert_eq!(trimmed.call_id(), "call-1@192.0.2.10");
+        assert_eq!(ep.stats().responses_trimmed, 1);
+
+        // Over TCP the same answer goes whole: a connection cannot be spoofed.
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let over_tcp = String::from_utf8(options.clone())
+            .unwrap()
+            .replace("UDP", "TCP");
+        ep.handle_input(t0, Peer::tcp(addr(SRC), None), over_tcp.as_bytes());
+        let (key, _) = new_request(&mut ep);
+        ep.respond(t0, &key, big);
+        assert_eq!(statuses(&mut ep), [200]);
+        assert_eq!(ep.stats().responses_trimmed, 0);
+    }
+
+    #[test]
+    fn a_30_kb_invite_of_vias_draws_one_response_no_larger_than_itself() {
+        // The amplifier that was: Vias are echoed by every response, and an unacknowledged
+        // INVITE's final response is sent eleven times.
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let element = "SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK".to_owned() + &"v".repeat(960);
+        let field = format!("Via: {}\r\n", [element.as_str(); 7].join(", "));
+        let invite = request_with("INVITE", "z9hG4bKamp", "amp@x", &field.repeat(4));
+        assert!(invite.len() > 28_000);
+        ep.handle_input(t0, Peer::udp(addr(SRC)), &invite);
+        let mut sent: Vec<usize> = std::iter::from_fn(|| ep.poll_transmit())
+            .map(|t| t.bytes.len())
+            .collect();
+        while let Some(at) = ep.poll_timeout() {
+            ep.handle_timeout(at);
+            sent.extend(std::iter::from_fn(|| ep.poll_transmit()).map(|t| t.bytes.len()));
+        }
+        assert_eq!(sent.len(), 1, "one 400, never retransmitted");
+        assert!(
+            sent[0] < 2_000,
+            "the refusal echoes the top Via only: {} bytes",
+            sent[0]
+        );
+        assert!(ep.poll_event().is_none());
+    }
+
+    #[test]
+    fn an_unacknowledged_udp_invite_draws_bounded_responses_on_rfc_timers_only() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let invite = invite("z9hG4bKspoof");
+        ep.handle_input(t0, Peer::udp(addr(SRC)), &invite);
+        let (key, req) = new_request(&mut ep);
+        ep.respond(t0, &key, req.response(486));
+        let mut sizes: Vec<usize> = std::iter::from_fn(|| ep.poll_transmit())
+            .map(|t| t.bytes.len())
+            .collect();
+        while let Some(at) = ep.poll_timeout() {
+            ep.handle_timeout(at);
+            sizes.extend(std::iter::from_fn(|| ep.poll_transmit()).map(|t| t.bytes.len()));
+        }
+        // 100 Trying, the 486, then Timer G retransmissions (T1 doubling to T2) until Timer H
+        // at 64*T1: at 0.5, 1.5, 3.5, 7.5, 11.5 … 31.5 s, 10 of them: 12 messages in all.
+        assert_eq!(sizes.len(), 12);
+        assert!(sizes.iter().all(|&n| n <= 3 * invite.len()), "{sizes:?}");
     }
 
     #[test]

@@ -147,6 +147,14 @@ pub enum Rejection {
     UnsupportedUriScheme,
     /// `Require` names an option tag we do not support (RFC 3261 §8.2.2.3).
     UnsupportedExtension,
+    /// The Call-ID is longer than `RequestLimits::max_call_id_len`.
+    CallIdTooLong,
+    /// A header field is longer than `RequestLimits::max_header_len`.
+    HeaderTooLong,
+    /// More Via elements than `RequestLimits::max_vias`.
+    TooManyVias,
+    /// The fields a response copies back are longer than `RequestLimits::max_echoed_len`.
+    EchoedTooLong,
 }
 
 impl Rejection {
@@ -190,6 +198,10 @@ impl Rejection {
             Rejection::TooLarge => 413,
             Rejection::UnsupportedUriScheme => 416,
             Rejection::UnsupportedExtension => 420,
+            Rejection::CallIdTooLong
+            | Rejection::HeaderTooLong
+            | Rejection::TooManyVias
+            | Rejection::EchoedTooLong => 400,
         }
     }
 
@@ -197,6 +209,10 @@ impl Rejection {
     pub fn reason(self) -> &'static str {
         match self {
             Rejection::Malformed(cause) => cause.reason(),
+            Rejection::CallIdTooLong => "Call-ID Too Long",
+            Rejection::HeaderTooLong => "Header Field Too Long",
+            Rejection::TooManyVias => "Too Many Via Headers",
+            Rejection::EchoedTooLong => "Via, From and To Too Long",
             other => crate::message::default_reason(other.status()),
         }
     }

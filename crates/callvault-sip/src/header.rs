@@ -76,6 +76,11 @@ impl Headers {
         }
     }
 
+    /// Keeps the fields `keep` returns true for, in order; it may rewrite a value it keeps.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str, &mut String) -> bool) {
+        self.fields.retain_mut(|(n, v)| keep(n, v));
+    }
+
     pub(crate) fn remove(&mut self, name: &str) {
         self.fields.retain(|(n, _)| !same_name(n, name));
     }

@@ -51,7 +51,9 @@
 //! typed [`ParseError`]; everything the endpoint refuses on its own is a [`Rejection`], mapped
 //! to its status (400, 413, 416, 420, 505) in one exhaustive match, the cause's fixed phrase
 //! as reason phrase. It is answered when enough of it can be read, else dropped and counted in
-//! [`EndpointStats`]. [`Error`] is for callers of the framer and the DTMF parser.
+//! [`EndpointStats`]. [`RequestLimits`] caps what one request may make us hold or echo (Call-ID,
+//! header fields, Vias, the echoed fields together; refused 400 statelessly, with the top Via
+//! only) and bounds every UDP response to a multiple of its request: no amplifier. [`Error`] is for callers of the framer and the DTMF parser.
 //!
 //! **Public surface.** Modules are private; what callers need is re-exported here. The parser
 //! beneath the endpoint (`Message`) is public only with the `fuzzing` feature, for the fuzz
@@ -65,6 +67,7 @@ mod endpoint;
 mod error;
 mod framing;
 mod header;
+mod limits;
 mod message;
 mod peer;
 mod transaction;
@@ -79,6 +82,7 @@ pub use dtmf_info::{InfoDtmf, parse_info_dtmf};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointStats, Event};
 pub use error::{Error, ParseError, Rejection, Result};
 pub use framing::{Frame, take_frame};
+pub use limits::RequestLimits;
 pub use message::{Method, Request, Response, default_reason};
 pub use peer::{ConnectionId, Peer, Transmit, TransportKind};
 pub use session_timer::{Negotiation, Refresher, SessionTimer, SessionTimerConfig};

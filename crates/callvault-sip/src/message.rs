@@ -9,6 +9,7 @@
 //! unknown or odd header can never make a message unreadable.
 
 use crate::error::ParseError;
+use crate::limits::ECHOED;
 
 /// What the parsers here return: the typed cause of a failure.
 type Result<T, E = ParseError> = std::result::Result<T, E>;
@@ -491,10 +492,7 @@ impl Request {
     pub fn response(&self, status: u16) -> Response {
         let mut headers = Headers::default();
         for (name, value) in self.headers.iter() {
-            if ["via", "from", "to", "call-id", "cseq"]
-                .iter()
-                .any(|n| same_name(name, n))
-            {
+            if ECHOED.iter().any(|n| same_name(name, n)) {
                 headers.push(name, value);
             }
         }
@@ -504,6 +502,27 @@ impl Request {
             headers,
             body: Vec::new(),
         }
+    }
+
+    /// A response for the sender alone: like [`Request::response`] but with only the top Via
+    /// (the one that routes it back to whoever sent the request). For refusals of requests whose
+    /// Via list is itself what was refused: echoing it would make the refusal as large.
+    pub(crate) fn response_to_sender(&self, status: u16) -> Response {
+        let mut response = self.response(status);
+        let mut first = true;
+        response.headers.retain(|name, value| {
+            if !same_name(name, "via") {
+                return true;
+            }
+            if std::mem::take(&mut first) {
+                if let Some(top) = split_list(value).first() {
+                    *value = (*top).to_owned();
+                }
+                return true;
+            }
+            false
+        });
+        response
     }
 
     /// Appends a header field (CR/LF in the value are replaced by spaces).
@@ -675,6 +694,23 @@ impl Response {
     pub(crate) fn top_via_sent_by(&self) -> Option<Via> {
         let first = split_list(self.headers.get("via")?).into_iter().next()?;
         Via::parse_sent_by(first).ok()
+    }
+
+    /// This response reduced to what routes it (Via, From, To, Call-ID, CSeq) with another
+    /// status and no body: what goes out when the whole one may not (the UDP size bound).
+    pub(crate) fn bare(&self, status: u16, reason: &str) -> Response {
+        let mut headers = Headers::default();
+        for (name, value) in self.headers.iter() {
+            if ECHOED.iter().any(|n| same_name(name, n)) {
+                headers.push(name, value);
+            }
+        }
+        Response {
+            status,
+            reason: reason.to_owned(),
+            headers,
+            body: Vec::new(),
+        }
     }
 
     /// A response built from headers salvaged from a request that did not parse.

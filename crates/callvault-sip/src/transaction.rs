@@ -153,6 +153,8 @@ pub(crate) struct ServerTransaction {
     pub state: ServerState,
     pub invite: bool,
     pub reply_to: Peer,
+    /// The request's size on the wire: over UDP no response may be more than a small multiple.
+    pub request_len: usize,
     pub call_id: String,
     pub last_response: Option<Vec<u8>>,
     /// The next retransmission of `last_response` (Timer G, or the 2xx timer) and its interval.

@@ -227,6 +227,24 @@ fn render(s: &Sources) -> String {
         sip.oversize,
     );
     metric(
+        "callvault_sip_limit_rejected_total",
+        "counter",
+        "Requests refused 400 for a Call-ID, header field or Via list beyond the caps.",
+        sip.limit_rejected,
+    );
+    metric(
+        "callvault_sip_responses_trimmed_total",
+        "counter",
+        "UDP responses over 3 times their request's size, sent as a bare 500 instead.",
+        sip.responses_trimmed,
+    );
+    metric(
+        "callvault_sip_responses_withheld_total",
+        "counter",
+        "UDP responses not sent because even a bare 500 was over the size bound.",
+        sip.responses_withheld,
+    );
+    metric(
         "callvault_sip_retransmissions_absorbed_total",
         "counter",
         "Retransmitted requests absorbed by their transaction.",
