@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::support::Server;
 use crate::support::client::{Call, CallSpec, SipClient, Transport};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn metric(server: &Server, name: &str) -> u64 {
     let (_, body) = server.http_get("/metrics");
@@ -32,12 +33,23 @@ async fn a_source_outside_the_allow_list_gets_no_answer_no_port_and_no_file() {
         outsider.client.recv(Duration::from_secs(1)).await.is_none(),
         "no response at all (not even 100 Trying) to a source not allowed"
     );
-    let mut tcp = SipClient::connect_from(Transport::Tcp, server.sip, [127, 0, 0, 3].into()).await;
-    tcp.send(b"OPTIONS sip:srs@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.3:5060;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: tcp-outsider\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").await;
-    assert!(tcp.recv(Duration::from_millis(500)).await.is_none());
+    // Over TCP the connection itself is closed at accept, before anything is read.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 3], 0).into()).unwrap();
+    // Reset at accept: the connect itself may see it, or the first read.
+    if let Ok(mut tcp) = socket.connect(server.sip).await {
+        let _ = tcp.write_all(b"OPTIONS sip:srs@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.3:5060;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: tcp-outsider\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").await;
+        let mut buf = [0u8; 512];
+        let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "closed without an answer: {read:?}"
+        );
+    }
+    assert_eq!(metric(&server, "callvault_sip_tcp_refused_source_total"), 1);
     assert_eq!(metric(&server, "callvault_media_ports_in_use"), 0);
     assert_eq!(metric(&server, "callvault_sip_server_transactions"), 0);
-    assert!(metric(&server, "callvault_sip_refused_source_total") >= 2);
+    assert!(metric(&server, "callvault_sip_refused_source_total") >= 1);
     assert!(server.list().is_empty());
     assert!(
         std::fs::read_dir(server.data_dir.join("recordings"))
@@ -175,4 +187,29 @@ async fn a_call_id_beyond_the_cap_is_refused_before_any_recording() {
     );
     assert_eq!(metric(&server, "callvault_media_ports_in_use"), 0);
     assert!(server.list().is_empty());
+}
+
+#[tokio::test]
+async fn one_source_past_its_tcp_connections_is_closed_at_accept_and_others_are_served() {
+    let server = Server::start_with("[sip]\nmax_tcp_connections_per_source = 2\n");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut client =
+            SipClient::connect_from(Transport::Tcp, server.sip, [127, 0, 0, 4].into()).await;
+        assert_eq!(client.options().await.status, 200);
+        held.push(client);
+    }
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 4], 0).into()).unwrap();
+    // Reset at accept: the connect itself may see it, or the first read.
+    if let Ok(mut third) = socket.connect(server.sip).await {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(10), third.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
+    }
+    assert_eq!(metric(&server, "callvault_sip_tcp_refused_limit_total"), 1);
+    // Another SBC is not affected by the first one's connections.
+    let mut other =
+        SipClient::connect_from(Transport::Tcp, server.sip, [127, 0, 0, 5].into()).await;
+    assert_eq!(other.options().await.status, 200);
 }

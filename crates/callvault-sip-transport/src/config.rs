@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::admission::SourceFilter;
+
 /// Settings for one listening address. `Default` gives the values the binary uses unless told
 /// otherwise; each bound says what happens when it is reached.
 #[derive(Clone, Debug)]
@@ -13,6 +15,13 @@ pub struct TransportConfig {
     pub max_message_size: usize,
     /// Open stream connections, accepted and our own; past it new ones are refused.
     pub max_tcp_connections: usize,
+    /// Accepted stream connections open at once from one source address; past it a new one
+    /// is closed at accept. Above what one SBC carrying a node's whole load opens (SBCs share
+    /// a few connections among all their calls).
+    pub max_tcp_connections_per_source: usize,
+    /// Addresses that may connect at all; `None` accepts every address. A connection from
+    /// elsewhere is closed at accept.
+    pub accept_from: Option<SourceFilter>,
     /// A stream connection with nothing received for this long is closed.
     pub tcp_idle_timeout: Duration,
     /// A connect that has not completed in this long fails: its queued messages are dropped and
@@ -35,6 +44,8 @@ impl Default for TransportConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
             max_message_size: 65535,
             max_tcp_connections: 10_000,
+            max_tcp_connections_per_source: 1_000,
+            accept_from: None,
             tcp_idle_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),

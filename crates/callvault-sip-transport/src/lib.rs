@@ -45,11 +45,17 @@
 //! else's messages stay at most that many of its messages behind. A stream connection idle
 //! for [`TransportConfig::tcp_idle_timeout`] is closed.
 //!
+//! **Admission.** An accepted connection from outside [`TransportConfig::accept_from`], or one
+//! past [`TransportConfig::max_tcp_connections_per_source`] from one address, is reset at
+//! accept, counted and logged once a minute (`admission`); an admitted one counts against its
+//! address until its reader ends.
+//!
 //! **Locks.** The connection registry is one mutex over plain maps, held for look-ups and queue
 //! pushes only, never across an await or a system call.
 
 #![warn(unreachable_pub)]
 
+mod admission;
 mod config;
 mod error;
 mod event;
@@ -61,6 +67,7 @@ mod udp;
 #[cfg(test)]
 mod tests;
 
+pub use admission::SourceFilter;
 pub use config::TransportConfig;
 pub use error::{Error, Result};
 pub use event::{DeliveryFailure, Incoming, TransportEvent};
@@ -94,6 +101,7 @@ pub(crate) struct Shared {
     counters: Arc<Counters>,
     udp: udp::UdpSender,
     streams: Mutex<stream::Registry>,
+    admission: admission::Admission,
 }
 
 impl Transports {
@@ -115,6 +123,7 @@ impl Transports {
             counters: Arc::default(),
             udp,
             streams: Mutex::default(),
+            admission: admission::Admission::default(),
         });
         tokio::spawn(udp::receive_loop(Arc::clone(&shared), Arc::clone(&socket)));
         tokio::spawn(udp::write_loop(Arc::clone(&shared), socket, backlog));

@@ -11,6 +11,8 @@ pub(crate) struct Counters {
     pub(crate) connect_queue_dropped: AtomicU64,
     pub(crate) udp_send_dropped: AtomicU64,
     pub(crate) messages_sent: AtomicU64,
+    pub(crate) tcp_refused_source: AtomicU64,
+    pub(crate) tcp_refused_limit: AtomicU64,
 }
 
 impl Counters {
@@ -53,5 +55,13 @@ impl TransportStats {
     /// Messages handed to the system (datagrams sent, stream messages written).
     pub fn messages_sent(&self) -> u64 {
         self.counters.messages_sent.load(Ordering::Relaxed)
+    }
+    /// Connections closed at accept because their source is not allowed.
+    pub fn tcp_refused_source(&self) -> u64 {
+        self.counters.tcp_refused_source.load(Ordering::Relaxed)
+    }
+    /// Connections closed at accept because their source had its share open already.
+    pub fn tcp_refused_limit(&self) -> u64 {
+        self.counters.tcp_refused_limit.load(Ordering::Relaxed)
     }
 }

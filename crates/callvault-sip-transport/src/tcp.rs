@@ -2,6 +2,7 @@
 //! about a connection is in `stream`, shared with TLS to come.
 
 use crate::Shared;
+use crate::admission::{Admitted, InboundGuard};
 use crate::event::DeliveryFailure;
 use crate::stream::StreamWriter;
 use callvault_sip::TransportKind;
@@ -18,14 +19,27 @@ impl StreamWriter for OwnedWriteHalf {
     }
 }
 
-/// Registers an established TCP stream.
-fn start(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) -> bool {
+/// Registers an established TCP stream; `admitted` for one we accepted.
+fn start(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    admitted: Option<InboundGuard>,
+) -> bool {
     // Requests and responses are single writes; do not hold them back for coalescing.
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
-    shared
-        .start_connection(TransportKind::Tcp, peer, read, write)
-        .is_some()
+    let started = match admitted {
+        Some(guard) => {
+            let read = Admitted {
+                inner: read,
+                _guard: guard,
+            };
+            shared.start_connection(TransportKind::Tcp, peer, read, write)
+        }
+        None => shared.start_connection(TransportKind::Tcp, peer, read, write),
+    };
+    started.is_some()
 }
 
 /// Accepts connections until the SIP loop drops its receiver.
@@ -33,8 +47,19 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                if !start(&shared, stream, peer) {
-                    tracing::warn!(%peer, "TCP connection refused: connection limit reached");
+                match shared
+                    .admission
+                    .admit(&shared.config, &shared.counters, peer.ip())
+                {
+                    Ok(guard) => {
+                        if !start(&shared, stream, peer, Some(guard)) {
+                            tracing::warn!(%peer, "TCP connection refused: connection limit reached");
+                        }
+                    }
+                    // Reset rather than FIN: nothing of this peer's is kept or read.
+                    Err(_) => {
+                        let _ = stream.set_zero_linger();
+                    }
                 }
             }
             Err(e) => {
@@ -55,7 +80,7 @@ pub(crate) async fn connect(shared: Arc<Shared>, addr: SocketAddr) {
     let destination = (TransportKind::Tcp, addr);
     match tokio::time::timeout(shared.config.connect_timeout, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
-            start(&shared, stream, addr);
+            start(&shared, stream, addr, None);
         }
         Ok(Err(e)) => shared.connect_failed(destination, DeliveryFailure::ConnectFailed(e.kind())),
         Err(_) => shared.connect_failed(destination, DeliveryFailure::ConnectTimeout),

@@ -383,3 +383,97 @@ async fn a_flooding_connection_waits_for_its_own_messages_not_everyone_else() {
     assert_eq!(more.from.transport, TransportKind::Tcp);
     assert!(String::from_utf8_lossy(&more.bytes).contains("Call-ID: flood-64\r\n"));
 }
+
+/// Reads until the server closes the connection (EOF or reset); false if it stays open.
+async fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// A connection the transports accepted and read from: its message reached the SIP loop.
+async fn connect_and_speak(
+    transports: &Transports,
+    rx: &mut mpsc::Receiver<TransportEvent>,
+    from: [u8; 4],
+    n: usize,
+) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    let mut stream = socket.connect(transports.local_addr()).await.unwrap();
+    stream
+        .write_all(options(&format!("tcp-{n}"), "TCP").as_bytes())
+        .await
+        .unwrap();
+    let incoming = next_message(rx).await;
+    assert_eq!(incoming.from.addr.ip(), std::net::IpAddr::from(from));
+    stream
+}
+
+#[tokio::test]
+async fn one_source_holds_at_most_its_share_of_connections_and_gets_it_back_on_close() {
+    let (transports, mut rx) = bound_with(TransportConfig {
+        max_tcp_connections_per_source: 2,
+        ..config()
+    })
+    .await;
+    let first = connect_and_speak(&transports, &mut rx, [127, 0, 0, 1], 1).await;
+    let _second = connect_and_speak(&transports, &mut rx, [127, 0, 0, 1], 2).await;
+    // Reset at accept: the connect itself may see it, or the first read.
+    if let Ok(mut third) = TcpStream::connect(transports.local_addr()).await {
+        assert!(
+            closed_by_server(&mut third).await,
+            "a third from that source is closed"
+        );
+    }
+    assert_eq!(transports.stats().tcp_refused_limit(), 1);
+    // Another source is not affected.
+    let _other = connect_and_speak(&transports, &mut rx, [127, 0, 0, 2], 3).await;
+    // The source's count drops when one of its connections ends.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        if let Ok(mut again) = socket.connect(transports.local_addr()).await {
+            let _ = again
+                .write_all(options("tcp-again", "TCP").as_bytes())
+                .await;
+        }
+        // Admitted once the server has seen the first one close (its reader ends on EOF).
+        if let Ok(Some(TransportEvent::Message(m))) =
+            tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+        {
+            assert_eq!(&m.bytes[..], options("tcp-again", "TCP").as_bytes());
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the freed share is never given back"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_source_not_allowed_is_closed_at_accept_and_never_read() {
+    let (transports, mut rx) = bound_with(TransportConfig {
+        accept_from: Some(SourceFilter::new(|ip| {
+            ip == std::net::IpAddr::from([127, 0, 0, 1])
+        })),
+        ..config()
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 9], 0).into()).unwrap();
+    if let Ok(mut stranger) = socket.connect(transports.local_addr()).await {
+        let _ = stranger
+            .write_all(options("stranger", "TCP").as_bytes())
+            .await;
+        assert!(closed_by_server(&mut stranger).await);
+    }
+    assert_eq!(transports.stats().tcp_refused_source(), 1);
+    // The allowed source is read as usual, and the stranger's message never arrived before it.
+    connect_and_speak(&transports, &mut rx, [127, 0, 0, 1], 1).await;
+}

@@ -47,6 +47,9 @@ pub struct SipConfig {
     pub max_metadata_bytes: usize,
     /// Concurrent TCP connections from recording clients.
     pub max_tcp_connections: usize,
+    /// Concurrent TCP connections one source address may hold; past it a new one is closed
+    /// at accept. 0: as many as `max_tcp_connections` (one SBC may carry a node's whole load).
+    pub max_tcp_connections_per_source: usize,
     /// Hold the 200 OK this long after the INVITE. 0 (the default) answers at once; a delay
     /// gives the client time to CANCEL, which some SBC acceptance procedures exercise.
     pub answer_delay_ms: u64,
@@ -144,6 +147,7 @@ impl Default for SipConfig {
             max_streams: 16,
             max_metadata_bytes: 256 * 1024,
             max_tcp_connections: 1_024,
+            max_tcp_connections_per_source: 0,
             answer_delay_ms: 0,
             retry_after_secs: 5,
             user_agent: format!("callvault/{}", env!("CARGO_PKG_VERSION")),

@@ -288,6 +288,18 @@ fn render(s: &Sources) -> String {
         transport.open_tcp_connections(),
     );
     metric(
+        "callvault_sip_tcp_refused_source_total",
+        "counter",
+        "TCP connections closed at accept: their source is not in allowed_sources.",
+        s.transport.tcp_refused_source(),
+    );
+    metric(
+        "callvault_sip_tcp_refused_limit_total",
+        "counter",
+        "TCP connections closed at accept: their source held max_tcp_connections_per_source.",
+        s.transport.tcp_refused_limit(),
+    );
+    metric(
         "callvault_sip_slow_peers_closed_total",
         "counter",
         "SIP connections reset because the peer did not read (queue full or write timed out).",

@@ -9,7 +9,7 @@ use anyhow::Context;
 use callvault_catalog::Catalog;
 use callvault_media::{MediaConfig, MediaEngine};
 use callvault_sip::{Endpoint, EndpointConfig, EndpointStats, SessionTimerConfig};
-use callvault_sip_transport::{TransportConfig, Transports};
+use callvault_sip_transport::{SourceFilter, TransportConfig, Transports};
 use callvault_siprec::Limits;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -23,7 +23,7 @@ use crate::media_plane::EngineMedia;
 use crate::metrics;
 use crate::recorder::{Recorder, RecorderConfig, RecorderGauges};
 use crate::recovery::Recovery;
-use crate::sources::SourceGate;
+use crate::sources::{self, SourceGate};
 use crate::storage;
 
 /// How long stopping waits for the catalog writes still queued; what is left is spooled to
@@ -188,6 +188,15 @@ fn transport_config(config: &Config) -> TransportConfig {
         listen: config.sip.listen,
         max_message_size: config.sip.max_message_size,
         max_tcp_connections: config.sip.max_tcp_connections,
+        max_tcp_connections_per_source: match config.sip.max_tcp_connections_per_source {
+            0 => config.sip.max_tcp_connections,
+            n => n,
+        },
+        // A connection from outside the allow-list is closed at accept, never read; what
+        // comes by UDP is dropped by the SourceGate in the SIP loop.
+        accept_from: Some(SourceFilter::new(sources::allows(
+            config.sip.allowed_sources.clone(),
+        ))),
         tcp_idle_timeout: Duration::from_secs(600),
         ..TransportConfig::default()
     }

@@ -41,7 +41,7 @@ impl SourceGate {
     /// Whether a message from `ip`, received at `now`, may reach the SIP core.
     pub fn admit(&mut self, now: Instant, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        if self.allowed.iter().any(|net| net.contains(&ip)) {
+        if contains(&self.allowed, ip) {
             return true;
         }
         self.refused.fetch_add(1, Ordering::Relaxed);
@@ -61,6 +61,15 @@ impl SourceGate {
 }
 
 /// An IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`: compare it as IPv4.
+/// The allow-list as a predicate, for the TCP listener to close strangers at accept.
+pub fn allows(allowed: Vec<IpNet>) -> impl Fn(IpAddr) -> bool + Send + Sync + 'static {
+    move |ip| contains(&allowed, canonical(ip))
+}
+
+fn contains(allowed: &[IpNet], ip: IpAddr) -> bool {
+    allowed.iter().any(|net| net.contains(&ip))
+}
+
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
