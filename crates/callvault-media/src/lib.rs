@@ -86,6 +86,7 @@ mod port;
 mod receive;
 pub mod rtp;
 mod sequence;
+mod srtp;
 mod stream;
 mod timeline;
 mod wav;
