@@ -179,12 +179,12 @@ fn receive(
     socket: &UdpSocket,
     context: &ThreadContext,
     limit: usize,
-    mut handle: impl FnMut(Instant, &[u8]),
+    mut handle: impl FnMut(Instant, &mut [u8]),
 ) -> Option<io::Error> {
     let mut buffer = context.datagram.borrow_mut();
     for _ in 0..limit {
         match socket.try_recv(&mut buffer) {
-            Ok(len) => handle(Instant::now(), &buffer[..len]),
+            Ok(len) => handle(Instant::now(), &mut buffer[..len]),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => return None,
             Err(error) => return Some(error),
         }
@@ -200,7 +200,7 @@ fn drain(
     socket: &UdpSocket,
     context: &ThreadContext,
     limit: usize,
-    mut handle: impl FnMut(Instant, &[u8]),
+    mut handle: impl FnMut(Instant, &mut [u8]),
 ) {
     use std::io::Read as _;
     let socket = socket2::SockRef::from(socket);
@@ -208,7 +208,7 @@ fn drain(
     let mut buffer = context.datagram.borrow_mut();
     for _ in 0..limit {
         match reader.read(&mut buffer) {
-            Ok(len) => handle(Instant::now(), &buffer[..len]),
+            Ok(len) => handle(Instant::now(), &mut buffer[..len]),
             Err(_) => return,
         }
     }
@@ -253,7 +253,9 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
                     }
                     ready = rtcp.readable() => {
                         let failed = ready.err().or_else(|| {
-                            receive(&rtcp, &context, RECEIVE_BATCH, |_, _| stream.handle_rtcp())
+                            receive(&rtcp, &context, RECEIVE_BATCH, |now, datagram| {
+                                stream.handle_rtcp(now, datagram)
+                            })
                         });
                         if let Some(error) = failed {
                             receive_error(&mut errors, stream.label(), &error);

@@ -129,7 +129,11 @@ impl SrtpReceiver {
 
     /// Authenticates and decrypts one RTP datagram in place; returns the length of the plain RTP
     /// packet at its start. Plain RTP legs get the datagram's length back untouched.
-    pub(crate) fn unprotect_rtp(&mut self, now: Instant, packet: &mut [u8]) -> Result<usize, Refusal> {
+    pub(crate) fn unprotect_rtp(
+        &mut self,
+        now: Instant,
+        packet: &mut [u8],
+    ) -> Result<usize, Refusal> {
         self.expire(now);
         let Some(current) = &mut self.current else {
             // Plain RTP now; SRTP sent before a switch to plain is still recognised for a while.
@@ -154,7 +158,11 @@ impl SrtpReceiver {
 
     /// Authenticates one SRTCP datagram (the packet is not decrypted: nothing reads it).
     /// Plain legs accept every RTCP packet.
-    pub(crate) fn authenticate_rtcp(&mut self, now: Instant, packet: &mut [u8]) -> Result<(), Refusal> {
+    pub(crate) fn authenticate_rtcp(
+        &mut self,
+        now: Instant,
+        packet: &mut [u8],
+    ) -> Result<(), Refusal> {
         self.expire(now);
         let Some(current) = &self.current else {
             return Ok(());
@@ -170,7 +178,11 @@ impl SrtpReceiver {
     }
 
     fn expire(&mut self, now: Instant) {
-        if self.previous.as_ref().is_some_and(|(_, until)| now >= *until) {
+        if self
+            .previous
+            .as_ref()
+            .is_some_and(|(_, until)| now >= *until)
+        {
             self.previous = None;
         }
     }
@@ -212,7 +224,7 @@ impl Source {
         };
         (0..=i64::from(u32::MAX))
             .contains(&v)
-            .then(|| ((v as u64) << 16) | sequence as u64)
+            .then_some(((v as u64) << 16) | u64::from(sequence))
     }
 
     fn is_replay(&self, index: u64) -> bool {
@@ -254,7 +266,10 @@ impl Context {
         let header = header_len(packet).map_err(|_| Refusal::Malformed)?;
         let sequence = u16::from_be_bytes([packet[2], packet[3]]);
         let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
-        let slot = self.sources.iter().position(|s| s.is_some_and(|s| s.ssrc == ssrc));
+        let slot = self
+            .sources
+            .iter()
+            .position(|s| s.is_some_and(|s| s.ssrc == ssrc));
         // A new SSRC starts at rollover counter 0 with its first packet (RFC 3711 §3.3.1).
         let index = match slot.and_then(|slot| self.sources[slot]) {
             Some(source) => {
@@ -267,9 +282,9 @@ impl Context {
             None => u64::from(sequence),
         };
         let mki_len = self.keying.mki().map_or(0, |mki| usize::from(mki.length));
-        let len = self
-            .rtp
-            .unprotect_rtp(packet, header, ssrc, index, self.keying.mki(), mki_len)?;
+        let len =
+            self.rtp
+                .unprotect_rtp(packet, header, ssrc, index, self.keying.mki(), mki_len)?;
         let slot = slot.unwrap_or_else(|| {
             let free = self.sources.iter().position(Option::is_none);
             free.unwrap_or_else(|| {
@@ -299,7 +314,8 @@ impl Context {
             return Err(Refusal::Malformed);
         }
         let mki_len = self.keying.mki().map_or(0, |mki| usize::from(mki.length));
-        self.rtcp.authenticate_rtcp(packet, self.keying.mki(), mki_len)
+        self.rtcp
+            .authenticate_rtcp(packet, self.keying.mki(), mki_len)
     }
 }
 
@@ -323,9 +339,17 @@ impl Transform {
     /// RFC 7714 §11 for GCM, whose 96-bit salt is padded with zeros to the PRF's 112 bits).
     fn derive(keying: &SrtpKeying, rtcp: bool) -> Transform {
         let [encryption, authentication, salting] = if rtcp {
-            [LABEL_RTCP_ENCRYPTION, LABEL_RTCP_AUTHENTICATION, LABEL_RTCP_SALT]
+            [
+                LABEL_RTCP_ENCRYPTION,
+                LABEL_RTCP_AUTHENTICATION,
+                LABEL_RTCP_SALT,
+            ]
         } else {
-            [LABEL_RTP_ENCRYPTION, LABEL_RTP_AUTHENTICATION, LABEL_RTP_SALT]
+            [
+                LABEL_RTP_ENCRYPTION,
+                LABEL_RTP_AUTHENTICATION,
+                LABEL_RTP_SALT,
+            ]
         };
         match keying.suite() {
             suite @ (SrtpSuite::AesCm128HmacSha1_80 | SrtpSuite::AesCm128HmacSha1_32) => {
@@ -368,8 +392,7 @@ impl Transform {
         Transform::CounterMode {
             cipher: Aes128::new(GenericArray::from_slice(key)),
             salt,
-            auth: <HmacSha1 as Mac>::new_from_slice(auth)
-                .expect("HMAC takes a key of any length"),
+            auth: <HmacSha1 as Mac>::new_from_slice(auth).expect("HMAC takes a key of any length"),
             tag_len,
         }
     }
@@ -438,8 +461,12 @@ impl Transform {
                 mac.verify_truncated_left(&packet[end + mki_len..])
                     .map_err(|_| Refusal::Authentication)
             }
-            Transform::Gcm128 { aead, salt } => gcm_authenticate_rtcp(aead, salt, packet, mki, mki_len),
-            Transform::Gcm256 { aead, salt } => gcm_authenticate_rtcp(aead, salt, packet, mki, mki_len),
+            Transform::Gcm128 { aead, salt } => {
+                gcm_authenticate_rtcp(aead, salt, packet, mki, mki_len)
+            }
+            Transform::Gcm256 { aead, salt } => {
+                gcm_authenticate_rtcp(aead, salt, packet, mki, mki_len)
+            }
         }
     }
 }
@@ -472,7 +499,13 @@ fn derive(keying: &SrtpKeying, label: u8, out: &mut [u8]) {
 /// XORs `data` with the AES-CM keystream of packet `index` from `ssrc` (RFC 3711 §4.1.1):
 /// IV = salt·2^16 ⊕ SSRC·2^64 ⊕ index·2^16. The cipher is cloned (its key schedule is copied
 /// on the stack), never allocated.
-fn counter_mode_keystream(cipher: &Aes128, salt: &[u8; 14], ssrc: u32, index: u64, data: &mut [u8]) {
+fn counter_mode_keystream(
+    cipher: &Aes128,
+    salt: &[u8; 14],
+    ssrc: u32,
+    index: u64,
+    data: &mut [u8],
+) {
     let mut iv = [0u8; 16];
     iv[..14].copy_from_slice(salt);
     for (byte, x) in iv[4..8].iter_mut().zip(ssrc.to_be_bytes()) {
@@ -498,7 +531,11 @@ fn check_mki(field: &[u8], mki: Option<Mki>) -> Result<(), Refusal> {
         let expected = if i < 8 { value[7 - i] } else { 0 };
         *byte == expected
     });
-    if matches { Ok(()) } else { Err(Refusal::Authentication) }
+    if matches {
+        Ok(())
+    } else {
+        Err(Refusal::Authentication)
+    }
 }
 
 /// RFC 7714 §8: header (AAD) | ciphertext with its 16-byte tag | MKI.
@@ -529,8 +566,13 @@ fn gcm_unprotect_rtp<A: AeadInPlace>(
     }
     let (aad, rest) = packet[..end].split_at_mut(header);
     let (ciphertext, tag) = rest.split_at_mut(rest.len() - GCM_TAG_LEN);
-    aead.decrypt_in_place_detached(Nonce::from_slice(&iv), aad, ciphertext, Tag::from_slice(tag))
-        .map_err(|_| Refusal::Authentication)?;
+    aead.decrypt_in_place_detached(
+        Nonce::from_slice(&iv),
+        aad,
+        ciphertext,
+        Tag::from_slice(tag),
+    )
+    .map_err(|_| Refusal::Authentication)?;
     Ok(end - GCM_TAG_LEN)
 }
 

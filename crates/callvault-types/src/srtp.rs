@@ -210,7 +210,10 @@ mod tests {
         assert_eq!(keying.key_and_salt(), &bytes[..]);
         let gcm: Vec<u8> = (0..44).collect();
         let keying = SrtpKeying::new(SrtpSuite::AeadAes256Gcm, &gcm).unwrap();
-        assert_eq!((keying.master_key().len(), keying.master_salt().len()), (32, 12));
+        assert_eq!(
+            (keying.master_key().len(), keying.master_salt().len()),
+            (32, 12)
+        );
         assert_eq!(
             SrtpKeying::new(SrtpSuite::AeadAes128Gcm, &bytes),
             Err(KeyLengthError {

@@ -15,7 +15,10 @@ fn unhex(text: &str) -> Vec<u8> {
 
 fn keying(suite: SrtpSuite, seed: u8) -> SrtpKeying {
     let bytes: Vec<u8> = (0..suite.key_len() + suite.salt_len())
-        .map(|i| seed.wrapping_mul(31).wrapping_add((i as u8).wrapping_mul(7)))
+        .map(|i| {
+            seed.wrapping_mul(31)
+                .wrapping_add((i as u8).wrapping_mul(7))
+        })
         .collect();
     SrtpKeying::new(suite, &bytes).unwrap()
 }
@@ -192,7 +195,11 @@ fn every_suite_decrypts_what_webrtc_srtp_encrypts_bit_exact() {
         for sequence in 1000..1200u16 {
             let plain = rtp(sequence, 0xCAFE_0001);
             let protected = protect(&mut sender, &plain);
-            assert_ne!(protected[12..172], plain[12..], "{suite}: encrypted on the wire");
+            assert_ne!(
+                protected[12..172],
+                plain[12..],
+                "{suite}: encrypted on the wire"
+            );
             assert_eq!(
                 receive(&mut receiver, now(), &protected),
                 Ok(plain),
@@ -204,7 +211,11 @@ fn every_suite_decrypts_what_webrtc_srtp_encrypts_bit_exact() {
         let mut srtcp = sender.encrypt_rtcp(&report).unwrap().to_vec();
         let mut tampered = srtcp.clone();
         tampered[9] ^= 0x40;
-        assert_eq!(receiver.authenticate_rtcp(now(), &mut srtcp), Ok(()), "{suite}");
+        assert_eq!(
+            receiver.authenticate_rtcp(now(), &mut srtcp),
+            Ok(()),
+            "{suite}"
+        );
         assert_eq!(
             receiver.authenticate_rtcp(now(), &mut tampered),
             Err(Refusal::Authentication),
@@ -273,7 +284,10 @@ fn a_replayed_or_too_old_packet_is_refused() {
         receive(&mut receiver, now(), &packets[149]),
         Err(Refusal::Replayed)
     );
-    assert!(receive(&mut receiver, now(), &packets[180]).is_ok(), "119 behind: in the window");
+    assert!(
+        receive(&mut receiver, now(), &packets[180]).is_ok(),
+        "119 behind: in the window"
+    );
 }
 
 #[test]
@@ -332,7 +346,10 @@ fn a_new_key_applies_at_once_and_the_old_one_for_the_grace_period() {
         receive(&mut receiver, start, &protect(&mut new_sender, &rtp(10, 6))),
         Ok(rtp(10, 6))
     );
-    assert_eq!(receive(&mut receiver, start + Duration::from_millis(300), &late_old), Ok(rtp(2, 5)));
+    assert_eq!(
+        receive(&mut receiver, start + Duration::from_millis(300), &late_old),
+        Ok(rtp(2, 5))
+    );
     // After the grace period the old key is gone.
     assert_eq!(
         receive(&mut receiver, start + REKEY_GRACE, &later_old),
@@ -356,7 +373,10 @@ fn the_same_key_again_keeps_the_replay_state() {
     let packet = protect(&mut sender, &rtp(40, 9));
     receive(&mut receiver, now(), &packet).unwrap();
     receiver.rekey(now(), Some(&key.clone()));
-    assert_eq!(receive(&mut receiver, now(), &packet), Err(Refusal::Replayed));
+    assert_eq!(
+        receive(&mut receiver, now(), &packet),
+        Err(Refusal::Replayed)
+    );
 }
 
 #[test]
@@ -391,7 +411,12 @@ fn an_mki_is_checked_and_stripped() {
         let at = if suite.is_aead() {
             protected.len()
         } else {
-            protected.len() - if *suite == SrtpSuite::AesCm128HmacSha1_32 { 4 } else { 10 }
+            protected.len()
+                - if *suite == SrtpSuite::AesCm128HmacSha1_32 {
+                    4
+                } else {
+                    10
+                }
         };
         let with_mki = |field: [u8; 4]| {
             let mut packet = protected.clone();
@@ -422,7 +447,10 @@ fn hostile_datagrams_never_panic() {
             }))))
         })
         .collect();
-    receivers.push(SrtpReceiver::new(Some(&keying(SrtpSuite::AeadAes128Gcm, 2))));
+    receivers.push(SrtpReceiver::new(Some(&keying(
+        SrtpSuite::AeadAes128Gcm,
+        2,
+    ))));
     let mut seed = 0x1234_5678u32;
     let mut next = || {
         seed ^= seed << 13;
