@@ -4,7 +4,8 @@
 #![no_main]
 
 use callvault_siprec::{
-    AnswerCrypto, AnswerParams, Limits, MediaAnswer, bind_streams, build_answer, choose_codec, choose_crypto, parse_body,
+    AnswerCrypto, AnswerParams, Limits, MediaAnswer, bind_streams, build_answer, choose_codec,
+    choose_crypto, parse_body,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -44,6 +45,11 @@ fuzz_target!(|data: &[u8]| {
                     port: 40000,
                     codec: codec.clone(),
                     telephone_event: media.telephone_event().cloned(),
+                    crypto: choose_crypto(media).ok().map(|(tag, offer)| AnswerCrypto {
+                        tag,
+                        keying: offer.keying.clone(),
+                        unencrypted_srtcp: offer.unencrypted_srtcp,
+                    }),
                 },
                 None => MediaAnswer::Decline,
             },
