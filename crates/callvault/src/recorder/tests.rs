@@ -1184,3 +1184,5 @@ fn a_rate_above_the_cap_is_not_accepted() {
         8000
     );
 }
+
+mod srtp;
