@@ -375,9 +375,16 @@ pub struct MediaStats {
     pub blocks_dropped: u64,
     /// Files that could not be created, written or hashed.
     pub write_errors: u64,
+    /// SRTP packets of every leg that failed authentication, and those refused as replays
+    /// ([`LegCounters::srtp_auth_failures`], [`LegCounters::srtp_replayed`]); SRTCP packets
+    /// that failed authentication. Added up on each leg's tick (50 ms) and at its end.
+    pub srtp_auth_failures: u64,
+    pub srtp_replayed: u64,
+    pub srtcp_auth_failures: u64,
 }
 
-/// Counters shared by the engine's threads: updated per block or per leg, never per packet.
+/// Counters shared by the engine's threads: updated per block, per leg tick or per leg, never
+/// per packet.
 #[derive(Debug, Default)]
 pub(crate) struct SharedStats {
     pub(crate) active_legs: AtomicU64,
@@ -386,4 +393,7 @@ pub(crate) struct SharedStats {
     pub(crate) blocks_written: AtomicU64,
     pub(crate) blocks_dropped: AtomicU64,
     pub(crate) write_errors: AtomicU64,
+    pub(crate) srtp_auth_failures: AtomicU64,
+    pub(crate) srtp_replayed: AtomicU64,
+    pub(crate) srtcp_auth_failures: AtomicU64,
 }

@@ -1,6 +1,6 @@
 //! Receive threads: each owns the streams handed to it and runs them on its own current-thread
 //! tokio runtime, one task per leg. Nothing here is shared with another thread except channels
-//! and the engine's atomic counters (touched per block and per leg, never per packet).
+//! and the engine's atomic counters (touched per block, per leg tick and per leg, never per packet).
 //!
 //! One datagram buffer per thread, not per leg: a leg's task waits for its socket to be readable
 //! (`readable().await`), then receives with `try_recv` into the thread's buffer and handles the
@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::port::PortReservation;
-use crate::stream::Stream;
+use crate::stream::{SrtpRefusals, Stream};
 use crate::timeline::Sink;
 use crate::writer::{Block, WriterControl};
 use crate::{LegCounters, LegId, LegUpdate, MediaEvent, SharedStats};
@@ -234,6 +234,7 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
     let (rtp, rtcp, lease) = reservation.into_parts();
     let sockets = UdpSocket::from_std(rtp).and_then(|rtp| Ok((rtp, UdpSocket::from_std(rtcp)?)));
     let mut errors = 0u64;
+    let mut published = SrtpRefusals::default();
     let ending = match sockets {
         Ok((rtp, rtcp)) => {
             let mut tick = tokio::time::interval(TICK);
@@ -266,6 +267,7 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
                         stream.handle_tick(now, &mut sink);
                         sink.handle_tick(now);
                         context.send_events(&mut stream);
+                        published.publish(stream.srtp_refusals(), &context.stats);
                     }
                     command = commands.recv() => match command {
                         Some(LegCommand::Update(update)) => stream.handle_update(Instant::now(), &update),
@@ -307,7 +309,37 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
     };
     stream.finish(end, &mut sink);
     context.send_events(&mut stream);
+    // Before the close: the totals include the leg by the time its `LegClosed` is sent.
+    published.publish(stream.srtp_refusals(), &context.stats);
     sink.close(stream.counters());
+}
+
+impl SrtpRefusals {
+    /// Adds what the leg refused since the last call to the engine's totals (shown in
+    /// `/metrics`). Called on the tick, not per packet: a flood of forged packets costs no
+    /// shared write each.
+    fn publish(&mut self, now: SrtpRefusals, stats: &SharedStats) {
+        if now == *self {
+            return;
+        }
+        let add = |total: &std::sync::atomic::AtomicU64, before: u64, after: u64| {
+            if after > before {
+                total.fetch_add(after - before, Ordering::Relaxed);
+            }
+        };
+        add(
+            &stats.srtp_auth_failures,
+            self.auth_failures,
+            now.auth_failures,
+        );
+        add(&stats.srtp_replayed, self.replayed, now.replayed);
+        add(
+            &stats.srtcp_auth_failures,
+            self.srtcp_auth_failures,
+            now.srtcp_auth_failures,
+        );
+        *self = now;
+    }
 }
 
 fn receive_error(count: &mut u64, label: &str, error: &io::Error) {

@@ -165,6 +165,14 @@ impl Ssrcs {
     }
 }
 
+/// What SRTP refused on a leg so far ([`Stream::srtp_refusals`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SrtpRefusals {
+    pub(crate) auth_failures: u64,
+    pub(crate) replayed: u64,
+    pub(crate) srtcp_auth_failures: u64,
+}
+
 /// The state of one recorded leg.
 #[derive(Debug)]
 pub struct Stream {
@@ -487,6 +495,15 @@ impl Stream {
     #[cfg(test)]
     pub fn committed(&self) -> u64 {
         self.timeline.committed()
+    }
+
+    /// The packets SRTP refused so far, for the engine's totals (read on the tick).
+    pub(crate) fn srtp_refusals(&self) -> SrtpRefusals {
+        SrtpRefusals {
+            auth_failures: self.counters.srtp_auth_failures,
+            replayed: self.counters.srtp_replayed,
+            srtcp_auth_failures: self.counters.srtcp_auth_failures,
+        }
     }
 
     /// What the leg counted. The writer adds its own (`silence_filled`, `blocks_discarded`) and
