@@ -10,5 +10,6 @@ mod fidelity;
 mod lifecycle;
 mod limits;
 mod sipp;
+mod srtp;
 mod storage;
 mod transport;

@@ -72,13 +72,15 @@
 //! 300 ms after repair, maxima about 410 and 370 ms. A header is rewritten only when data came
 //! since, so the short period costs at most one 80-byte positioned write per block (about 7 per
 //! second per leg at 8 kHz, plus 7 data writes); it only caps the rate when blocks come faster.
-
+//!
 //! **SRTP.** A leg with [`LegSpec::srtp`] authenticates, checks against replay and decrypts
 //! every RTP packet in place, in the thread's datagram buffer, before the sequence tracker and
 //! the timeline (`srtp`, which also says why it is built on RustCrypto primitives rather than
 //! `webrtc-srtp` or libsrtp): a forged, tampered or replayed packet is counted and dropped and
 //! never becomes audio, a DTMF digit, or a reason to think the leg is alive. SRTCP is
-//! authenticated and counted. No allocation per packet here either.
+//! authenticated and counted. No allocation per packet here either. The refusals are also added
+//! to the engine's totals ([`MediaStats::srtp_auth_failures`] and the like, for `/metrics`) on
+//! the leg's tick and at its end, never per packet.
 //!
 //! **Errors vs bugs.** Bad packets are counted in the [`LegCounters`], never returned or logged
 //! per packet. [`Error`] is for the caller's requests (no port, bad path, engine gone) and for

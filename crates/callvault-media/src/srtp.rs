@@ -2,25 +2,20 @@
 //! leg is authenticated, checked against replay and decrypted in place, in the receive thread's
 //! datagram buffer, before the sequence tracker and the timeline see it.
 //!
-//! **Why our own code on RustCrypto primitives, not a whole SRTP library.** Two were evaluated:
-//! - `webrtc-srtp` (the `rtp` crate's family): `Context::decrypt_rtp(&[u8]) -> Result<Bytes>`
-//!   copies every packet into a new buffer, parses the header with `rtp::Header::unmarshal`
-//!   (a `Vec` for CSRCs and extensions), builds each GCM nonce and AAD in a `Vec`, and keeps its
-//!   per-SSRC state in a `HashMap` behind a boxed replay detector: several allocations per packet,
-//!   which our packet path forbids. It has no in-place API to ask for.
-//! - libsrtp 2 through the `srtp` crate (`srtp2-sys`): `srtp_unprotect` works in place without
-//!   allocating, but the binding is unmaintained (last release years ago, `bytes` 0.6), it builds
-//!   or links a C library (GCM only with OpenSSL), and every call is `unsafe` FFI in a workspace
-//!   that forbids `unsafe`.
+//! **Why our own transforms, on RustCrypto primitives, rather than an SRTP library.**
+//! `webrtc-srtp` returns every packet in a new buffer (`decrypt_rtp(&[u8]) -> Result<Bytes>`, plus
+//! a `Vec` per parsed header, GCM nonce and AAD, and per-SSRC state in a `HashMap`), and our packet
+//! path makes no allocation; libsrtp decrypts in place but only through `unsafe` FFI to a C library
+//! (the `srtp`/`srtp2-sys` binding, which also pins `bytes` 0.6 and needs OpenSSL for GCM), and
+//! the workspace forbids `unsafe`. So only RFC 3711's glue is ours (key derivation, IVs, rollover
+//! counter, replay window), over the primitives `webrtc-srtp` itself uses (`aes`, `ctr`, `hmac`,
+//! `sha1`, `aes-gcm`), which all work in the caller's buffer; tags are checked in constant time
+//! (`verify_truncated_left`, and GCM checks its tag before it decrypts).
 //!
-//! So the transforms are written here on the RustCrypto primitives that `webrtc-srtp` itself
-//! uses (`aes`, `ctr`, `hmac`, `sha1`, `aes-gcm`), which all work on caller buffers: AES counter
-//! mode with `Ctr128BE::apply_keystream`, HMAC-SHA1 verified with the constant-time
-//! `verify_truncated_left`, AES-GCM with `AeadInPlace::decrypt_in_place_detached`, which checks
-//! the tag before it decrypts. What is ours is the glue RFC 3711 specifies: key derivation, IVs,
-//! the rollover counter and the replay window. It is checked against the RFC 3711 appendix B
-//! and RFC 7714 §16-17 test vectors, and against packets made by `webrtc-srtp` (an independent
-//! implementation) for every suite (`srtp/tests.rs`).
+//! **Checked against an independent implementation.** Besides the RFC 3711 appendix B and
+//! RFC 7714 §16-17 test vectors, `webrtc-srtp` is kept as a dev-dependency: every suite must
+//! decrypt what it encrypts bit-exact (`srtp/tests.rs`, the stream and engine tests), and the
+//! end-to-end tests record calls whose SRTP it produced from the INVITE's `a=crypto` key.
 //!
 //! **State.** A [`Context`] is one master key: the derived session keys for SRTP and SRTCP and,
 //! per SSRC (a few, in a fixed array), the highest index received and a 128-packet replay window
