@@ -177,15 +177,24 @@ async fn srtp_is_recorded_bit_exact_against_the_clear_call(suite: Suite, rekey: 
         let srtp = server.wav(leg(&secure, label));
         assert_eq!(plain.rate, srtp.rate);
         let (plain, srtp) = (carried(&plain.samples), carried(&srtp.samples));
-        // 100 packets of 160 samples, less the silent start of the tone.
-        assert!(plain.len() > 15_900, "leg {label}: {} samples", plain.len());
-        let first_difference = plain.iter().zip(srtp).position(|(a, b)| a != b);
+        // A stream is placed by its first packet's arrival, and the file ends at the BYE: on a
+        // busy machine the end of the last packet can fall after it, in either call. So the
+        // audio must match sample for sample as far as both go, and that is nearly all of it
+        // (100 packets of 160 samples; the packet counts are compared below).
+        let common = plain.len().min(srtp.len());
         assert!(
-            plain.len() == srtp.len() && first_difference.is_none(),
-            "leg {label}: the SRTP recording is not the clear one ({} vs {} samples, first \
-             difference at {first_difference:?})",
+            common > 15_000 && plain.len().abs_diff(srtp.len()) < 1_000,
+            "leg {label}: {} samples in clear, {} under SRTP",
             plain.len(),
             srtp.len()
+        );
+        let first_difference = plain[..common]
+            .iter()
+            .zip(&srtp[..common])
+            .position(|(a, b)| a != b);
+        assert_eq!(
+            first_difference, None,
+            "leg {label}: the SRTP recording is not the clear one"
         );
         assert_eq!(
             leg(&secure, label)["packets"],
