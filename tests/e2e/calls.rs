@@ -145,6 +145,7 @@ async fn loss_and_reordering_on_one_leg_keep_it_aligned() {
     let impaired = Impairment {
         drop_every: 20,
         swap_every: 7,
+        ..Impairment::default()
     };
     let (call, length) =
         two_party_call(&server, Transport::Udp, Duration::from_secs(2), &[impaired]).await;

@@ -8,7 +8,7 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use crate::support::audio::dominant_frequency;
 use crate::support::client::{Call, CallSpec, SipClient, Transport};
-use crate::support::{Server, leg};
+use crate::support::{Server, leg, metric};
 
 fn request(
     method: &str,
@@ -269,16 +269,6 @@ async fn a_burst_of_malformed_messages_leaves_the_server_recording() {
     let wav = server.wav(leg(&rec, "2"));
     assert_eq!(dominant_frequency(wav.window(200, 800), wav.rate), 1200.0);
     assert_eq!(server.list().len(), 2, "garbage created no recordings");
-}
-
-/// The value of one metric in a Prometheus text page.
-fn metric(page: &str, name: &str) -> u64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in:\n{page}"))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test]

@@ -11,5 +11,6 @@ mod lifecycle;
 mod limits;
 mod security;
 mod sipp;
+mod srtp;
 mod storage;
 mod transport;

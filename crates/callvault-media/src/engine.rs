@@ -284,6 +284,9 @@ impl MediaEngine {
             blocks_written: self.stats.blocks_written.load(Ordering::Relaxed),
             blocks_dropped: self.stats.blocks_dropped.load(Ordering::Relaxed),
             write_errors: self.stats.write_errors.load(Ordering::Relaxed),
+            srtp_auth_failures: self.stats.srtp_auth_failures.load(Ordering::Relaxed),
+            srtp_replayed: self.stats.srtp_replayed.load(Ordering::Relaxed),
+            srtcp_auth_failures: self.stats.srtcp_auth_failures.load(Ordering::Relaxed),
         }
     }
 

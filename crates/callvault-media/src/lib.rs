@@ -72,7 +72,16 @@
 //! 300 ms after repair, maxima about 410 and 370 ms. A header is rewritten only when data came
 //! since, so the short period costs at most one 80-byte positioned write per block (about 7 per
 //! second per leg at 8 kHz, plus 7 data writes); it only caps the rate when blocks come faster.
-
+//!
+//! **SRTP.** A leg with [`LegSpec::srtp`] authenticates, checks against replay and decrypts
+//! every RTP packet in place, in the thread's datagram buffer, before the sequence tracker and
+//! the timeline (`srtp`, which also says why it is built on RustCrypto primitives rather than
+//! `webrtc-srtp` or libsrtp): a forged, tampered or replayed packet is counted and dropped and
+//! never becomes audio, a DTMF digit, or a reason to think the leg is alive. SRTCP is
+//! authenticated and counted. No allocation per packet here either. The refusals are also added
+//! to the engine's totals ([`MediaStats::srtp_auth_failures`] and the like, for `/metrics`) on
+//! the leg's tick and at its end, never per packet.
+//!
 //! **Errors vs bugs.** Bad packets are counted in the [`LegCounters`], never returned or logged
 //! per packet. [`Error`] is for the caller's requests (no port, bad path, engine gone) and for
 //! file failures, which reach the control plane as text in events. `expect` marks internal
@@ -86,6 +95,7 @@ mod port;
 mod receive;
 pub mod rtp;
 mod sequence;
+mod srtp;
 mod stream;
 mod timeline;
 mod wav;
@@ -105,6 +115,8 @@ pub use wav::{Repaired, repair};
 
 /// The counters of a leg ([`LegReport::counters`]), defined once for every crate.
 pub use callvault_types::LegCounters;
+/// SRTP keying of a leg ([`LegSpec::srtp`]), defined once for the SDP layer and this crate.
+pub use callvault_types::{Mki, SrtpKeying, SrtpSuite};
 
 /// Settings of the media engine.
 #[derive(Clone, Debug)]
@@ -201,6 +213,11 @@ pub struct LegSpec {
     pub anchor: Instant,
     /// False when offered inactive or with `c=0.0.0.0`: silence is recorded.
     pub active: bool,
+    /// SDES-SRTP: the key the SRC protects what it sends us with (its offer's `a=crypto`).
+    /// Every packet is then authenticated and decrypted before anything else reads it; one that
+    /// fails is counted ([`LegCounters::srtp_auth_failures`], [`LegCounters::srtp_replayed`])
+    /// and dropped. `None`: plain RTP.
+    pub srtp: Option<SrtpKeying>,
 }
 
 impl LegSpec {
@@ -225,6 +242,7 @@ impl LegSpec {
             inactivity_timeout: None,
             anchor,
             active: true,
+            srtp: None,
         }
     }
 }
@@ -246,6 +264,10 @@ pub struct LegUpdate {
     pub telephone_event_clock: u32,
     /// False on hold (`a=inactive`, `c=0.0.0.0`, pause): the leg keeps growing with silence.
     pub active: bool,
+    /// The SRC's SRTP keying from this re-offer on (as [`LegSpec::srtp`]). The same key keeps
+    /// the leg's SRTP state (rollover counters, replay windows); a new one applies at once,
+    /// and packets still arriving under the old one are accepted for a moment (a re-key).
+    pub srtp: Option<SrtpKeying>,
 }
 
 impl LegUpdate {
@@ -258,6 +280,7 @@ impl LegUpdate {
             telephone_event_pt: None,
             telephone_event_clock: DEFAULT_TELEPHONE_EVENT_CLOCK,
             active,
+            srtp: None,
         }
     }
 }
@@ -354,9 +377,16 @@ pub struct MediaStats {
     pub blocks_dropped: u64,
     /// Files that could not be created, written or hashed.
     pub write_errors: u64,
+    /// SRTP packets of every leg that failed authentication, and those refused as replays
+    /// ([`LegCounters::srtp_auth_failures`], [`LegCounters::srtp_replayed`]); SRTCP packets
+    /// that failed authentication. Added up on each leg's tick (50 ms) and at its end.
+    pub srtp_auth_failures: u64,
+    pub srtp_replayed: u64,
+    pub srtcp_auth_failures: u64,
 }
 
-/// Counters shared by the engine's threads: updated per block or per leg, never per packet.
+/// Counters shared by the engine's threads: updated per block, per leg tick or per leg, never
+/// per packet.
 #[derive(Debug, Default)]
 pub(crate) struct SharedStats {
     pub(crate) active_legs: AtomicU64,
@@ -365,4 +395,7 @@ pub(crate) struct SharedStats {
     pub(crate) blocks_written: AtomicU64,
     pub(crate) blocks_dropped: AtomicU64,
     pub(crate) write_errors: AtomicU64,
+    pub(crate) srtp_auth_failures: AtomicU64,
+    pub(crate) srtp_replayed: AtomicU64,
+    pub(crate) srtcp_auth_failures: AtomicU64,
 }

@@ -1,6 +1,6 @@
 //! Receive threads: each owns the streams handed to it and runs them on its own current-thread
 //! tokio runtime, one task per leg. Nothing here is shared with another thread except channels
-//! and the engine's atomic counters (touched per block and per leg, never per packet).
+//! and the engine's atomic counters (touched per block, per leg tick and per leg, never per packet).
 //!
 //! One datagram buffer per thread, not per leg: a leg's task waits for its socket to be readable
 //! (`readable().await`), then receives with `try_recv` into the thread's buffer and handles the
@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::port::PortReservation;
-use crate::stream::Stream;
+use crate::stream::{SrtpRefusals, Stream};
 use crate::timeline::Sink;
 use crate::writer::{Block, WriterControl};
 use crate::{LegCounters, LegId, LegUpdate, MediaEvent, SharedStats};
@@ -179,12 +179,12 @@ fn receive(
     socket: &UdpSocket,
     context: &ThreadContext,
     limit: usize,
-    mut handle: impl FnMut(Instant, &[u8]),
+    mut handle: impl FnMut(Instant, &mut [u8]),
 ) -> Option<io::Error> {
     let mut buffer = context.datagram.borrow_mut();
     for _ in 0..limit {
         match socket.try_recv(&mut buffer) {
-            Ok(len) => handle(Instant::now(), &buffer[..len]),
+            Ok(len) => handle(Instant::now(), &mut buffer[..len]),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => return None,
             Err(error) => return Some(error),
         }
@@ -200,7 +200,7 @@ fn drain(
     socket: &UdpSocket,
     context: &ThreadContext,
     limit: usize,
-    mut handle: impl FnMut(Instant, &[u8]),
+    mut handle: impl FnMut(Instant, &mut [u8]),
 ) {
     use std::io::Read as _;
     let socket = socket2::SockRef::from(socket);
@@ -208,7 +208,7 @@ fn drain(
     let mut buffer = context.datagram.borrow_mut();
     for _ in 0..limit {
         match reader.read(&mut buffer) {
-            Ok(len) => handle(Instant::now(), &buffer[..len]),
+            Ok(len) => handle(Instant::now(), &mut buffer[..len]),
             Err(_) => return,
         }
     }
@@ -234,6 +234,7 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
     let (rtp, rtcp, lease) = reservation.into_parts();
     let sockets = UdpSocket::from_std(rtp).and_then(|rtp| Ok((rtp, UdpSocket::from_std(rtcp)?)));
     let mut errors = 0u64;
+    let mut published = SrtpRefusals::default();
     let ending = match sockets {
         Ok((rtp, rtcp)) => {
             let mut tick = tokio::time::interval(TICK);
@@ -253,7 +254,9 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
                     }
                     ready = rtcp.readable() => {
                         let failed = ready.err().or_else(|| {
-                            receive(&rtcp, &context, RECEIVE_BATCH, |_, _| stream.handle_rtcp())
+                            receive(&rtcp, &context, RECEIVE_BATCH, |now, datagram| {
+                                stream.handle_rtcp(now, datagram)
+                            })
                         });
                         if let Some(error) = failed {
                             receive_error(&mut errors, stream.label(), &error);
@@ -264,6 +267,7 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
                         stream.handle_tick(now, &mut sink);
                         sink.handle_tick(now);
                         context.send_events(&mut stream);
+                        published.publish(stream.srtp_refusals(), &context.stats);
                     }
                     command = commands.recv() => match command {
                         Some(LegCommand::Update(update)) => stream.handle_update(Instant::now(), &update),
@@ -305,7 +309,37 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
     };
     stream.finish(end, &mut sink);
     context.send_events(&mut stream);
+    // Before the close: the totals include the leg by the time its `LegClosed` is sent.
+    published.publish(stream.srtp_refusals(), &context.stats);
     sink.close(stream.counters());
+}
+
+impl SrtpRefusals {
+    /// Adds what the leg refused since the last call to the engine's totals (shown in
+    /// `/metrics`). Called on the tick, not per packet: a flood of forged packets costs no
+    /// shared write each.
+    fn publish(&mut self, now: SrtpRefusals, stats: &SharedStats) {
+        if now == *self {
+            return;
+        }
+        let add = |total: &std::sync::atomic::AtomicU64, before: u64, after: u64| {
+            if after > before {
+                total.fetch_add(after - before, Ordering::Relaxed);
+            }
+        };
+        add(
+            &stats.srtp_auth_failures,
+            self.auth_failures,
+            now.auth_failures,
+        );
+        add(&stats.srtp_replayed, self.replayed, now.replayed);
+        add(
+            &stats.srtcp_auth_failures,
+            self.srtcp_auth_failures,
+            now.srtcp_auth_failures,
+        );
+        *self = now;
+    }
 }
 
 fn receive_error(count: &mut u64, label: &str, error: &io::Error) {

@@ -26,33 +26,10 @@ pub struct RtpHeader {
 impl RtpHeader {
     /// Parses the header of one datagram. Never panics, whatever the bytes.
     pub fn parse(datagram: &[u8]) -> Result<RtpHeader> {
-        if datagram.len() < FIXED_HEADER_LEN {
-            return Err(Error::MalformedRtp("shorter than the fixed header"));
-        }
+        let start = header_len(datagram)?;
         let first = datagram[0];
-        if first >> 6 != 2 {
-            return Err(Error::MalformedRtp("version is not 2"));
-        }
         let padding = first & 0x20 != 0;
-        let extension = first & 0x10 != 0;
-        let csrc_count = usize::from(first & 0x0f);
         let second = datagram[1];
-
-        let mut start = FIXED_HEADER_LEN + 4 * csrc_count;
-        if datagram.len() < start {
-            return Err(Error::MalformedRtp("CSRC list overruns the packet"));
-        }
-        if extension {
-            // 16-bit profile, 16-bit length in 32-bit words, then the words (RFC 3550 §5.3.1).
-            let Some(words) = datagram.get(start + 2..start + 4) else {
-                return Err(Error::MalformedRtp("extension header overruns the packet"));
-            };
-            let words = usize::from(u16::from_be_bytes([words[0], words[1]]));
-            start += 4 + 4 * words;
-            if datagram.len() < start {
-                return Err(Error::MalformedRtp("extension overruns the packet"));
-            }
-        }
         let mut end = datagram.len();
         if padding {
             // The last octet counts the padding octets, itself included (RFC 3550 §5.1).
@@ -71,6 +48,36 @@ impl RtpHeader {
             payload: start..end,
         })
     }
+}
+
+/// Length of the header of one datagram: fixed part, CSRCs and extension (RFC 3550 §5.1, §5.3.1).
+/// What SRTP authenticates in clear and never encrypts. Never panics, whatever the bytes.
+pub fn header_len(datagram: &[u8]) -> Result<usize> {
+    if datagram.len() < FIXED_HEADER_LEN {
+        return Err(Error::MalformedRtp("shorter than the fixed header"));
+    }
+    let first = datagram[0];
+    if first >> 6 != 2 {
+        return Err(Error::MalformedRtp("version is not 2"));
+    }
+    let extension = first & 0x10 != 0;
+    let csrc_count = usize::from(first & 0x0f);
+    let mut start = FIXED_HEADER_LEN + 4 * csrc_count;
+    if datagram.len() < start {
+        return Err(Error::MalformedRtp("CSRC list overruns the packet"));
+    }
+    if extension {
+        // 16-bit profile, 16-bit length in 32-bit words, then the words (RFC 3550 §5.3.1).
+        let Some(words) = datagram.get(start + 2..start + 4) else {
+            return Err(Error::MalformedRtp("extension header overruns the packet"));
+        };
+        let words = usize::from(u16::from_be_bytes([words[0], words[1]]));
+        start += 4 + 4 * words;
+        if datagram.len() < start {
+            return Err(Error::MalformedRtp("extension overruns the packet"));
+        }
+    }
+    Ok(start)
 }
 
 /// True for an RTCP packet multiplexed on the RTP port (RFC 5761 §4: packet types 200–204 fall

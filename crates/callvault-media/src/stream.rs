@@ -12,6 +12,7 @@ use crate::codec::{AudioFormat, COMFORT_NOISE_PT};
 use crate::dtmf::{DtmfDetector, DtmfPress};
 use crate::rtp::{RtpHeader, is_rtcp};
 use crate::sequence::{SequenceOutcome, SequenceTracker};
+use crate::srtp::{Refusal, SrtpReceiver};
 use crate::timeline::{Placement, REANCHOR_AFTER, Sink, Timeline};
 use crate::{LegCounters, LegId, LegSpec, LegUpdate, MediaEvent};
 
@@ -164,6 +165,14 @@ impl Ssrcs {
     }
 }
 
+/// What SRTP refused on a leg so far ([`Stream::srtp_refusals`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SrtpRefusals {
+    pub(crate) auth_failures: u64,
+    pub(crate) replayed: u64,
+    pub(crate) srtcp_auth_failures: u64,
+}
+
 /// The state of one recorded leg.
 #[derive(Debug)]
 pub struct Stream {
@@ -196,6 +205,8 @@ pub struct Stream {
     /// rate than the leg's), then reused.
     resampled: Vec<i16>,
     events: VecDeque<MediaEvent>,
+    /// Authenticates and decrypts SRTP before anything else reads a packet; passes plain RTP.
+    srtp: SrtpReceiver,
 }
 
 impl Stream {
@@ -237,6 +248,7 @@ impl Stream {
             scratch: vec![0; MAX_FRAME_SAMPLES],
             resampled: Vec::new(),
             events: VecDeque::with_capacity(EVENT_QUEUE),
+            srtp: SrtpReceiver::new(spec.srtp.as_ref()),
         }
     }
 
@@ -253,12 +265,28 @@ impl Stream {
         self.events.pop_front()
     }
 
-    /// One datagram from the RTP port, received at `arrival`.
-    pub fn handle_datagram(&mut self, arrival: Instant, datagram: &[u8], sink: &mut impl Sink) {
+    /// One datagram from the RTP port, received at `arrival`. An SRTP leg decrypts it in place
+    /// (the buffer is the receive thread's, reused for the next datagram).
+    pub fn handle_datagram(&mut self, arrival: Instant, datagram: &mut [u8], sink: &mut impl Sink) {
         if is_rtcp(datagram) {
-            self.counters.rtcp_packets += 1;
+            self.handle_rtcp(arrival, datagram);
             return;
         }
+        let datagram = match self.srtp.unprotect_rtp(arrival, datagram) {
+            Ok(len) => &datagram[..len],
+            Err(Refusal::Malformed) => {
+                self.counters.malformed += 1;
+                return;
+            }
+            Err(Refusal::Authentication) => {
+                self.counters.srtp_auth_failures += 1;
+                return;
+            }
+            Err(Refusal::Replayed) => {
+                self.counters.srtp_replayed += 1;
+                return;
+            }
+        };
         let Ok(header) = RtpHeader::parse(datagram) else {
             self.counters.malformed += 1;
             return;
@@ -384,9 +412,16 @@ impl Stream {
         });
     }
 
-    /// One datagram from the RTCP port: absorbed and counted (receiver-side RTCP is not used yet).
-    pub fn handle_rtcp(&mut self) {
-        self.counters.rtcp_packets += 1;
+    /// One RTCP datagram (its own port, or multiplexed): absorbed and counted (receiver-side
+    /// RTCP is not used yet); on an SRTP leg only once authenticated.
+    pub fn handle_rtcp(&mut self, arrival: Instant, datagram: &mut [u8]) {
+        match self.srtp.authenticate_rtcp(arrival, datagram) {
+            Ok(()) => self.counters.rtcp_packets += 1,
+            Err(Refusal::Malformed) => self.counters.malformed += 1,
+            Err(Refusal::Authentication | Refusal::Replayed) => {
+                self.counters.srtcp_auth_failures += 1
+            }
+        }
     }
 
     /// Advances the timeline on the wall clock; ends DTMF presses whose end was lost; raises
@@ -439,6 +474,7 @@ impl Stream {
             self.silent_since = Some(now);
             self.inactive_reported = false;
         }
+        self.srtp.rekey(now, update.srtp.as_ref());
         self.telephone_event_pt = update.telephone_event_pt;
         self.telephone_event_clock = event_clock(update.telephone_event_clock);
         if let Some(detector) = &mut self.dtmf {
@@ -459,6 +495,15 @@ impl Stream {
     #[cfg(test)]
     pub fn committed(&self) -> u64 {
         self.timeline.committed()
+    }
+
+    /// The packets SRTP refused so far, for the engine's totals (read on the tick).
+    pub(crate) fn srtp_refusals(&self) -> SrtpRefusals {
+        SrtpRefusals {
+            auth_failures: self.counters.srtp_auth_failures,
+            replayed: self.counters.srtp_replayed,
+            srtcp_auth_failures: self.counters.srtcp_auth_failures,
+        }
     }
 
     /// What the leg counted. The writer adds its own (`silence_filled`, `blocks_discarded`) and
@@ -590,18 +635,18 @@ mod tests {
         let mut out = Collect::default();
         // 0x80 decodes to 32124 in μ-law: recognisable against silence.
         let at = |i: u64| anchor + ms(i * 20);
-        stream.handle_datagram(at(0), &packet(0, 1, 0, 9, 0x80), &mut out);
-        stream.handle_datagram(at(2), &packet(0, 3, 320, 9, 0x80), &mut out); // 2 before 1: reordered
-        stream.handle_datagram(at(2), &packet(0, 2, 160, 9, 0x80), &mut out);
-        stream.handle_datagram(at(2), &packet(0, 2, 160, 9, 0x80), &mut out); // duplicate
-        stream.handle_datagram(at(3), &packet(101, 4, 480, 9, 0), &mut out); // DTMF: no audio
-        stream.handle_datagram(at(4), &packet(13, 5, 640, 9, 0), &mut out); // comfort noise
-        stream.handle_datagram(at(5), &packet(96, 6, 800, 9, 0x80), &mut out); // unknown PT
-        stream.handle_datagram(at(7), &packet(0, 8, 1120, 9, 0x80), &mut out); // 7 lost
-        stream.handle_datagram(at(7), &[0x80, 200, 0, 6, 0, 0, 0, 1], &mut out); // rtcp-mux
-        stream.handle_datagram(at(7), &[0x40; 20], &mut out); // version 1
-        stream.handle_datagram(at(7), &[0x80; 5], &mut out); // truncated
-        stream.handle_rtcp();
+        stream.handle_datagram(at(0), &mut packet(0, 1, 0, 9, 0x80), &mut out);
+        stream.handle_datagram(at(2), &mut packet(0, 3, 320, 9, 0x80), &mut out); // 2 before 1: reordered
+        stream.handle_datagram(at(2), &mut packet(0, 2, 160, 9, 0x80), &mut out);
+        stream.handle_datagram(at(2), &mut packet(0, 2, 160, 9, 0x80), &mut out); // duplicate
+        stream.handle_datagram(at(3), &mut packet(101, 4, 480, 9, 0), &mut out); // DTMF: no audio
+        stream.handle_datagram(at(4), &mut packet(13, 5, 640, 9, 0), &mut out); // comfort noise
+        stream.handle_datagram(at(5), &mut packet(96, 6, 800, 9, 0x80), &mut out); // unknown PT
+        stream.handle_datagram(at(7), &mut packet(0, 8, 1120, 9, 0x80), &mut out); // 7 lost
+        stream.handle_datagram(at(7), &mut [0x80, 200, 0, 6, 0, 0, 0, 1], &mut out); // rtcp-mux
+        stream.handle_datagram(at(7), &mut [0x40; 20], &mut out); // version 1
+        stream.handle_datagram(at(7), &mut [0x80; 5], &mut out); // truncated
+        stream.handle_rtcp(at(7), &mut [0x80, 201, 0, 1, 0, 0, 0, 9]);
         stream.finish(anchor + ms(200), &mut out);
 
         let report = stream.counters();
@@ -632,15 +677,15 @@ mod tests {
         let anchor = Instant::now();
         let mut stream = stream(&spec(anchor));
         let mut out = Collect::default();
-        stream.handle_datagram(anchor, &packet(0, 1, 0, 9, 0x80), &mut out);
+        stream.handle_datagram(anchor, &mut packet(0, 1, 0, 9, 0x80), &mut out);
         let mut hold = LegUpdate::new(0, Codec::Pcmu, false);
         stream.handle_update(anchor + ms(20), &hold);
-        stream.handle_datagram(anchor + ms(20), &packet(0, 2, 160, 9, 0x80), &mut out);
+        stream.handle_datagram(anchor + ms(20), &mut packet(0, 2, 160, 9, 0x80), &mut out);
         stream.handle_tick(anchor + ms(2000), &mut out);
         hold.active = true;
         stream.handle_update(anchor + ms(3000), &hold);
         // The source kept its old timestamps across the hold: placed by the wall clock anyway.
-        stream.handle_datagram(anchor + ms(3000), &packet(0, 3, 320, 9, 0x80), &mut out);
+        stream.handle_datagram(anchor + ms(3000), &mut packet(0, 3, 320, 9, 0x80), &mut out);
         stream.finish(anchor + ms(3020), &mut out);
         let frames = frames(&out);
         assert_eq!(frames.len(), 151);
@@ -658,8 +703,8 @@ mod tests {
         let mut stream = stream(&spec(anchor));
         let mut out = Collect::default();
         stream.handle_update(anchor, &LegUpdate::new(8, Codec::Pcma, true));
-        stream.handle_datagram(anchor, &packet(0, 1, 0, 9, 0xd5), &mut out); // old PT: unknown now
-        stream.handle_datagram(anchor + ms(20), &packet(8, 2, 160, 9, 0xd5), &mut out);
+        stream.handle_datagram(anchor, &mut packet(0, 1, 0, 9, 0xd5), &mut out); // old PT: unknown now
+        stream.handle_datagram(anchor + ms(20), &mut packet(8, 2, 160, 9, 0xd5), &mut out);
         stream.finish(anchor + ms(40), &mut out);
         assert_eq!(out.0[..160], [0; 160]);
         assert_eq!(out.0[160..], [8; 160]);
@@ -683,7 +728,7 @@ mod tests {
             let i = i as u32;
             stream.handle_datagram(
                 anchor + ms(u64::from(i) * 20),
-                &packet(pt, i as u16, i * 160, 9, byte),
+                &mut packet(pt, i as u16, i * 160, 9, byte),
                 &mut out,
             );
         }
@@ -709,7 +754,7 @@ mod tests {
             let at = anchor + ms(u64::from(timestamp) / 8);
             stream.handle_datagram(
                 at,
-                &packet_with(0, i as u16, timestamp, 9, vec![byte; len]),
+                &mut packet_with(0, i as u16, timestamp, 9, vec![byte; len]),
                 &mut out,
             );
         }
@@ -727,7 +772,7 @@ mod tests {
         let anchor = Instant::now();
         let mut stream = stream(&spec(anchor));
         let mut out = Collect::default();
-        stream.handle_datagram(anchor, &packet(0, 1, 0, 9, 0x80), &mut out);
+        stream.handle_datagram(anchor, &mut packet(0, 1, 0, 9, 0x80), &mut out);
         // Switch to L16 at 16 kHz: 20 ms = 320 samples = 640 bytes, timestamps at 16000.
         let wideband = Codec::L16 {
             channels: 1,
@@ -737,12 +782,12 @@ mod tests {
         let ramp: Vec<u8> = (0..320i16).flat_map(|i| (i * 10).to_be_bytes()).collect();
         stream.handle_datagram(
             anchor + ms(20),
-            &packet_with(96, 2, 50_000, 9, ramp.clone()),
+            &mut packet_with(96, 2, 50_000, 9, ramp.clone()),
             &mut out,
         );
         stream.handle_datagram(
             anchor + ms(40),
-            &packet_with(96, 3, 50_320, 9, ramp),
+            &mut packet_with(96, 3, 50_320, 9, ramp),
             &mut out,
         );
         stream.finish(anchor + ms(60), &mut out);
@@ -774,11 +819,15 @@ mod tests {
         let anchor = Instant::now();
         let mut stream = stream(&spec(anchor));
         let mut out = Collect::default();
-        stream.handle_datagram(anchor, &packet(0, 1, 0, 9, 0x80), &mut out);
-        stream.handle_datagram(anchor + ms(40), &packet(0, 3, 320, 9, 0x80), &mut out);
-        stream.handle_datagram(anchor + ms(60), &packet(0, 900, 7, 10, 0x80), &mut out);
-        stream.handle_datagram(anchor + ms(80), &packet(0, 901, 167, 10, 0x80), &mut out);
-        stream.handle_datagram(anchor + ms(100), &packet(0, 4, 800, 9, 0x80), &mut out);
+        stream.handle_datagram(anchor, &mut packet(0, 1, 0, 9, 0x80), &mut out);
+        stream.handle_datagram(anchor + ms(40), &mut packet(0, 3, 320, 9, 0x80), &mut out);
+        stream.handle_datagram(anchor + ms(60), &mut packet(0, 900, 7, 10, 0x80), &mut out);
+        stream.handle_datagram(
+            anchor + ms(80),
+            &mut packet(0, 901, 167, 10, 0x80),
+            &mut out,
+        );
+        stream.handle_datagram(anchor + ms(100), &mut packet(0, 4, 800, 9, 0x80), &mut out);
         let report = stream.counters();
         assert_eq!(
             (report.lost, report.ssrc_changes, report.packets),
@@ -805,7 +854,11 @@ mod tests {
         // On time, on time, 10 ms late, on time: D = 0, 0, 10 ms, 10 ms.
         for (i, delay) in [0, 0, 10, 0].into_iter().enumerate() {
             let at = anchor + ms(i as u64 * 20 + delay);
-            stream.handle_datagram(at, &packet(0, i as u16, i as u32 * 160, 9, 0x80), &mut out);
+            stream.handle_datagram(
+                at,
+                &mut packet(0, i as u16, i as u32 * 160, 9, 0x80),
+                &mut out,
+            );
         }
         let first = 10.0 / 16.0;
         let expected = first + (10.0 - first) / 16.0;
@@ -822,13 +875,13 @@ mod tests {
         let mut stream = stream(&spec(anchor));
         let mut out = Collect::default();
         assert_eq!(stream.counters().jitter_ms, None);
-        stream.handle_datagram(anchor, &packet(0, 1, 0, 9, 0x80), &mut out);
+        stream.handle_datagram(anchor, &mut packet(0, 1, 0, 9, 0x80), &mut out);
         assert_eq!(
             stream.counters().jitter_ms,
             None,
             "one packet: no difference yet"
         );
-        stream.handle_datagram(anchor + ms(20), &packet(0, 2, 160, 9, 0x80), &mut out);
+        stream.handle_datagram(anchor + ms(20), &mut packet(0, 2, 160, 9, 0x80), &mut out);
         assert_eq!(stream.counters().jitter_ms, Some(0.0));
     }
 
@@ -842,7 +895,7 @@ mod tests {
             let timestamp = if i < 25 { i * 160 } else { 900_000 + i * 160 };
             stream.handle_datagram(
                 anchor + ms(u64::from(i) * 20),
-                &packet(0, i as u16, timestamp, 9, 0x80),
+                &mut packet(0, i as u16, timestamp, 9, 0x80),
                 &mut out,
             );
         }
@@ -857,7 +910,11 @@ mod tests {
         // Audio from 40 ms (first packet on arrival), timestamps from 1000.
         for i in 0..20u32 {
             let at = anchor + ms(40 + u64::from(i) * 20);
-            stream.handle_datagram(at, &packet(0, i as u16, 1000 + i * 160, 9, 0x80), &mut out);
+            stream.handle_datagram(
+                at,
+                &mut packet(0, i as u16, 1000 + i * 160, 9, 0x80),
+                &mut out,
+            );
         }
         // Key '#' starting at timestamp 1000 + 800 (100 ms after the first audio: 140 ms on the
         // timeline); its first packet arrives 30 ms late (jitter), then 3 end packets.
@@ -874,7 +931,7 @@ mod tests {
             sequence += 1;
             stream.handle_datagram(
                 anchor + ms(at),
-                &event(sequence, start, 11, end, duration),
+                &mut event(sequence, start, 11, end, duration),
                 &mut out,
             );
         }
@@ -900,7 +957,7 @@ mod tests {
         for sequence in 1..=3 {
             stream.handle_datagram(
                 anchor + ms(500),
-                &event(sequence, 77_000, 3, true, 800),
+                &mut event(sequence, 77_000, 3, true, 800),
                 &mut out,
             );
         }
@@ -920,8 +977,8 @@ mod tests {
         let anchor = Instant::now();
         let mut stream = stream(&spec(anchor));
         let mut out = Collect::default();
-        stream.handle_datagram(anchor, &event(1, 0, 1, false, 160), &mut out);
-        stream.handle_datagram(anchor + ms(20), &event(2, 0, 1, false, 320), &mut out);
+        stream.handle_datagram(anchor, &mut event(1, 0, 1, false, 160), &mut out);
+        stream.handle_datagram(anchor + ms(20), &mut event(2, 0, 1, false, 320), &mut out);
         stream.handle_tick(anchor + ms(1000), &mut out);
         assert!(events(&mut stream).is_empty());
         stream.handle_tick(anchor + ms(1050), &mut out);
@@ -947,7 +1004,7 @@ mod tests {
         let mut stream = stream(&spec);
         let mut out = Collect::default();
         for sequence in 1..=3 {
-            stream.handle_datagram(anchor, &event(sequence, 0, 4, true, 800), &mut out);
+            stream.handle_datagram(anchor, &mut event(sequence, 0, 4, true, 800), &mut out);
         }
         stream.finish(anchor + ms(100), &mut out);
         assert!(events(&mut stream).is_empty());
@@ -973,7 +1030,7 @@ mod tests {
         }
         stream.handle_datagram(
             anchor + ms(620),
-            &packet(0, 1, 0, 9, 0x80),
+            &mut packet(0, 1, 0, 9, 0x80),
             &mut Collect::default(),
         );
         for at in (650..=1000).step_by(50) {
@@ -1074,8 +1131,8 @@ mod tests {
                 .unwrap();
             assert_eq!(payload.len(), 160);
             let at = anchor + ms(u64::from(i) * 20);
-            let datagram = packet_with(9, i as u16, 7000 + i * 160, 9, payload.clone());
-            stream.handle_datagram(at, &datagram, &mut out);
+            let mut datagram = packet_with(9, i as u16, 7000 + i * 160, 9, payload.clone());
+            stream.handle_datagram(at, &mut datagram, &mut out);
         }
         stream.finish(anchor + ms(1000), &mut out);
         let report = stream.counters();
@@ -1094,8 +1151,8 @@ mod tests {
         let mut elapsed = 0u32;
         for (i, ptime) in [20u32, 60, 10, 20, 20, 60, 10].into_iter().enumerate() {
             let payload = encoded(Codec::Opus, 440.0, elapsed, ptime);
-            let datagram = packet_with(111, i as u16, 1000 + elapsed * 48, 9, payload);
-            stream.handle_datagram(anchor + ms(u64::from(elapsed)), &datagram, &mut out);
+            let mut datagram = packet_with(111, i as u16, 1000 + elapsed * 48, 9, payload);
+            stream.handle_datagram(anchor + ms(u64::from(elapsed)), &mut datagram, &mut out);
             elapsed += ptime;
         }
         stream.finish(anchor + ms(u64::from(elapsed)), &mut out);
@@ -1117,12 +1174,12 @@ mod tests {
         }];
         let mut stream = stream(&spec);
         let mut out = Collect::default();
-        stream.handle_datagram(anchor, &packet(0, 1, 0, 9, 0xff), &mut out);
+        stream.handle_datagram(anchor, &mut packet(0, 1, 0, 9, 0xff), &mut out);
         // The sender switches to Opus (another clock: the timeline re-anchors on arrival).
         for i in 0..25u32 {
             let payload = encoded(Codec::Opus, 440.0, i * 20, 20);
-            let datagram = packet_with(111, 2 + i as u16, 90_000 + i * 960, 9, payload);
-            stream.handle_datagram(anchor + ms(20 + u64::from(i) * 20), &datagram, &mut out);
+            let mut datagram = packet_with(111, 2 + i as u16, 90_000 + i * 960, 9, payload);
+            stream.handle_datagram(anchor + ms(20 + u64::from(i) * 20), &mut datagram, &mut out);
         }
         stream.finish(anchor + ms(520), &mut out);
         let report = stream.counters();
@@ -1143,14 +1200,186 @@ mod tests {
         let mut stream = stream(&LegSpec::new("l16", "l.wav", 96, l16, anchor));
         let mut out = Collect::default();
         // An odd number of bytes is no L16 payload.
-        stream.handle_datagram(anchor, &packet_with(96, 1, 0, 9, vec![1; 321]), &mut out);
+        stream.handle_datagram(
+            anchor,
+            &mut packet_with(96, 1, 0, 9, vec![1; 321]),
+            &mut out,
+        );
         stream.handle_datagram(
             anchor + ms(20),
-            &packet_with(96, 2, 160, 9, vec![1; 320]),
+            &mut packet_with(96, 2, 160, 9, vec![1; 320]),
             &mut out,
         );
         stream.finish(anchor + ms(40), &mut out);
         assert_eq!(stream.counters().decode_errors, 1);
         assert_eq!(frames(&out), [0, 0x0101]);
+    }
+
+    /// A key for the SRTP tests: `seed` makes distinct keys.
+    fn srtp_keying(suite: crate::SrtpSuite, seed: u8) -> crate::SrtpKeying {
+        let bytes: Vec<u8> = (0..suite.key_len() + suite.salt_len())
+            .map(|i| seed ^ (i as u8).wrapping_mul(29))
+            .collect();
+        crate::SrtpKeying::new(suite, &bytes).unwrap()
+    }
+
+    /// The independent implementation the SRC side is played with.
+    fn srtp_sender(keying: &crate::SrtpKeying) -> webrtc_srtp::context::Context {
+        use webrtc_srtp::protection_profile::ProtectionProfile;
+        let profile = match keying.suite() {
+            crate::SrtpSuite::AesCm128HmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
+            crate::SrtpSuite::AesCm128HmacSha1_32 => ProtectionProfile::Aes128CmHmacSha1_32,
+            crate::SrtpSuite::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
+            crate::SrtpSuite::AeadAes256Gcm => ProtectionProfile::AeadAes256Gcm,
+        };
+        webrtc_srtp::context::Context::new(
+            keying.master_key(),
+            keying.master_salt(),
+            profile,
+            None,
+            None,
+        )
+        .unwrap()
+    }
+
+    /// Audio that changes every sample (a μ-law ramp), so a misplaced or altered packet shows.
+    fn ramp(sequence: u16) -> Vec<u8> {
+        (0..160u16)
+            .map(|i| (sequence.wrapping_mul(7).wrapping_add(i)) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn an_srtp_leg_records_what_a_plain_leg_records_and_drops_forgeries() {
+        for suite in crate::SrtpSuite::ALL {
+            let anchor = Instant::now();
+            let keying = srtp_keying(*suite, 1);
+            let mut sender = srtp_sender(&keying);
+            let mut plain = stream(&spec(anchor));
+            let mut secure = stream(&LegSpec {
+                srtp: Some(keying.clone()),
+                ..spec(anchor)
+            });
+            let (mut plain_out, mut secure_out) = (Collect::default(), Collect::default());
+            // Someone without the key sends a key press and loud audio.
+            let mut stranger = srtp_sender(&srtp_keying(*suite, 2));
+            for n in 0..50u16 {
+                let at = anchor + ms(u64::from(n) * 20);
+                let clear = packet_with(0, 100 + n, u32::from(n) * 160, 9, ramp(n));
+                let mut protected = sender.encrypt_rtp(&clear).unwrap().to_vec();
+                assert_ne!(protected[12..172], clear[12..], "{suite}: encrypted");
+                plain.handle_datagram(at, &mut clear.clone(), &mut plain_out);
+                if n == 20 {
+                    // One flipped bit: dropped; the genuine packet right after fills its place.
+                    let mut tampered = protected.clone();
+                    tampered[40] ^= 0x04;
+                    secure.handle_datagram(at, &mut tampered, &mut secure_out);
+                }
+                secure.handle_datagram(at, &mut protected.clone(), &mut secure_out);
+                if n == 30 {
+                    // Replayed as captured off the wire.
+                    secure.handle_datagram(at, &mut protected, &mut secure_out);
+                    let mut forged = stranger
+                        .encrypt_rtp(&event(100 + n + 1, u32::from(n) * 160, 5, true, 800))
+                        .unwrap()
+                        .to_vec();
+                    secure.handle_datagram(at, &mut forged, &mut secure_out);
+                    let mut loud = stranger
+                        .encrypt_rtp(&packet(0, 200, 9000, 9, 0x80))
+                        .unwrap()
+                        .to_vec();
+                    secure.handle_datagram(at, &mut loud, &mut secure_out);
+                }
+            }
+            let mut report = sender
+                .encrypt_rtcp(&[0x80, 201, 0, 1, 0, 0, 0, 9])
+                .unwrap()
+                .to_vec();
+            secure.handle_datagram(anchor, &mut report.clone(), &mut secure_out);
+            report[9] ^= 1;
+            secure.handle_rtcp(anchor, &mut report);
+            plain.finish(anchor + ms(1000), &mut plain_out);
+            secure.finish(anchor + ms(1000), &mut secure_out);
+            assert!(plain_out.0.iter().any(|s| *s != 0));
+            assert_eq!(secure_out.0, plain_out.0, "{suite}: bit-exact");
+            assert!(events(&mut secure).is_empty(), "{suite}: no forged digit");
+            let counters = secure.counters();
+            assert_eq!(
+                (
+                    counters.packets,
+                    counters.srtp_auth_failures,
+                    counters.srtp_replayed,
+                    counters.telephone_events,
+                    counters.rtcp_packets,
+                    counters.srtcp_auth_failures,
+                ),
+                (50, 3, 1, 0, 1, 1),
+                "{suite}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_re_key_mid_stream_keeps_the_audio_continuous() {
+        let anchor = Instant::now();
+        let old = srtp_keying(crate::SrtpSuite::AesCm128HmacSha1_80, 3);
+        let new = srtp_keying(crate::SrtpSuite::AeadAes256Gcm, 4);
+        let (mut old_sender, mut new_sender) = (srtp_sender(&old), srtp_sender(&new));
+        let mut plain = stream(&spec(anchor));
+        let mut secure = stream(&LegSpec {
+            srtp: Some(old.clone()),
+            ..spec(anchor)
+        });
+        let (mut plain_out, mut secure_out) = (Collect::default(), Collect::default());
+        let mut update = LegUpdate::new(0, Codec::Pcmu, true);
+        update.telephone_event_pt = Some(101);
+        update.srtp = Some(new.clone());
+        let mut straggler = None;
+        for n in 0..100u16 {
+            let at = anchor + ms(u64::from(n) * 20);
+            let clear = packet_with(0, 500 + n, u32::from(n) * 160, 9, ramp(n));
+            plain.handle_datagram(at, &mut clear.clone(), &mut plain_out);
+            if n == 50 {
+                secure.handle_update(at, &update);
+            }
+            // The SRC reads the answer a moment after the update: two more packets under the
+            // old key, the last of them late.
+            let mut protected = if n < 52 {
+                old_sender.encrypt_rtp(&clear).unwrap().to_vec()
+            } else {
+                new_sender.encrypt_rtp(&clear).unwrap().to_vec()
+            };
+            if n == 51 {
+                straggler = Some(protected);
+                continue;
+            }
+            secure.handle_datagram(at, &mut protected, &mut secure_out);
+            if n == 53 {
+                secure.handle_datagram(at, straggler.as_mut().unwrap(), &mut secure_out);
+            }
+        }
+        // The same key in a later re-offer keeps the replay state: packets already received,
+        // sent again, stay refused (a new context would take the first as new).
+        secure.handle_update(anchor + ms(2000), &update);
+        let mut replay = new_sender
+            .encrypt_rtp(&packet_with(0, 599, 99 * 160, 9, ramp(99)))
+            .unwrap()
+            .to_vec();
+        secure.handle_datagram(anchor + ms(2000), &mut replay.clone(), &mut secure_out);
+        secure.handle_datagram(anchor + ms(2000), &mut replay, &mut secure_out);
+        plain.handle_datagram(
+            anchor + ms(2000),
+            &mut packet_with(0, 599, 99 * 160, 9, ramp(99)),
+            &mut plain_out,
+        );
+        plain.finish(anchor + ms(2100), &mut plain_out);
+        secure.finish(anchor + ms(2100), &mut secure_out);
+        assert_eq!(secure_out.0, plain_out.0);
+        let counters = secure.counters();
+        assert_eq!(
+            (counters.srtp_auth_failures, counters.srtp_replayed),
+            (0, 2)
+        );
+        assert_eq!(counters.lost, 0);
     }
 }

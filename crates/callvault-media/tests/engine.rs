@@ -914,3 +914,81 @@ fn a_full_disk_fails_its_leg_at_the_last_whole_sample_while_others_record() {
     media.shutdown();
     drop(small);
 }
+
+#[test]
+fn srtp_forgeries_and_replays_are_dropped_and_added_to_the_engine_totals() {
+    use callvault_media::{SrtpKeying, SrtpSuite};
+    use webrtc_srtp::context::Context;
+    use webrtc_srtp::protection_profile::ProtectionProfile;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut media = engine(dir.path(), 43210, 43219);
+    let keying = SrtpKeying::new(SrtpSuite::AeadAes128Gcm, &[9; 28]).unwrap();
+    let context = |bytes: &[u8]| {
+        Context::new(
+            &bytes[..16],
+            &bytes[16..],
+            ProtectionProfile::AeadAes128Gcm,
+            None,
+            None,
+        )
+        .unwrap()
+    };
+    let mut sender = context(keying.key_and_salt());
+    let mut forger = context(&[8; 28]);
+    let anchor = Instant::now();
+    let mut leg_spec = spec("srtp", "srtp.wav", anchor);
+    leg_spec.srtp = Some(keying);
+    let leg = media
+        .start_leg(media.allocate().unwrap(), leg_spec)
+        .unwrap();
+    let to = (LOCALHOST, leg.port());
+    let socket = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    for n in 0..12u16 {
+        let plain = packet(n, u32::from(n) * 160, 5, tone(440.0, u32::from(n)));
+        let protected = sender.encrypt_rtp(&plain).unwrap();
+        if n == 11 {
+            // A payload byte flipped in transit, then the genuine packet.
+            let mut tampered = protected.to_vec();
+            tampered[20] ^= 0x01;
+            socket.send_to(&tampered, to).unwrap();
+        }
+        socket.send_to(&protected, to).unwrap();
+        if n == 3 {
+            socket.send_to(&protected, to).unwrap();
+        }
+    }
+    // Another key's packet, and an SRTCP report nobody keyed (multiplexed on the RTP port).
+    let forged = forger
+        .encrypt_rtp(&packet(12, 12 * 160, 5, tone(440.0, 12)))
+        .unwrap();
+    socket.send_to(&forged, to).unwrap();
+    let mut srtcp = vec![0x80, 200, 0, 6, 0, 0, 0, 5];
+    srtcp.extend_from_slice(&[0xaa; 40]);
+    socket.send_to(&srtcp, to).unwrap();
+
+    let report = media.stop(leg, anchor + Duration::from_millis(300));
+    let counters = &report.counters;
+    assert_eq!(
+        (
+            counters.packets,
+            counters.srtp_auth_failures,
+            counters.srtp_replayed,
+            counters.srtcp_auth_failures,
+            counters.duplicates,
+        ),
+        (12, 2, 1, 1, 0),
+        "every genuine packet recorded once, the rest refused: {counters:?}"
+    );
+    let stats = media.stats();
+    assert_eq!(
+        (
+            stats.srtp_auth_failures,
+            stats.srtp_replayed,
+            stats.srtcp_auth_failures
+        ),
+        (2, 1, 1),
+        "the engine's totals (for /metrics) hold the leg's refusals once it is closed"
+    );
+    media.shutdown();
+}

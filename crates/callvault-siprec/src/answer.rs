@@ -8,16 +8,19 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use crate::crypto::AnswerCrypto;
 use crate::sdp::{Direction, Format, Media, Sdp};
 
 /// Our decision for one offered m-line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MediaAnswer {
-    /// Record it: receive on `port`, in `codec`, with DTMF events if `telephone_event` is given.
+    /// Record it: receive on `port`, in `codec`, with DTMF events if `telephone_event` is given;
+    /// an SDES-SRTP m-line (`RTP/SAVP`) with its one `a=crypto` line.
     Accept {
         port: u16,
         codec: Format,
         telephone_event: Option<Format>,
+        crypto: Option<AnswerCrypto>,
     },
     /// Refuse it: port 0.
     Decline,
@@ -85,10 +88,11 @@ pub fn build_answer(offer: &Sdp, answers: &[MediaAnswer], params: &AnswerParams)
                 port,
                 codec,
                 telephone_event,
-            }) if media.port != 0 => Some((port, codec, telephone_event.as_ref())),
+                crypto,
+            }) if media.port != 0 => Some((port, codec, telephone_event.as_ref(), crypto)),
             _ => None,
         };
-        let Some((port, codec, telephone_event)) = accepted else {
+        let Some((port, codec, telephone_event, crypto)) = accepted else {
             let formats: Vec<String> = media
                 .formats
                 .iter()
@@ -130,6 +134,10 @@ pub fn build_answer(offer: &Sdp, answers: &[MediaAnswer], params: &AnswerParams)
             if let Some(fmtp) = &format.fmtp {
                 line(format_args!("a=fmtp:{} {fmtp}", format.payload_type));
             }
+        }
+        if let Some(crypto) = crypto {
+            // RFC 4568 §7.1.2: exactly one line, the offer's tag, our own key.
+            line(format_args!("a=crypto:{}", crypto.attribute_value()));
         }
         if let Some(ptime) = media.ptime {
             line(format_args!("a=ptime:{ptime}"));
@@ -204,17 +212,20 @@ mod tests {
                 port: 30000,
                 codec: choose_codec(first, &["G729"]).unwrap().clone(),
                 telephone_event: first.telephone_event().cloned(),
+                crypto: None,
             },
             MediaAnswer::Accept {
                 port: 30002,
                 codec: choose_codec(second, &["PCMU"]).unwrap().clone(),
                 telephone_event: None,
+                crypto: None,
             },
             MediaAnswer::Decline,
             MediaAnswer::Accept {
                 port: 30004,
                 codec: choose_codec(&offer.media[3], &["PCMU"]).unwrap().clone(),
                 telephone_event: None,
+                crypto: None,
             },
         ];
         build_answer(offer, &answers, &params())
@@ -288,6 +299,7 @@ m=audio 0 RTP/AVP 0\r\n";
                 port: 4000,
                 codec,
                 telephone_event: None,
+                crypto: None,
             }],
             &params(),
         );

@@ -16,6 +16,7 @@ use webrtc_sdp::attribute_type::SdpAttribute;
 use webrtc_sdp::error::SdpParserError;
 use webrtc_sdp::media_type::{SdpFormatList, SdpMedia, SdpMediaValue};
 
+use crate::crypto::{CryptoAttribute, parse_crypto};
 use crate::error::{Error, Result};
 
 /// A parsed SDP offer.
@@ -48,6 +49,10 @@ pub struct Media {
     /// `a=ptime`, media-level else session-level.
     pub ptime: Option<u32>,
     pub rtcp_mux: bool,
+    /// The `a=crypto` lines (SDES-SRTP, RFC 4568), in the offer's order of preference.
+    pub crypto: Vec<CryptoAttribute>,
+    /// An `a=fingerprint` at media or session level (DTLS-SRTP).
+    pub fingerprint: bool,
 }
 
 /// SDP media direction.
@@ -195,6 +200,7 @@ pub fn parse_sdp(text: &str) -> Result<Sdp> {
                 session_connection,
                 session_direction,
                 repaired.session_ptime,
+                repaired.session_fingerprint,
             )
         })
         .collect();
@@ -211,6 +217,7 @@ fn convert_media(
     session_connection: Option<IpAddr>,
     session_direction: Option<Direction>,
     session_ptime: Option<u32>,
+    session_fingerprint: bool,
 ) -> Media {
     let attributes = media.get_attributes();
     let payload_types: Vec<u8> = match media.get_formats() {
@@ -289,6 +296,8 @@ fn convert_media(
         rtcp_mux: attributes
             .iter()
             .any(|attribute| matches!(attribute, SdpAttribute::RtcpMux)),
+        crypto: raw.crypto.iter().map(|value| parse_crypto(value)).collect(),
+        fingerprint: raw.fingerprint || session_fingerprint,
     }
 }
 
@@ -317,6 +326,7 @@ struct Repaired {
     /// A placeholder session `c=` was added so webrtc-sdp accepts media sections without one.
     synthesized_connection: bool,
     session_ptime: Option<u32>,
+    session_fingerprint: bool,
     media: Vec<RawMedia>,
     repairs: Vec<String>,
 }
@@ -326,6 +336,9 @@ struct RawMedia {
     protocol: String,
     /// `a=fmtp` verbatim: webrtc-sdp re-serialises parameters it knows and drops the rest.
     fmtp: Vec<(u8, String)>,
+    /// `a=crypto` values verbatim: webrtc-sdp does not know the attribute.
+    crypto: Vec<String>,
+    fingerprint: bool,
 }
 
 /// Rewrite an offer into something webrtc-sdp accepts without changing what it means:
@@ -437,7 +450,7 @@ fn repair(text: &str) -> Result<Repaired> {
                 media_lines.push(line);
                 repaired.media.push(RawMedia {
                     protocol,
-                    fmtp: Vec::new(),
+                    ..RawMedia::default()
                 });
             }
             "a" => {
@@ -448,6 +461,17 @@ fn repair(text: &str) -> Result<Repaired> {
                         && let Some(raw) = repaired.media.last_mut()
                     {
                         raw.fmtp.push((pt, parameters.trim().to_owned()));
+                    }
+                } else if name.eq_ignore_ascii_case("crypto") {
+                    // Media-level only (RFC 4568 §9.1); a session-level one is ignored.
+                    if let Some(raw) = repaired.media.last_mut().filter(|_| in_media) {
+                        raw.crypto.push(parameters.trim().to_owned());
+                    }
+                    continue;
+                } else if name.eq_ignore_ascii_case("fingerprint") {
+                    match repaired.media.last_mut().filter(|_| in_media) {
+                        Some(raw) => raw.fingerprint = true,
+                        None => repaired.session_fingerprint = true,
                     }
                 } else if name.eq_ignore_ascii_case("ptime") && !in_media {
                     repaired.session_ptime = parse_ptime(parameters);

@@ -93,6 +93,20 @@ fn render_sdp(out: &mut String, sdp: &Sdp) {
             )
             .unwrap();
         }
+        for c in &m.crypto {
+            let usable = match &c.usable {
+                Ok(offer) => format!(
+                    "usable mki={} unencrypted_srtcp={}",
+                    offer
+                        .keying
+                        .mki()
+                        .map_or("-".into(), |m| format!("{}:{}", m.value, m.length)),
+                    offer.unencrypted_srtcp
+                ),
+                Err(reason) => format!("declined {reason}"),
+            };
+            writeln!(out, "m{i} crypto tag={} suite={} {usable}", c.tag, c.suite).unwrap();
+        }
     }
 }
 

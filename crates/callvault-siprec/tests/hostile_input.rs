@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use callvault_siprec::{
-    AnswerParams, Error, Limits, MediaAnswer, bind_streams, build_answer, choose_codec,
-    correlation_from_headers, parse_body, parse_metadata,
+    AnswerCrypto, AnswerParams, Error, Limits, MediaAnswer, bind_streams, build_answer,
+    choose_codec, choose_crypto, correlation_from_headers, parse_body, parse_metadata,
 };
 
 fn fixture_bodies() -> Vec<(Option<String>, Vec<u8>)> {
@@ -53,6 +53,11 @@ fn exercise(content_type: Option<&str>, body: &[u8]) {
                         port: 40000,
                         codec: codec.clone(),
                         telephone_event: media.telephone_event().cloned(),
+                        crypto: choose_crypto(media).ok().map(|(tag, offer)| AnswerCrypto {
+                            tag,
+                            keying: offer.keying.clone(),
+                            unencrypted_srtcp: offer.unencrypted_srtcp,
+                        }),
                     },
                     None => MediaAnswer::Decline,
                 },

@@ -62,6 +62,14 @@ pub struct LegCounters {
     pub decode_errors: u64,
     /// Datagrams longer than the receive buffer (cut by the kernel, recorded as malformed).
     pub truncated: u64,
+    /// SRTP packets that failed authentication (wrong key, tampered, too short to hold the tag,
+    /// wrong MKI): dropped before the timeline, never recorded.
+    pub srtp_auth_failures: u64,
+    /// SRTP packets whose index was already received or is older than the replay window
+    /// (RFC 3711 §3.3.2), network duplicates included: dropped, never recorded.
+    pub srtp_replayed: u64,
+    /// SRTCP packets that failed authentication (RTCP is only counted, never used).
+    pub srtcp_auth_failures: u64,
 }
 
 #[cfg(test)]

@@ -365,6 +365,24 @@ fn render(s: &Sources) -> String {
         "Failed writes of recording files (alarm on any increase).",
         media.write_errors,
     );
+    metric(
+        "callvault_media_srtp_auth_failures_total",
+        "counter",
+        "SRTP packets dropped because they failed authentication (wrong key, tampered, forged).",
+        media.srtp_auth_failures,
+    );
+    metric(
+        "callvault_media_srtp_replayed_total",
+        "counter",
+        "SRTP packets dropped as replays (index already received or older than the window).",
+        media.srtp_replayed,
+    );
+    metric(
+        "callvault_media_srtcp_auth_failures_total",
+        "counter",
+        "SRTCP packets dropped because they failed authentication.",
+        media.srtcp_auth_failures,
+    );
     let archive = s.archive.snapshot();
     metric(
         "callvault_archive_backlog",

@@ -11,6 +11,7 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use super::audio;
 use super::codec::{Encoder, TestCodec};
+use super::srtp::{self as sdes, Suite};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -384,6 +385,9 @@ pub struct CallSpec {
     pub ptime_ms: u32,
     /// Extra header lines for the INVITE, each ending in CRLF.
     pub extra_headers: String,
+    /// SDES-SRTP: every stream offered `RTP/SAVP` with one `a=crypto` line of this suite and
+    /// its own key, and sent encrypted by `webrtc-srtp` once the offer is answered.
+    pub srtp: Option<Suite>,
 }
 
 impl CallSpec {
@@ -408,6 +412,7 @@ impl CallSpec {
             codec: TestCodec::Pcmu,
             ptime_ms: 20,
             extra_headers: String::new(),
+            srtp: None,
         }
     }
 }
@@ -427,6 +432,13 @@ struct RtpSender {
     sent: u64,
     /// Offered with port 0 from now on (the stream was removed, RFC 3264 §8.2).
     removed: bool,
+    /// SDES: the master key and salt this stream offers (a new one on [`Call::rekey`]).
+    srtp_key: Option<Vec<u8>>,
+    /// The `a=crypto` value of the last offer, used once it is answered.
+    offered_crypto: Option<String>,
+    /// What packets are encrypted with: the context of the answered offer's crypto line (kept
+    /// while that line stays the same, so its rollover counter carries on).
+    srtp: Option<(String, webrtc_srtp::context::Context)>,
 }
 
 /// Loss and reordering applied to one stream, by packet index.
@@ -436,6 +448,10 @@ pub struct Impairment {
     pub drop_every: u64,
     /// Swap packets N and N+1 every this many packets (0: none).
     pub swap_every: u64,
+    /// Packet N is preceded by a copy with one payload byte flipped (tampered in transit).
+    pub tamper_at: Option<u64>,
+    /// Packet N is sent twice (a replay).
+    pub replay_at: Option<u64>,
 }
 
 pub struct Call {
@@ -479,6 +495,9 @@ impl Call {
                 encoder: Encoder::new(spec.codec),
                 sent: 0,
                 removed: false,
+                srtp_key: spec.srtp.map(Suite::new_key),
+                offered_crypto: None,
+                srtp: None,
             });
         }
         Call {
@@ -543,7 +562,8 @@ impl Call {
         bytes
     }
 
-    /// The SDP offer: one sendonly (or `direction`) m-line per stream.
+    /// The SDP offer: one sendonly (or `direction`) m-line per stream; `RTP/SAVP` with one
+    /// `a=crypto` line per stream under SDES.
     pub fn sdp(&self, direction: &str) -> String {
         let mut sdp = format!(
             "v=0\r\no=SBC 1 {} IN IP4 127.0.0.1\r\ns=SIPREC\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n",
@@ -557,10 +577,21 @@ impl Call {
             };
             let codec = sender.codec;
             let pt = codec.payload_type();
-            if self.spec.telephone_event {
-                sdp.push_str(&format!("m=audio {port} RTP/AVP {pt} 101\r\n"));
+            let protocol = if self.spec.srtp.is_some() {
+                "RTP/SAVP"
             } else {
-                sdp.push_str(&format!("m=audio {port} RTP/AVP {pt}\r\n"));
+                "RTP/AVP"
+            };
+            if self.spec.telephone_event {
+                sdp.push_str(&format!("m=audio {port} {protocol} {pt} 101\r\n"));
+            } else {
+                sdp.push_str(&format!("m=audio {port} {protocol} {pt}\r\n"));
+            }
+            if let (Some(suite), Some(key)) = (self.spec.srtp, &sender.srtp_key) {
+                sdp.push_str(&format!(
+                    "a=crypto:{}\r\n",
+                    sdes::crypto_value(1, suite, key)
+                ));
             }
             sdp.push_str(&format!("a=rtpmap:{pt} {}\r\n", codec.rtpmap()));
             if let Some(fmtp) = codec.fmtp() {
@@ -651,6 +682,7 @@ impl Call {
     ) -> SipResponse {
         let branch = Self::branch();
         self.invite_branch = branch.clone();
+        self.offered(body);
         let bytes = self.request("INVITE", &branch, extra, body, content_type);
         self.client.send(&bytes).await;
         let response = self
@@ -681,6 +713,7 @@ impl Call {
         let branch = Self::branch();
         self.invite_branch = branch.clone();
         let body = self.multipart("sendonly");
+        self.offered(&body);
         let bytes = self.request(
             "INVITE",
             &branch,
@@ -696,6 +729,7 @@ impl Call {
 
     pub fn on_invite_response(&mut self, response: &SipResponse) {
         if response.status == 200 {
+            self.key_senders();
             self.answered_at = Some(Instant::now());
             self.to_tag = response.to_tag();
             let media = response.answered_media();
@@ -739,6 +773,7 @@ impl Call {
     /// A re-INVITE with every stream in `direction` (e.g. "inactive" for hold).
     pub async fn reinvite(&mut self, direction: &str) -> SipResponse {
         let body = self.multipart(direction);
+        self.offered(&body);
         let extra = self.spec.extra_headers.clone();
         let bytes = self.request(
             "INVITE",
@@ -752,8 +787,50 @@ impl Call {
             .client
             .final_response("INVITE", Duration::from_secs(5))
             .await;
+        if response.status == 200 {
+            self.key_senders();
+        }
         self.ack().await;
         response
+    }
+
+    /// Notes the `a=crypto` line each stream's m-line carries in an offer about to be sent:
+    /// read back from the offer's text, so the key on the wire is the key packets are sent with.
+    fn offered(&mut self, body: &[u8]) {
+        let lines = sdes::crypto_lines(&String::from_utf8_lossy(body));
+        for (sender, crypto) in self.senders.iter_mut().zip(lines) {
+            sender.offered_crypto = crypto.into_iter().next();
+        }
+    }
+
+    /// The offer was answered: each stream sends under its offered key from now on (RFC 4568
+    /// §7.1.4: not before the answer). The same line as before keeps the context.
+    fn key_senders(&mut self) {
+        for sender in &mut self.senders {
+            let Some(value) = sender.offered_crypto.clone() else {
+                continue;
+            };
+            if sender.srtp.as_ref().map(|(line, _)| line) != Some(&value) {
+                let context = sdes::sender_for(&value);
+                sender.srtp = Some((value, context));
+            }
+        }
+    }
+
+    /// Every stream offers a new key in the next re-INVITE (a re-key).
+    pub fn rekey(&mut self) {
+        let suite = self.spec.srtp.expect("an SRTP call");
+        for sender in &mut self.senders {
+            sender.srtp_key = Some(suite.new_key());
+        }
+    }
+
+    /// The key (master key and salt) each stream offered last.
+    pub fn srtp_keys(&self) -> Vec<Vec<u8>> {
+        self.senders
+            .iter()
+            .filter_map(|s| s.srtp_key.clone())
+            .collect()
     }
 
     pub async fn bye(&mut self) -> SipResponse {
@@ -797,7 +874,16 @@ impl Call {
                     held[i] = Some(packet);
                     continue;
                 }
+                if imp.tamper_at == Some(n) {
+                    // The first payload byte (the header is 12 bytes: no CSRC, no extension).
+                    let mut tampered = packet.clone();
+                    tampered[12] ^= 0x01;
+                    sender.socket.send_to(&tampered, dest).await.unwrap();
+                }
                 sender.socket.send_to(&packet, dest).await.unwrap();
+                if imp.replay_at == Some(n) {
+                    sender.socket.send_to(&packet, dest).await.unwrap();
+                }
                 if let Some(earlier) = held[i].take() {
                     sender.socket.send_to(&earlier, dest).await.unwrap();
                 }
@@ -848,6 +934,7 @@ impl Call {
                     units as u8,
                 ],
             );
+            let packet = sender.protect(packet);
             sender.seq = sender.seq.wrapping_add(1);
             let copies = if step == steps + 2 {
                 1
@@ -931,6 +1018,9 @@ impl Call {
             encoder: Encoder::new(self.spec.codec),
             sent: 0,
             removed: false,
+            srtp_key: self.spec.srtp.map(Suite::new_key),
+            offered_crypto: None,
+            srtp: None,
         });
         self.spec.streams.push(spec);
     }
@@ -997,7 +1087,18 @@ impl RtpSender {
             .wrapping_add(self.codec.clock_rate() * ptime_ms / 1000);
         self.sample += samples as u64;
         self.sent += 1;
-        packet
+        self.protect(packet)
+    }
+
+    /// SRTP once keyed (by `webrtc-srtp`), the plain packet otherwise.
+    fn protect(&mut self, packet: Vec<u8>) -> Vec<u8> {
+        match &mut self.srtp {
+            Some((_, context)) => context
+                .encrypt_rtp(&packet)
+                .expect("webrtc-srtp encrypts an RTP packet")
+                .to_vec(),
+            None => packet,
+        }
     }
 }
 

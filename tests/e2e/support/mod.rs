@@ -4,6 +4,7 @@
 pub mod audio;
 pub mod client;
 pub mod codec;
+pub mod srtp;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -306,6 +307,16 @@ fn field(line: &str, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key}= in {line}"))
         + pattern.len();
     line[start..].split_whitespace().next().unwrap().to_owned()
+}
+
+/// The value of one metric in a Prometheus text page.
+pub fn metric(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in:\n{page}"))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// The leg with this label.

@@ -1,9 +1,11 @@
-//! The whole body pipeline a SIP request goes through: parse, bind, choose codecs, answer.
+//! The whole body pipeline a SIP request goes through: parse (SDES `a=crypto` lines included),
+//! bind, choose codecs and crypto lines, answer.
 //! The first input byte picks the Content-Type, so one corpus covers every entry path.
 #![no_main]
 
 use callvault_siprec::{
-    AnswerParams, Limits, MediaAnswer, bind_streams, build_answer, choose_codec, parse_body,
+    AnswerCrypto, AnswerParams, Limits, MediaAnswer, bind_streams, build_answer, choose_codec,
+    choose_crypto, parse_body,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -43,6 +45,11 @@ fuzz_target!(|data: &[u8]| {
                     port: 40000,
                     codec: codec.clone(),
                     telephone_event: media.telephone_event().cloned(),
+                    crypto: choose_crypto(media).ok().map(|(tag, offer)| AnswerCrypto {
+                        tag,
+                        keying: offer.keying.clone(),
+                        unencrypted_srtcp: offer.unencrypted_srtcp,
+                    }),
                 },
                 None => MediaAnswer::Decline,
             },
@@ -56,4 +63,6 @@ fuzz_target!(|data: &[u8]| {
     };
     let answer = build_answer(sdp, &answers, &params);
     assert_eq!(answer.matches("\r\nm=").count(), sdp.media.len());
+    // At most one a=crypto line per m-line, never the offer's key.
+    assert!(answer.matches("a=crypto:").count() <= sdp.media.len());
 });

@@ -6,9 +6,12 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use callvault_catalog as catalog;
-use callvault_media::{Codec, LegSpec};
+use callvault_media::{Codec, LegSpec, SrtpKeying, SrtpSuite};
 use callvault_sip::{Dialog, Endpoint, Negotiation, Peer, Request, SessionTimer, TransactionKey};
-use callvault_siprec::{self as siprec, AnswerParams, Format, MediaAnswer, RecordingOffer, Sdp};
+use callvault_siprec::{
+    self as siprec, AnswerCrypto, AnswerParams, Format, MediaAnswer, Protection, RecordingOffer,
+    Sdp,
+};
 use tracing::{info, warn};
 
 use super::media::MediaPlane;
@@ -22,6 +25,15 @@ pub(super) struct Plan {
     pub(super) format: Format,
     pub(super) codec: Codec,
     pub(super) telephone_event: Option<Format>,
+    /// SDES-SRTP: the SRC's keying and our answer's crypto line.
+    pub(super) srtp: Option<Srtp>,
+}
+
+/// An SDES m-line's two sides: what the SRC encrypts with, and our line in the answer.
+#[derive(Clone)]
+pub(super) struct Srtp {
+    pub(super) theirs: SrtpKeying,
+    pub(super) ours: AnswerCrypto,
 }
 
 impl<M: MediaPlane> Recorder<M> {
@@ -129,9 +141,19 @@ impl<M: MediaPlane> Recorder<M> {
         };
         let plans: Vec<Option<Plan>> = sdp.media.iter().map(|media| self.plan(media)).collect();
         if plans.iter().all(Option::is_none) {
+            // SRTP declined is the usual cause with SBCs set up for security: say so.
+            let srtp = sdp.media.iter().find_map(|media| srtp_decline(media).err());
+            let reason = match &srtp {
+                Some(siprec::SrtpDecline::DtlsSrtp) => "DTLS-SRTP Not Supported",
+                Some(_) => "No Acceptable SRTP Crypto Suite",
+                None => "No Recordable Audio Stream",
+            };
+            if let Some(decline) = &srtp {
+                warn!(call_id = %call_id, %decline, "SRTP offer declined: 488");
+            }
             let response = request
                 .response(488)
-                .with_reason("No Recordable Audio Stream")
+                .with_reason(reason)
                 .with_header("Accept", ACCEPT);
             endpoint.respond(now.at, &key, response);
             return;
@@ -171,8 +193,16 @@ impl<M: MediaPlane> Recorder<M> {
                 .map(|b| b.label.clone())
                 .unwrap_or_else(|| index.to_string());
             let (Some(plan), Some(reservation)) = (plan, reservation) else {
+                let why = match srtp_decline(media) {
+                    Err(decline) => {
+                        // An SBC set up for SRTP the recorder cannot take: the admin must hear.
+                        warn!(call_id = %call_id, m_line = index, %decline, "m-line declined");
+                        decline.to_string()
+                    }
+                    Ok(()) => "nothing this server can record".to_owned(),
+                };
                 warnings.push(format!(
-                    "m-line {index} ({} {} {}) declined: nothing this server can record",
+                    "m-line {index} ({} {} {}) declined: {why}",
                     media.kind,
                     media.protocol,
                     format_names(&media.formats)
@@ -347,17 +377,20 @@ impl<M: MediaPlane> Recorder<M> {
     }
 
     /// How an offered m-line would be recorded, or `None` when it is nothing we can record
-    /// (not audio, port 0, SRTP, no codec we decode at an accepted rate).
+    /// (not audio, port 0, not RTP, SRTP without a crypto line we accept, DTLS-SRTP, no codec
+    /// we decode at an accepted rate).
     pub(super) fn plan(&self, media: &siprec::Media) -> Option<Plan> {
-        if media.kind != "audio" || media.port == 0 || !media.protocol.contains("RTP/AVP") {
+        if media.kind != "audio" || media.port == 0 {
             return None;
         }
+        let srtp = srtp_for(media, None).ok()?;
         let (format, codec) = recordable_codec(media, self.config.max_sample_rate)?;
         let telephone_event = media.telephone_event_for(&format).cloned();
         Some(Plan {
             format,
             codec,
             telephone_event,
+            srtp,
         })
     }
 
@@ -392,6 +425,10 @@ impl<M: MediaPlane> Recorder<M> {
         }
         spec.capture_dtmf = self.config.capture_dtmf;
         spec.inactivity_timeout = self.config.rtp_timeout;
+        spec.srtp = plan.srtp.as_ref().map(|srtp| srtp.theirs.clone());
+        if let Some(srtp) = &plan.srtp {
+            info!(leg = %label, suite = %srtp.theirs.suite(), tag = srtp.ours.tag, "SDES-SRTP leg");
+        }
         let on_hold = media.is_on_hold();
         spec.active = !on_hold;
         let leg = self.media.start_leg(reservation, spec)?;
@@ -412,6 +449,7 @@ impl<M: MediaPlane> Recorder<M> {
                 label: label.to_owned(),
                 codec: plan.format,
                 telephone_event: plan.telephone_event,
+                srtp: plan.srtp.map(Box::new),
                 removed: false,
                 on_hold,
                 closed: None,
@@ -435,11 +473,13 @@ impl<M: MediaPlane> Recorder<M> {
                     port,
                     codec,
                     telephone_event,
+                    srtp,
                     ..
                 } => MediaAnswer::Accept {
                     port: *port,
                     codec: codec.clone(),
                     telephone_event: telephone_event.clone(),
+                    crypto: srtp.as_ref().map(|srtp| srtp.ours.clone()),
                 },
                 LegSlot::Declined => MediaAnswer::Decline,
             })
@@ -473,6 +513,57 @@ pub(super) fn recordable_codec(
         let codec = codec_of(format).filter(|_| supported)?;
         (codec.sample_rate() <= max_sample_rate).then(|| (format.clone(), codec))
     })
+}
+
+/// The SRTP side of an m-line: `None` for plain RTP, the SRC's keying and our crypto line for
+/// SDES. `Err(Some(why))` when its SRTP cannot be taken (DTLS-SRTP, no acceptable `a=crypto`),
+/// `Err(None)` when it is not RTP at all. `ours` is our line of an earlier answer: its key is kept
+/// while the suite stays (RFC 4568 lets us keep our key across re-offers, and a stable
+/// key keeps the SRC's state simple); a new suite gets a new key.
+pub(super) fn srtp_for(
+    media: &siprec::Media,
+    ours: Option<&AnswerCrypto>,
+) -> Result<Option<Srtp>, Option<siprec::SrtpDecline>> {
+    match media.protection() {
+        Protection::Plain => Ok(None),
+        Protection::NotRtp => Err(None),
+        Protection::DtlsSrtp => Err(Some(siprec::SrtpDecline::DtlsSrtp)),
+        Protection::Sdes => {
+            let (tag, offer) = siprec::choose_crypto(media).map_err(Some)?;
+            let suite = offer.keying.suite();
+            let keying = match ours {
+                Some(ours) if ours.keying.suite() == suite => ours.keying.clone(),
+                _ => our_key(suite),
+            };
+            Ok(Some(Srtp {
+                theirs: offer.keying.clone(),
+                ours: AnswerCrypto {
+                    tag,
+                    keying,
+                    unencrypted_srtcp: offer.unencrypted_srtcp,
+                },
+            }))
+        }
+    }
+}
+
+/// Why an m-line's SRTP keeps it from being recorded, for warnings and the 488 reason; `Ok`
+/// when SRTP is not the reason.
+pub(super) fn srtp_decline(media: &siprec::Media) -> Result<(), siprec::SrtpDecline> {
+    match media.protection() {
+        Protection::Plain | Protection::NotRtp => Ok(()),
+        Protection::DtlsSrtp | Protection::Sdes => siprec::choose_crypto(media).map(|_| ()),
+    }
+}
+
+/// A fresh master key and salt for our answer, from the operating system's random source.
+fn our_key(suite: SrtpSuite) -> SrtpKeying {
+    let mut bytes = [0u8; 46];
+    let bytes = &mut bytes[..suite.key_len() + suite.salt_len()];
+    // The OS random source fails only on a system too broken to serve calls at all (no
+    // getrandom(2), no /dev/urandom).
+    getrandom::fill(bytes).expect("the operating system provides random bytes");
+    SrtpKeying::new(suite, bytes).expect("the key is as long as its suite says")
 }
 
 pub(super) fn codec_of(format: &Format) -> Option<Codec> {

@@ -23,6 +23,18 @@
 //! **Files.** Each leg's file name is chosen once, when the leg starts, from the names the session
 //! has ever used: a stream added later never takes an earlier one's name. A leg's catalog key is
 //! its m-line position, not its label (labels repeat).
+//!
+//! **SRTP (SDES).** An m-line offered `RTP/SAVP(F)` with an `a=crypto` line we accept is recorded
+//! like a plain one: the SRC's keying goes to the leg ([`LegSpec::srtp`]), which decrypts before
+//! the timeline, and the answer carries one crypto line with the offer's tag and a key of ours
+//! from the OS random source (never used: we send nothing, but RFC 4568 wants one). A re-offer
+//! re-keys the leg ([`LegUpdate::srtp`]); our key stays while the suite does. DTLS-SRTP and
+//! offers with no usable crypto line are declined: the m-line port 0 with a warning on the
+//! recording, or 488 with the reason when nothing else is recordable. Keys live in the session
+//! in memory only: never in the catalog, the metadata files or a log line (suites only).
+//!
+//! [`LegSpec::srtp`]: callvault_media::LegSpec::srtp
+//! [`LegUpdate::srtp`]: callvault_media::LegUpdate::srtp
 
 use std::collections::VecDeque;
 use std::net::IpAddr;

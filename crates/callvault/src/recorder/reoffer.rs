@@ -10,7 +10,7 @@ use callvault_siprec::{self as siprec, Metadata, Sdp};
 use callvault_types::{DtmfSource, EndReason};
 use tracing::{debug, info, warn};
 
-use super::answer::{codec_of, recordable_codec};
+use super::answer::{codec_of, recordable_codec, srtp_for};
 use super::media::MediaPlane;
 use super::parties::{associations, participants_of};
 use super::session::LegSlot;
@@ -341,6 +341,7 @@ impl<M: MediaPlane> Recorder<M> {
                 leg,
                 codec,
                 telephone_event,
+                srtp,
                 label,
                 removed,
                 on_hold,
@@ -351,10 +352,34 @@ impl<M: MediaPlane> Recorder<M> {
                 continue;
             };
             // Port 0 removes the stream; an offer with no codec we decode cannot be accepted
-            // either (we may only answer formats the client offered): both are answered port 0
-            // and record silence until a later offer brings the stream back.
+            // either (we may only answer formats the client offered), nor one whose SRTP we
+            // cannot take: all are answered port 0 and record silence until a later offer
+            // brings the stream back.
             let recordable = recordable_codec(media_line, self.config.max_sample_rate);
-            *removed = media_line.port == 0 || recordable.is_none();
+            let offered = srtp_for(media_line, srtp.as_ref().map(|srtp| &srtp.ours));
+            if media_line.port != 0
+                && let Err(Some(decline)) = &offered
+            {
+                warn!(call_id = %call_id, leg = %label, %decline, "re-offer's SRTP declined: stream answered port 0");
+            }
+            *removed = media_line.port == 0 || recordable.is_none() || offered.is_err();
+            // A removed stream keeps its keys: its packets still in flight are not noise, and it
+            // may come back under the same key.
+            if !*removed && let Ok(offered) = offered {
+                let before = srtp.as_ref().map(|srtp| &srtp.theirs);
+                let after = offered.as_ref().map(|srtp| &srtp.theirs);
+                if before != after {
+                    // Suites only: keys never reach a log.
+                    info!(
+                        call_id = %call_id,
+                        leg = %label,
+                        from = before.map_or("RTP", |k| k.suite().as_str()),
+                        to = after.map_or("RTP", |k| k.suite().as_str()),
+                        "SDES-SRTP re-key"
+                    );
+                }
+                *srtp = offered.map(Box::new);
+            }
             *on_hold = media_line.is_on_hold();
             if let Some((format, _)) = recordable {
                 *codec = format;
@@ -371,6 +396,7 @@ impl<M: MediaPlane> Recorder<M> {
             if let Some(te) = telephone_event.as_ref() {
                 update.telephone_event_clock = te.clock_rate;
             }
+            update.srtp = srtp.as_ref().map(|srtp| srtp.theirs.clone());
             debug!(leg = %label, active = update.active, "leg updated");
             self.media.update_leg(*leg, update);
         }

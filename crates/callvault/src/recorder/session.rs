@@ -10,6 +10,8 @@ use callvault_siprec::{Format, Metadata, RecordingOffer, Sdp};
 use callvault_types::EndReason;
 use time::OffsetDateTime;
 
+use super::answer::Srtp;
+
 /// An INVITE held for `answer_delay`, cancellable until answered.
 pub(super) struct Pending {
     pub(super) key: TransactionKey,
@@ -63,6 +65,9 @@ pub(super) enum LegSlot {
         label: String,
         codec: Format,
         telephone_event: Option<Format>,
+        /// SDES-SRTP: the SRC's keying and our `a=crypto` line (the offer's tag, our key, kept
+        /// across re-offers while the suite stays).
+        srtp: Option<Box<Srtp>>,
         /// The client set the m-line's port to 0 (stream removed), or re-offered no codec we
         /// decode: answered port 0, silence since.
         removed: bool,
@@ -71,7 +76,8 @@ pub(super) enum LegSlot {
         /// The media plane already closed this leg's file (it failed): no stop is owed.
         closed: Option<Box<LegReport>>,
     },
-    /// An m-line we cannot record (video, SRTP, no codec): answered port 0 for the whole call.
+    /// An m-line we cannot record (video, DTLS-SRTP or no acceptable `a=crypto`, no codec):
+    /// answered port 0 for the whole call.
     Declined,
 }
 
