@@ -11,6 +11,7 @@ pub(crate) struct Counters {
     pub(crate) connect_queue_dropped: AtomicU64,
     pub(crate) udp_send_dropped: AtomicU64,
     pub(crate) messages_sent: AtomicU64,
+    pub(crate) tls_handshake_failures: AtomicU64,
 }
 
 impl Counters {
@@ -27,7 +28,7 @@ pub struct TransportStats {
 }
 
 impl TransportStats {
-    /// Stream (TCP) connections open now, accepted and our own.
+    /// Stream (TCP and TLS) connections open now, accepted and our own.
     pub fn open_tcp_connections(&self) -> u64 {
         self.counters
             .open_stream_connections
@@ -53,5 +54,10 @@ impl TransportStats {
     /// Messages handed to the system (datagrams sent, stream messages written).
     pub fn messages_sent(&self) -> u64 {
         self.counters.messages_sent.load(Ordering::Relaxed)
+    }
+    /// TLS handshakes that failed or timed out, a client's or ours (a client without a valid
+    /// certificate, a server whose certificate did not verify, a peer that never finished).
+    pub fn tls_handshake_failures(&self) -> u64 {
+        self.counters.tls_handshake_failures.load(Ordering::Relaxed)
     }
 }
