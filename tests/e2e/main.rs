@@ -11,4 +11,5 @@ mod lifecycle;
 mod limits;
 mod sipp;
 mod storage;
+mod tls;
 mod transport;

@@ -58,10 +58,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         })?;
     let sip_addr = transports.local_addr();
     let tls_addr = transports.tls_local_addr();
-    tokio::spawn(crate::tls::reload_on_sighup(
-        transports.clone(),
-        config.tls.clone(),
-    ));
+    crate::tls::reload_on_sighup(transports.clone(), config.tls.clone());
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;

@@ -67,11 +67,12 @@ fn system_roots() -> Vec<Vec<u8>> {
     found.certs.iter().map(|der| der.to_vec()).collect()
 }
 
-/// On each SIGHUP, reads `[tls]` again and swaps the certificates for new handshakes; live
-/// connections keep theirs. A certificate that does not load is refused with a log line and
-/// the current one stays. Without TLS, SIGHUP is logged and ignored (rather than ending the
-/// process, its default).
-pub async fn reload_on_sighup(transports: Transports, section: TlsSection) {
+/// From now on, on each SIGHUP, reads `[tls]` again and swaps the certificates for new
+/// handshakes; live connections keep theirs. A certificate that does not load is refused with a
+/// log line and the current one stays. Without TLS, SIGHUP is logged and ignored (rather than
+/// ending the process, its default). The handler is installed before this returns, so a
+/// SIGHUP sent once `serve` says it is listening never kills it.
+pub fn reload_on_sighup(transports: Transports, section: TlsSection) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -82,31 +83,40 @@ pub async fn reload_on_sighup(transports: Transports, section: TlsSection) {
                 return;
             }
         };
-        while hangups.recv().await.is_some() {
-            if transports.tls_local_addr().is_none() {
-                info!("SIGHUP: nothing to reload (TLS is not enabled)");
-                continue;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                reload(&transports, &section).await;
             }
-            let section = section.clone();
-            // File reads, off the runtime's worker threads.
-            let loaded = tokio::task::spawn_blocking(move || context(&section)).await;
-            match loaded {
-                Ok(Ok(context)) => match transports.reload_tls(context.clone()) {
-                    Ok(()) => {
-                        info!(%context, "SIGHUP: TLS certificate reloaded for new connections")
-                    }
-                    Err(e) => warn!(error = %e, "SIGHUP: TLS reload failed"),
-                },
-                Ok(Err(e)) => warn!(
-                    error = format!("{e:#}"),
-                    "SIGHUP: new TLS certificate refused; the current one stays"
-                ),
-                Err(e) => warn!(error = %e, "SIGHUP: TLS reload failed"),
-            }
-        }
+        });
     }
     #[cfg(not(unix))]
     {
         let _ = (transports, section);
+    }
+}
+
+async fn reload(transports: &Transports, section: &TlsSection) {
+    if transports.tls_local_addr().is_none() {
+        info!("SIGHUP: nothing to reload (TLS is not enabled)");
+        return;
+    }
+    let section = section.clone();
+    // File reads, off the runtime's worker threads.
+    match tokio::task::spawn_blocking(move || context(&section)).await {
+        Ok(Ok(context)) => {
+            let summary = context.to_string();
+            match transports.reload_tls(context) {
+                Ok(()) => info!(
+                    context = %summary,
+                    "SIGHUP: TLS certificate reloaded for new connections"
+                ),
+                Err(e) => warn!(error = %e, "SIGHUP: TLS reload failed"),
+            }
+        }
+        Ok(Err(e)) => warn!(
+            error = format!("{e:#}"),
+            "SIGHUP: new TLS certificate refused; the current one stays"
+        ),
+        Err(e) => warn!(error = %e, "SIGHUP: TLS reload failed"),
     }
 }
