@@ -8,7 +8,7 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use crate::support::audio::dominant_frequency;
 use crate::support::client::{Call, CallSpec, SipClient, Transport};
-use crate::support::{Server, leg};
+use crate::support::{Server, leg, metric};
 
 fn request(
     method: &str,
@@ -272,15 +272,6 @@ async fn a_burst_of_malformed_messages_leaves_the_server_recording() {
 }
 
 /// The value of one metric in a Prometheus text page.
-fn metric(page: &str, name: &str) -> u64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in:\n{page}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn health_and_metrics_report_calls_refusals_and_bad_input() {
     let server = Server::start();

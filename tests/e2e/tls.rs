@@ -11,7 +11,7 @@ use callvault_sip_transport::testing::{TestCa, TestCertificate};
 
 use crate::support::audio::dominant_frequency;
 use crate::support::client::{Call, CallSpec, SipClient, TlsClient};
-use crate::support::{BIN, Server, leg};
+use crate::support::{BIN, Server, leg, metric};
 
 /// The files an operator would have: the server's certificate and key, and the CA that signs
 /// the SBCs' certificates (here the same CA signs both).
@@ -141,6 +141,21 @@ async fn a_siprec_call_over_mutual_tls_is_recorded_and_clients_without_a_good_ce
                 assert!(call.invite_refused().await, "{who}: not refused");
             }
         }
+    }
+    // Counted where an operator looks (the count may land just after the client saw the
+    // connection close).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, page) = server.http_get("/metrics");
+        let failures = metric(&page, "callvault_sip_tls_handshake_failures_total");
+        if failures == 2 {
+            break;
+        }
+        assert!(
+            failures < 2 && Instant::now() < deadline,
+            "{failures} TLS handshake failures counted, 2 refused"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
     }
 
     let client = SipClient::connect_tls(tls, &files.client_signed_by(&files.ca))

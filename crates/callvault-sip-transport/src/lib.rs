@@ -155,10 +155,9 @@ impl Transports {
         tokio::spawn(udp::write_loop(Arc::clone(&shared), socket, backlog));
         tokio::spawn(tcp::accept_loop(Arc::clone(&shared), listener));
         tracing::info!(addr = %local_addr, "SIP listening on UDP and TCP");
-        if let Some(listener) = tls_listener {
-            let addr = shared.tls.as_ref().map(|tls| tls.local_addr);
+        if let (Some(listener), Some(tls)) = (tls_listener, &shared.tls) {
+            tracing::info!(addr = %tls.local_addr, "SIP listening on TLS");
             tokio::spawn(tls::accept_loop(Arc::clone(&shared), listener));
-            tracing::info!(addr = ?addr, "SIP listening on TLS");
         }
         Ok((Transports { shared }, receiver))
     }

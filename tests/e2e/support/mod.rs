@@ -319,3 +319,13 @@ pub fn leg<'a>(recording: &'a Value, label: &str) -> &'a Value {
         .find(|l| l["label"] == label)
         .unwrap_or_else(|| panic!("no leg {label} in {recording:#}"))
 }
+
+/// The value of `name` on a `/metrics` page.
+pub fn metric(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in:\n{page}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
