@@ -13,4 +13,5 @@ mod security;
 mod sipp;
 mod srtp;
 mod storage;
+mod tls;
 mod transport;

@@ -1,5 +1,6 @@
 //! Socket settings, queue bounds and timeouts.
 
+use crate::certificates::TlsContext;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ pub struct TransportConfig {
     pub listen: SocketAddr,
     /// A message larger than this closes the stream it arrives on (it cannot be framed past).
     pub max_message_size: usize,
-    /// Open stream connections, accepted and our own; past it new ones are refused.
+    /// Open stream connections (TCP and TLS together), accepted and our own; past it new ones
+    /// are refused. TLS handshakes under way count apart, up to the same number.
     pub max_tcp_connections: usize,
     /// Accepted stream connections open at once from one source address; past it a new one
     /// is closed at accept. Above what one SBC carrying a node's whole load opens (SBCs share
@@ -36,6 +38,19 @@ pub struct TransportConfig {
     pub stream_queue_bytes: usize,
     /// Datagrams waiting while the UDP socket would block; a send past it is dropped and counted.
     pub udp_queue: usize,
+    /// SIP over TLS: its listening address and certificates. `None`: no TLS, in or out.
+    pub tls: Option<TlsListen>,
+    /// A TLS handshake, a client's or ours, that has not completed in this long is dropped;
+    /// only that connection is affected.
+    pub tls_handshake_timeout: Duration,
+}
+
+/// Where SIP over TLS listens, and with what.
+#[derive(Clone, Debug)]
+pub struct TlsListen {
+    /// The TLS listener (TCP); port 0 picks one. Usually port 5061.
+    pub listen: SocketAddr,
+    pub context: TlsContext,
 }
 
 impl Default for TransportConfig {
@@ -51,6 +66,8 @@ impl Default for TransportConfig {
             write_timeout: Duration::from_secs(10),
             stream_queue_bytes: 1024 * 1024,
             udp_queue: 1024,
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }

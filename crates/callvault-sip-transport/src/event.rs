@@ -36,7 +36,8 @@ pub enum TransportEvent {
 pub enum DeliveryFailure {
     /// The connect did not complete within `connect_timeout` (a destination that drops SYNs).
     ConnectTimeout,
-    /// The connect failed (refused, unreachable).
+    /// The connect failed (refused, unreachable), or cannot be made here (`Unsupported`: TLS
+    /// to a destination while TLS is not enabled or has no trust anchor to verify servers).
     ConnectFailed(io::ErrorKind),
     /// `max_tcp_connections` were open, so no connection could be opened.
     ConnectionLimit,
@@ -47,6 +48,11 @@ pub enum DeliveryFailure {
     WriteFailed(io::ErrorKind),
     /// The system refused a datagram (no route to the host).
     UdpSendFailed(io::ErrorKind),
+    /// Our TLS handshake did not complete within `tls_handshake_timeout`.
+    TlsHandshakeTimeout,
+    /// Our TLS handshake failed: most often the server's certificate did not verify (see the
+    /// log line for the reason); nothing was sent.
+    TlsHandshakeFailed,
 }
 
 impl fmt::Display for DeliveryFailure {
@@ -58,6 +64,8 @@ impl fmt::Display for DeliveryFailure {
             DeliveryFailure::SlowPeer => f.write_str("peer not reading"),
             DeliveryFailure::WriteFailed(kind) => write!(f, "write failed: {kind}"),
             DeliveryFailure::UdpSendFailed(kind) => write!(f, "datagram refused: {kind}"),
+            DeliveryFailure::TlsHandshakeTimeout => f.write_str("TLS handshake timed out"),
+            DeliveryFailure::TlsHandshakeFailed => f.write_str("TLS handshake failed"),
         }
     }
 }

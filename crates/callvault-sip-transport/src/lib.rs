@@ -1,4 +1,4 @@
-//! The tokio drivers of callvault's SIP: UDP and TCP sockets in, [`TransportEvent`]s out;
+//! The tokio drivers of callvault's SIP: UDP, TCP and TLS sockets in, [`TransportEvent`]s out;
 //! [`Transmit`]s in, bytes out. No protocol logic beyond framing streams and answering
 //! keep-alive pings: everything else is `callvault_sip::Endpoint`'s, as `quinn` drives
 //! `quinn-proto`.
@@ -19,7 +19,7 @@
 //! drains; past that it is dropped and counted (`udp_send_dropped`), as the network would
 //! drop it: SIP over UDP retransmits.
 //!
-//! **Streams (TCP; TLS will plug in beside TCP).** Each connection has its own writer task and
+//! **Streams (TCP and TLS).** Each connection has its own writer task and
 //! queue, bounded in bytes by [`TransportConfig::stream_queue_bytes`] (1 MiB: some 2,000
 //! typical responses; bytes rather than messages because one INVITE can be 64 KiB). Each write
 //! must complete within [`TransportConfig::write_timeout`] (10 s). A connection whose queue
@@ -28,6 +28,17 @@
 //! `Failed { cause: SlowPeer }`, and what was queued is dropped. SIP over a reliable transport
 //! does not retransmit, so the transaction layer's timers (Timer F, H) and the failure event
 //! are what end the transactions of that peer; nobody else's messages waited for it.
+//!
+//! **TLS** (module `tls`, settings in `certificates`) is a stream transport beside TCP on its
+//! own listening address, written over the same generic halves once its handshake is done:
+//! everything above and below applies to it. A handshake, a client's or ours, runs in its own
+//! task bounded by [`TransportConfig::tls_handshake_timeout`] (10 s); one that stalls costs
+//! only its own connection. TLS 1.2 and 1.3 only; client certificates verified against the
+//! configured CAs (required or optional); servers we connect to verified against the system
+//! roots and those CAs, and sent nothing when their certificate does not verify (reported as
+//! [`DeliveryFailure::TlsHandshakeFailed`]). [`Transports::reload_tls`] swaps the certificates
+//! for new handshakes without touching live connections. TCP and TLS connections to the same
+//! address are distinct (the transport is part of the key).
 //!
 //! **Which connection.** A send names a `ConnectionId` when it answers on a connection (RFC
 //! 3261 §18.2.2). If that connection is gone, another open connection to the same remote
@@ -56,19 +67,25 @@
 #![warn(unreachable_pub)]
 
 mod admission;
+mod certificates;
 mod config;
 mod error;
 mod event;
 mod stats;
 mod stream;
 mod tcp;
+mod tls;
 mod udp;
 
 #[cfg(test)]
 mod tests;
 
 pub use admission::SourceFilter;
-pub use config::TransportConfig;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use certificates::{TlsContext, TlsSettings};
+pub use config::{TlsListen, TransportConfig};
 pub use error::{Error, Result};
 pub use event::{DeliveryFailure, Incoming, TransportEvent};
 pub use stats::TransportStats;
@@ -102,18 +119,35 @@ pub(crate) struct Shared {
     udp: udp::UdpSender,
     streams: Mutex<stream::Registry>,
     admission: admission::Admission,
+    /// `None` when TLS is not enabled.
+    tls: Option<tls::TlsShared>,
 }
 
 impl Transports {
-    /// Binds UDP and TCP on the same address and starts the driver tasks.
+    /// Binds UDP and TCP on the same address, and TLS on its own when `config.tls` is set,
+    /// and starts the driver tasks.
     pub async fn bind(
-        config: TransportConfig,
+        mut config: TransportConfig,
     ) -> Result<(Transports, mpsc::Receiver<TransportEvent>)> {
         let socket = Arc::new(udp::bind(config.listen)?);
         let local_addr = socket.local_addr().map_err(io("read UDP local address"))?;
         let listener = TcpListener::bind(local_addr)
             .await
             .map_err(io("bind TCP listener"))?;
+        let tls_listener = match config.tls.take() {
+            None => None,
+            Some(tls) => {
+                let listener = TcpListener::bind(tls.listen)
+                    .await
+                    .map_err(io("bind TLS listener"))?;
+                let addr = listener
+                    .local_addr()
+                    .map_err(io("read TLS local address"))?;
+                let shared = tls::TlsShared::new(addr, tls.context, config.max_tcp_connections);
+                Some((listener, shared))
+            }
+        };
+        let (tls_listener, tls) = tls_listener.unzip();
         let (events, receiver) = mpsc::channel(EVENT_QUEUE);
         let (udp, backlog) = udp::UdpSender::new(Arc::clone(&socket), config.udp_queue);
         let shared = Arc::new(Shared {
@@ -124,16 +158,36 @@ impl Transports {
             udp,
             streams: Mutex::default(),
             admission: admission::Admission::default(),
+            tls,
         });
         tokio::spawn(udp::receive_loop(Arc::clone(&shared), Arc::clone(&socket)));
         tokio::spawn(udp::write_loop(Arc::clone(&shared), socket, backlog));
         tokio::spawn(tcp::accept_loop(Arc::clone(&shared), listener));
         tracing::info!(addr = %local_addr, "SIP listening on UDP and TCP");
+        if let (Some(listener), Some(tls)) = (tls_listener, &shared.tls) {
+            tracing::info!(addr = %tls.local_addr, "SIP listening on TLS");
+            tokio::spawn(tls::accept_loop(Arc::clone(&shared), listener));
+        }
         Ok((Transports { shared }, receiver))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// The TLS listener's address, when TLS is enabled.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.shared.tls.as_ref().map(|tls| tls.local_addr)
+    }
+
+    /// Replaces the TLS certificates and policy for handshakes that start from now on (a
+    /// certificate renewed on disk, reloaded on SIGHUP). Connections already up are left as
+    /// they are. Build `context` with [`TlsContext::new`] first: a bad certificate fails
+    /// there, and the current one stays.
+    pub fn reload_tls(&self, context: TlsContext) -> Result<()> {
+        let tls = self.shared.tls.as_ref().ok_or(Error::TlsNotEnabled)?;
+        tls.replace(context);
+        Ok(())
     }
 
     /// The counters, to read at scrape time.

@@ -13,6 +13,7 @@ pub(crate) struct Counters {
     pub(crate) messages_sent: AtomicU64,
     pub(crate) tcp_refused_source: AtomicU64,
     pub(crate) tcp_refused_limit: AtomicU64,
+    pub(crate) tls_handshake_failures: AtomicU64,
 }
 
 impl Counters {
@@ -29,7 +30,7 @@ pub struct TransportStats {
 }
 
 impl TransportStats {
-    /// Stream (TCP) connections open now, accepted and our own.
+    /// Stream (TCP and TLS) connections open now, accepted and our own.
     pub fn open_tcp_connections(&self) -> u64 {
         self.counters
             .open_stream_connections
@@ -63,5 +64,10 @@ impl TransportStats {
     /// Connections closed at accept because their source had its share open already.
     pub fn tcp_refused_limit(&self) -> u64 {
         self.counters.tcp_refused_limit.load(Ordering::Relaxed)
+    }
+    /// TLS handshakes that failed or timed out, a client's or ours (a client without a valid
+    /// certificate, a server whose certificate did not verify, a peer that never finished).
+    pub fn tls_handshake_failures(&self) -> u64 {
+        self.counters.tls_handshake_failures.load(Ordering::Relaxed)
     }
 }

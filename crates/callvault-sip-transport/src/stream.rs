@@ -1,4 +1,5 @@
-//! Stream connections (TCP now; TLS will add a connector beside TCP's and reuse all of this):
+//! Stream connections (TCP and TLS, each with its own listener and connector in `tcp` and
+//! `tls`):
 //! the registry of open connections, the per-connection writer with its bounded queue and
 //! write timeout, the reader that frames messages, and the queue of messages waiting for a
 //! connect.
@@ -140,7 +141,10 @@ impl Shared {
             TransportKind::Tcp => {
                 tokio::spawn(crate::tcp::connect(Arc::clone(self), to.addr));
             }
-            // UDP never comes here; TLS will bring its own connector.
+            TransportKind::Tls => {
+                tokio::spawn(crate::tls::connect(Arc::clone(self), to.addr));
+            }
+            // UDP never comes here.
             _ => self.connect_failed(
                 destination,
                 DeliveryFailure::ConnectFailed(std::io::ErrorKind::Unsupported),
@@ -309,7 +313,7 @@ async fn write_loop<W: StreamWriter>(
         let written = tokio::select! {
             biased;
             how = connection.closed() => break how,
-            written = tokio::time::timeout(timeout, write.write_all(&bytes)) => written,
+            written = tokio::time::timeout(timeout, write_out(&mut write, &bytes)) => written,
         };
         match written {
             Ok(Ok(())) => {
@@ -346,7 +350,7 @@ async fn write_loop<W: StreamWriter>(
             // bounded as above, and a peer that does not take them is reset.
             while let Ok(bytes) = queued.try_recv() {
                 if !matches!(
-                    tokio::time::timeout(timeout, write.write_all(&bytes)).await,
+                    tokio::time::timeout(timeout, write_out(&mut write, &bytes)).await,
                     Ok(Ok(()))
                 ) {
                     write.reset_on_close();
@@ -357,6 +361,13 @@ async fn write_loop<W: StreamWriter>(
             let _ = tokio::time::timeout(timeout, write.shutdown()).await;
         }
     }
+}
+
+/// Writes one message and flushes it: a TLS stream may keep records back until flushed (a
+/// no-op on TCP).
+async fn write_out<W: StreamWriter>(write: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    write.write_all(bytes).await?;
+    write.flush().await
 }
 
 /// Reads and frames messages until the peer closes, idles out or breaks framing, or the

@@ -1,5 +1,5 @@
 //! TCP: the listener, the connector, and the socket options of a TCP stream. Everything else
-//! about a connection is in `stream`, shared with TLS to come.
+//! about a connection is in `stream`, shared with TLS.
 
 use crate::Shared;
 use crate::admission::{Admitted, InboundGuard};

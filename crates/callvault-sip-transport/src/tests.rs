@@ -1,6 +1,8 @@
 //! The drivers on real loopback sockets: framing, answering on the connection, and the rule
 //! that no peer can make `send` wait.
 
+mod tls;
+
 use super::*;
 use callvault_sip::ConnectionId;
 use std::time::Duration;

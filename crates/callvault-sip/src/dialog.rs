@@ -4,7 +4,8 @@
 use crate::header::{name_addr, split_list};
 use crate::message::{Method, Request, Response};
 use crate::peer::{Peer, TransportKind};
-use std::net::{IpAddr, SocketAddr};
+use crate::uri::{is_sips, uri_address};
+use std::net::IpAddr;
 
 /// Call-ID plus both tags, from our point of view.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -159,73 +160,80 @@ impl Dialog {
 /// route set if there is one, else the remote target (Contact), as RFC 3261 §12.2.1.1 says;
 /// this picks the transport address for it:
 ///
-/// * TCP: `received_from` itself, so the request reuses the INVITE's connection (the driver
-///   opens a new one to the same address when it has closed).
+/// * TCP or TLS: the INVITE's connection (`received_from.connection`), on the same transport:
+///   a dialog set up over TLS is never continued in clear. When that connection has closed,
+///   the driver sends to the `addr` returned: the next hop's address when its URI names the
+///   dialog's transport (`sips:` or `;transport=tls` for TLS, default port 5061;
+///   `;transport=tcp` for TCP) and is usable (below), else the INVITE's source address.
 /// * UDP when the INVITE's top Via had `rport`: `received_from`. The client asked for symmetric
 ///   routing (RFC 3581), and a recording client behind NAT is only reachable there.
 /// * UDP otherwise: the next hop's URI when it names an IP address: its port (default 5060) and
 ///   `transport=` (`udp` or `tcp`; a new TCP connection for `tcp`). The source address instead
-///   when that URI is unusable here: a host name (a sans-IO helper cannot resolve DNS), `sips:`,
-///   another transport (TLS, SCTP, WS), a malformed URI, an unspecified or multicast address, or a
-///   non-public address (RFC 1918, CGNAT, loopback, link-local, ULA) while the INVITE came from
-///   a public one — the signature of a client behind NAT.
+///   when that URI is unusable here: a host name (a sans-IO helper cannot resolve DNS), `sips:`
+///   or TLS (a dialog that was not secured is not moved to TLS), another transport (SCTP, WS),
+///   a malformed URI, an unspecified or multicast address, or a non-public address (RFC 1918,
+///   CGNAT, loopback, link-local, ULA) while the INVITE came from a public one — the signature
+///   of a client behind NAT.
 pub fn peer_for_in_dialog_request(dialog: &Dialog, received_from: Peer) -> Peer {
-    if received_from.transport.is_reliable() || dialog.remote_rport {
+    let reliable = received_from.transport.is_reliable();
+    if !reliable && dialog.remote_rport {
         return received_from;
     }
     let next_hop = match dialog.route_set.first() {
         Some(route) => name_addr(route).uri,
         None => dialog.remote_target.as_str(),
     };
-    let Some((addr, transport)) = sip_uri_address(next_hop) else {
-        return received_from;
-    };
-    let ip = addr.ip();
-    let garbage = ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::from([255; 4]);
-    let behind_nat = !is_public(ip) && is_public(received_from.addr.ip());
-    if garbage || behind_nat {
-        return received_from;
+    let usable = uri_address(next_hop).filter(|(addr, _)| {
+        let ip = addr.ip();
+        let garbage = ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::from([255; 4]);
+        let behind_nat = !is_public(ip) && is_public(received_from.addr.ip());
+        !garbage && !behind_nat
+    });
+    if reliable {
+        let addr = match usable {
+            Some((addr, transport)) if transport == received_from.transport => addr,
+            _ => received_from.addr,
+        };
+        return Peer {
+            addr,
+            ..received_from
+        };
     }
-    match transport {
-        TransportKind::Tcp => Peer::tcp(addr, None),
-        _ => Peer::udp(addr),
+    match usable {
+        Some((addr, TransportKind::Udp)) => Peer::udp(addr),
+        Some((addr, TransportKind::Tcp)) => Peer::tcp(addr, None),
+        _ => received_from,
     }
 }
 
-/// The socket address and transport of a `sip:` URI whose host is an IP literal.
-fn sip_uri_address(uri: &str) -> Option<(SocketAddr, TransportKind)> {
-    let (scheme, rest) = uri.trim().split_once(':')?;
-    if !scheme.eq_ignore_ascii_case("sip") {
-        return None;
+/// The URI of our Contact in the 2xx that creates a dialog with `invite`, received over
+/// `transport`, where `host_port` is our address on that transport (e.g. `192.0.2.1:5061`).
+///
+/// RFC 3261 §12.1.1: when the INVITE's Request-URI, or its top Record-Route, or (without
+/// Record-Route) its Contact is a `sips:` URI, ours is `sips:` too — on TLS, the only
+/// transport that can honour it. Otherwise a stream transport is named with `;transport=`
+/// (`tcp`, `tls`) so that the client's in-dialog requests come back over it (a bare `sip:`
+/// URI means UDP).
+pub fn local_contact_uri(
+    invite: &Request,
+    transport: TransportKind,
+    user: &str,
+    host_port: &str,
+) -> String {
+    let secure_dialog = is_sips(invite.uri())
+        || match invite
+            .header_values("record-route")
+            .flat_map(split_list)
+            .next()
+        {
+            Some(top) => is_sips(name_addr(top).uri),
+            None => invite.contact_uri().is_some_and(|c| is_sips(&c)),
+        };
+    match transport {
+        TransportKind::Tls if secure_dialog => format!("sips:{user}@{host_port}"),
+        TransportKind::Udp => format!("sip:{user}@{host_port}"),
+        _ => format!("sip:{user}@{host_port};transport={transport}"),
     }
-    let rest = rest.split('?').next().unwrap_or("");
-    let rest = rest.split_once('@').map_or(rest, |(_, host)| host);
-    let (host_port, uri_params) = rest.split_once(';').unwrap_or((rest, ""));
-    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match host_port.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (host_port, None),
-        }
-    };
-    let ip: IpAddr = host.parse().ok()?;
-    let port = match port {
-        None => 5060,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok()?,
-        Some(_) => return None,
-    };
-    if port == 0 {
-        return None;
-    }
-    let transport = match crate::header::param(uri_params, "transport") {
-        None => TransportKind::Udp,
-        Some(Some(t)) if t.eq_ignore_ascii_case("udp") => TransportKind::Udp,
-        Some(Some(t)) if t.eq_ignore_ascii_case("tcp") => TransportKind::Tcp,
-        Some(_) => return None,
-    };
-    Some((SocketAddr::new(ip, port), transport))
 }
 
 /// Whether an address can be reached from the public Internet (roughly: not private, CGNAT,
@@ -470,6 +478,124 @@ mod tests {
             ),
             udp("198.51.100.20:5080"),
             "the first Route is the next hop"
+        );
+    }
+
+    fn tls(addr: &str, connection: u64) -> Peer {
+        Peer::tls(addr.parse().unwrap(), Some(ConnectionId(connection)))
+    }
+
+    #[test]
+    fn tls_keeps_the_connection_and_falls_back_to_the_contact_over_tls() {
+        let conn = tls("198.51.100.7:40000", 3);
+        // The connection first; if it has closed, the Contact's address, over TLS.
+        for (contact, fallback) in [
+            ("<sips:src@198.51.100.9>", "198.51.100.9:5061"),
+            ("<sips:src@198.51.100.9:5071>;+sip.src", "198.51.100.9:5071"),
+            (
+                "<sip:src@198.51.100.9:5081;transport=TLS>",
+                "198.51.100.9:5081",
+            ),
+            ("<sip:src@198.51.100.9;transport=tls>", "198.51.100.9:5061"),
+        ] {
+            assert_eq!(
+                next_hop(";rport", "", contact, conn),
+                tls(fallback, 3),
+                "{contact}"
+            );
+        }
+        // Never in clear, and never to what cannot be reached: the source address then.
+        for contact in [
+            "<sip:src@198.51.100.9:5060>",
+            "<sip:src@198.51.100.9:5060;transport=tcp>",
+            "<sips:src@sbc.example.com>",
+            "<sips:src@192.168.1.20>",
+            "<sips:src@0.0.0.0>",
+            "garbage",
+        ] {
+            assert_eq!(next_hop("", "", contact, conn), conn, "{contact}");
+        }
+        // The first Route is the next hop, if it says TLS.
+        assert_eq!(
+            next_hop(
+                "",
+                "Record-Route: <sips:198.51.100.20:5091;lr>, <sip:198.51.100.30;lr>\r\n",
+                "<sips:src@198.51.100.9>",
+                conn
+            ),
+            tls("198.51.100.20:5091", 3)
+        );
+    }
+
+    #[test]
+    fn tcp_falls_back_to_a_tcp_contact() {
+        let conn = Peer::tcp("198.51.100.7:40000".parse().unwrap(), Some(ConnectionId(8)));
+        assert_eq!(
+            next_hop("", "", "<sip:src@198.51.100.9:5070;transport=tcp>", conn),
+            Peer::tcp("198.51.100.9:5070".parse().unwrap(), Some(ConnectionId(8)))
+        );
+        assert_eq!(
+            next_hop("", "", "<sips:src@198.51.100.9>", conn),
+            conn,
+            "a TLS Contact is not reached over TCP"
+        );
+    }
+
+    fn invite_for_contact(uri: &str, record_route: &str, contact: &str) -> Request {
+        let text = format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/TLS 10.0.0.1;branch=z9hG4bK1\r\n\
+             {record_route}From: <sip:src@example.com>;tag=r\r\nTo: <sip:srs@192.0.2.1>\r\n\
+             Call-ID: c\r\nCSeq: 1 INVITE\r\nContact: {contact}\r\nContent-Length: 0\r\n\r\n"
+        );
+        match Message::parse(text.as_bytes()).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => panic!("a request"),
+        }
+    }
+
+    #[test]
+    fn our_contact_names_the_transport_or_is_sips_when_the_dialog_is() {
+        use TransportKind::{Tcp, Tls, Udp};
+        let plain = invite_for_contact("sip:srs@192.0.2.1", "", "<sip:src@10.0.0.1>");
+        let contact = |invite: &Request, transport| {
+            local_contact_uri(invite, transport, "callvault", "192.0.2.1:5061")
+        };
+        assert_eq!(contact(&plain, Udp), "sip:callvault@192.0.2.1:5061");
+        assert_eq!(
+            contact(&plain, Tcp),
+            "sip:callvault@192.0.2.1:5061;transport=tcp"
+        );
+        assert_eq!(
+            contact(&plain, Tls),
+            "sip:callvault@192.0.2.1:5061;transport=tls"
+        );
+        // §12.1.1: a sips Request-URI, top Record-Route, or (without Record-Route) Contact.
+        for invite in [
+            invite_for_contact("SIPS:srs@192.0.2.1", "", "<sip:src@10.0.0.1>"),
+            invite_for_contact(
+                "sip:srs@192.0.2.1",
+                "Record-Route: <sips:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n",
+                "<sip:src@10.0.0.1>",
+            ),
+            invite_for_contact("sip:srs@192.0.2.1", "", "<sips:src@10.0.0.1>"),
+        ] {
+            assert_eq!(contact(&invite, Tls), "sips:callvault@192.0.2.1:5061");
+        }
+        let proxied = invite_for_contact(
+            "sip:srs@192.0.2.1",
+            "Record-Route: <sip:p1.example.com;lr>\r\n",
+            "<sips:src@10.0.0.1>",
+        );
+        assert_eq!(
+            contact(&proxied, Tls),
+            "sip:callvault@192.0.2.1:5061;transport=tls",
+            "the Record-Route decides, not the Contact behind it"
+        );
+        // sips cannot be promised where the dialog is not on TLS.
+        let sips = invite_for_contact("sips:srs@192.0.2.1", "", "<sips:src@10.0.0.1>");
+        assert_eq!(
+            contact(&sips, Tcp),
+            "sip:callvault@192.0.2.1:5061;transport=tcp"
         );
     }
 }

@@ -927,12 +927,13 @@ fn stamp_via(via: &mut Via, from: Peer) {
     }
 }
 
-/// RFC 3261 §18.2.2: TCP answers on the request's connection, and if that is gone the driver
-/// connects to the source IP at the Via port (default 5060), which is the `addr` returned; UDP
-/// answers the source IP (the `received` address), at the source port with `rport`, else at the
-/// Via port. `maddr` (multicast) is ignored: a recording server only answers unicast peers.
+/// RFC 3261 §18.2.2: a stream transport (TCP, TLS) answers on the request's connection, and if
+/// that is gone the driver connects to the source IP at the Via port (default 5060, 5061 for
+/// TLS) over the same transport, which is the `addr` returned; UDP answers the source IP (the
+/// `received` address), at the source port with `rport`, else at the Via port. `maddr`
+/// (multicast) is ignored: a recording server only answers unicast peers.
 fn reply_peer(from: Peer, via: &Via) -> Peer {
-    let via_port = via.port.unwrap_or(5060);
+    let via_port = via.port.unwrap_or(from.transport.default_port());
     match from.transport {
         TransportKind::Udp => {
             let port = match via.param("rport") {
@@ -941,10 +942,11 @@ fn reply_peer(from: Peer, via: &Via) -> Peer {
             };
             Peer::udp(std::net::SocketAddr::new(from.addr.ip(), port))
         }
-        TransportKind::Tcp => Peer::tcp(
-            std::net::SocketAddr::new(from.addr.ip(), via_port),
-            from.connection,
-        ),
+        TransportKind::Tcp | TransportKind::Tls => Peer {
+            transport: from.transport,
+            addr: std::net::SocketAddr::new(from.addr.ip(), via_port),
+            connection: from.connection,
+        },
     }
 }
 
@@ -1286,6 +1288,58 @@ mod tests {
         assert!(ep.poll_event().is_none());
         run_until(&mut ep, t0 + Duration::from_secs(33));
         assert!(matches!(ep.poll_event(), Some(Event::AckTimeout { .. })));
+    }
+
+    #[test]
+    fn over_tls_responses_use_the_connection_else_the_via_port_default_5061() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let from = Peer::tls(addr("192.0.2.10:50123"), Some(ConnectionId(9)));
+        // A Via without a port: its default on TLS is 5061, not 5060.
+        let bytes = String::from_utf8(invite("z9hG4bKtls"))
+            .unwrap()
+            .replace("SIP/2.0/UDP 192.0.2.10:5062", "SIP/2.0/TLS 192.0.2.10");
+        ep.handle_input(t0, from, bytes.as_bytes());
+        let (key, req) = new_request(&mut ep);
+        ep.respond(t0, &key, req.response(200).with_to_tag("srs-tag"));
+        let sent = responses(&mut ep);
+        assert_eq!(
+            sent.iter().map(|(_, r)| r.status()).collect::<Vec<_>>(),
+            [100, 200]
+        );
+        let expected = Peer::tls(addr("192.0.2.10:5061"), Some(ConnectionId(9)));
+        assert!(sent.iter().all(|(to, _)| *to == expected), "{sent:?}");
+        assert!(
+            sent[1]
+                .1
+                .header("via")
+                .is_some_and(|v| v.starts_with("SIP/2.0/TLS 192.0.2.10;")),
+            "the Via is echoed as received"
+        );
+        // Reliable: the 2xx is not retransmitted while waiting for the ACK.
+        assert!(run_until(&mut ep, t0 + Duration::from_secs(31)).is_empty());
+    }
+
+    #[test]
+    fn a_request_sent_over_tls_says_tls_in_its_via_and_is_not_retransmitted() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let to = Peer::tls(addr(SRC), Some(ConnectionId(4)));
+        let key = ep.send_request(t0, to, options_to_send());
+        let sent = ep.poll_transmit().unwrap();
+        assert_eq!(sent.to, to);
+        let text = String::from_utf8(sent.bytes).unwrap();
+        assert!(
+            text.contains("\r\nVia: SIP/2.0/TLS callvault.invalid;branch=z9hG4bK"),
+            "{text}"
+        );
+        ep.handle_timeout(t0 + Duration::from_secs(31));
+        assert!(ep.poll_transmit().is_none(), "no retransmission over TLS");
+        ep.handle_timeout(t0 + Duration::from_secs(32));
+        assert!(matches!(
+            ep.poll_event(),
+            Some(Event::Response { key: k, response: None }) if k == key
+        ));
     }
 
     #[test]

@@ -10,9 +10,15 @@
 //! the §8.2 checks a UAS makes before its TU: URI scheme, `Require`, To tags); [`Dialog`] holds
 //! UAS dialog state; [`take_frame`] cuts a byte stream into messages for the stream drivers.
 //! Beside them, pure helpers for the TU: [`session_timer`] (RFC 4028 negotiation and the BYE
-//! deadline), [`parse_info_dtmf`] (DTMF in INFO bodies) and [`peer_for_in_dialog_request`]
-//! (where our BYE goes). Addressing ([`Peer`], [`ConnectionId`], [`Transmit`]) is shared with the
-//! drivers.
+//! deadline), [`parse_info_dtmf`] (DTMF in INFO bodies), [`peer_for_in_dialog_request`]
+//! (where our BYE goes) and [`local_contact_uri`] (our Contact: `sips:` or `;transport=`).
+//! Addressing ([`Peer`], [`ConnectionId`], [`Transmit`]) is shared with the drivers.
+//!
+//! **Transports.** UDP, TCP and TLS ([`TransportKind`]). TLS is a stream like TCP: reliable (no
+//! retransmissions, Timer J/K zero), answered on the request's connection (§18.2.2), default
+//! port 5061. A dialog set up over TLS stays on TLS: our Contact says `;transport=tls` (or is
+//! `sips:` when the dialog is, §12.1.1), and our BYE goes on the INVITE's connection, else to a
+//! `sips:`/`;transport=tls` next hop over a new TLS connection, never in clear.
 //!
 //! **Who owns time.** Nothing here reads a clock. Every input carries an `Instant` (the drivers
 //! stamp each message when its bytes leave the socket) and timers are deadlines inside the
@@ -71,13 +77,16 @@ mod limits;
 mod message;
 mod peer;
 mod transaction;
+mod uri;
 mod via;
 
 /// RFC 4028 session timers; a module of its own so that `session_timer::negotiate` reads as
 /// what it does.
 pub mod session_timer;
 
-pub use dialog::{Dialog, DialogId, dialog_id_of_request, peer_for_in_dialog_request};
+pub use dialog::{
+    Dialog, DialogId, dialog_id_of_request, local_contact_uri, peer_for_in_dialog_request,
+};
 pub use dtmf_info::{InfoDtmf, parse_info_dtmf};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointStats, Event};
 pub use error::{Error, ParseError, Rejection, Result};

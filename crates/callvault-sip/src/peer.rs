@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 pub enum TransportKind {
     Udp,
     Tcp,
+    /// TLS over TCP (RFC 3261 §26.2): a stream like TCP, framed the same way.
+    Tls,
 }
 
 impl TransportKind {
@@ -17,6 +19,7 @@ impl TransportKind {
         match self {
             TransportKind::Udp => "udp",
             TransportKind::Tcp => "tcp",
+            TransportKind::Tls => "tls",
         }
     }
 
@@ -25,12 +28,22 @@ impl TransportKind {
         match self {
             TransportKind::Udp => "UDP",
             TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
         }
     }
 
     /// Reliable transports get no retransmissions (RFC 3261 §17).
     pub fn is_reliable(&self) -> bool {
         !matches!(self, TransportKind::Udp)
+    }
+
+    /// The port a SIP URI or Via without one means on this transport (RFC 3261 §19.1.2:
+    /// 5061 for TLS, 5060 otherwise).
+    pub fn default_port(&self) -> u16 {
+        match self {
+            TransportKind::Tls => 5061,
+            TransportKind::Udp | TransportKind::Tcp => 5060,
+        }
     }
 }
 
@@ -49,7 +62,9 @@ pub struct ConnectionId(pub u64);
 pub struct Peer {
     pub transport: TransportKind,
     pub addr: SocketAddr,
-    /// The stream connection, for TCP; `None` for UDP or when a new connection may be opened.
+    /// The stream connection, for TCP and TLS; `None` for UDP or when a new connection may be
+    /// opened. When it names a connection that has closed, a driver sends to `addr` instead
+    /// (reusing an open connection to it, else opening one).
     pub connection: Option<ConnectionId>,
 }
 
@@ -65,6 +80,14 @@ impl Peer {
     pub fn tcp(addr: SocketAddr, connection: Option<ConnectionId>) -> Peer {
         Peer {
             transport: TransportKind::Tcp,
+            addr,
+            connection,
+        }
+    }
+
+    pub fn tls(addr: SocketAddr, connection: Option<ConnectionId>) -> Peer {
+        Peer {
+            transport: TransportKind::Tls,
             addr,
             connection,
         }

@@ -1,10 +1,10 @@
 //! The recorder ends a session itself (RTP inactivity, session expiry): `dialog.make_request(Bye)`
 //! sent with `endpoint.send_request` to `peer_for_in_dialog_request`. Over UDP and TCP, through
-//! the public API only, on virtual time.
+//! the public API only, on virtual time; over TLS too.
 
 use callvault_sip::{
     ConnectionId, Dialog, Endpoint, EndpointConfig, Event, Message, Method, Peer, Request,
-    Response, Transmit, TransportKind, peer_for_in_dialog_request,
+    Response, Transmit, TransportKind, local_contact_uri, peer_for_in_dialog_request,
 };
 use std::time::{Duration, Instant};
 
@@ -189,7 +189,12 @@ fn bye_over_tcp_reuses_the_connection_and_timer_f_reports_no_answer() {
     );
     let t1 = t0 + Duration::from_secs(60);
     let to = peer_for_in_dialog_request(&dialog, connection);
-    assert_eq!(to, connection);
+    // The INVITE's connection; should it have closed, the TCP Contact (not the source's
+    // ephemeral port, where nobody listens).
+    assert_eq!(
+        to,
+        Peer::tcp("198.51.100.7:5060".parse().unwrap(), Some(ConnectionId(3)))
+    );
     let key = endpoint.send_request(t1, to, dialog.make_request(Method::Bye));
     let transmits = sent(&mut endpoint);
     assert_eq!(transmits.len(), 1);
@@ -212,6 +217,56 @@ fn bye_over_tcp_reuses_the_connection_and_timer_f_reports_no_answer() {
         other => panic!("expected Timer F as Event::Response(None), got {other:?}"),
     }
     assert_eq!(endpoint.stats().client_transactions, 0);
+}
+
+#[test]
+fn a_sips_dialog_over_tls_answers_with_a_sips_contact_and_byes_on_its_connection() {
+    let t0 = Instant::now();
+    let mut endpoint = endpoint();
+    let connection = Peer::tls("198.51.100.7:40999".parse().unwrap(), Some(ConnectionId(5)));
+    let bytes = String::from_utf8(invite("TLS", "", "", "<sips:src@198.51.100.7>"))
+        .unwrap()
+        .replace("INVITE sip:srs@", "INVITE sips:srs@");
+    endpoint.handle_input(t0, connection, bytes.as_bytes());
+    let Some(Event::Request { key, request, from }) = endpoint.poll_event() else {
+        panic!("the INVITE reaches the TU")
+    };
+    assert_eq!(from, connection);
+    let contact = local_contact_uri(&request, from.transport, "srs", "198.51.100.5:5061");
+    assert_eq!(contact, "sips:srs@198.51.100.5:5061");
+    let mut dialog = Dialog::new_uas(&request, endpoint.new_tag(), format!("<{contact}>"));
+    endpoint.respond(t0, &key, dialog.response(&request, 200));
+    let answers = sent(&mut endpoint);
+    assert!(
+        answers
+            .iter()
+            .all(|t| t.to.connection == Some(ConnectionId(5))
+                && t.to.transport == TransportKind::Tls)
+    );
+    let ok = answers
+        .iter()
+        .map(as_response)
+        .find(|r| r.status() == 200)
+        .expect("a 200");
+    assert_eq!(ok.header("contact"), Some("<sips:srs@198.51.100.5:5061>"));
+
+    let t1 = t0 + Duration::from_secs(60);
+    let to = peer_for_in_dialog_request(&dialog, connection);
+    // The INVITE's TLS connection, else the sips Contact at its default port, over TLS.
+    assert_eq!(
+        to,
+        Peer::tls("198.51.100.7:5061".parse().unwrap(), Some(ConnectionId(5)))
+    );
+    endpoint.send_request(t1, to, dialog.make_request(Method::Bye));
+    let transmits = sent(&mut endpoint);
+    assert_eq!(transmits.len(), 1);
+    assert_eq!(transmits[0].to, to);
+    let bye = as_request(&transmits[0]);
+    assert!(bye.header("via").unwrap().starts_with("SIP/2.0/TLS "));
+    assert_eq!(bye.uri(), "sips:src@198.51.100.7");
+    // Reliable: nothing is retransmitted while the answer is awaited.
+    endpoint.handle_timeout(t1 + Duration::from_secs(31));
+    assert!(sent(&mut endpoint).is_empty());
 }
 
 #[test]

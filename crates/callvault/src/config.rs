@@ -21,6 +21,7 @@ pub struct Config {
     pub media: MediaSection,
     pub storage: StorageConfig,
     pub http: HttpConfig,
+    pub tls: TlsSection,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -86,6 +87,29 @@ pub struct SipConfig {
     pub max_dtmf_per_recording: u32,
     /// Metadata revisions kept per recording; later ones are answered but not stored.
     pub max_metadata_revisions: u32,
+    /// SIP over TLS listens here (TCP; usually port 5061) with the `[tls]` certificate.
+    /// Unset: no TLS.
+    pub tls_listen: Option<SocketAddr>,
+}
+
+/// `[tls]`: the certificate SIP over TLS presents and what it asks of peers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// Our certificate chain, PEM, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// The leaf's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// CA certificates, PEM, that sign the SBCs' certificates: client certificates are verified
+    /// against them, and (with the system's roots) servers we connect to.
+    pub client_ca_file: Option<PathBuf>,
+    /// Refuse clients without a certificate signed by `client_ca_file` (mutual TLS).
+    pub require_client_cert: bool,
+    /// When we connect to an SBC (a BYE whose connection has closed), its certificate must name
+    /// the IP address we connect to. Off: its chain is still verified, not its name.
+    pub verify_server_name: bool,
+    /// A TLS handshake not completed in this many milliseconds is dropped.
+    pub handshake_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +193,20 @@ impl Default for SipConfig {
             max_invites_per_second_per_source: 2_000,
             max_dtmf_per_recording: 10_000,
             max_metadata_revisions: 1_000,
+            tls_listen: None,
+        }
+    }
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            cert_file: None,
+            key_file: None,
+            client_ca_file: None,
+            require_client_cert: false,
+            verify_server_name: true,
+            handshake_timeout_ms: 10_000,
         }
     }
 }
@@ -255,6 +293,9 @@ pub struct Overrides {
     /// `--allow-source`, repeatable: replaces `[sip] allowed_sources` when given.
     pub allowed_sources: Vec<IpNet>,
     pub sip_listen: Option<SocketAddr>,
+    pub sip_tls_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub rtp_ip: Option<IpAddr>,
     pub rtp_ports: Option<PortRange>,
     pub data_dir: Option<PathBuf>,
@@ -287,6 +328,15 @@ impl Config {
         }
         if let Some(v) = o.sip_listen {
             self.sip.listen = v;
+        }
+        if let Some(v) = o.sip_tls_listen {
+            self.sip.tls_listen = Some(v);
+        }
+        if let Some(v) = &o.tls_cert {
+            self.tls.cert_file = Some(v.clone());
+        }
+        if let Some(v) = &o.tls_key {
+            self.tls.key_file = Some(v.clone());
         }
         if let Some(v) = o.rtp_ip {
             self.media.rtp_ip = Some(v);
@@ -333,6 +383,28 @@ impl Config {
         }
         if !(50..=4_000).contains(&self.sip.t1_ms) {
             bail!("[sip] t1_ms must be between 50 and 4000 (RFC 3261 recommends 500)");
+        }
+        if let Some(tls) = self.sip.tls_listen {
+            if self.tls.cert_file.is_none() || self.tls.key_file.is_none() {
+                bail!(
+                    "[sip] tls_listen needs a certificate and its key: set [tls] cert_file and \
+                     key_file (--tls-cert, --tls-key)"
+                );
+            }
+            if tls.port() != 0 && tls == self.sip.listen {
+                bail!(
+                    "[sip] tls_listen {tls} is taken by [sip] listen (UDP and TCP): use another port, usually 5061"
+                );
+            }
+        }
+        if self.tls.require_client_cert && self.tls.client_ca_file.is_none() {
+            bail!(
+                "[tls] require_client_cert needs client_ca_file: the CA certificates that sign \
+                 the SBCs' certificates"
+            );
+        }
+        if self.tls.handshake_timeout_ms == 0 {
+            bail!("[tls] handshake_timeout_ms must be at least 1");
         }
         if self.media.max_sample_rate < 8_000 {
             bail!("[media] max_sample_rate below 8000 would refuse every codec");
@@ -429,6 +501,10 @@ impl Config {
         (self.sip.max_hold_secs > 0).then(|| Duration::from_secs(self.sip.max_hold_secs))
     }
 
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.tls.handshake_timeout_ms)
+    }
+
     pub fn rtp_timeout(&self) -> Option<Duration> {
         (self.media.rtp_timeout_ms > 0).then(|| Duration::from_millis(self.media.rtp_timeout_ms))
     }
@@ -463,6 +539,20 @@ mod tests {
         assert_eq!(config.media.rtp_ports, defaults.media.rtp_ports);
         assert_eq!(config.storage.data_dir, defaults.storage.data_dir);
         assert_eq!(config.http.listen, defaults.http.listen);
+        assert_eq!(config.sip.tls_listen, defaults.sip.tls_listen);
+        assert_eq!(config.tls.cert_file, defaults.tls.cert_file);
+        assert_eq!(
+            config.tls.require_client_cert,
+            defaults.tls.require_client_cert
+        );
+        assert_eq!(
+            config.tls.verify_server_name,
+            defaults.tls.verify_server_name
+        );
+        assert_eq!(
+            config.tls.handshake_timeout_ms,
+            defaults.tls.handshake_timeout_ms
+        );
     }
 
     #[test]
@@ -503,5 +593,51 @@ mod tests {
             Config::load(Some(&path), &Overrides::default()).unwrap_err()
         );
         assert!(err.contains("rtp_ip"), "{err}");
+    }
+
+    #[test]
+    fn tls_flags_override_the_file_and_incomplete_tls_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[sip]\ntls_listen = \"0.0.0.0:5061\"\n[tls]\ncert_file = \"a.pem\"\nkey_file = \"a.key\"\n\
+             client_ca_file = \"ca.pem\"\nrequire_client_cert = true\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            sip_tls_listen: Some("127.0.0.1:5071".parse().unwrap()),
+            tls_cert: Some(PathBuf::from("b.pem")),
+            ..Overrides::default()
+        };
+        let config = Config::load(Some(&path), &overrides).unwrap();
+        assert_eq!(
+            config.sip.tls_listen,
+            Some("127.0.0.1:5071".parse().unwrap())
+        );
+        assert_eq!(config.tls.cert_file, Some(PathBuf::from("b.pem")));
+        assert_eq!(config.tls.key_file, Some(PathBuf::from("a.key")));
+        assert!(config.tls.require_client_cert);
+
+        for (toml, key) in [
+            ("[sip]\ntls_listen = \"0.0.0.0:5061\"\n", "cert_file"),
+            (
+                "[sip]\ntls_listen = \"0.0.0.0:5061\"\n[tls]\ncert_file = \"a.pem\"\n",
+                "key_file",
+            ),
+            ("[tls]\nrequire_client_cert = true\n", "client_ca_file"),
+            (
+                "[sip]\nlisten = \"0.0.0.0:5070\"\ntls_listen = \"0.0.0.0:5070\"\n\
+                 [tls]\ncert_file = \"a\"\nkey_file = \"b\"\n",
+                "5061",
+            ),
+        ] {
+            std::fs::write(&path, toml).unwrap();
+            let err = format!(
+                "{:#}",
+                Config::load(Some(&path), &Overrides::default()).unwrap_err()
+            );
+            assert!(err.contains(key), "{toml}: {err}");
+        }
     }
 }

@@ -18,6 +18,7 @@ mod recovery;
 mod server;
 mod sources;
 mod storage;
+mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -39,7 +40,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the recording server: SIP on UDP and TCP, RTP to WAV, the catalog, /health, /metrics.
+    /// Run the recording server: SIP on UDP, TCP and TLS, RTP to WAV, the catalog, /health,
+    /// /metrics. SIGHUP reloads the TLS certificate.
     Serve(ServeArgs),
     /// Read the catalog of recordings.
     Recordings {
@@ -66,6 +68,16 @@ struct ServeArgs {
     /// SIP address, bound for both UDP and TCP ([sip] listen; default 0.0.0.0:5060).
     #[arg(long, env = "CALLVAULT_SIP_LISTEN")]
     sip_listen: Option<SocketAddr>,
+    /// SIP over TLS address, usually port 5061 ([sip] tls_listen; default: no TLS). Needs
+    /// --tls-cert and --tls-key.
+    #[arg(long, env = "CALLVAULT_SIP_TLS_LISTEN")]
+    sip_tls_listen: Option<SocketAddr>,
+    /// Certificate chain for SIP over TLS, PEM, leaf first ([tls] cert_file).
+    #[arg(long, env = "CALLVAULT_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key, PEM ([tls] key_file).
+    #[arg(long, env = "CALLVAULT_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Address written into SDP answers, where clients send RTP ([media] rtp_ip).
     #[arg(long, env = "CALLVAULT_RTP_IP")]
     rtp_ip: Option<IpAddr>,
@@ -163,6 +175,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     node_id: args.node_id,
                     allowed_sources: args.allow_sources,
                     sip_listen: args.sip_listen,
+                    sip_tls_listen: args.sip_tls_listen,
+                    tls_cert: args.tls_cert,
+                    tls_key: args.tls_key,
                     rtp_ip: args.rtp_ip,
                     rtp_ports: args.rtp_ports,
                     data_dir: args.storage.data_dir,
@@ -249,6 +264,12 @@ mod tests {
             "30000-30100",
             "--config",
             "x.toml",
+            "--sip-tls-listen",
+            "0.0.0.0:5061",
+            "--tls-cert",
+            "/etc/callvault/cert.pem",
+            "--tls-key",
+            "/etc/callvault/key.pem",
         ])
         .unwrap();
         let Command::Serve(args) = cli.command else {
@@ -257,6 +278,12 @@ mod tests {
         assert_eq!(args.sip_listen, Some("127.0.0.1:5070".parse().unwrap()));
         assert_eq!(args.rtp_ports.map(|r| r.min), Some(30000));
         assert_eq!(args.storage.config, Some(PathBuf::from("x.toml")));
+        assert_eq!(args.sip_tls_listen, Some("0.0.0.0:5061".parse().unwrap()));
+        assert_eq!(
+            args.tls_cert,
+            Some(PathBuf::from("/etc/callvault/cert.pem"))
+        );
+        assert_eq!(args.tls_key, Some(PathBuf::from("/etc/callvault/key.pem")));
         assert!(Cli::try_parse_from(["callvault", "serve", "--rtp-ports", "9-3"]).is_err());
     }
 }

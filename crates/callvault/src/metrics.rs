@@ -312,6 +312,13 @@ fn render(s: &Sources) -> String {
         transport.connect_failures(),
     );
     metric(
+        "callvault_sip_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed or timed out (a client without a valid certificate, an SBC \
+         whose certificate did not verify).",
+        transport.tls_handshake_failures(),
+    );
+    metric(
         "callvault_sip_connect_queue_dropped_total",
         "counter",
         "Messages dropped while waiting for a connect (its queue was full or it failed).",

@@ -9,7 +9,7 @@ use anyhow::Context;
 use callvault_catalog::Catalog;
 use callvault_media::{MediaConfig, MediaEngine};
 use callvault_sip::{Endpoint, EndpointConfig, EndpointStats, SessionTimerConfig};
-use callvault_sip_transport::{SourceFilter, TransportConfig, Transports};
+use callvault_sip_transport::{SourceFilter, TlsListen, TransportConfig, Transports};
 use callvault_siprec::Limits;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -56,11 +56,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let gate = SourceGate::new(config.sip.allowed_sources.clone());
 
+    // The TLS certificate before any socket: a file that cannot be read, a key that does not
+    // match, a bad CA file stops us here.
+    let tls = crate::tls::listen(&config)?;
     // Sockets next, before anything is marked or replayed: a port already taken stops us here.
-    let (transports, incoming) = Transports::bind(transport_config(&config))
+    let (transports, incoming) = Transports::bind(transport_config(&config, tls))
         .await
-        .with_context(|| format!("binding SIP on {}", config.sip.listen))?;
+        .with_context(|| match config.sip.tls_listen {
+            Some(tls) => format!("binding SIP on {} and TLS on {tls}", config.sip.listen),
+            None => format!("binding SIP on {}", config.sip.listen),
+        })?;
     let sip_addr = transports.local_addr();
+    let tls_addr = transports.tls_local_addr();
+    crate::tls::reload_on_sighup(transports.clone(), config.tls.clone());
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
@@ -98,17 +106,27 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             warn!(error = %e, "HTTP listener stopped");
         }
     });
-    let contact_host = if sip_addr.ip().is_unspecified() {
-        format!("{}:{}", rtp_ip, sip_addr.port())
-    } else {
-        sip_addr.to_string()
+    let contact_host_of = |addr: std::net::SocketAddr| {
+        if addr.ip().is_unspecified() {
+            format!("{}:{}", rtp_ip, addr.port())
+        } else {
+            addr.to_string()
+        }
     };
+    let contact_host = contact_host_of(sip_addr);
+    let tls_contact_host = tls_addr.map(contact_host_of);
     let media_events = media
         .events()
         .expect("the media engine's events are taken once, here");
     let media_plane = EngineMedia::new(Arc::clone(&media));
     let recorder = Recorder::new(
-        recorder_config(&config, rtp_ip, contact_host, node_id.clone()),
+        recorder_config(
+            &config,
+            rtp_ip,
+            contact_host,
+            tls_contact_host,
+            node_id.clone(),
+        ),
         media_plane,
         Arc::clone(&gauges),
     );
@@ -153,6 +171,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Tests and scripts wait for this line; keep its fields stable.
     info!(
         sip = %sip_addr,
+        sip_tls = %tls_addr.map_or_else(|| "off".to_owned(), |addr| addr.to_string()),
         http = %http_addr,
         rtp = %format!("{}:{}", rtp_ip, config.media.rtp_ports),
         data_dir = %data_dir.display(),
@@ -183,7 +202,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn transport_config(config: &Config) -> TransportConfig {
+fn transport_config(config: &Config, tls: Option<TlsListen>) -> TransportConfig {
     TransportConfig {
         listen: config.sip.listen,
         max_message_size: config.sip.max_message_size,
@@ -198,6 +217,8 @@ fn transport_config(config: &Config) -> TransportConfig {
             config.sip.allowed_sources.clone(),
         ))),
         tcp_idle_timeout: Duration::from_secs(600),
+        tls,
+        tls_handshake_timeout: config.tls_handshake_timeout(),
         ..TransportConfig::default()
     }
 }
@@ -225,6 +246,7 @@ fn recorder_config(
     config: &Config,
     rtp_ip: std::net::IpAddr,
     contact_host: String,
+    tls_contact_host: Option<String>,
     node_id: String,
 ) -> RecorderConfig {
     RecorderConfig {
@@ -234,6 +256,7 @@ fn recorder_config(
         limits: limits(config),
         rtp_ip,
         contact_host,
+        tls_contact_host,
         user_agent: config.sip.user_agent.clone(),
         capture_dtmf: config.sip.dtmf_capture,
         rtp_timeout: config.rtp_timeout(),

@@ -1,13 +1,15 @@
 //! A SIPREC recording client (SRC) written for these tests: it sends what an SBC sends
-//! (multipart INVITE with SDP and RFC 7865 metadata, RTP, re-INVITEs, BYE, CANCEL) over UDP or
-//! TCP, and reads responses with its own small parser so a bug in the server's parser cannot
-//! hide itself.
+//! (multipart INVITE with SDP and RFC 7865 metadata, RTP, re-INVITEs, BYE, CANCEL) over UDP,
+//! TCP or TLS, and reads responses with its own small parser so a bug in the server's parser
+//! cannot hide itself.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio_rustls::client::TlsStream;
 
 use super::audio;
 use super::codec::{Encoder, TestCodec};
@@ -17,6 +19,8 @@ use super::srtp::{self as sdes, Suite};
 pub enum Transport {
     Udp,
     Tcp,
+    /// Made with [`SipClient::connect_tls`] (it needs the client's TLS settings).
+    Tls,
 }
 
 impl Transport {
@@ -24,6 +28,46 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+}
+
+/// What an SBC brings to a TLS connection: the CAs it trusts for the server's certificate and,
+/// for mutual TLS, its own certificate.
+#[derive(Clone)]
+pub struct TlsClient {
+    pub config: Arc<rustls::ClientConfig>,
+}
+
+impl TlsClient {
+    /// Trusts `ca_pem`; presents `certificate` (PEM certificate, PEM key) when given.
+    pub fn new(ca_pem: &str, certificate: Option<(&str, &str)>) -> TlsClient {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        for der in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(der.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        let config = match certificate {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_slice_iter(cert.as_bytes())
+                        .collect::<Result<_, _>>()
+                        .unwrap(),
+                    PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+                )
+                .unwrap(),
+        };
+        TlsClient {
+            config: Arc::new(config),
         }
     }
 }
@@ -163,6 +207,7 @@ pub struct SipClient {
     pub local: SocketAddr,
     udp: Option<UdpSocket>,
     tcp: Option<TcpStream>,
+    tls: Option<Box<TlsStream<TcpStream>>>,
     buffer: Vec<u8>,
     requests: std::collections::VecDeque<SipRequest>,
     responses: std::collections::VecDeque<SipResponse>,
@@ -188,6 +233,7 @@ impl SipClient {
                     local: socket.local_addr().unwrap(),
                     udp: Some(socket),
                     tcp: None,
+                    tls: None,
                     buffer: Vec::new(),
                     requests: Default::default(),
                     responses: Default::default(),
@@ -203,20 +249,82 @@ impl SipClient {
                     local: stream.local_addr().unwrap(),
                     udp: None,
                     tcp: Some(stream),
+                    tls: None,
                     buffer: Vec::new(),
                     requests: Default::default(),
                     responses: Default::default(),
                 }
             }
+            Transport::Tls => panic!("a TLS client is made with SipClient::connect_tls"),
         }
     }
 
+    /// A TLS connection to `server`, its certificate verified for the address; `Err` when the
+    /// handshake fails (with TLS 1.3 a refused client certificate shows on the first read
+    /// instead: see [`SipClient::refused`]).
+    pub async fn connect_tls(server: SocketAddr, tls: &TlsClient) -> std::io::Result<SipClient> {
+        let tcp = TcpStream::connect(server).await?;
+        let local = tcp.local_addr()?;
+        let name = rustls::pki_types::ServerName::IpAddress(server.ip().into());
+        let stream = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_rustls::TlsConnector::from(Arc::clone(&tls.config)).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        Ok(SipClient {
+            transport: Transport::Tls,
+            server,
+            local,
+            udp: None,
+            tcp: None,
+            tls: Some(Box::new(stream)),
+            buffer: Vec::new(),
+            requests: Default::default(),
+            responses: Default::default(),
+        })
+    }
+
+    /// The certificate the server presented (DER), on a TLS connection.
+    pub fn server_certificate(&self) -> Option<Vec<u8>> {
+        let tls = self.tls.as_ref()?;
+        Some(tls.get_ref().1.peer_certificates()?.first()?.to_vec())
+    }
+
+    /// Whether the server ends this connection instead of answering `request`: what a client
+    /// the server refuses sees after a TLS 1.3 handshake (the alert comes on the first read).
+    pub async fn refuses(&mut self, request: &[u8]) -> bool {
+        if let Some(tls) = self.tls.as_mut()
+            && (tls.write_all(request).await.is_err() || tls.flush().await.is_err())
+        {
+            return true;
+        }
+        let mut chunk = [0u8; 1024];
+        let read = match (&mut self.tcp, &mut self.tls) {
+            (Some(stream), _) => {
+                tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await
+            }
+            (_, Some(stream)) => {
+                tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await
+            }
+            _ => panic!("only a stream connection can be refused"),
+        };
+        matches!(
+            read.expect("the server answers or closes within 10 s"),
+            Ok(0) | Err(_)
+        )
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) {
-        match (&self.udp, &mut self.tcp) {
-            (Some(socket), _) => {
+        match (&self.udp, &mut self.tcp, &mut self.tls) {
+            (Some(socket), _, _) => {
                 socket.send_to(bytes, self.server).await.unwrap();
             }
-            (_, Some(stream)) => stream.write_all(bytes).await.unwrap(),
+            (_, Some(stream), _) => stream.write_all(bytes).await.unwrap(),
+            (_, _, Some(stream)) => {
+                stream.write_all(bytes).await.unwrap();
+                stream.flush().await.unwrap();
+            }
             _ => unreachable!("a client has one transport"),
         }
     }
@@ -284,9 +392,16 @@ impl SipClient {
 
     async fn read_more(&mut self, deadline: tokio::time::Instant) -> bool {
         let mut chunk = vec![0u8; 65_536];
-        let read = match (&self.udp, &mut self.tcp) {
-            (Some(socket), _) => tokio::time::timeout_at(deadline, socket.recv(&mut chunk)).await,
-            (_, Some(stream)) => tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await,
+        let read = match (&self.udp, &mut self.tcp, &mut self.tls) {
+            (Some(socket), _, _) => {
+                tokio::time::timeout_at(deadline, socket.recv(&mut chunk)).await
+            }
+            (_, Some(stream), _) => {
+                tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await
+            }
+            (_, _, Some(stream)) => {
+                tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await
+            }
             _ => unreachable!("a client has one transport"),
         };
         match read {
@@ -465,6 +580,8 @@ pub struct Call {
     pub answer: Option<SipResponse>,
     pub answered_at: Option<Instant>,
     invite_branch: String,
+    /// `sips:` Request-URI and Contact (a SIPS dialog), on TLS.
+    sips: bool,
 }
 
 impl Call {
@@ -479,7 +596,15 @@ impl Call {
         spec: CallSpec,
         local: std::net::IpAddr,
     ) -> Call {
-        let client = SipClient::connect_from(transport, server, local).await;
+        Call::over(
+            SipClient::connect_from(transport, server, local).await,
+            spec,
+        )
+        .await
+    }
+
+    /// A call over an existing connection (a TLS one, say).
+    pub async fn over(client: SipClient, spec: CallSpec) -> Call {
         let mut senders = Vec::new();
         for (i, s) in spec.streams.iter().enumerate() {
             senders.push(RtpSender {
@@ -511,7 +636,14 @@ impl Call {
             answer: None,
             answered_at: None,
             invite_branch: String::new(),
+            sips: false,
         }
+    }
+
+    /// From now on the Request-URI and our Contact are `sips:` URIs (RFC 3261 §26.2), as an
+    /// SBC configured for SIPS sends them.
+    pub fn use_sips(&mut self) {
+        self.sips = true;
     }
 
     fn branch() -> String {
@@ -535,22 +667,32 @@ impl Call {
             .map(|t| format!(";tag={t}"))
             .unwrap_or_default();
         let local = self.client.local;
+        let (scheme, contact) = if self.sips {
+            ("sips", format!("<sips:sbc@{local}>"))
+        } else {
+            (
+                "sip",
+                format!(
+                    "<sip:sbc@{local};transport={}>",
+                    self.client.transport.via().to_lowercase()
+                ),
+            )
+        };
         let mut head = format!(
-            "{method} sip:srs@{server} SIP/2.0\r\n\
+            "{method} {scheme}:srs@{server} SIP/2.0\r\n\
              Via: SIP/2.0/{via} {local};branch={branch};rport\r\n\
              Max-Forwards: 70\r\n\
              From: <sip:sbc@src.example.com>;tag={from_tag}\r\n\
              To: <sip:srs@{server}>{to_tag}\r\n\
              Call-ID: {call_id}\r\n\
              CSeq: {cseq} {method}\r\n\
-             Contact: <sip:sbc@{local};transport={transport}>;+sip.src\r\n\
+             Contact: {contact};+sip.src\r\n\
              User-Agent: callvault-e2e-src\r\n",
             server = self.client.server,
             via = self.client.transport.via(),
             from_tag = self.from_tag,
             call_id = self.call_id,
             cseq = self.cseq,
-            transport = self.client.transport.via().to_lowercase(),
         );
         head.push_str(extra);
         if !body.is_empty() {
@@ -710,11 +852,23 @@ impl Call {
 
     /// Sends the INVITE without waiting (for CANCEL races).
     pub async fn send_invite(&mut self) {
+        let bytes = self.invite_request();
+        self.client.send(&bytes).await;
+    }
+
+    /// Sends the SIPREC INVITE on a connection the server should refuse: true when it ends the
+    /// connection instead of answering (see [`SipClient::refuses`]).
+    pub async fn invite_refused(&mut self) -> bool {
+        let bytes = self.invite_request();
+        self.client.refuses(&bytes).await
+    }
+
+    fn invite_request(&mut self) -> Vec<u8> {
         let branch = Self::branch();
         self.invite_branch = branch.clone();
         let body = self.multipart("sendonly");
         self.offered(&body);
-        let bytes = self.request(
+        self.request(
             "INVITE",
             &branch,
             &format!(
@@ -723,8 +877,7 @@ impl Call {
             ),
             &body,
             "multipart/mixed;boundary=callvault-e2e",
-        );
-        self.client.send(&bytes).await;
+        )
     }
 
     pub fn on_invite_response(&mut self, response: &SipResponse) {

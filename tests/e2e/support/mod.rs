@@ -24,6 +24,8 @@ static NEXT_RANGE: AtomicU16 = AtomicU16::new(0);
 pub struct Server {
     child: Child,
     pub sip: SocketAddr,
+    /// The SIP over TLS address, when `[sip] tls_listen` was configured.
+    pub sip_tls: Option<SocketAddr>,
     pub http: SocketAddr,
     pub data_dir: PathBuf,
     _dir: tempfile::TempDir,
@@ -108,6 +110,7 @@ impl Server {
         let mut server = Server {
             child,
             sip: "0.0.0.0:0".parse().unwrap(),
+            sip_tls: None,
             http: "0.0.0.0:0".parse().unwrap(),
             data_dir,
             _dir: dir,
@@ -116,6 +119,7 @@ impl Server {
         };
         let line = server.wait_for_log("callvault listening", Duration::from_secs(20));
         server.sip = field(&line, "sip").parse().unwrap();
+        server.sip_tls = field(&line, "sip_tls").parse().ok();
         server.http = field(&line, "http").parse().unwrap();
         server
     }
@@ -241,6 +245,12 @@ impl Server {
     pub fn terminate(&self) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    }
+
+    /// Sends SIGHUP (reload the TLS certificate).
+    pub fn hangup(&self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-HUP", &pid]).status();
     }
 
     /// Waits for the process to exit, failing the test if it takes longer than `wait`.

@@ -248,7 +248,7 @@ impl<M: MediaPlane> Recorder<M> {
         let sdp_session_id = u64::from(rand_u32());
         let answer_sdp = self.build_answer(sdp, &legs, sdp_session_id, 1);
         let local_tag = endpoint.new_tag();
-        let contact = self.contact(from.transport);
+        let contact = self.contact(&request, from.transport);
         let dialog = Dialog::new_uas(&request, local_tag.clone(), contact.clone());
         let timer = match callvault_sip::session_timer::negotiate(
             &request,

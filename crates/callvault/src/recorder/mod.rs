@@ -46,7 +46,7 @@ use callvault_catalog as catalog;
 use callvault_media::MediaEvent;
 use callvault_sip::{
     Endpoint, Event, Method, Peer, Request, Response, SessionTimerConfig, TransactionKey,
-    TransportKind, dialog_id_of_request,
+    TransportKind, dialog_id_of_request, local_contact_uri,
 };
 use callvault_siprec::Limits;
 use callvault_types::{DtmfSource, EndReason};
@@ -86,8 +86,10 @@ pub struct RecorderConfig {
     pub limits: Limits,
     /// The address written into SDP answers.
     pub rtp_ip: IpAddr,
-    /// Our SIP address, for Contact.
+    /// Our SIP address (UDP and TCP), for Contact.
     pub contact_host: String,
+    /// Our SIP over TLS address, for the Contact of dialogs over TLS.
+    pub tls_contact_host: Option<String>,
     pub user_agent: String,
     /// Keep DTMF digits (RFC 4733 and SIP INFO). Off where card digits must not be stored.
     pub capture_dtmf: bool,
@@ -487,15 +489,17 @@ impl<M: MediaPlane> Recorder<M> {
             .with_header("Server", self.config.user_agent.clone())
     }
 
-    fn contact(&self, transport: TransportKind) -> String {
-        match transport {
-            TransportKind::Udp => format!("<sip:callvault@{}>;+sip.srs", self.config.contact_host),
-            _ => format!(
-                "<sip:callvault@{};transport={}>;+sip.srs",
-                self.config.contact_host,
-                transport.as_str()
-            ),
-        }
+    /// Our Contact for the dialog `invite` creates: our address on its transport, which it
+    /// names (`sips:` when the dialog is, RFC 3261 §12.1.1).
+    fn contact(&self, invite: &Request, transport: TransportKind) -> String {
+        let host = match (transport, &self.config.tls_contact_host) {
+            (TransportKind::Tls, Some(tls)) => tls,
+            _ => &self.config.contact_host,
+        };
+        format!(
+            "<{}>;+sip.srs",
+            local_contact_uri(invite, transport, "callvault", host)
+        )
     }
 
     fn publish_gauges(&self) {

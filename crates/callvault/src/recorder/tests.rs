@@ -122,6 +122,7 @@ fn config() -> RecorderConfig {
         },
         rtp_ip: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 5)),
         contact_host: "198.51.100.5:5060".to_owned(),
+        tls_contact_host: Some("198.51.100.5:5061".to_owned()),
         user_agent: "callvault-test".to_owned(),
         capture_dtmf: true,
         rtp_timeout: Some(Duration::from_secs(60)),
