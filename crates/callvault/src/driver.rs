@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use callvault_sip::{Endpoint, EndpointStats};
 use callvault_sip_transport::{TransportEvent, Transports};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::archive::ArchiveQueue;
 use crate::health::Health;
-use crate::recorder::{MediaPlane, Now, Recorder};
+use crate::recorder::{ControlError, MediaPlane, Now, Recorder};
 use crate::sources::SourceGate;
 use crate::storage::StorageStatus;
 use callvault_media::MediaEvent;
@@ -31,6 +31,67 @@ use callvault_media::MediaEvent;
 /// them (they are then finalised by the media engine's own shutdown, without a catalog row
 /// update).
 const CLOSE_FILES_WAIT: Duration = Duration::from_secs(30);
+
+/// What other tasks (the HTTP API) ask of live recordings; each request carries its reply.
+#[derive(Debug)]
+pub enum Control {
+    Pause {
+        recording_id: String,
+        by: String,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    Resume {
+        recording_id: String,
+        by: String,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+}
+
+/// A cheap handle to ask the SIP loop to pause or resume a live recording.
+#[derive(Clone, Debug)]
+pub struct LiveControl {
+    tx: mpsc::Sender<Control>,
+}
+
+impl LiveControl {
+    /// The handle and the receiver `Driver::run` reads. The queue is small: these are human
+    /// clicks, and a full queue answers "try again" rather than growing.
+    pub fn channel() -> (LiveControl, mpsc::Receiver<Control>) {
+        let (tx, rx) = mpsc::channel(256);
+        (LiveControl { tx }, rx)
+    }
+
+    pub async fn pause(&self, recording_id: &str, by: &str) -> Result<(), ControlError> {
+        self.ask(|reply| Control::Pause {
+            recording_id: recording_id.to_owned(),
+            by: by.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    pub async fn resume(&self, recording_id: &str, by: &str) -> Result<(), ControlError> {
+        self.ask(|reply| Control::Resume {
+            recording_id: recording_id.to_owned(),
+            by: by.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    async fn ask(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<(), ControlError>>) -> Control,
+    ) -> Result<(), ControlError> {
+        let (reply, answer) = oneshot::channel();
+        // The loop gone (shutting down) or not answering: the recording is not live any more.
+        self.tx
+            .send(request(reply))
+            .await
+            .map_err(|_| ControlError::NotActive)?;
+        answer.await.unwrap_or(Err(ControlError::NotActive))
+    }
+}
 
 pub struct Driver<M: MediaPlane> {
     pub endpoint: Endpoint,
@@ -54,6 +115,7 @@ impl<M: MediaPlane> Driver<M> {
         mut incoming: mpsc::Receiver<TransportEvent>,
         mut media: mpsc::UnboundedReceiver<MediaEvent>,
         storage: watch::Receiver<StorageStatus>,
+        mut control: mpsc::Receiver<Control>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
@@ -82,6 +144,14 @@ impl<M: MediaPlane> Driver<M> {
                 Some(event) = media.recv() => {
                     self.recorder.handle_media(Now::system(), &mut self.endpoint, event);
                 }
+                Some(request) = control.recv() => match request {
+                    Control::Pause { recording_id, by, reply } => {
+                        let _ = reply.send(self.recorder.pause(Now::system(), &recording_id, &by));
+                    }
+                    Control::Resume { recording_id, by, reply } => {
+                        let _ = reply.send(self.recorder.resume(Now::system(), &recording_id, &by));
+                    }
+                },
                 () = sleep_until(wake) => {
                     let now = Now::system();
                     self.endpoint.handle_timeout(now.at);

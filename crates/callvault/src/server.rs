@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::archive::{self, ArchiveConfig};
 use crate::config::Config;
-use crate::driver::Driver;
+use crate::driver::{Driver, LiveControl};
 use crate::health::Health;
 use crate::lock::DataDirLock;
 use crate::media_plane::EngineMedia;
@@ -178,8 +178,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         node = %node_id,
         "callvault listening"
     );
+    let (_live, control) = LiveControl::channel();
     driver
-        .run(incoming, media_events, storage, shutdown_signal())
+        .run(incoming, media_events, storage, control, shutdown_signal())
         .await;
 
     // An unfinished recovery is redone by the next start: its rows are still active.

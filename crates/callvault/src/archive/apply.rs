@@ -46,6 +46,10 @@ pub(super) async fn apply(catalog: &Catalog, data_dir: &Path, command: &ArchiveC
                 .await
         }
         ArchiveCommand::Complete(completion) => catalog.complete_recording(completion).await,
+        ArchiveCommand::Pause {
+            recording_id,
+            pause,
+        } => catalog.set_pause(recording_id, pause).await,
         ArchiveCommand::WriteFile { path, bytes } => {
             let (data_dir, path, bytes) = (data_dir.to_owned(), path.clone(), bytes.clone());
             let written =

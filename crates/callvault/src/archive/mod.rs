@@ -87,6 +87,12 @@ pub enum ArchiveCommand {
         current: Vec<(String, String)>,
     },
     Complete(catalog::Completion),
+    /// A paused interval of a live recording, opened (`to_ms: None`) or closed; keyed by its
+    /// `seq`, so a replay rewrites the same row.
+    Pause {
+        recording_id: String,
+        pause: catalog::Pause,
+    },
     /// A file under the data directory (raw SIPREC metadata beside the WAVs), `path` relative
     /// to it. Created whole or not at all (written aside, then linked into place); an existing
     /// file with the same bytes counts as written, one with other bytes is a permanent failure.
@@ -104,7 +110,8 @@ impl ArchiveCommand {
             ArchiveCommand::Revision { recording_id, .. }
             | ArchiveCommand::AddLegs { recording_id, .. }
             | ArchiveCommand::Dtmf { recording_id, .. }
-            | ArchiveCommand::Associations { recording_id, .. } => Some(recording_id),
+            | ArchiveCommand::Associations { recording_id, .. }
+            | ArchiveCommand::Pause { recording_id, .. } => Some(recording_id),
             ArchiveCommand::Complete(completion) => Some(&completion.recording_id),
             ArchiveCommand::WriteFile { .. } => None,
         }
@@ -121,6 +128,7 @@ impl ArchiveCommand {
             ArchiveCommand::Dtmf { event, .. } => format!("DTMF {}", event.seq),
             ArchiveCommand::Associations { at_ms, .. } => format!("associations at {at_ms} ms"),
             ArchiveCommand::Complete(_) => "completion".to_owned(),
+            ArchiveCommand::Pause { pause, .. } => format!("pause {}", pause.seq),
             ArchiveCommand::WriteFile { path, .. } => format!("file {}", path.display()),
         }
     }

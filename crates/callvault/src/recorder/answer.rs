@@ -356,6 +356,9 @@ impl<M: MediaPlane> Recorder<M> {
             unacked: vec![(request.cseq().0, key.clone())],
             warnings: Vec::new(),
             scheduled: None,
+            paused: None,
+            pauses: Vec::new(),
+            pause_seq: 0,
         };
         session.update_hold(now.at);
         self.sessions.insert(session, key, &self.limits);

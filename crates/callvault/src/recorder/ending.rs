@@ -61,6 +61,13 @@ impl<M: MediaPlane> Recorder<M> {
     /// The session is over: every leg is stopped at `now` (its file padded to the call's
     /// length), and the completion waits for the files to close.
     pub(super) fn end_session(&mut self, now: Now, key: SessionKey, reason: EndReason) {
+        if let Some(session) = self.sessions.get(key) {
+            // A pause lasts until the end of the call.
+            let end_ms =
+                i64::try_from(now.at.saturating_duration_since(session.anchor).as_millis())
+                    .unwrap_or(i64::MAX);
+            let _ = self.close_pause(key, end_ms);
+        }
         let Some(session) = self.sessions.remove(key) else {
             return;
         };
@@ -125,6 +132,7 @@ impl<M: MediaPlane> Recorder<M> {
                 })
                 .collect(),
             dtmf_seq: session.dtmf_seq,
+            pauses: session.pauses,
         };
         self.sessions.start_closing(key, closing);
         self.finish_if_closed(key);

@@ -58,10 +58,12 @@ use self::session::CallLimits;
 use self::sessions::{Due, Sessions};
 use crate::archive::ArchiveCommand;
 
+pub use self::control::ControlError;
 pub use self::media::MediaPlane;
 
 mod admission;
 mod answer;
+mod control;
 mod ending;
 mod media;
 mod parties;
@@ -343,12 +345,23 @@ impl<M: MediaPlane> Recorder<M> {
         // Digits of a session that just ended still count: the media plane reports the last
         // press when the leg stops, before the leg's file is closed.
         let cap = i64::from(self.config.max_dtmf_per_recording);
+        let offset = i64::try_from(offset_ms).unwrap_or(i64::MAX);
         let (recording_id, seq, label) = if let Some(session) = self.sessions.get_mut(key) {
+            if control::in_pause(session, offset) {
+                return;
+            }
             let seq = session.dtmf_seq;
             session.dtmf_seq += 1;
             let label = session.label_of(leg).unwrap_or("").to_owned();
             (session.recording_id.clone(), seq, label)
         } else if let Some(closing) = self.sessions.closing_mut(key) {
+            if closing
+                .pauses
+                .iter()
+                .any(|(from, to)| (*from..*to).contains(&offset))
+            {
+                return;
+            }
             let seq = closing.dtmf_seq;
             closing.dtmf_seq += 1;
             let label = closing.label(leg);

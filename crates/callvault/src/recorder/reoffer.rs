@@ -2,7 +2,6 @@
 //! re-offers (hold, codec change, streams added or removed, metadata revisions, refreshes).
 
 use callvault_catalog as catalog;
-use callvault_media::LegUpdate;
 use callvault_sip::{
     Endpoint, Method, Negotiation, Request, SessionTimer, TransactionKey, parse_info_dtmf,
 };
@@ -10,7 +9,8 @@ use callvault_siprec::{self as siprec, Metadata, Sdp};
 use callvault_types::{DtmfSource, EndReason};
 use tracing::{debug, info, warn};
 
-use super::answer::{codec_of, recordable_codec, srtp_for};
+use super::answer::{recordable_codec, srtp_for};
+use super::control::{in_pause, leg_update};
 use super::media::MediaPlane;
 use super::parties::{associations, participants_of};
 use super::session::LegSlot;
@@ -53,7 +53,11 @@ impl<M: MediaPlane> Recorder<M> {
                     Ok(Some(dtmf)) => {
                         let seq = session.dtmf_seq;
                         let capped = seq >= i64::from(self.config.max_dtmf_per_recording);
-                        if capped && self.config.capture_dtmf {
+                        let offset_ms =
+                            now.at.saturating_duration_since(session.anchor).as_millis() as i64;
+                        if in_pause(session, offset_ms) {
+                            // Paused (card data): acknowledged, never stored.
+                        } else if capped && self.config.capture_dtmf {
                             let first = seq == i64::from(self.config.max_dtmf_per_recording);
                             session.dtmf_seq += 1;
                             over_cap(&self.gauges, &session.recording_id, first, "DTMF digits");
@@ -338,14 +342,12 @@ impl<M: MediaPlane> Recorder<M> {
         session.legs.extend(added_slots);
         for (slot, media_line) in session.legs.iter_mut().zip(&sdp.media).take(known) {
             let LegSlot::Recording {
-                leg,
                 codec,
                 telephone_event,
                 srtp,
                 label,
                 removed,
                 on_hold,
-                closed,
                 ..
             } = slot
             else {
@@ -385,20 +387,18 @@ impl<M: MediaPlane> Recorder<M> {
                 *codec = format;
             }
             *telephone_event = media_line.telephone_event_for(codec).cloned();
-            if closed.is_some() {
-                continue;
-            }
-            let Some(kind) = codec_of(codec) else {
-                continue;
-            };
-            let mut update = LegUpdate::new(codec.payload_type, kind, !*on_hold && !*removed);
-            update.telephone_event_pt = telephone_event.as_ref().map(|f| f.payload_type);
-            if let Some(te) = telephone_event.as_ref() {
-                update.telephone_event_clock = te.clock_rate;
-            }
-            update.srtp = srtp.as_ref().map(|srtp| srtp.theirs.clone());
-            debug!(leg = %label, active = update.active, "leg updated");
-            self.media.update_leg(*leg, update);
+        }
+        // Silence while paused, whatever the offer says.
+        let paused = session.paused.is_some();
+        let updates: Vec<_> = session
+            .legs
+            .iter()
+            .take(known)
+            .filter_map(|slot| leg_update(slot, paused))
+            .collect();
+        for (leg, update) in updates {
+            debug!(%leg, active = update.active, "leg updated");
+            self.media.update_leg(leg, update);
         }
         Ok(added_legs)
     }

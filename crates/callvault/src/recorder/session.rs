@@ -56,6 +56,21 @@ pub(super) struct Session {
     /// The deadline currently scheduled for this session, so it can be moved without leaving a
     /// stale entry behind.
     pub(super) scheduled: Option<Instant>,
+    /// Paused now (silence, no digits), since when and by whom.
+    pub(super) paused: Option<PauseState>,
+    /// Earlier paused intervals (from, to) in ms on the legs' timeline: digits reported late
+    /// that fall in one are not stored either.
+    pub(super) pauses: Vec<(i64, i64)>,
+    /// The next pause's sequence number (its catalog key).
+    pub(super) pause_seq: i64,
+}
+
+/// A pause in progress.
+#[derive(Debug, Clone)]
+pub(super) struct PauseState {
+    pub(super) seq: i64,
+    pub(super) from_ms: i64,
+    pub(super) by: String,
 }
 
 pub(super) enum LegSlot {

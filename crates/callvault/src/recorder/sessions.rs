@@ -45,6 +45,9 @@ pub(super) struct Closing {
     pub(super) legs: Vec<(LegId, i64, String)>,
     /// The next DTMF sequence number (the last press is reported as the leg stops).
     pub(super) dtmf_seq: i64,
+    /// Paused intervals (from, to) in ms: a press reported as the legs stop that fell in one
+    /// is not stored.
+    pub(super) pauses: Vec<(i64, i64)>,
 }
 
 impl Closing {
@@ -79,6 +82,8 @@ pub(super) struct Sessions {
     deadlines: BTreeSet<(Instant, Due)>,
     /// Live and held calls per source address, for the per-source limit.
     by_source: HashMap<IpAddr, usize>,
+    /// Live sessions by recording id (pause and resume name a recording).
+    by_recording: HashMap<String, SessionKey>,
 }
 
 impl Sessions {
@@ -134,6 +139,7 @@ impl Sessions {
     ) -> SessionKey {
         let key = SessionKey(self.next_key());
         self.count_source(session.peer.addr.ip());
+        self.by_recording.insert(session.recording_id.clone(), key);
         self.by_dialog.insert(session.dialog.id().clone(), key);
         for leg in session.running_legs() {
             self.by_leg.insert(leg, key);
@@ -150,6 +156,11 @@ impl Sessions {
 
     pub(super) fn get_mut(&mut self, key: SessionKey) -> Option<&mut Session> {
         self.live.get_mut(&key)
+    }
+
+    /// The live session of a recording.
+    pub(super) fn by_recording(&self, recording_id: &str) -> Option<SessionKey> {
+        self.by_recording.get(recording_id).copied()
     }
 
     pub(super) fn by_dialog(&self, id: &DialogId) -> Option<SessionKey> {
@@ -248,6 +259,7 @@ impl Sessions {
     pub(super) fn remove(&mut self, key: SessionKey) -> Option<Session> {
         let mut session = self.live.remove(&key)?;
         self.uncount_source(session.peer.addr.ip());
+        self.by_recording.remove(&session.recording_id);
         self.by_dialog.remove(session.dialog.id());
         for (_, invite) in session.unacked.drain(..) {
             self.by_invite.remove(&invite);
@@ -323,5 +335,6 @@ impl Sessions {
             + self.pending_by_transaction.len()
             + self.deadlines.len()
             + self.by_source.len()
+            + self.by_recording.len()
     }
 }

@@ -18,6 +18,7 @@ use callvault_types::{EndReason, LegCounters};
 use time::macros::datetime;
 
 use super::*;
+use callvault_catalog::Pause;
 
 // ---------------------------------------------------------------------------------------------
 // The fake media plane
@@ -1315,6 +1316,145 @@ fn digits_and_revisions_past_a_recordings_cap_are_not_stored() {
     assert_eq!(
         pair.recorder.gauges.capped_total.load(Ordering::Relaxed),
         8 + 3
+    );
+}
+
+#[test]
+fn a_paused_recording_records_silence_and_no_digits_until_resumed() {
+    let mut pair = Pair::standard();
+    let mut call = Call::new("pci");
+    call.establish(&mut pair, &two_streams());
+    let recording_id = pair.inserts()[0].id.clone();
+    let legs = pair.recorder.media.order.clone();
+    pair.advance(Duration::from_secs(10));
+    pair.recorder
+        .pause(pair.now, &recording_id, "agent-7")
+        .unwrap();
+    pair.pump();
+    assert_eq!(
+        pair.recorder.pause(pair.now, &recording_id, "agent-7"),
+        Err(ControlError::AlreadyPaused)
+    );
+    for leg in &legs {
+        let update = pair.recorder.media.legs[leg]
+            .updates
+            .last()
+            .unwrap()
+            .clone();
+        assert!(!update.active, "every leg records silence while paused");
+    }
+    // A card number keyed while paused: RFC 4733 and INFO digits are not stored.
+    pair.advance(Duration::from_secs(2));
+    pair.media(MediaEvent::Dtmf {
+        leg: legs[0],
+        digit: '4',
+        offset_ms: 11_000,
+        duration_ms: 100,
+    });
+    let info = call.request(
+        "INFO",
+        "",
+        Some(("application/dtmf-relay", "Signal=1\r\nDuration=100\r\n")),
+    );
+    pair.deliver(src(), &info);
+    assert_eq!(pair.finals(), vec![200]);
+    // A re-INVITE during the pause does not bring the audio back.
+    assert_eq!(call.reinvite(&mut pair, &two_streams(), ""), 200);
+    assert!(
+        !pair.recorder.media.legs[&legs[0]]
+            .updates
+            .last()
+            .unwrap()
+            .active
+    );
+    pair.advance(Duration::from_secs(3));
+    pair.recorder
+        .resume(pair.now, &recording_id, "agent-7")
+        .unwrap();
+    pair.pump();
+    assert!(
+        pair.recorder.media.legs[&legs[0]]
+            .updates
+            .last()
+            .unwrap()
+            .active
+    );
+    // A press reported late that fell inside the pause is not stored either; one after is.
+    pair.media(MediaEvent::Dtmf {
+        leg: legs[0],
+        digit: '9',
+        offset_ms: 14_000,
+        duration_ms: 100,
+    });
+    pair.advance(Duration::from_secs(1));
+    pair.media(MediaEvent::Dtmf {
+        leg: legs[0],
+        digit: '#',
+        offset_ms: 15_500,
+        duration_ms: 100,
+    });
+    assert_eq!(
+        pair.recorder.resume(pair.now, &recording_id, "agent-7"),
+        Err(ControlError::NotPaused)
+    );
+    let digits: Vec<String> = pair
+        .archive
+        .iter()
+        .filter_map(|c| match c {
+            ArchiveCommand::Dtmf { event, .. } => Some(event.digit.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, ["#"]);
+    let pauses: Vec<Pause> = pair
+        .archive
+        .iter()
+        .filter_map(|c| match c {
+            ArchiveCommand::Pause { pause, .. } => Some(pause.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        pauses.last().unwrap(),
+        &Pause {
+            seq: 0,
+            from_ms: 10_000,
+            to_ms: Some(15_000),
+            by: "agent-7".to_owned(),
+        }
+    );
+}
+
+#[test]
+fn a_pause_lasts_until_the_end_of_the_call_and_only_live_calls_pause() {
+    let mut pair = Pair::standard();
+    let mut call = Call::new("pci-end");
+    call.establish(&mut pair, &two_streams());
+    let recording_id = pair.inserts()[0].id.clone();
+    assert_eq!(
+        pair.recorder.pause(pair.now, "no-such-recording", "x"),
+        Err(ControlError::NotActive)
+    );
+    pair.advance(Duration::from_secs(4));
+    pair.recorder
+        .pause(pair.now, &recording_id, "sup-1")
+        .unwrap();
+    pair.advance(Duration::from_secs(6));
+    call.bye(&mut pair);
+    let last = pair
+        .archive
+        .iter()
+        .rev()
+        .find_map(|c| match c {
+            ArchiveCommand::Pause { pause, .. } => Some(pause.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((last.from_ms, last.to_ms), (4_000, Some(10_000)));
+    assert_eq!(
+        pair.recorder.pause(pair.now, &recording_id, "sup-1"),
+        Err(ControlError::NotActive),
+        "an ended call cannot be paused"
     );
 }
 
