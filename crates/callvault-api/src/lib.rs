@@ -48,9 +48,32 @@
 #![warn(unreachable_pub)]
 
 pub mod audio;
+mod auth;
+mod clock;
 mod error;
+mod extract;
+mod files;
+mod live;
+mod openapi;
+mod rate_limit;
+mod reason;
+mod response;
+mod router;
+mod routes;
+mod session;
+mod settings;
+mod state;
 
+pub use clock::{Clock, SystemClock};
 pub use error::{Error, PatternProblem, Result};
+pub use files::{RemovedFiles, remove_deleted_files};
+pub use live::{BoxFuture, LiveError, LiveRecordings, NoLiveRecordings};
+pub use openapi::{PREFIX, openapi};
+pub use reason::REASON_HEADER;
+pub use router::router;
+pub use session::{CSRF_HEADER, SESSION_COOKIE};
+pub use settings::{ApiSettings, ReasonAction};
+pub use state::ApiState;
 
 #[cfg(test)]
 mod testing;
