@@ -107,3 +107,6 @@ pub(crate) mod tags {
     pub(crate) const ADMIN: &str = "administration";
     pub(crate) const SESSION: &str = "session";
 }
+
+#[cfg(test)]
+mod tests;
