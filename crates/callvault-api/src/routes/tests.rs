@@ -290,6 +290,12 @@ impl Call {
         self.header("content-type", "application/json")
     }
 
+    /// A body as it is, with its content type.
+    pub(crate) fn raw(mut self, content_type: &str, body: &str) -> Call {
+        self.body = body.as_bytes().to_vec();
+        self.header("content-type", content_type)
+    }
+
     pub(crate) fn from(mut self, client: [u8; 4]) -> Call {
         self.client = SocketAddr::from((client, 40_000));
         self
