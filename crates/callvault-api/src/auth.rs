@@ -96,9 +96,7 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>> {
     };
     let value = value.to_str().map_err(|_| Error::Unauthenticated)?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-            Ok(Some(token.trim()))
-        }
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
         _ => Err(Error::Unauthenticated),
     }
 }

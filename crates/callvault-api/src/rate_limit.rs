@@ -53,7 +53,10 @@ impl LoginLimiter {
     pub(crate) fn new(per_client: NonZeroU32, per_user: NonZeroU32, clock: Arc<dyn Clock>) -> Self {
         let clock = MonotonicOf(clock);
         LoginLimiter {
-            by_client: RateLimiter::hashmap_with_clock(Quota::per_minute(per_client), clock.clone()),
+            by_client: RateLimiter::hashmap_with_clock(
+                Quota::per_minute(per_client),
+                clock.clone(),
+            ),
             by_user: RateLimiter::hashmap_with_clock(Quota::per_minute(per_user), clock.clone()),
             clock,
         }
@@ -61,17 +64,13 @@ impl LoginLimiter {
 
     /// Takes a token for an attempt by `client` as `user`, or says how long to wait.
     pub(crate) fn attempt(&self, client: Option<IpAddr>, user: &str) -> Result<()> {
-        for limiter_len in [self.by_client.len(), self.by_user.len()] {
-            if limiter_len > SWEEP_ABOVE {
-                self.by_client.retain_recent();
-                self.by_user.retain_recent();
-            }
+        if self.by_client.len() > SWEEP_ABOVE || self.by_user.len() > SWEEP_ABOVE {
+            self.by_client.retain_recent();
+            self.by_user.retain_recent();
         }
         let now = self.clock.now();
         let wait = |not_until: governor::NotUntil<Instant>| Error::RateLimited {
-            retry_after: not_until
-                .wait_time_from(now)
-                .max(Duration::from_secs(1)),
+            retry_after: not_until.wait_time_from(now).max(Duration::from_secs(1)),
         };
         self.by_client.check_key(&client).map_err(wait)?;
         // A name is compared as typed: `Alice` and `alice` are two buckets, as they are two

@@ -31,7 +31,10 @@ pub(crate) fn given(headers: &HeaderMap, given: Option<String>) -> Result<Option
     let reason = reason
         .map(|r| r.trim().to_owned())
         .filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON) {
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON)
+    {
         return Err(Error::Invalid {
             reason: format!("a reason has at most {MAX_REASON} characters"),
         });

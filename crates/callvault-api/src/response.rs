@@ -43,10 +43,9 @@ impl IntoResponse for Error {
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let Error::RateLimited { retry_after } = &self {
-            response.headers_mut().insert(
-                RETRY_AFTER,
-                HeaderValue::from(retry_after.as_secs().max(1)),
-            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -136,7 +136,9 @@ fn file_name(state: &ApiState, details: &RecordingDetails, n: Option<u32>, ext: 
 }
 
 /// Opens a body on the blocking pool (file opens and header reads are blocking I/O).
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(work).await?
 }
 
@@ -169,7 +171,12 @@ pub(crate) async fn leg(
     headers: HeaderMap,
 ) -> Result<Response> {
     caller.require(Permission::Play, "play recordings")?;
-    let reason = reason::require(state.settings(), ReasonAction::Play, &headers, params.reason)?;
+    let reason = reason::require(
+        state.settings(),
+        ReasonAction::Play,
+        &headers,
+        params.reason,
+    )?;
     let details = live_recording(&state, &caller, &id).await?;
     let leg = find_leg(&details, &label)?;
     let path = leg_file(state.data_dir(), leg)?;
@@ -178,7 +185,15 @@ pub(crate) async fn leg(
     let response = blocking(move || leg_response(&path, range.as_ref())).await?;
     if starts && response.status() != StatusCode::RANGE_NOT_SATISFIABLE {
         let detail = format!("leg {} ({})", leg.position, leg.label);
-        audit(&state, &caller, AuditAction::Play, Some(&id), reason, Some(detail)).await?;
+        audit(
+            &state,
+            &caller,
+            AuditAction::Play,
+            Some(&id),
+            reason,
+            Some(detail),
+        )
+        .await?;
     }
     Ok(response.map(Body::new))
 }
@@ -335,7 +350,12 @@ pub(crate) async fn export(
             reason: format!("ids must name 1 to {MAX_EXPORT} recordings"),
         });
     }
-    let reason = reason::require(state.settings(), ReasonAction::Download, &headers, body.reason)?;
+    let reason = reason::require(
+        state.settings(),
+        ReasonAction::Download,
+        &headers,
+        body.reason,
+    )?;
     let format = ExportFormat::from(body.format);
     let channels = Channels::from(body.channels);
     let mut entries = Vec::with_capacity(body.ids.len());
@@ -361,11 +381,20 @@ pub(crate) async fn export(
     .await?;
     for id in &body.ids {
         let detail = format!("zip {} {:?}", format.extension(), channels).to_lowercase();
-        audit(&state, &caller, AuditAction::Download, Some(id), reason.clone(), Some(detail))
-            .await?;
+        audit(
+            &state,
+            &caller,
+            AuditAction::Download,
+            Some(id),
+            reason.clone(),
+            Some(detail),
+        )
+        .await?;
     }
     let stamp = now(&state)
-        .format(format_description!("[year][month][day]-[hour][minute][second]"))
+        .format(format_description!(
+            "[year][month][day]-[hour][minute][second]"
+        ))
         .unwrap_or_default();
     let mut response = download_response(ZipStream::new(entries), "application/zip");
     response.headers_mut().insert(

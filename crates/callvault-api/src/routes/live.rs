@@ -35,7 +35,12 @@ async fn change(
         Change::Resume => (ReasonAction::Resume, AuditAction::Resume),
     };
     caller.require(Permission::Pause, "pause or resume recordings")?;
-    let reason = reason::require(state.settings(), action, headers, body.and_then(|b| b.reason))?;
+    let reason = reason::require(
+        state.settings(),
+        action,
+        headers,
+        body.and_then(|b| b.reason),
+    )?;
     let details = live_recording(state, caller, id).await?;
     if details.item.recording.state != RecordingState::Active {
         return Err(LiveError::NotActive.into());

@@ -47,8 +47,13 @@ pub(crate) async fn lock(
     Json(body): Json<LockBody>,
 ) -> Result<(StatusCode, axum::Json<Lock>)> {
     caller.require(Permission::Lock, "lock recordings")?;
-    let reason = reason::require(state.settings(), ReasonAction::Lock, &headers, Some(body.reason))?
-        .ok_or(Error::ReasonRequired(ReasonAction::Lock))?;
+    let reason = reason::require(
+        state.settings(),
+        ReasonAction::Lock,
+        &headers,
+        Some(body.reason),
+    )?
+    .ok_or(Error::ReasonRequired(ReasonAction::Lock))?;
     let lock = state
         .catalog()
         .lock(&caller.scope(), &id, &reason, &caller.actor(), now(&state))

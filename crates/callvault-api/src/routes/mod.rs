@@ -47,7 +47,11 @@ pub(crate) fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(users::disable))
         .routes(routes!(users::tokens, users::create_token))
         .routes(routes!(users::revoke_token))
-        .routes(routes!(session::sign_in, session::whoami, session::sign_out))
+        .routes(routes!(
+            session::sign_in,
+            session::whoami,
+            session::sign_out
+        ))
         .routes(routes!(crate::openapi::document))
 }
 

@@ -51,7 +51,12 @@ pub(crate) async fn annotate(
     Json(body): Json<AnnotationBody>,
 ) -> Result<(StatusCode, axum::Json<Annotation>)> {
     caller.require(Permission::Annotate, "annotate recordings")?;
-    let reason = reason::require(state.settings(), ReasonAction::Annotate, &headers, body.reason)?;
+    let reason = reason::require(
+        state.settings(),
+        ReasonAction::Annotate,
+        &headers,
+        body.reason,
+    )?;
     let note = NewAnnotation {
         text: body.text,
         offset_ms: body.offset_ms,

@@ -123,11 +123,19 @@ impl Harness {
 
     /// A GET as `user` through the default API.
     pub(crate) async fn get(&self, user: &str, path: &str) -> Reply {
-        self.api.call(Call::new(Method::GET, path).bearer(self.token(user))).await
+        self.api
+            .call(Call::new(Method::GET, path).bearer(self.token(user)))
+            .await
     }
 
     /// A request as `user` through the default API.
-    pub(crate) async fn send(&self, user: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
+    pub(crate) async fn send(
+        &self,
+        user: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
         let mut call = Call::new(method, path).bearer(self.token(user));
         if let Some(body) = body {
             call = call.json(body);
@@ -151,7 +159,9 @@ impl Harness {
         done.legs = (0_i64..)
             .zip(legs)
             .map(|(position, _)| {
-                let mut l = completion(id, position, 50, &"cd".repeat(32)).legs.remove(0);
+                let mut l = completion(id, position, 50, &"cd".repeat(32))
+                    .legs
+                    .remove(0);
                 l.position = position;
                 l
             })
@@ -182,7 +192,11 @@ impl Harness {
             started_at.day()
         );
         std::fs::create_dir_all(self.data.path().join(&folder)).unwrap();
-        std::fs::write(self.data.path().join(&folder).join("metadata-1.xml"), "<recording/>").unwrap();
+        std::fs::write(
+            self.data.path().join(&folder).join("metadata-1.xml"),
+            "<recording/>",
+        )
+        .unwrap();
         rec.legs = (0_i64..)
             .zip(legs)
             .map(|(position, (label, participant, frequency))| {
@@ -205,7 +219,10 @@ impl Harness {
     }
 
     /// The audit entries with `action`, oldest first, read from the catalog.
-    pub(crate) async fn audit(&self, action: callvault_catalog::AuditAction) -> Vec<callvault_catalog::AuditEntry> {
+    pub(crate) async fn audit(
+        &self,
+        action: callvault_catalog::AuditAction,
+    ) -> Vec<callvault_catalog::AuditEntry> {
         let mut items = self
             .catalog
             .audit(
@@ -229,7 +246,10 @@ impl Harness {
 }
 
 /// Two legs, caller 440 Hz and callee 1000 Hz: what most scenarios record.
-pub(crate) const TWO_LEGS: &[(&str, &str, f64)] = &[("caller", "p-caller", 440.0), ("callee", "p-callee", 1000.0)];
+pub(crate) const TWO_LEGS: &[(&str, &str, f64)] = &[
+    ("caller", "p-caller", 440.0),
+    ("callee", "p-callee", 1000.0),
+];
 
 /// The router under test.
 #[derive(Clone)]
@@ -328,13 +348,14 @@ impl Reply {
 
     /// The `error.code` of an error body.
     pub(crate) fn code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     pub(crate) fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map_or("", |v| v.to_str().unwrap())
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
     }
 
     /// Asserts the status (showing the body when it differs) and returns the reply.

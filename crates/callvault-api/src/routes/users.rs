@@ -230,9 +230,7 @@ pub(crate) async fn create_token(
     OptionalJson(body): OptionalJson<TokenBody>,
 ) -> Result<(StatusCode, axum::Json<CreatedToken>)> {
     let user = match body.and_then(|b| b.user) {
-        Some(name) if name != caller.user.name => {
-            managed_user(&state, &caller, &name).await?.name
-        }
+        Some(name) if name != caller.user.name => managed_user(&state, &caller, &name).await?.name,
         _ => caller.user.name.clone(),
     };
     let created = state
@@ -275,7 +273,11 @@ pub(crate) async fn revoke_token(
     if token.user != caller.user.name {
         managed_user(&state, &caller, &token.user)
             .await
-            .map_err(|_| Error::NotFound { what: "token" })?;
+            .map_err(|e| match e {
+                // Another's token is as absent as an unknown one.
+                Error::NotFound { .. } => Error::NotFound { what: "token" },
+                other => other,
+            })?;
     }
     catalog
         .revoke_token(&token.id, &caller.actor(), now(&state))

@@ -8,10 +8,23 @@ use super::*;
 use crate::openapi::openapi;
 
 async fn nothing_is_served_without_valid_credentials(h: &Harness) {
-    h.recording("r", None, datetime!(2026-11-30 08:00 UTC), TWO_LEGS).await;
-    let revoked = h.catalog.create_token("viewer", &callvault_catalog::Actor::new("cli:test", None), T0).await.unwrap();
+    h.recording("r", None, datetime!(2026-11-30 08:00 UTC), TWO_LEGS)
+        .await;
+    let revoked = h
+        .catalog
+        .create_token(
+            "viewer",
+            &callvault_catalog::Actor::new("cli:test", None),
+            T0,
+        )
+        .await
+        .unwrap();
     h.catalog
-        .revoke_token(&revoked.info.id, &callvault_catalog::Actor::new("cli:test", None), T0)
+        .revoke_token(
+            &revoked.info.id,
+            &callvault_catalog::Actor::new("cli:test", None),
+            T0,
+        )
         .await
         .unwrap();
     let bad_credentials: [Option<(&str, String)>; 6] = [
@@ -23,9 +36,15 @@ async fn nothing_is_served_without_valid_credentials(h: &Harness) {
         Some(("cookie", "callvault_session=made-up".to_owned())),
     ];
     for (path, item) in openapi().paths.paths.iter() {
-        let path = path.replace("{id}", "r").replace("{label}", "caller").replace("{lock_id}", "l").replace("{name}", "viewer");
+        let path = path
+            .replace("{id}", "r")
+            .replace("{label}", "caller")
+            .replace("{lock_id}", "l")
+            .replace("{name}", "viewer");
         for method in methods(item) {
-            if (method == Method::POST && path == "/api/v1/session") || path == "/api/v1/openapi.json" {
+            if (method == Method::POST && path == "/api/v1/session")
+                || path == "/api/v1/openapi.json"
+            {
                 continue;
             }
             for credential in &bad_credentials {
@@ -39,19 +58,34 @@ async fn nothing_is_served_without_valid_credentials(h: &Harness) {
                     (StatusCode::UNAUTHORIZED, "unauthenticated"),
                     "{method} {path} with {credential:?}"
                 );
-                assert_eq!(reply.header("www-authenticate"), "Bearer realm=\"callvault\"");
+                assert_eq!(
+                    reply.header("www-authenticate"),
+                    "Bearer realm=\"callvault\""
+                );
             }
         }
     }
     // A bad bearer token is refused even beside a good session cookie.
     let signed_in = h
         .api
-        .call(Call::new(Method::POST, "/api/v1/session").json(json!({"username": "viewer", "password": PASSWORD})))
+        .call(
+            Call::new(Method::POST, "/api/v1/session")
+                .json(json!({"username": "viewer", "password": PASSWORD})),
+        )
         .await
         .expect(StatusCode::OK);
-    let cookie = signed_in.header("set-cookie").split(';').next().unwrap().to_owned();
+    let cookie = signed_in
+        .header("set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     h.api
-        .call(Call::new(Method::GET, "/api/v1/session").header("cookie", &cookie).bearer("cv_wrong"))
+        .call(
+            Call::new(Method::GET, "/api/v1/session")
+                .header("cookie", &cookie)
+                .bearer("cv_wrong"),
+        )
         .await
         .expect(StatusCode::UNAUTHORIZED);
     h.api

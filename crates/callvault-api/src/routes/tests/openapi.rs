@@ -45,14 +45,20 @@ fn documented() -> BTreeSet<(String, String)> {
         .paths
         .paths
         .iter()
-        .flat_map(|(path, item)| methods(item).into_iter().map(move |m| (m.to_string(), path.clone())))
+        .flat_map(|(path, item)| {
+            methods(item)
+                .into_iter()
+                .map(move |m| (m.to_string(), path.clone()))
+        })
         .collect()
 }
 
 #[test]
 fn the_document_names_exactly_the_contracts_endpoints() {
-    let expected: BTreeSet<(String, String)> =
-        EXPECTED.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+    let expected: BTreeSet<(String, String)> = EXPECTED
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
     assert_eq!(documented(), expected);
     let document = serde_json::to_value(openapi()).unwrap();
     assert!(document["openapi"].as_str().unwrap().starts_with("3."));
@@ -60,7 +66,8 @@ fn the_document_names_exactly_the_contracts_endpoints() {
 }
 
 async fn every_documented_route_is_served_and_nothing_else(h: &Harness) {
-    h.recording("r", None, datetime!(2026-11-30 08:00 UTC), TWO_LEGS).await;
+    h.recording("r", None, datetime!(2026-11-30 08:00 UTC), TWO_LEGS)
+        .await;
     for (method, path) in documented() {
         let concrete = path
             .replace("{id}", "r")
@@ -68,7 +75,9 @@ async fn every_documented_route_is_served_and_nothing_else(h: &Harness) {
             .replace("{lock_id}", "l")
             .replace("{name}", "nobody");
         let method: Method = method.parse().unwrap();
-        let reply = h.send("admin", method.clone(), &concrete, Some(json!({}))).await;
+        let reply = h
+            .send("admin", method.clone(), &concrete, Some(json!({})))
+            .await;
         assert!(
             reply.status != StatusCode::METHOD_NOT_ALLOWED
                 && !(reply.status == StatusCode::NOT_FOUND && reply.code() == "no_route"),
@@ -78,11 +87,20 @@ async fn every_documented_route_is_served_and_nothing_else(h: &Harness) {
     }
     // Undocumented paths and methods are not served.
     let reply = h.get("admin", "/api/v1/recordings/r/transcript").await;
-    assert_eq!((reply.status, reply.code().as_str()), (StatusCode::NOT_FOUND, "no_route"));
-    let reply = h.send("admin", Method::PUT, "/api/v1/recordings/r", None).await;
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (StatusCode::NOT_FOUND, "no_route")
+    );
+    let reply = h
+        .send("admin", Method::PUT, "/api/v1/recordings/r", None)
+        .await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
 
-    let served = h.api.call(Call::new(Method::GET, "/api/v1/openapi.json")).await.expect(StatusCode::OK);
+    let served = h
+        .api
+        .call(Call::new(Method::GET, "/api/v1/openapi.json"))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(served.json(), serde_json::to_value(openapi()).unwrap());
 }
 

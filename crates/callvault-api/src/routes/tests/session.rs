@@ -20,13 +20,24 @@ fn cookie_pair(set_cookie: &str) -> String {
 }
 
 async fn a_browser_signs_in_works_with_its_csrf_token_and_signs_out(h: &Harness) {
-    h.recording("r", None, datetime!(2026-11-30 08:00 UTC), TWO_LEGS).await;
-    let reply = h.api.call(sign_in("reviewer", PASSWORD)).await.expect(StatusCode::OK);
+    h.recording("r", None, datetime!(2026-11-30 08:00 UTC), TWO_LEGS)
+        .await;
+    let reply = h
+        .api
+        .call(sign_in("reviewer", PASSWORD))
+        .await
+        .expect(StatusCode::OK);
     let set_cookie = reply.header("set-cookie").to_owned();
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/api", "Max-Age=28800"] {
-        assert!(set_cookie.contains(attribute), "{attribute} in {set_cookie}");
+        assert!(
+            set_cookie.contains(attribute),
+            "{attribute} in {set_cookie}"
+        );
     }
-    assert!(!set_cookie.contains("Secure"), "not configured: {set_cookie}");
+    assert!(
+        !set_cookie.contains("Secure"),
+        "not configured: {set_cookie}"
+    );
     let info = reply.json();
     assert_eq!(info["user"], "reviewer");
     assert_eq!(info["role"], "reviewer");
@@ -34,13 +45,24 @@ async fn a_browser_signs_in_works_with_its_csrf_token_and_signs_out(h: &Harness)
     assert_eq!(info["permissions"], json!(["view", "play", "annotate"]));
     let csrf = info["csrf_token"].as_str().unwrap().to_owned();
     let cookie = cookie_pair(&set_cookie);
-    assert!(!cookie.contains(&csrf), "the CSRF token is not in the cookie");
+    assert!(
+        !cookie.contains(&csrf),
+        "the CSRF token is not in the cookie"
+    );
 
     // Reads need the cookie only.
-    let me = h.api.call(Call::new(Method::GET, "/api/v1/session").header("cookie", &cookie)).await.expect(StatusCode::OK).json();
+    let me = h
+        .api
+        .call(Call::new(Method::GET, "/api/v1/session").header("cookie", &cookie))
+        .await
+        .expect(StatusCode::OK)
+        .json();
     assert_eq!(me["csrf_token"], csrf);
     h.api
-        .call(Call::new(Method::GET, "/api/v1/recordings/r").header("cookie", &format!("theme=dark; {cookie}")))
+        .call(
+            Call::new(Method::GET, "/api/v1/recordings/r")
+                .header("cookie", &format!("theme=dark; {cookie}")),
+        )
         .await
         .expect(StatusCode::OK);
 
@@ -56,11 +78,18 @@ async fn a_browser_signs_in_works_with_its_csrf_token_and_signs_out(h: &Harness)
     };
     for wrong in [None, Some("not-the-token"), Some("")] {
         let reply = note(wrong).await;
-        assert_eq!((reply.status, reply.code().as_str()), (StatusCode::FORBIDDEN, "csrf"), "{wrong:?}");
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (StatusCode::FORBIDDEN, "csrf"),
+            "{wrong:?}"
+        );
     }
     note(Some(&csrf)).await.expect(StatusCode::CREATED);
     let details = h.get("viewer", "/api/v1/recordings/r").await.json();
-    assert_eq!(details["annotation_count"], 1, "only the request with the token changed anything");
+    assert_eq!(
+        details["annotation_count"], 1,
+        "only the request with the token changed anything"
+    );
 
     // Sign-out needs the token as well, then the cookie is worthless.
     h.api
@@ -69,7 +98,11 @@ async fn a_browser_signs_in_works_with_its_csrf_token_and_signs_out(h: &Harness)
         .expect(StatusCode::FORBIDDEN);
     let out = h
         .api
-        .call(Call::new(Method::DELETE, "/api/v1/session").header("cookie", &cookie).header(crate::CSRF_HEADER, &csrf))
+        .call(
+            Call::new(Method::DELETE, "/api/v1/session")
+                .header("cookie", &cookie)
+                .header(crate::CSRF_HEADER, &csrf),
+        )
         .await
         .expect(StatusCode::NO_CONTENT);
     assert!(out.header("set-cookie").contains("Max-Age=0"));
@@ -79,7 +112,11 @@ async fn a_browser_signs_in_works_with_its_csrf_token_and_signs_out(h: &Harness)
         .expect(StatusCode::UNAUTHORIZED);
 
     // A bearer token needs no CSRF header, and whoami says so.
-    let me = h.get("admin", "/api/v1/session").await.expect(StatusCode::OK).json();
+    let me = h
+        .get("admin", "/api/v1/session")
+        .await
+        .expect(StatusCode::OK)
+        .json();
     assert_eq!(me["csrf_token"], Value::Null);
     assert_eq!(me["permissions"].as_array().unwrap().len(), 9);
 
@@ -95,7 +132,10 @@ async fn a_session_expires_and_ends_with_its_user(h: &Harness) {
         session_lifetime_s: 600,
         ..ApiSettings::default()
     });
-    let reply = api.call(sign_in("acme-viewer", PASSWORD)).await.expect(StatusCode::OK);
+    let reply = api
+        .call(sign_in("acme-viewer", PASSWORD))
+        .await
+        .expect(StatusCode::OK);
     assert!(reply.header("set-cookie").contains("Secure"));
     assert_eq!(reply.json()["tenant"], "acme");
     let cookie = cookie_pair(reply.header("set-cookie"));
@@ -106,14 +146,22 @@ async fn a_session_expires_and_ends_with_its_user(h: &Harness) {
     whoami().await.expect(StatusCode::UNAUTHORIZED);
 
     // Disabling a user ends their sessions at once.
-    let reply = api.call(sign_in("viewer", PASSWORD)).await.expect(StatusCode::OK);
+    let reply = api
+        .call(sign_in("viewer", PASSWORD))
+        .await
+        .expect(StatusCode::OK);
     let cookie = cookie_pair(reply.header("set-cookie"));
-    h.send("admin", Method::POST, "/api/v1/users/viewer/disable", None).await.expect(StatusCode::OK);
+    h.send("admin", Method::POST, "/api/v1/users/viewer/disable", None)
+        .await
+        .expect(StatusCode::OK);
     api.call(Call::new(Method::GET, "/api/v1/session").header("cookie", &cookie))
         .await
         .expect(StatusCode::UNAUTHORIZED);
     let refused = api.call(sign_in("viewer", PASSWORD)).await;
-    assert_eq!((refused.status, refused.code().as_str()), (StatusCode::UNAUTHORIZED, "login_failed"));
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (StatusCode::UNAUTHORIZED, "login_failed")
+    );
 }
 
 async fn wrong_passwords_are_refused_audited_and_rate_limited(h: &Harness) {
@@ -122,46 +170,85 @@ async fn wrong_passwords_are_refused_audited_and_rate_limited(h: &Harness) {
         login_attempts_per_minute_per_user: 5,
         ..ApiSettings::default()
     });
-    for (user, password) in [("viewer", "wrong password"), ("nobody", PASSWORD), ("viewer", "")] {
+    for (user, password) in [
+        ("viewer", "wrong password"),
+        ("nobody", PASSWORD),
+        ("viewer", ""),
+    ] {
         let reply = api.call(sign_in(user, password)).await;
-        assert_eq!((reply.status, reply.code().as_str()), (StatusCode::UNAUTHORIZED, "login_failed"));
+        assert_eq!(
+            (reply.status, reply.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "login_failed")
+        );
         assert_eq!(reply.header("set-cookie"), "");
     }
     // The fourth attempt within the minute from this address, right password or not.
     let limited = api.call(sign_in("viewer", PASSWORD)).await;
-    assert_eq!((limited.status, limited.code().as_str()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    assert_eq!(
+        (limited.status, limited.code().as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
     assert_eq!(limited.header("retry-after"), "20");
     // Another address is not limited by this one's bucket.
-    api.call(sign_in("viewer", PASSWORD).from([198, 51, 100, 1])).await.expect(StatusCode::OK);
+    api.call(sign_in("viewer", PASSWORD).from([198, 51, 100, 1]))
+        .await
+        .expect(StatusCode::OK);
     // One token comes back every 20 s.
     h.clock.advance(Duration::from_secs(20));
-    api.call(sign_in("viewer", PASSWORD)).await.expect(StatusCode::OK);
-    api.call(sign_in("viewer", PASSWORD)).await.expect(StatusCode::TOO_MANY_REQUESTS);
+    api.call(sign_in("viewer", PASSWORD))
+        .await
+        .expect(StatusCode::OK);
+    api.call(sign_in("viewer", PASSWORD))
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
 
     // Per user name: five attempts a minute whatever the address.
     h.clock.advance(Duration::from_secs(60));
     for i in 0..5_u8 {
-        let reply = api.call(sign_in("admin", "guess").from([203, 0, 113, i])).await;
+        let reply = api
+            .call(sign_in("admin", "guess").from([203, 0, 113, i]))
+            .await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     }
-    let limited = api.call(sign_in("admin", PASSWORD).from([203, 0, 113, 99])).await;
+    let limited = api
+        .call(sign_in("admin", PASSWORD).from([203, 0, 113, 99]))
+        .await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
-    api.call(sign_in("reviewer", PASSWORD).from([203, 0, 113, 99])).await.expect(StatusCode::OK);
+    api.call(sign_in("reviewer", PASSWORD).from([203, 0, 113, 99]))
+        .await
+        .expect(StatusCode::OK);
 
     let logins = h.audit(AuditAction::Login).await;
     let summary: Vec<(String, String)> = logins
         .iter()
         .map(|e| (e.user.clone(), e.detail.clone().unwrap()))
         .collect();
-    assert_eq!(summary.len(), 3 + 2 + 5 + 1, "every attempt that reached a password check: {summary:?}");
-    assert_eq!(summary[0], ("viewer".to_owned(), "failed: wrong user name or password".to_owned()));
+    assert_eq!(
+        summary.len(),
+        3 + 2 + 5 + 1,
+        "every attempt that reached a password check: {summary:?}"
+    );
+    assert_eq!(
+        summary[0],
+        (
+            "viewer".to_owned(),
+            "failed: wrong user name or password".to_owned()
+        )
+    );
     assert_eq!(summary[1].0, "nobody");
     assert_eq!(summary[3], ("viewer".to_owned(), "signed in".to_owned()));
     assert_eq!(logins[3].client.as_deref(), Some("198.51.100.1"));
 
-    for body in [json!({"username": "viewer"}), json!({"user": "viewer", "password": "x"})] {
+    for body in [
+        json!({"username": "viewer"}),
+        json!({"user": "viewer", "password": "x"}),
+    ] {
         h.api
-            .call(Call::new(Method::POST, "/api/v1/session").json(body).from([198, 51, 100, 2]))
+            .call(
+                Call::new(Method::POST, "/api/v1/session")
+                    .json(body)
+                    .from([198, 51, 100, 2]),
+            )
             .await
             .expect(StatusCode::UNPROCESSABLE_ENTITY);
     }
@@ -169,7 +256,10 @@ async fn wrong_passwords_are_refused_audited_and_rate_limited(h: &Harness) {
     h.api
         .call(
             Call::new(Method::POST, "/api/v1/session")
-                .raw("application/x-www-form-urlencoded", "username=viewer&password=x")
+                .raw(
+                    "application/x-www-form-urlencoded",
+                    "username=viewer&password=x",
+                )
                 .from([198, 51, 100, 2]),
         )
         .await
