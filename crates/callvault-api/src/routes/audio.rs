@@ -3,7 +3,8 @@
 //!
 //! Audit: a player seeks with one `Range` request per jump, so a play (or download) is
 //! audited once per request that starts at the first byte (no `Range`, or `bytes=0-…`), not
-//! per range.
+//! per range; a HEAD (axum answers it with the GET's handler) sends no audio and is not
+//! audited.
 
 use std::path::{Component, Path as FsPath, PathBuf};
 
@@ -12,7 +13,7 @@ use axum::extract::State;
 use axum::response::Response;
 use callvault_catalog::{AuditAction, Leg, Permission, RecordingDetails};
 use http::header::{CONTENT_DISPOSITION, RANGE};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 use time::macros::format_description;
@@ -41,7 +42,12 @@ pub(crate) struct PlayParams {
     reason: Option<String>,
 }
 
-/// Whether a request with this `Range` starts at the first byte (a new play, not a seek).
+/// Whether a request sends audio from the first byte (a new play, not a seek or a HEAD).
+fn starts_playback(method: &Method, range: Option<&HeaderValue>) -> bool {
+    *method != Method::HEAD && starts_at_zero(range)
+}
+
+/// Whether a request with this `Range` starts at the first byte.
 fn starts_at_zero(range: Option<&HeaderValue>) -> bool {
     let Some(range) = range else { return true };
     range
@@ -165,6 +171,7 @@ async fn blocking<T: Send + 'static>(
 )]
 pub(crate) async fn leg(
     State(state): State<ApiState>,
+    method: Method,
     caller: Caller,
     Path((id, label)): Path<(String, String)>,
     Query(params): Query<PlayParams>,
@@ -181,7 +188,7 @@ pub(crate) async fn leg(
     let leg = find_leg(&details, &label)?;
     let path = leg_file(state.data_dir(), leg)?;
     let range = headers.get(RANGE).cloned();
-    let starts = starts_at_zero(range.as_ref());
+    let starts = starts_playback(&method, range.as_ref());
     let response = blocking(move || leg_response(&path, range.as_ref())).await?;
     if starts && response.status() != StatusCode::RANGE_NOT_SATISFIABLE {
         let detail = format!("leg {} ({})", leg.position, leg.label);
@@ -270,6 +277,7 @@ pub(crate) struct MixParams {
 )]
 pub(crate) async fn mix(
     State(state): State<ApiState>,
+    method: Method,
     caller: Caller,
     Path(id): Path<String>,
     Query(params): Query<MixParams>,
@@ -289,7 +297,8 @@ pub(crate) async fn mix(
     let format = ExportFormat::from(params.format.unwrap_or_default());
     let channels = Channels::from(params.channels.unwrap_or_default());
     let range = headers.get(RANGE).cloned();
-    let starts = starts_at_zero(range.as_ref()) || format == ExportFormat::Mp3;
+    let starts = starts_playback(&method, range.as_ref())
+        || (format == ExportFormat::Mp3 && method != Method::HEAD);
     let mut response =
         blocking(move || mix_response(&legs, format, channels, range.as_ref())).await?;
     if !play {

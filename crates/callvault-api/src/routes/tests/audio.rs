@@ -62,6 +62,17 @@ async fn a_leg_plays_whole_and_by_ranges(h: &Harness) {
         .await
         .expect(StatusCode::NOT_FOUND);
 
+    // A HEAD tells the length, plays nothing.
+    let head = h
+        .api
+        .call(
+            Call::new(Method::HEAD, "/api/v1/recordings/r/legs/callee/audio")
+                .bearer(h.token("viewer")),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(head.header("content-length"), len.to_string());
+
     // Plays are audited once per play (the whole file, or a range from byte 0), not per seek.
     let plays = h.audit(AuditAction::Play).await;
     assert_eq!(plays.len(), 3, "{plays:?}");
