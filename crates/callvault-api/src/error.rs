@@ -1,14 +1,76 @@
-//! The crate's one error type.
+//! The crate's one error type, and the one place that maps it to HTTP statuses
+//! ([`Error::status`], [`Error::code`]; the response itself is in `response`).
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
-/// What went wrong while opening, mixing, encoding or packing audio, or reading a file-name
-/// pattern. None of these texts is meant for an API client: the HTTP layer maps them to a status
-/// and a message of its own.
+use http::StatusCode;
+
+use crate::live::LiveError;
+use crate::settings::ReasonAction;
+
+/// What went wrong: in a request (who asks, what they may do, what they sent), in the catalog,
+/// or while opening, mixing, encoding or packing audio, or reading a file-name pattern.
+///
+/// An API client sees a status, a stable `code` and a message written for it here
+/// ([`Error::public_message`]); the `Display` text (which may name files and database
+/// operations) goes only to the log.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// No credentials, or credentials that are unknown, revoked, expired or of a disabled user.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// Sign-in with a wrong user name or password, or as a disabled user (not told apart).
+    #[error("wrong user name or password")]
+    LoginFailed,
+    /// The caller's role lacks what the operation needs.
+    #[error("the role {role} may not {action}")]
+    Forbidden {
+        role: callvault_catalog::Role,
+        action: &'static str,
+    },
+    /// A cookie-authenticated request that changes something came without the session's CSRF
+    /// token in `X-Callvault-CSRF`.
+    #[error("missing or wrong CSRF token")]
+    Csrf,
+    /// Too many sign-in attempts from this client or for this user name.
+    #[error("too many sign-in attempts; retry in {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+    /// Nothing of this kind with this name, or nothing the caller may see.
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    /// The request is malformed: a query parameter, a path or a body that cannot be read.
+    #[error("bad request: {reason}")]
+    BadRequest { reason: String },
+    /// The body is not JSON (`Content-Type: application/json`).
+    #[error("the body must be JSON")]
+    UnsupportedMediaType,
+    /// A well-formed request whose values cannot be used (a missing field, a value out of range).
+    #[error("invalid request: {reason}")]
+    Invalid { reason: String },
+    /// `[api] require_reason` lists the action and the request gave none.
+    #[error("a reason is required to {0}")]
+    ReasonRequired(ReasonAction),
+    /// The reason is not one of `[api] reasons`.
+    #[error("the reason is not one of the allowed reasons")]
+    ReasonNotAllowed,
+    /// A leg label that several legs of the recording share.
+    #[error("several legs are labelled {label:?}")]
+    AmbiguousLeg { label: String },
+    /// The live recording cannot be paused or resumed now.
+    #[error("live recording: {0}")]
+    Live(#[from] LiveError),
+    /// What the catalog refused or failed.
+    #[error(transparent)]
+    Catalog(#[from] callvault_catalog::Error),
+    /// The operating system's random number generator failed (session ids).
+    #[error("the operating system's random number generator failed")]
+    Random {
+        #[source]
+        source: getrandom::Error,
+    },
     /// Reading a leg file failed (missing, unreadable, shorter than when it was opened).
     #[error("{path}: {source}")]
     Io {
@@ -81,6 +143,128 @@ pub enum PatternProblem {
 }
 
 impl Error {
+    /// The HTTP status this error answers.
+    pub fn status(&self) -> StatusCode {
+        use callvault_catalog::Error as Catalog;
+        match self {
+            Error::Unauthenticated | Error::LoginFailed => StatusCode::UNAUTHORIZED,
+            Error::Forbidden { .. } | Error::Csrf => StatusCode::FORBIDDEN,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Invalid { .. } | Error::ReasonRequired(_) | Error::ReasonNotAllowed => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Error::AmbiguousLeg { .. } | Error::Live(_) => StatusCode::CONFLICT,
+            Error::Catalog(error) => match error {
+                Catalog::NotFound { .. }
+                | Catalog::UnknownUser { .. }
+                | Catalog::UnknownToken { .. }
+                | Catalog::UnknownLock { .. } => StatusCode::NOT_FOUND,
+                Catalog::Deleted { .. } => StatusCode::GONE,
+                Catalog::Locked { .. } | Catalog::Active { .. } | Catalog::UserExists { .. } => {
+                    StatusCode::CONFLICT
+                }
+                Catalog::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
+                Catalog::InvalidInput { .. } | Catalog::UnknownCustomField { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                error if error.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            error if error.is_missing_file() => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, machine-readable code of the error body.
+    pub fn code(&self) -> &'static str {
+        use callvault_catalog::Error as Catalog;
+        match self {
+            Error::Unauthenticated => "unauthenticated",
+            Error::LoginFailed => "login_failed",
+            Error::Forbidden { .. } => "forbidden",
+            Error::Csrf => "csrf",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::NotFound { .. } => "not_found",
+            Error::BadRequest { .. } => "bad_request",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::Invalid { .. } => "invalid",
+            Error::ReasonRequired(_) => "reason_required",
+            Error::ReasonNotAllowed => "reason_not_allowed",
+            Error::AmbiguousLeg { .. } => "ambiguous_leg",
+            Error::Live(LiveError::NotActive) => "not_active",
+            Error::Live(LiveError::AlreadyPaused) => "already_paused",
+            Error::Live(LiveError::NotPaused) => "not_paused",
+            Error::Catalog(error) => match error {
+                Catalog::NotFound { .. }
+                | Catalog::UnknownUser { .. }
+                | Catalog::UnknownToken { .. }
+                | Catalog::UnknownLock { .. } => "not_found",
+                Catalog::Deleted { .. } => "deleted",
+                Catalog::Locked { .. } => "locked",
+                Catalog::Active { .. } => "active",
+                Catalog::UserExists { .. } => "exists",
+                Catalog::InvalidQuery { .. } => "bad_request",
+                Catalog::InvalidInput { .. } => "invalid",
+                Catalog::UnknownCustomField { .. } => "unknown_custom_field",
+                error if error.is_transient() => "unavailable",
+                _ => "internal",
+            },
+            error if error.is_missing_file() => "file_missing",
+            _ => "internal",
+        }
+    }
+
+    /// What the client is told. Errors of the request say what was wrong with it; errors of
+    /// the server say only that (their details are logged, never sent).
+    pub fn public_message(&self) -> String {
+        use callvault_catalog::Error as Catalog;
+        match self {
+            Error::Unauthenticated => {
+                "sign in (POST /api/v1/session) or send Authorization: Bearer TOKEN".to_owned()
+            }
+            Error::LoginFailed
+            | Error::Forbidden { .. }
+            | Error::Csrf
+            | Error::NotFound { .. }
+            | Error::BadRequest { .. }
+            | Error::UnsupportedMediaType
+            | Error::Invalid { .. }
+            | Error::ReasonRequired(_)
+            | Error::ReasonNotAllowed
+            | Error::AmbiguousLeg { .. }
+            | Error::Live(_) => self.to_string(),
+            Error::RateLimited { retry_after } => format!(
+                "too many sign-in attempts; retry in {} s",
+                retry_after.as_secs().max(1)
+            ),
+            Error::Catalog(error) => match error {
+                Catalog::NotFound { .. } => "recording not found".to_owned(),
+                Catalog::UnknownLock { .. } => "no such lock in force on this recording".to_owned(),
+                Catalog::UnknownUser { .. } => "no such user".to_owned(),
+                Catalog::UnknownToken { .. } => "no such token".to_owned(),
+                Catalog::Deleted { .. } => "the recording is deleted".to_owned(),
+                Catalog::Locked { locks, .. } => {
+                    format!("the recording is locked ({locks} lock(s) in force)")
+                }
+                Catalog::Active { .. } => "the recording is still being recorded".to_owned(),
+                Catalog::UserExists { name } => format!("user {name:?} already exists"),
+                Catalog::InvalidQuery { reason } => reason.clone(),
+                Catalog::InvalidInput { .. } | Catalog::UnknownCustomField { .. } => {
+                    error.to_string()
+                }
+                error if error.is_transient() => {
+                    "the catalog is unavailable; try again shortly".to_owned()
+                }
+                _ => "internal error".to_owned(),
+            },
+            error if error.is_missing_file() => "the audio file is missing".to_owned(),
+            _ => "internal error".to_owned(),
+        }
+    }
+
     /// The file asked for is not on disk (deleted, or never written): the HTTP layer answers
     /// 404 or 410 rather than 500.
     pub fn is_missing_file(&self) -> bool {

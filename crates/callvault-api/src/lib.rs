@@ -1,14 +1,73 @@
-//! The HTTP API of callvault. For now: its audio export, the pure parts the routes will call.
+//! The HTTP API of callvault: [`router`] serves `/api/v1` (recordings, audio, locks,
+//! deletion, review, pause/resume, audit, users, tokens, sessions, the OpenAPI document), over
+//! the catalog ([`callvault_catalog::Catalog`]) and the recordings' files; [`audio`] is the
+//! export underneath (ranges, mixes, MP3, zip, file names).
 //!
-//! # Design note
+//! # Design note: the routes
+//!
+//! **Shape.** [`ApiState`] holds the catalog, the data dir (leg paths in the catalog are
+//! relative to it), the validated [`ApiSettings`] (`[api]` of the configuration), the node's
+//! [`LiveRecordings`] (pause/resume, implemented by the binary over its SIP loop), a [`Clock`],
+//! the browser sessions and the sign-in rate limit. One module per resource in `routes`; each
+//! handler declares its path and method once, in `#[utoipa::path]`, and `utoipa-axum` both
+//! registers it and documents it, so the OpenAPI document (`GET /api/v1/openapi.json`) cannot
+//! drift from the router (a test also compares it with the contract's list and calls every
+//! documented route).
+//!
+//! **Who may.** `auth` resolves every request to a catalog user: `Authorization: Bearer` (the
+//! catalog's tokens) or the session cookie (`POST /api/v1/session`); the user is re-read on
+//! each request, so disabling takes effect at once. Roles come from the catalog
+//! ([`callvault_catalog::Role::allows`]); each handler names the permission it needs (403
+//! otherwise). Tenants are enforced by the catalog: every call passes the user's
+//! [`callvault_catalog::Scope`], so another tenant's recording is 404 as if absent, in
+//! searches, details, audio, locks, deletion, review, exports and the audit trail alike.
+//!
+//! **Browser sessions and CSRF.** A session is 256 random bits in an `HttpOnly;
+//! SameSite=Strict; Path=/api` cookie (`Secure` with `[api] cookie_secure`), expiring after
+//! `[api] session_lifetime_s`. Cookie-authenticated requests other than GET/HEAD/OPTIONS must
+//! send `X-Callvault-CSRF` equal to the `csrf_token` that sign-in (and `GET /api/v1/session`)
+//! answers — a synchronizer token another site can neither read nor send (custom headers need
+//! a CORS preflight, never granted). Sign-in takes JSON only, so a cross-site form cannot log a
+//! browser in either. Bearer requests need no CSRF token. Sessions live in this process's
+//! memory: a restart signs browsers out, and several nodes behind one name need sticky routing
+//! (or bearer tokens) — a catalog table would lift that, at the price of a write per sign-in.
+//!
+//! **Sign-in rate limit.** GCRA buckets (`governor`) per client address and per user name
+//! (`[api] login_attempts_per_minute_per_*`), on the API's clock; 429 with `Retry-After`. Every
+//! attempt that reaches the password check is audited (`login`, with the name as typed).
+//!
+//! **Reasons and audit.** `[api] require_reason` lists actions whose requests must give a
+//! reason (`reason` in the JSON body; for GETs the `X-Callvault-Reason` header or `reason`
+//! query parameter, as an `<audio>` element cannot send headers): 422 `reason_required`, or
+//! `reason_not_allowed` when `[api] reasons` is a pick list. Locks, unlocks, deletions,
+//! annotations and review changes are audited by the catalog in the same transaction; plays,
+//! downloads, pauses, resumes and sign-ins by the route, after they succeed (a play once per
+//! request from byte 0, not per seek). Entries carry the reason and the client's address.
+//!
+//! **Deletion.** The catalog keeps the tombstone and returns the files; the route then removes
+//! them with [`remove_deleted_files`] (the leg files and the recording's folder, metadata
+//! included; files already gone are fine). A file that cannot be removed is logged; the
+//! deletion stands (`recordings verify --fix` finds it).
+//!
+//! **Errors.** One [`Error`] for the crate; [`Error::status`] and [`Error::code`] map it in one
+//! place to `{"error": {"code", "message"}}` with 400/401/403/404/409/410/415/422/429, and
+//! 500/503 for what the server did wrong — logged in full, answered only as `internal` /
+//! `unavailable`. axum's own rejections (a bad query, JSON, path) are mapped too (`extract`).
+//!
+//! **Client address.** The peer of the TCP connection (axum's `ConnectInfo`), so the binary
+//! must serve with `into_make_service_with_connect_info::<SocketAddr>()`. Behind a reverse
+//! proxy every client is the proxy (audit entries and the per-client sign-in bucket then name
+//! it): trusting `X-Forwarded-For` from configured proxies is not done yet.
+//!
+//! # Design note: the audio export
 //!
 //! **What it does.** [`audio`] turns a recording's leg files into what a browser or a download
 //! wants: one leg played with seeking (`Range`, RFC 9110 §14: 206 / 416 / 200); the legs mixed
 //! to mono (every leg summed) or stereo (caller left, callee right, a leg of neither party on
 //! both), as WAV (with ranges too) or MP3; several files in one zip; and file names from an
 //! operator's pattern (`{queue}_{yyyymmdd}-{hhmm}_{from}_{to}_{session_id}_{n}`) with the
-//! `Content-Disposition` that carries them (RFC 6266). The routes (axum) come later; they get
-//! `http::Response<StreamBody>` values and map [`Error`] to statuses.
+//! `Content-Disposition` that carries them (RFC 6266). The routes get `http::Response<StreamBody>`
+//! values and map [`Error`] to statuses.
 //!
 //! **Leg files as they are.** A leg is the media engine's 16-bit PCM mono WAV (80-byte header
 //! with a `JUNK` chunk that becomes `ds64`, RF64 past 4 GiB), at its codec's rate. A file still
@@ -48,9 +107,32 @@
 #![warn(unreachable_pub)]
 
 pub mod audio;
+mod auth;
+mod clock;
 mod error;
+mod extract;
+mod files;
+mod live;
+mod openapi;
+mod rate_limit;
+mod reason;
+mod response;
+mod router;
+mod routes;
+mod session;
+mod settings;
+mod state;
 
+pub use clock::{Clock, SystemClock};
 pub use error::{Error, PatternProblem, Result};
+pub use files::{RemovedFiles, remove_deleted_files};
+pub use live::{BoxFuture, LiveError, LiveRecordings, NoLiveRecordings};
+pub use openapi::{PREFIX, openapi};
+pub use reason::REASON_HEADER;
+pub use router::router;
+pub use session::{CSRF_HEADER, SESSION_COOKIE};
+pub use settings::{ApiSettings, ReasonAction};
+pub use state::ApiState;
 
 #[cfg(test)]
 mod testing;

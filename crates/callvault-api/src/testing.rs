@@ -128,3 +128,93 @@ pub(crate) async fn read_response(
     let bytes = body.collect().await.unwrap().to_bytes().to_vec();
     (parts, bytes)
 }
+
+/// A clock the test moves by hand (wall and monotonic together).
+pub(crate) struct ManualClock {
+    start_wall: time::OffsetDateTime,
+    start: std::time::Instant,
+    elapsed: std::sync::Mutex<std::time::Duration>,
+}
+
+impl ManualClock {
+    pub(crate) fn new(start_wall: time::OffsetDateTime) -> ManualClock {
+        ManualClock {
+            start_wall,
+            start: std::time::Instant::now(),
+            elapsed: std::sync::Mutex::default(),
+        }
+    }
+
+    pub(crate) fn advance(&self, by: std::time::Duration) {
+        *self.elapsed.lock().unwrap() += by;
+    }
+
+    fn elapsed(&self) -> std::time::Duration {
+        *self.elapsed.lock().unwrap()
+    }
+}
+
+impl crate::clock::Clock for ManualClock {
+    fn now(&self) -> time::OffsetDateTime {
+        self.start_wall + self.elapsed()
+    }
+
+    fn instant(&self) -> std::time::Instant {
+        self.start + self.elapsed()
+    }
+}
+
+/// The live recordings of a node, in memory: those started with [`FakeLive::start`], each
+/// paused or not, with who changed it last.
+#[derive(Default)]
+pub(crate) struct FakeLive {
+    recordings: std::sync::Mutex<std::collections::HashMap<String, (bool, String)>>,
+}
+
+impl FakeLive {
+    pub(crate) fn start(&self, id: &str) {
+        self.recordings
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), (false, String::new()));
+    }
+
+    /// (paused, by whom) of a live recording.
+    pub(crate) fn state(&self, id: &str) -> Option<(bool, String)> {
+        self.recordings.lock().unwrap().get(id).cloned()
+    }
+
+    fn set(&self, id: &str, by: &str, paused: bool) -> Result<(), crate::live::LiveError> {
+        use crate::live::LiveError;
+        let mut recordings = self.recordings.lock().unwrap();
+        let entry = recordings.get_mut(id).ok_or(LiveError::NotActive)?;
+        match (entry.0, paused) {
+            (true, true) => Err(LiveError::AlreadyPaused),
+            (false, false) => Err(LiveError::NotPaused),
+            _ => {
+                *entry = (paused, by.to_owned());
+                Ok(())
+            }
+        }
+    }
+}
+
+impl crate::live::LiveRecordings for FakeLive {
+    fn pause(
+        &self,
+        recording_id: &str,
+        by: &str,
+    ) -> crate::live::BoxFuture<'_, Result<(), crate::live::LiveError>> {
+        let result = self.set(recording_id, by, true);
+        Box::pin(async move { result })
+    }
+
+    fn resume(
+        &self,
+        recording_id: &str,
+        by: &str,
+    ) -> crate::live::BoxFuture<'_, Result<(), crate::live::LiveError>> {
+        let result = self.set(recording_id, by, false);
+        Box::pin(async move { result })
+    }
+}

@@ -22,6 +22,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub http: HttpConfig,
     pub tls: TlsSection,
+    /// `[api]`: reasons required before actions, download file names, sign-in settings.
+    pub api: callvault_api::ApiSettings,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -356,6 +358,7 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        self.api.validate()?;
         if let Some(id) = &self.node.id
             && (id.is_empty()
                 || id.len() > 64

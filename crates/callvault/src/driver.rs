@@ -93,6 +93,43 @@ impl LiveControl {
     }
 }
 
+/// The HTTP API's pause and resume, answered by the SIP loop.
+impl callvault_api::LiveRecordings for LiveControl {
+    fn pause(
+        &self,
+        recording_id: &str,
+        by: &str,
+    ) -> callvault_api::BoxFuture<'_, Result<(), callvault_api::LiveError>> {
+        let (recording_id, by) = (recording_id.to_owned(), by.to_owned());
+        Box::pin(async move {
+            LiveControl::pause(self, &recording_id, &by)
+                .await
+                .map_err(live_error)
+        })
+    }
+
+    fn resume(
+        &self,
+        recording_id: &str,
+        by: &str,
+    ) -> callvault_api::BoxFuture<'_, Result<(), callvault_api::LiveError>> {
+        let (recording_id, by) = (recording_id.to_owned(), by.to_owned());
+        Box::pin(async move {
+            LiveControl::resume(self, &recording_id, &by)
+                .await
+                .map_err(live_error)
+        })
+    }
+}
+
+fn live_error(error: ControlError) -> callvault_api::LiveError {
+    match error {
+        ControlError::NotActive => callvault_api::LiveError::NotActive,
+        ControlError::AlreadyPaused => callvault_api::LiveError::AlreadyPaused,
+        ControlError::NotPaused => callvault_api::LiveError::NotPaused,
+    }
+}
+
 pub struct Driver<M: MediaPlane> {
     pub endpoint: Endpoint,
     pub recorder: Recorder<M>,

@@ -91,6 +91,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (archive, archive_task, archive_health) =
         archive::start(catalog.clone(), data_dir.clone(), ArchiveConfig::default());
     let (sip_stats, sip_stats_rx) = watch::channel(EndpointStats::default());
+    // The API asks the SIP loop to pause and resume live recordings through this channel.
+    let (live, control) = LiveControl::channel();
+    let api = callvault_api::ApiState::new(
+        catalog.clone(),
+        data_dir.clone(),
+        config.api.clone(),
+        Arc::new(live),
+    )
+    .context("starting the HTTP API")?;
     let app = metrics::router(metrics::Sources {
         gauges: Arc::clone(&gauges),
         media: Arc::clone(&media),
@@ -100,8 +109,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         storage: storage.clone(),
         transport: transports.stats(),
         refused_sources: gate.refused(),
-    });
+    })
+    .merge(callvault_api::router(api));
     tokio::spawn(async move {
+        // The peer address reaches the API: the audit's client, sign-in limits per client.
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         if let Err(e) = axum::serve(http, app).await {
             warn!(error = %e, "HTTP listener stopped");
         }
@@ -178,7 +190,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         node = %node_id,
         "callvault listening"
     );
-    let (_live, control) = LiveControl::channel();
     driver
         .run(incoming, media_events, storage, control, shutdown_signal())
         .await;

@@ -1,0 +1,147 @@
+//! Removing a deleted recording's files once the catalog has kept its tombstone.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use callvault_catalog::Deletion;
+
+/// What [`remove_deleted_files`] did.
+#[derive(Debug, Default)]
+pub struct RemovedFiles {
+    /// Leg files removed (relative to the data dir).
+    pub removed: Vec<PathBuf>,
+    /// Leg files that were already gone.
+    pub already_gone: Vec<PathBuf>,
+    /// Paths that could not be removed, with why (the caller logs them; `recordings verify`
+    /// finds them again).
+    pub failed: Vec<(PathBuf, io::Error)>,
+}
+
+/// Removes what [`callvault_catalog::Catalog::delete`] left to the caller: every leg file of
+/// `deletion`, and the recording's folder with whatever else it holds (the SIPREC metadata
+/// documents): `recordings/YYYY/MM/DD/<id>/` of its start (UTC), and any folder a leg file
+/// lies in that is named after the recording.
+///
+/// Files already gone count as removed (a retry, or `recordings verify --fix` first). A path
+/// that is absolute or climbs out of `data_dir` (`..`) is never touched: the catalog's paths
+/// are relative to it, and one that is not was not written by callvault.
+pub fn remove_deleted_files(data_dir: &Path, deletion: &Deletion) -> RemovedFiles {
+    let mut outcome = RemovedFiles::default();
+    let mut folders = Vec::new();
+    if is_one_component(&deletion.recording_id) {
+        let at = deletion.started_at.to_offset(time::UtcOffset::UTC);
+        folders.push(PathBuf::from(format!(
+            "recordings/{:04}/{:02}/{:02}/{}",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            deletion.recording_id
+        )));
+    }
+    for leg in &deletion.legs {
+        let relative = PathBuf::from(&leg.path);
+        if !stays_inside(&relative) {
+            outcome.failed.push((
+                relative,
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a path inside the data directory",
+                ),
+            ));
+            continue;
+        }
+        match std::fs::remove_file(data_dir.join(&relative)) {
+            Ok(()) => outcome.removed.push(relative.clone()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                outcome.already_gone.push(relative.clone());
+            }
+            Err(e) => outcome.failed.push((relative.clone(), e)),
+        }
+        if let Some(parent) = relative.parent()
+            && parent.file_name() == Some(deletion.recording_id.as_ref())
+            && !folders.iter().any(|f| f == parent)
+        {
+            folders.push(parent.to_owned());
+        }
+    }
+    for folder in folders {
+        match std::fs::remove_dir_all(data_dir.join(&folder)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => outcome.failed.push((folder, e)),
+        }
+    }
+    outcome
+}
+
+/// A single, ordinary path component (a recording id names one folder).
+fn is_one_component(name: &str) -> bool {
+    let mut components = Path::new(name).components();
+    matches!(components.next(), Some(Component::Normal(_))) && components.next().is_none()
+}
+
+/// Relative, with no `..`, `/` or prefix: stays inside the folder it is joined to.
+fn stays_inside(path: &Path) -> bool {
+    !path.as_os_str().is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callvault_catalog::DeletedLeg;
+    use time::macros::datetime;
+
+    fn leg(position: i64, path: &str) -> DeletedLeg {
+        DeletedLeg {
+            position,
+            label: position.to_string(),
+            path: path.to_owned(),
+            sha256: None,
+        }
+    }
+
+    #[test]
+    fn removes_the_legs_and_the_folder_and_tolerates_what_is_gone() {
+        let data = tempfile::tempdir().unwrap();
+        let folder = "recordings/2026/11/30/rec-1";
+        std::fs::create_dir_all(data.path().join(folder)).unwrap();
+        for name in ["0-a.wav", "metadata-1.xml"] {
+            std::fs::write(data.path().join(folder).join(name), b"x").unwrap();
+        }
+        let outside = data.path().join("keep.wav");
+        std::fs::write(&outside, b"x").unwrap();
+        let deletion = Deletion {
+            recording_id: "rec-1".to_owned(),
+            // 01:30 on the 1st at +02:00 is the 30th in UTC, which names the folder.
+            started_at: datetime!(2026-12-01 01:30 +02:00),
+            legs: vec![
+                leg(0, &format!("{folder}/0-a.wav")),
+                leg(1, &format!("{folder}/1-b.wav")),
+                leg(2, "../keep.wav"),
+                leg(3, "/etc/passwd"),
+            ],
+        };
+        let outcome = remove_deleted_files(data.path(), &deletion);
+        assert_eq!(
+            outcome.removed,
+            vec![PathBuf::from(format!("{folder}/0-a.wav"))]
+        );
+        assert_eq!(
+            outcome.already_gone,
+            vec![PathBuf::from(format!("{folder}/1-b.wav"))]
+        );
+        assert_eq!(outcome.failed.len(), 2, "{:?}", outcome.failed);
+        assert!(!data.path().join(folder).exists(), "the folder is gone");
+        assert!(outside.exists(), "nothing outside the data dir is touched");
+        assert!(data.path().join("recordings/2026/11/30").exists());
+
+        // Again: everything is already gone, nothing fails but the refused paths.
+        let again = remove_deleted_files(data.path(), &deletion);
+        assert!(again.removed.is_empty());
+        assert_eq!(again.already_gone.len(), 2);
+        assert_eq!(again.failed.len(), 2);
+    }
+}

@@ -1,0 +1,116 @@
+//! The routes of `/api/v1`, one module per resource, and what they share.
+//!
+//! Every route is registered through `utoipa-axum`'s `routes!`, which takes the path and
+//! method from the handler's `#[utoipa::path]`: the router and the OpenAPI document are built
+//! from the same declarations (`openapi.rs` serves the document; a test compares the two).
+
+mod audio;
+mod audit;
+mod custom_fields;
+mod live;
+mod locks;
+mod recordings;
+mod review;
+mod session;
+mod users;
+
+use callvault_catalog::{AuditAction, NewAuditEntry, RecordingDetails};
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::state::ApiState;
+
+/// Every route of the API, relative to `/api/v1`, with its documentation.
+pub(crate) fn api_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(recordings::search))
+        .routes(routes!(
+            recordings::details,
+            review::update,
+            recordings::delete
+        ))
+        .routes(routes!(audio::leg))
+        .routes(routes!(audio::mix))
+        .routes(routes!(audio::export))
+        .routes(routes!(locks::lock))
+        .routes(routes!(locks::unlock))
+        .routes(routes!(review::annotate))
+        .routes(routes!(live::pause))
+        .routes(routes!(live::resume))
+        .routes(routes!(audit::list))
+        .routes(routes!(custom_fields::list, custom_fields::define))
+        .routes(routes!(custom_fields::remove))
+        .routes(routes!(users::list, users::add))
+        .routes(routes!(users::disable))
+        .routes(routes!(users::tokens, users::create_token))
+        .routes(routes!(users::revoke_token))
+        .routes(routes!(
+            session::sign_in,
+            session::whoami,
+            session::sign_out
+        ))
+        .routes(routes!(crate::openapi::document))
+}
+
+/// Now, on the API's clock.
+fn now(state: &ApiState) -> OffsetDateTime {
+    state.clock().now()
+}
+
+/// The recording `id` as the caller may see it; 404 when unknown or out of their scope.
+async fn recording(state: &ApiState, caller: &Caller, id: &str) -> Result<RecordingDetails> {
+    state
+        .catalog()
+        .recording_details(&caller.scope(), id)
+        .await?
+        .ok_or(Error::NotFound { what: "recording" })
+}
+
+/// The recording `id` unless it is a tombstone (410).
+async fn live_recording(state: &ApiState, caller: &Caller, id: &str) -> Result<RecordingDetails> {
+    let details = recording(state, caller, id).await?;
+    if details.item.deleted_at.is_some() {
+        return Err(callvault_catalog::Error::Deleted { id: id.to_owned() }.into());
+    }
+    Ok(details)
+}
+
+/// Appends an audit entry for what the catalog does not record itself (plays, downloads,
+/// sign-ins, pauses).
+async fn audit(
+    state: &ApiState,
+    caller: &Caller,
+    action: AuditAction,
+    recording_id: Option<&str>,
+    reason: Option<String>,
+    detail: Option<String>,
+) -> Result<()> {
+    state
+        .catalog()
+        .append_audit(&NewAuditEntry {
+            at: now(state),
+            actor: caller.actor(),
+            action,
+            recording_id: recording_id.map(str::to_owned),
+            reason,
+            detail,
+            tenant: caller.user.tenant.clone(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// Tags of the OpenAPI document, by resource.
+pub(crate) mod tags {
+    pub(crate) const RECORDINGS: &str = "recordings";
+    pub(crate) const AUDIO: &str = "audio";
+    pub(crate) const AUDIT: &str = "audit";
+    pub(crate) const ADMIN: &str = "administration";
+    pub(crate) const SESSION: &str = "session";
+}
+
+#[cfg(test)]
+mod tests;

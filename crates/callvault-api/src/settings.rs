@@ -1,0 +1,190 @@
+//! `[api]`: what an operator configures about the HTTP API. A plain serde struct with
+//! defaults, embedded by the binary's configuration; [`ApiSettings::validate`] refuses what
+//! cannot work (a bad file-name pattern, a zero rate) when the configuration is loaded.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audio::FileNamePattern;
+use crate::error::{Error, Result};
+
+/// An action that `[api] require_reason` can make need a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasonAction {
+    Play,
+    Download,
+    Delete,
+    Lock,
+    Unlock,
+    Annotate,
+    Update,
+    Pause,
+    Resume,
+}
+
+impl ReasonAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonAction::Play => "play",
+            ReasonAction::Download => "download",
+            ReasonAction::Delete => "delete",
+            ReasonAction::Lock => "lock",
+            ReasonAction::Unlock => "unlock",
+            ReasonAction::Annotate => "annotate",
+            ReasonAction::Update => "update",
+            ReasonAction::Pause => "pause",
+            ReasonAction::Resume => "resume",
+        }
+    }
+}
+
+impl fmt::Display for ReasonAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[api]` of the configuration file.
+///
+/// ```toml
+/// [api]
+/// require_reason = ["play", "download", "delete"]
+/// reasons = ["Customer complaint", "Quality review", "Legal request"]   # optional
+/// filename_pattern = "{yyyymmdd}-{hhmmss}_{from}_{to}_{session_id}_{n}"
+/// cookie_secure = true            # behind TLS
+/// session_lifetime_s = 28800
+/// login_attempts_per_minute_per_client = 10
+/// login_attempts_per_minute_per_user = 5
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Actions whose requests must carry a reason (`reason` in the JSON body, or the
+    /// `X-Callvault-Reason` header / `reason` query parameter of a GET): 422 without one.
+    pub require_reason: Vec<ReasonAction>,
+    /// When not empty, the reason of an action in `require_reason` must be one of these,
+    /// exactly (a pick list); when empty, any text of 1 to 1000 characters.
+    pub reasons: Vec<String>,
+    /// Download file names (without extension): placeholders `{queue}` (the `queue` custom
+    /// field), `{yyyymmdd}`, `{hhmm}`, `{hhmmss}` (the start, UTC), `{from}`, `{to}`,
+    /// `{session_id}`, `{recording_id}`, `{n}` (the file's number in a zip), `{tenant}`,
+    /// `{label}` (a leg's label).
+    pub filename_pattern: String,
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Turn on whenever the API is
+    /// reached over TLS (directly or through a proxy); off by default so that a first run on
+    /// `http://127.0.0.1` can sign in.
+    pub cookie_secure: bool,
+    /// How long a browser session lasts after sign-in, in seconds.
+    pub session_lifetime_s: u64,
+    /// Sign-in attempts allowed per minute from one client address (a burst of as many, then
+    /// one every 60/n seconds); 429 beyond.
+    pub login_attempts_per_minute_per_client: u32,
+    /// Sign-in attempts allowed per minute for one user name, whatever the client.
+    pub login_attempts_per_minute_per_user: u32,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            require_reason: Vec::new(),
+            reasons: Vec::new(),
+            filename_pattern: "{yyyymmdd}-{hhmmss}_{from}_{to}_{session_id}_{n}".to_owned(),
+            cookie_secure: false,
+            session_lifetime_s: 8 * 3600,
+            login_attempts_per_minute_per_client: 10,
+            login_attempts_per_minute_per_user: 5,
+        }
+    }
+}
+
+impl ApiSettings {
+    /// Checks what deserialising cannot: the pattern parses, the rates and the lifetime are
+    /// not zero, the allowed reasons are usable. The binary calls it when loading the
+    /// configuration; [`crate::ApiState::new`] calls it too.
+    pub fn validate(&self) -> Result<()> {
+        self.pattern()?;
+        let invalid = |reason: &str| Error::Invalid {
+            reason: format!("[api] {reason}"),
+        };
+        if self.session_lifetime_s == 0 {
+            return Err(invalid("session_lifetime_s must be at least 1"));
+        }
+        if self.login_attempts_per_minute_per_client == 0
+            || self.login_attempts_per_minute_per_user == 0
+        {
+            return Err(invalid("login attempts per minute must be at least 1"));
+        }
+        if self.reasons.iter().any(|r| r.trim().is_empty()) {
+            return Err(invalid("reasons must not be blank"));
+        }
+        Ok(())
+    }
+
+    /// The parsed `filename_pattern`.
+    pub fn pattern(&self) -> Result<FileNamePattern> {
+        FileNamePattern::parse(&self.filename_pattern)
+    }
+
+    pub fn session_lifetime(&self) -> Duration {
+        Duration::from_secs(self.session_lifetime_s)
+    }
+
+    /// Whether `action` needs a reason.
+    pub fn requires_reason(&self, action: ReasonAction) -> bool {
+        self.require_reason.contains(&action)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_table_gives_the_defaults_and_every_key_reads() {
+        let empty: ApiSettings = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, ApiSettings::default());
+        assert!(empty.validate().is_ok());
+        let set: ApiSettings = serde_json::from_value(serde_json::json!({
+            "require_reason": ["play", "delete"],
+            "reasons": ["Legal request"],
+            "filename_pattern": "{queue}_{yyyymmdd}-{hhmm}_{from}_{to}_{session_id}_{n}",
+            "cookie_secure": true,
+            "session_lifetime_s": 60,
+            "login_attempts_per_minute_per_client": 3,
+            "login_attempts_per_minute_per_user": 2,
+        }))
+        .unwrap();
+        assert!(set.requires_reason(ReasonAction::Play));
+        assert!(!set.requires_reason(ReasonAction::Download));
+        assert!(set.validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_actions_and_unusable_values_are_refused() {
+        assert!(serde_json::from_str::<ApiSettings>(r#"{"require_reasons": []}"#).is_err());
+        assert!(serde_json::from_str::<ApiSettings>(r#"{"require_reason": ["view"]}"#).is_err());
+        for bad in [
+            ApiSettings {
+                filename_pattern: "{nope}".to_owned(),
+                ..ApiSettings::default()
+            },
+            ApiSettings {
+                session_lifetime_s: 0,
+                ..ApiSettings::default()
+            },
+            ApiSettings {
+                login_attempts_per_minute_per_user: 0,
+                ..ApiSettings::default()
+            },
+            ApiSettings {
+                reasons: vec![" ".to_owned()],
+                ..ApiSettings::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! [`ApiState`]: what every route works with, shared by all requests.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use callvault_catalog::Catalog;
+
+use crate::audio::FileNamePattern;
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::live::LiveRecordings;
+use crate::rate_limit::LoginLimiter;
+use crate::session::Sessions;
+use crate::settings::ApiSettings;
+
+/// The API's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    catalog: Catalog,
+    data_dir: PathBuf,
+    settings: ApiSettings,
+    pattern: FileNamePattern,
+    live: Arc<dyn LiveRecordings>,
+    clock: Arc<dyn Clock>,
+    sessions: Sessions,
+    login_limiter: LoginLimiter,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("data_dir", &self.inner.data_dir)
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// The state of an API serving `catalog`, whose leg paths are relative to `data_dir`, on
+    /// the system clock. `settings` are validated ([`ApiSettings::validate`]).
+    pub fn new(
+        catalog: Catalog,
+        data_dir: impl Into<PathBuf>,
+        settings: ApiSettings,
+        live: Arc<dyn LiveRecordings>,
+    ) -> Result<ApiState> {
+        ApiState::with_clock(catalog, data_dir, settings, live, Arc::new(SystemClock))
+    }
+
+    /// [`ApiState::new`] on another clock (tests move time by hand).
+    pub fn with_clock(
+        catalog: Catalog,
+        data_dir: impl Into<PathBuf>,
+        settings: ApiSettings,
+        live: Arc<dyn LiveRecordings>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<ApiState> {
+        settings.validate()?;
+        let pattern = settings.pattern()?;
+        let rate = |n: u32| {
+            NonZeroU32::new(n).ok_or_else(|| Error::Invalid {
+                reason: "[api] login attempts per minute must be at least 1".to_owned(),
+            })
+        };
+        let login_limiter = LoginLimiter::new(
+            rate(settings.login_attempts_per_minute_per_client)?,
+            rate(settings.login_attempts_per_minute_per_user)?,
+            Arc::clone(&clock),
+        );
+        Ok(ApiState {
+            inner: Arc::new(Inner {
+                catalog,
+                data_dir: data_dir.into(),
+                sessions: Sessions::new(settings.session_lifetime()),
+                settings,
+                pattern,
+                live,
+                clock,
+                login_limiter,
+            }),
+        })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    pub fn settings(&self) -> &ApiSettings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn pattern(&self) -> &FileNamePattern {
+        &self.inner.pattern
+    }
+
+    pub(crate) fn live(&self) -> &dyn LiveRecordings {
+        &*self.inner.live
+    }
+
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        &*self.inner.clock
+    }
+
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    pub(crate) fn login_limiter(&self) -> &LoginLimiter {
+        &self.inner.login_limiter
+    }
+}
