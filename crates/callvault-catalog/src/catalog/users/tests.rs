@@ -276,7 +276,7 @@ async fn a_token_keeps_its_label_and_stops_working_when_it_expires(catalog: &Cat
     assert_eq!(token.info.label.as_deref(), Some("wallboard"));
     assert_eq!(token.info.expires_at, Some(expiry));
     let listed = catalog.tokens(Some("bob")).await.unwrap();
-    assert_eq!(listed, [token.info.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&token.info));
 
     let just_before = expiry - time::Duration::milliseconds(1);
     assert!(
