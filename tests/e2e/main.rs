@@ -5,6 +5,7 @@
 mod support;
 
 mod calls;
+mod cli;
 mod dialects;
 mod fidelity;
 mod lifecycle;

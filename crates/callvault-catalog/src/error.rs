@@ -215,9 +215,11 @@ pub(crate) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    // The user info ends at the last '@' before the path; a password may itself contain '@'.
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    // The user info ends at the last '@' of the whole URL, not of the authority: people write
+    // passwords holding '/', '?', '#' or '@' without percent-encoding them, and each of the
+    // first three would end the authority early and leave the password in the text. A '@'
+    // further on (in a path or query, rare in a database URL) only hides more than needed.
+    match rest.rfind('@') {
         Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
         None => url.to_owned(),
     }
@@ -262,5 +264,12 @@ mod tests {
             "sqlite:///var/lib/callvault/callvault.db"
         );
         assert_eq!(redact_url("not a url"), "not a url");
+        // Unencoded '#', '/' and '?' in a password would end the authority early.
+        for password in ["pa#ss", "pa/ss", "pa?ss", "p@#/?x"] {
+            let url = format!("postgres://vault:{password}@db.example:5432/callvault");
+            let redacted = redact_url(&url);
+            assert_eq!(redacted, "postgres://***@db.example:5432/callvault");
+            assert!(!redacted.contains(password));
+        }
     }
 }

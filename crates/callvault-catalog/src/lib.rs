@@ -48,7 +48,8 @@
 //!   schema change is a new file in both folders (version 2 adds the leg quality figures,
 //!   `legs.added_at_ms`, `participant_associations` and `recordings.dtmf_digits`; version 3
 //!   adds `recordings.node_id`, rebuilds `legs` keyed by `(recording_id, position)` with every
-//!   old column kept, and adds `legs.counters` and `legs.error`), with defaults so older rows
+//!   old column kept, and adds `legs.counters` and `legs.error`; version 4 everything for
+//!   managing recordings; version 5 a token's `label` and `expires_at`), with defaults so older rows
 //!   read back unchanged. What portable SQL cannot compute is done once by [`Catalog::open`]:
 //!   `dtmf_digits` of version-1 rows, `counters` of version 1-2 legs (from the old per-counter
 //!   columns, which nothing writes or reads otherwise any more).
@@ -102,7 +103,7 @@ pub use catalog::{
     Authenticated, Catalog, CustomField, CustomFieldKind, DeletedLeg, Deletion, Lock,
     NewAnnotation, NewAuditEntry, NewToken, NewUser, Permission, RecordingDetails, RecordingItem,
     Review, ReviewUpdate, Role, SQLITE_FILE_NAME, SearchPage, SearchQuery, TOKEN_PREFIX, Token,
-    UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,
+    TokenOptions, UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,
 };
 pub use error::{Error, Result};
 pub use model::{

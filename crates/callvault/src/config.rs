@@ -11,6 +11,8 @@ use anyhow::{Context, bail};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::tenants::{TenantRule, Tenants};
+
 /// Every key of the TOML file. Sections mirror the flags: `--sip-listen` is `[sip] listen`.
 /// `config/callvault.toml` documents each key; keep the two in step.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -24,6 +26,9 @@ pub struct Config {
     pub tls: TlsSection,
     /// `[api]`: reasons required before actions, download file names, sign-in settings.
     pub api: callvault_api::ApiSettings,
+    /// `[[tenants]]`: which tenant a recording belongs to (see `tenants.rs`); tried in order,
+    /// the first match wins.
+    pub tenants: Vec<TenantRule>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -420,7 +425,13 @@ impl Config {
         {
             bail!("[media] rtp_ip {ip} cannot be written into SDP: give the address clients reach");
         }
+        self.tenants()?;
         Ok(())
+    }
+
+    /// The `[[tenants]]` rules, compiled (validated at load, so this fails only there).
+    pub fn tenants(&self) -> anyhow::Result<Tenants> {
+        Tenants::new(&self.tenants)
     }
 
     /// The address written into SDP: `rtp_ip`, else the SIP listen address when it is a
@@ -578,6 +589,47 @@ mod tests {
             config.advertised_rtp_ip(),
             "127.0.0.1".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn tenants_load_in_order_and_a_bad_pattern_refuses_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[[tenants]]\nname = \"acme\"\nrequest_user = \"^acme-\"\n\n\
+             [[tenants]]\nname = \"globex\"\nsource = \"198.51.100.0/24\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path), &Overrides::default()).unwrap();
+        let tenants = config.tenants().unwrap();
+        let ip = "198.51.100.9".parse().unwrap();
+        assert_eq!(tenants.tenant_of("sip:acme-1@srs", ip), Some("acme"));
+        assert_eq!(tenants.tenant_of("sip:x@srs", ip), Some("globex"));
+
+        std::fs::write(
+            &path,
+            "[[tenants]]\nname = \"acme\"\nrequest_user = \"[\"\n",
+        )
+        .unwrap();
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&path), &Overrides::default()).unwrap_err()
+        );
+        assert!(
+            err.contains("[[tenants]] #1") && err.contains("request_user"),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            "[[tenants]]\nname = \"acme\"\nsourc = \"10.0.0.0/8\"\n",
+        )
+        .unwrap();
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&path), &Overrides::default()).unwrap_err()
+        );
+        assert!(err.contains("sourc"), "{err}");
     }
 
     #[test]

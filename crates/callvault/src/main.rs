@@ -1,6 +1,7 @@
 //! callvault — a SIP call recording server (SIPREC, RFC 7866).
 //!
-//! `callvault serve` records; `callvault recordings …` reads the catalog. See README.md.
+//! `callvault serve` records; `callvault recordings|users|tokens|audit …` manage the catalog
+//! (see `operator`). See README.md.
 
 #![forbid(unsafe_code)]
 
@@ -8,16 +9,17 @@ mod archive;
 mod config;
 mod driver;
 mod health;
-mod listing;
 mod lock;
 mod log;
 mod media_plane;
 mod metrics;
+mod operator;
 mod recorder;
 mod recovery;
 mod server;
 mod sources;
 mod storage;
+mod tenants;
 mod tls;
 
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +28,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides, PortRange};
+use crate::operator::StorageArgs;
 
 #[derive(Parser)]
 #[command(
@@ -43,10 +46,25 @@ enum Command {
     /// Run the recording server: SIP on UDP, TCP and TLS, RTP to WAV, the catalog, /health,
     /// /metrics. SIGHUP reloads the TLS certificate.
     Serve(ServeArgs),
-    /// Read the catalog of recordings.
+    /// Read and manage the catalog of recordings: list, show, lock, unlock, delete, verify.
     Recordings {
         #[command(subcommand)]
-        command: RecordingsCommand,
+        command: operator::RecordingsCommand,
+    },
+    /// Users of the API: add, list, disable.
+    Users {
+        #[command(subcommand)]
+        command: operator::users::UsersCommand,
+    },
+    /// Bearer tokens of the API's users: create, list, revoke.
+    Tokens {
+        #[command(subcommand)]
+        command: operator::users::TokensCommand,
+    },
+    /// The hash-chained audit trail: verify, list.
+    Audit {
+        #[command(subcommand)]
+        command: operator::audit::AuditCommand,
     },
 }
 
@@ -91,58 +109,6 @@ struct ServeArgs {
     http_listen: Option<SocketAddr>,
 }
 
-#[derive(Args)]
-struct StorageArgs {
-    /// Data directory: recordings and the embedded catalog ([storage] data_dir; default ./data).
-    #[arg(long, env = "CALLVAULT_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Catalog database, sqlite://PATH or postgres://… ([storage] database_url;
-    /// default: SQLite in the data directory).
-    #[arg(long, env = "CALLVAULT_DATABASE_URL")]
-    database_url: Option<String>,
-    /// TOML configuration file (see config/callvault.toml); flags and CALLVAULT_* variables
-    /// override its keys.
-    #[arg(long, env = "CALLVAULT_CONFIG")]
-    config: Option<PathBuf>,
-}
-
-#[derive(Subcommand)]
-enum RecordingsCommand {
-    /// List recordings, newest first.
-    List {
-        #[command(flatten)]
-        storage: StorageArgs,
-        /// Print a JSON array instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// How many recordings at most.
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-        /// Skip this many of the newest.
-        #[arg(long, default_value_t = 0)]
-        offset: i64,
-        /// Only recordings whose DTMF digits (in time order, all legs) contain these, e.g. 1234#.
-        #[arg(long)]
-        digits: Option<String>,
-        /// Only recordings in this state: active, complete, interrupted or failed.
-        #[arg(long)]
-        state: Option<callvault_catalog::RecordingState>,
-        /// Only the recording of this Call-ID (ingress or egress).
-        #[arg(long)]
-        call_id: Option<String>,
-    },
-    /// Show one recording with its participants, legs and DTMF digits.
-    Show {
-        /// Recording id (as printed by `recordings list`).
-        id: String,
-        #[command(flatten)]
-        storage: StorageArgs,
-        /// Print a JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -159,7 +125,8 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // An error can quote what came from outside (an id, a label): escaped like the log.
+            eprintln!("error: {}", log::escape(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }
@@ -188,47 +155,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             server::serve(config).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Recordings { command } => listing::run(command_of(command)).await,
-    }
-}
-
-fn command_of(command: RecordingsCommand) -> listing::Request {
-    match command {
-        RecordingsCommand::List {
-            storage,
-            json,
-            limit,
-            offset,
-            digits,
-            state,
-            call_id,
-        } => listing::Request::List {
-            storage: storage_of(storage),
-            json,
-            limit,
-            offset,
-            filter: listing::Filter {
-                digits,
-                state,
-                call_id,
-            },
-        },
-        RecordingsCommand::Show { id, storage, json } => listing::Request::Show {
-            id,
-            storage: storage_of(storage),
-            json,
-        },
-    }
-}
-
-fn storage_of(args: StorageArgs) -> listing::Storage {
-    listing::Storage {
-        config: args.config,
-        overrides: Overrides {
-            data_dir: args.data_dir,
-            database_url: args.database_url,
-            ..Overrides::default()
-        },
+        Command::Recordings { command } => operator::recordings(command).await,
+        Command::Users { command } => operator::users::users(command).await,
+        Command::Tokens { command } => operator::users::tokens(command).await,
+        Command::Audit { command } => operator::audit::run(command).await,
     }
 }
 
@@ -246,6 +176,7 @@ fn init_logging() {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::path::PathBuf;
 
     #[test]
     fn the_cli_definition_is_consistent() {

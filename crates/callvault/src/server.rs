@@ -25,6 +25,7 @@ use crate::recorder::{Recorder, RecorderConfig, RecorderGauges};
 use crate::recovery::Recovery;
 use crate::sources::{self, SourceGate};
 use crate::storage;
+use crate::tenants::Tenants;
 
 /// How long stopping waits for the catalog writes still queued; what is left is spooled to
 /// disk and applied at the next start.
@@ -33,6 +34,8 @@ const ARCHIVE_CLOSE_WAIT: Duration = Duration::from_secs(10);
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Before anything is created: what callvault makes is never more open than the umask lets.
     config.apply_umask();
+    // Compiled once; every INVITE is matched against these.
+    let tenants = config.tenants()?;
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(data_dir.join("recordings"))
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
@@ -138,6 +141,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             contact_host,
             tls_contact_host,
             node_id.clone(),
+            tenants,
         ),
         media_plane,
         Arc::clone(&gauges),
@@ -260,6 +264,7 @@ fn recorder_config(
     contact_host: String,
     tls_contact_host: Option<String>,
     node_id: String,
+    tenants: Tenants,
 ) -> RecorderConfig {
     RecorderConfig {
         max_sessions: config.sip.max_sessions,
@@ -287,6 +292,7 @@ fn recorder_config(
         invites_per_second_per_source: config.sip.max_invites_per_second_per_source,
         max_dtmf_per_recording: config.sip.max_dtmf_per_recording,
         max_metadata_revisions: config.sip.max_metadata_revisions,
+        tenants,
     }
 }
 

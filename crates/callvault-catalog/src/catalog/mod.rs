@@ -25,7 +25,8 @@ pub use review::{
 };
 pub use search::{RecordingDetails, RecordingItem, SearchPage, SearchQuery};
 pub use users::{
-    Authenticated, NewToken, NewUser, Permission, Role, TOKEN_PREFIX, Token, UnknownRole, User,
+    Authenticated, NewToken, NewUser, Permission, Role, TOKEN_PREFIX, Token, TokenOptions,
+    UnknownRole, User,
 };
 
 use std::path::Path;

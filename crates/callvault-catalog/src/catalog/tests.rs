@@ -259,7 +259,8 @@ async fn old_rows_read_back_after_migration(url: &str, version: usize) {
             20261130000001,
             20261130000002,
             20261130000003,
-            20261130000004
+            20261130000004,
+            20261130000005
         ]
     );
     let old = get(&catalog, "old").await;
@@ -745,7 +746,7 @@ async fn reopening_keeps_rows_and_does_not_migrate_twice() {
         .fetch_one(pool)
         .await
         .unwrap();
-    assert_eq!(applied, 4);
+    assert_eq!(applied, 5);
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(pool)
         .await

@@ -157,13 +157,27 @@ pub struct Token {
     /// `tok_` and 16 hex digits: what `tokens revoke` and listings name it by.
     pub id: String,
     pub user: String,
+    /// What the token is for (e.g. `wallboard`), as given when it was created.
+    pub label: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// When it stops working; `None`: never.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
     /// To the minute.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// What a new token carries besides its user ([`Catalog::create_token_with`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenOptions {
+    /// What the token is for: 1-100 characters, no control characters.
+    pub label: Option<String>,
+    /// When it stops working (after its creation); `None`: never.
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// A token just created: the only time its value exists outside its holder. `Debug` does not
@@ -197,7 +211,10 @@ pub const TOKEN_PREFIX: &str = "cv_";
 const LAST_USED_GRANULARITY_MS: i64 = 60_000;
 
 const USER_COLUMNS: &str = "name, role, tenant, created_at, disabled_at";
-const TOKEN_COLUMNS: &str = "id, user_name, created_at, revoked_at, last_used_at";
+const TOKEN_COLUMNS: &str =
+    "id, user_name, label, created_at, expires_at, revoked_at, last_used_at";
+/// Longest token label, in characters.
+const MAX_LABEL: usize = 100;
 
 fn user_from_row(row: &Row) -> Result<User> {
     Ok(User {
@@ -213,7 +230,9 @@ fn token_from_row(row: &Row) -> Result<Token> {
     Ok(Token {
         id: row.text("id")?,
         user: row.text("user_name")?,
+        label: row.opt_text("label")?,
         created_at: row.time("created_at")?,
+        expires_at: row.opt_time("expires_at")?,
         revoked_at: row.opt_time("revoked_at")?,
         last_used_at: row.opt_time("last_used_at")?,
     })
@@ -451,13 +470,45 @@ impl Catalog {
         Ok((matches && user.disabled_at.is_none()).then_some(user))
     }
 
-    /// Creates a bearer token for `user` (which must exist and not be disabled).
+    /// Creates a bearer token for `user` (which must exist and not be disabled), without a
+    /// label or an expiry.
     pub async fn create_token(
         &self,
         user: &str,
         by: &Actor,
         at: OffsetDateTime,
     ) -> Result<NewToken> {
+        self.create_token_with(user, &TokenOptions::default(), by, at)
+            .await
+    }
+
+    /// Creates a bearer token for `user` (which must exist and not be disabled) with a label
+    /// and an expiry. A label too long or with control characters, or an expiry not after
+    /// `at`: [`Error::InvalidInput`].
+    pub async fn create_token_with(
+        &self,
+        user: &str,
+        options: &TokenOptions,
+        by: &Actor,
+        at: OffsetDateTime,
+    ) -> Result<NewToken> {
+        if let Some(label) = &options.label
+            && (label.trim().is_empty()
+                || label.chars().count() > MAX_LABEL
+                || label.chars().any(char::is_control))
+        {
+            return Err(Error::InvalidInput {
+                field: "label",
+                reason: format!("1 to {MAX_LABEL} characters, none of them control characters"),
+            });
+        }
+        let expires_at = options.expires_at.map(to_unix_ms);
+        if expires_at.is_some_and(|expiry| expiry <= to_unix_ms(at)) {
+            return Err(Error::InvalidInput {
+                field: "expires_at",
+                reason: "must be later than the token's creation".to_owned(),
+            });
+        }
         let token = format!(
             "{TOKEN_PREFIX}{}",
             URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)
@@ -482,30 +533,37 @@ impl Catalog {
         };
         tx.run(
             "create token",
-            "INSERT INTO tokens (id, user_name, token_sha256, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO tokens (id, user_name, token_sha256, created_at, label, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
             &[
                 Arg::Text(&id),
                 Arg::Text(user),
                 Arg::Text(&token_digest(&token)),
                 Arg::Int(to_unix_ms(at)),
+                Arg::OptText(options.label.as_deref()),
+                Arg::OptInt(expires_at),
             ],
         )
         .await?;
-        audit_users(
-            &mut tx,
-            by,
-            at,
-            format!("created token {id} for {user}"),
-            owner.tenant.as_deref(),
-        )
-        .await?;
+        let mut detail = format!("created token {id} for {user}");
+        if let Some(label) = &options.label {
+            detail.push_str(&format!(" labelled {label:?}"));
+        }
+        if let Some(expiry) = expires_at {
+            detail.push_str(&format!(" expiring at {expiry} ms"));
+        }
+        audit_users(&mut tx, by, at, detail, owner.tenant.as_deref()).await?;
         tx.finish("commit token").await?;
         Ok(NewToken {
             token,
             info: Token {
                 id,
                 user: user.to_owned(),
+                label: options.label.clone(),
                 created_at: crate::model::from_unix_ms(to_unix_ms(at), "tokens", "created_at")?,
+                expires_at: expires_at
+                    .map(|ms| crate::model::from_unix_ms(ms, "tokens", "expires_at"))
+                    .transpose()?,
                 revoked_at: None,
                 last_used_at: None,
             },
@@ -611,8 +669,8 @@ impl Catalog {
         Ok(token)
     }
 
-    /// The user a bearer token belongs to, if the token is known, not revoked, and its user
-    /// not disabled; `None` otherwise. Notes the use in `last_used_at` (at most once a minute).
+    /// The user a bearer token belongs to, if the token is known, neither revoked nor
+    /// expired at `at`, and its user not disabled; `None` otherwise. Notes the use in `last_used_at` (at most once a minute).
     pub async fn authenticate(
         &self,
         token: &str,
@@ -622,6 +680,7 @@ impl Catalog {
             return Ok(None);
         }
         let digest = token_digest(token);
+        let now = to_unix_ms(at);
         let mut tx = self.pool.begin_read().await?;
         let rows = tx
             .rows(
@@ -629,8 +688,9 @@ impl Catalog {
                 "users",
                 "SELECT t.id AS token_id, t.last_used_at, u.name, u.role, u.tenant, \
                  u.created_at, u.disabled_at FROM tokens t JOIN users u ON u.name = t.user_name \
-                 WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL",
-                &[Arg::Text(&digest)],
+                 WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL \
+                 AND (t.expires_at IS NULL OR t.expires_at > $2)",
+                &[Arg::Text(&digest), Arg::Int(now)],
             )
             .await?;
         tx.finish("end read").await?;
@@ -639,7 +699,6 @@ impl Catalog {
         };
         let user = user_from_row(row)?;
         let token_id = row.text("token_id")?;
-        let now = to_unix_ms(at);
         if row
             .opt_int("last_used_at")?
             .is_none_or(|last| now - last >= LAST_USED_GRANULARITY_MS)

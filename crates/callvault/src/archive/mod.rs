@@ -292,17 +292,17 @@ fn redact(text: &str) -> String {
     while let Some(at) = rest.find("://") {
         let (before, after) = rest.split_at(at + 3);
         out.push_str(before);
-        let authority_end = after
-            .find(['/', '?', '#', ' ', '"', '\'', '\n'])
-            .unwrap_or(after.len());
-        match after[..authority_end].rfind('@') {
+        let url_end = after.find([' ', '"', '\'', '\n']).unwrap_or(after.len());
+        // The user info ends at the URL's last '@', not at the first '/', '?' or '#': people
+        // write passwords holding those unencoded.
+        match after[..url_end].rfind('@') {
             Some(user_end) => {
                 out.push_str("***");
-                out.push_str(&after[user_end..authority_end]);
+                out.push_str(&after[user_end..url_end]);
             }
-            None => out.push_str(&after[..authority_end]),
+            None => out.push_str(&after[..url_end]),
         }
-        rest = &after[authority_end..];
+        rest = &after[url_end..];
     }
     out.push_str(rest);
     out

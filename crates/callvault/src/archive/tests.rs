@@ -729,4 +729,8 @@ fn error_text_hides_credentials_in_urls() {
     );
     assert_eq!(redact("sqlite:///var/lib/cv.db"), "sqlite:///var/lib/cv.db");
     assert_eq!(redact("no url here"), "no url here");
+    assert_eq!(
+        redact("bad url \"postgres://vault:p#s/s?w@rd@db:5432/cv\": invalid port"),
+        "bad url \"postgres://***@db:5432/cv\": invalid port"
+    );
 }

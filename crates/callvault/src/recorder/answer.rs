@@ -309,10 +309,16 @@ impl<M: MediaPlane> Recorder<M> {
                 bytes: xml.clone().into_bytes(),
             });
         }
+        let tenant = self
+            .config
+            .tenants
+            .tenant_of(request.uri(), from.addr.ip())
+            .map(str::to_owned);
         info!(
             call_id = %call_id,
             recording_id = %recording_id,
             legs = new_legs.len(),
+            tenant = tenant.as_deref().unwrap_or("-"),
             "answered: recording"
         );
         self.archive
@@ -332,8 +338,7 @@ impl<M: MediaPlane> Recorder<M> {
                 warnings,
                 source_address: from.addr.to_string(),
                 transport: from.transport.as_str().to_owned(),
-                // [[tenants]] matching comes with the HTTP API (issue 14).
-                tenant: None,
+                tenant,
             })));
         let mut session = Session {
             recording_id,

@@ -57,6 +57,7 @@ use self::admission::{SourceAdmission, SourceLimits};
 use self::session::CallLimits;
 use self::sessions::{Due, Sessions};
 use crate::archive::ArchiveCommand;
+use crate::tenants::Tenants;
 
 pub use self::control::ControlError;
 pub use self::media::MediaPlane;
@@ -115,6 +116,8 @@ pub struct RecorderConfig {
     pub max_dtmf_per_recording: u32,
     /// Metadata revisions stored per recording; later ones are answered, not stored.
     pub max_metadata_revisions: u32,
+    /// `[[tenants]]`: the tenant each recording belongs to, decided at its answer.
+    pub tenants: Tenants,
 }
 
 /// The time, as an input: the monotonic instant that orders everything, and the wall clock

@@ -136,6 +136,7 @@ fn config() -> RecorderConfig {
         invites_per_second_per_source: 2_000,
         max_dtmf_per_recording: 10_000,
         max_metadata_revisions: 1_000,
+        tenants: Tenants::default(),
     }
 }
 
@@ -498,6 +499,38 @@ fn a_call_is_answered_recorded_and_completed_when_its_files_close() {
         0,
         "nothing outlives the call"
     );
+}
+
+#[test]
+fn a_recording_belongs_to_the_tenant_of_the_first_matching_rule() {
+    let rule = |name: &str, user: Option<&str>, source: Option<&str>| crate::tenants::TenantRule {
+        name: name.to_owned(),
+        request_user: user.map(str::to_owned),
+        source: source.map(str::to_owned),
+    };
+    let tenants = Tenants::new(&[
+        // The Request-URI user (srs) matches, the source (192.0.2.10) does not: skipped.
+        rule("elsewhere", Some("^srs$"), Some("203.0.113.0/24")),
+        rule("acme", Some("^srs$"), Some("192.0.2.0/24")),
+        rule("catch-all", Some(".*"), None),
+    ])
+    .unwrap();
+    let mut pair = Pair::new(
+        RecorderConfig {
+            tenants,
+            ..config()
+        },
+        FakeMedia::with_ports(10),
+    );
+    Call::new("tenant-1").establish(&mut pair, &two_streams());
+    let inserts = pair.inserts();
+    assert_eq!(inserts.len(), 1);
+    assert_eq!(inserts[0].tenant.as_deref(), Some("acme"));
+
+    // Without rules, no tenant.
+    let mut pair = Pair::standard();
+    Call::new("tenant-2").establish(&mut pair, &two_streams());
+    assert_eq!(pair.inserts()[0].tenant, None);
 }
 
 #[test]

@@ -259,9 +259,77 @@ async fn tokens_authenticate_until_revoked(catalog: &Catalog) {
     }
 }
 
+async fn a_token_keeps_its_label_and_stops_working_when_it_expires(catalog: &Catalog) {
+    catalog
+        .add_user(&new_user("bob", Role::Viewer, None), &alice(), T0)
+        .await
+        .unwrap();
+    let expiry = T0 + time::Duration::days(30);
+    let options = TokenOptions {
+        label: Some("wallboard".to_owned()),
+        expires_at: Some(expiry),
+    };
+    let token = catalog
+        .create_token_with("bob", &options, &alice(), T0)
+        .await
+        .unwrap();
+    assert_eq!(token.info.label.as_deref(), Some("wallboard"));
+    assert_eq!(token.info.expires_at, Some(expiry));
+    let listed = catalog.tokens(Some("bob")).await.unwrap();
+    assert_eq!(listed, std::slice::from_ref(&token.info));
+
+    let just_before = expiry - time::Duration::milliseconds(1);
+    assert!(
+        catalog
+            .authenticate(&token.token, just_before)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        catalog.authenticate(&token.token, expiry).await.unwrap(),
+        None
+    );
+    // A token without options never expires.
+    let forever = catalog.create_token("bob", &alice(), T0).await.unwrap();
+    assert_eq!((forever.info.label, forever.info.expires_at), (None, None));
+    assert!(
+        catalog
+            .authenticate(&forever.token, T0 + time::Duration::days(3650))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    for bad in [
+        TokenOptions {
+            label: Some("tab\x1b[2J".to_owned()),
+            expires_at: None,
+        },
+        TokenOptions {
+            label: Some("x".repeat(101)),
+            expires_at: None,
+        },
+        TokenOptions {
+            label: None,
+            expires_at: Some(T0),
+        },
+    ] {
+        assert!(
+            matches!(
+                catalog.create_token_with("bob", &bad, &alice(), T0).await,
+                Err(Error::InvalidInput { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(catalog.tokens(Some("bob")).await.unwrap().len(), 2);
+}
+
 on_both_engines!(
     passwords_are_argon2id_and_verified,
-    tokens_authenticate_until_revoked
+    tokens_authenticate_until_revoked,
+    a_token_keeps_its_label_and_stops_working_when_it_expires
 );
 
 #[test]
