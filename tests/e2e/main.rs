@@ -4,6 +4,7 @@
 
 mod support;
 
+mod api;
 mod calls;
 mod cli;
 mod dialects;

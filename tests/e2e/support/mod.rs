@@ -4,6 +4,7 @@
 pub mod audio;
 pub mod client;
 pub mod codec;
+pub mod http;
 pub mod srtp;
 
 use std::io::{BufRead, BufReader};
@@ -164,6 +165,27 @@ impl Server {
             .arg(&self.data_dir)
             .output()
             .unwrap()
+    }
+
+    /// Runs `callvault ARGS --data-dir …` (any command) with `stdin` as its standard input.
+    pub fn operator(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        use std::io::Write as _;
+        let mut child = Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
     }
 
     pub fn list(&self) -> Vec<Value> {
