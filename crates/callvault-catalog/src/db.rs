@@ -301,6 +301,24 @@ impl Tx {
             .map_err(Error::database(operation))
     }
 
+    /// For a write transaction whose first statements must be reads: SQLite takes its write lock
+    /// now (waiting out `busy_timeout`), so the reads that follow are not a snapshot that
+    /// another connection's commit makes stale, which SQLite refuses to upgrade to a write
+    /// (SQLITE_BUSY at once, without waiting: the API's audit entry racing the archive's pause
+    /// row answered 503). A write statement that changes nothing is enough; PostgreSQL needs
+    /// nothing here (its transactions lock the rows they write).
+    pub(crate) async fn take_write_lock(&mut self) -> Result<()> {
+        if let Tx::Sqlite(_) = self {
+            self.run(
+                "take the write lock",
+                "UPDATE audit_head SET seq = seq WHERE 0 = 1",
+                &[],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// The rows of a query on `table` (named by decode errors), a failure reported as the
     /// catalog `operation` that failed.
     pub(crate) async fn rows<'q>(

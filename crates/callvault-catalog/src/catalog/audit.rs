@@ -366,6 +366,7 @@ impl Catalog {
     /// the recording need not exist (audit entries outlive recordings).
     pub async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry> {
         let mut tx = self.pool.begin().await?;
+        tx.take_write_lock().await?;
         let tenant = match &entry.recording_id {
             Some(id) => tx
                 .rows(

@@ -515,6 +515,7 @@ impl Catalog {
         );
         let id = format!("tok_{}", hex::encode(random_bytes::<8>()?));
         let mut tx = self.pool.begin().await?;
+        tx.take_write_lock().await?;
         let owner = tx
             .rows(
                 "read user",
