@@ -4,8 +4,9 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
-use crate::support::Server;
+use crate::support::audio::{dominant_frequency, power, ulaw_encode};
 use crate::support::client::{Call, CallSpec, SipClient, Transport};
+use crate::support::{Server, leg};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn metric(server: &Server, name: &str) -> u64 {
@@ -212,4 +213,97 @@ async fn one_source_past_its_tcp_connections_is_closed_at_accept_and_others_are_
     let mut other =
         SipClient::connect_from(Transport::Tcp, server.sip, [127, 0, 0, 5].into()).await;
     assert_eq!(other.options().await.status, 200);
+}
+
+/// What an attacker who found a leg's port sends from another host (127.0.0.2, which neither
+/// the SDP nor the SIP peer names), paced over `duration`: a 2000 Hz tone every 20 ms, and
+/// `presses` RFC 4733 end packets, each a new key press. Returns the datagrams sent.
+async fn intrude(to: std::net::SocketAddr, duration: Duration, presses: u32) -> u64 {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let frames = duration.as_millis() as u32 / 20;
+    let per_frame = presses.div_ceil(frames);
+    let start = tokio::time::Instant::now();
+    let (mut sent, mut pressed) = (0u64, 0u32);
+    for frame in 0..frames {
+        tokio::time::sleep_until(start + Duration::from_millis(20 * u64::from(frame))).await;
+        let pcm = crate::support::audio::tone(2000.0, u64::from(frame) * 160, 160);
+        let payload: Vec<u8> = pcm.into_iter().map(ulaw_encode).collect();
+        socket
+            .send_to(&rtp(0, frame as u16, frame * 160, 0xbad, &payload), to)
+            .await
+            .unwrap();
+        sent += 1;
+        for _ in 0..per_frame.min(presses - pressed) {
+            // Digit 0-9, end bit, 100 ms; a new timestamp per press.
+            let event = [(pressed % 10) as u8, 0x8a, 0x03, 0x20];
+            let timestamp = 1_000_000 + pressed * 800;
+            socket
+                .send_to(
+                    &rtp(101, 30_000 + pressed as u16, timestamp, 0xbad, &event),
+                    to,
+                )
+                .await
+                .unwrap();
+            pressed += 1;
+            sent += 1;
+        }
+    }
+    assert_eq!(pressed, presses);
+    sent
+}
+
+fn rtp(payload_type: u8, sequence: u16, timestamp: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0x80, payload_type];
+    packet.extend_from_slice(&sequence.to_be_bytes());
+    packet.extend_from_slice(&timestamp.to_be_bytes());
+    packet.extend_from_slice(&ssrc.to_be_bytes());
+    packet.extend_from_slice(payload);
+    packet
+}
+
+#[tokio::test]
+async fn rtp_and_digits_from_a_foreign_address_are_not_recorded() {
+    let server = Server::start();
+    let before = metric(&server, "callvault_media_foreign_packets_total");
+    // The SDP says 127.0.0.1, where the client's RTP senders bind; its SIP comes from there too.
+    let mut call = Call::answered(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(440.0, 1000.0),
+    )
+    .await;
+    let port = call.answer.as_ref().unwrap().answered_media()[0].port;
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let length = Duration::from_secs(2);
+    let intruder = tokio::spawn(intrude(to, length, 1_000));
+    call.play(length, &[]).await;
+    let sent = intruder.await.unwrap();
+    assert_eq!(call.bye().await.status, 200);
+
+    let rec = server.completed(&call.call_id);
+    assert_eq!(rec["dtmf"], serde_json::json!([]), "no digit stored");
+    let attacked = leg(&rec, "1");
+    assert_eq!(
+        attacked["foreign_packets"].as_u64(),
+        Some(sent),
+        "every datagram of the intruder counted: {attacked:#}"
+    );
+    assert_eq!(attacked["telephone_events"], 0);
+    assert_eq!(attacked["ssrcs_seen"], 1);
+    assert_eq!(leg(&rec, "2")["foreign_packets"], 0);
+    let wav = server.wav(attacked);
+    let middle = wav.window(300, 1700);
+    assert_eq!(dominant_frequency(middle, wav.rate), 440.0);
+    let (genuine, intruder) = (
+        power(middle, wav.rate, 440.0),
+        power(middle, wav.rate, 2000.0),
+    );
+    assert!(
+        genuine > 10_000.0 * intruder,
+        "the intruder's tone is in the file: {genuine} vs {intruder}"
+    );
+    assert_eq!(
+        metric(&server, "callvault_media_foreign_packets_total") - before,
+        sent
+    );
 }

@@ -184,7 +184,12 @@ impl MediaEngine {
         check_relative(&spec.path)?;
         let leg = LegId(self.next_leg.fetch_add(1, Ordering::Relaxed));
         let port = reservation.port();
-        let stream = Stream::new(leg, &spec, self.config.jitter_window);
+        let stream = Stream::new(
+            leg,
+            &spec,
+            self.config.jitter_window,
+            self.config.bind_to_source,
+        );
         let sample_rate = stream.sample_rate();
         let path = self.config.data_dir.join(&spec.path);
         let (commands, commands_rx) = mpsc::unbounded_channel();
@@ -231,8 +236,8 @@ impl MediaEngine {
         })
     }
 
-    /// Changes codecs, payload types or direction (re-INVITE). `active: false` (hold) keeps the
-    /// leg growing with silence. The WAV keeps the rate it started with: audio of a codec with
+    /// Changes codecs, payload types, direction or allowed sources (re-INVITE). `active: false`
+    /// (hold) keeps the leg growing with silence. The WAV keeps the rate it started with: audio of a codec with
     /// another rate is resampled to it (counted in [`crate::LegCounters::resampled_packets`]).
     pub fn update_leg(&self, leg: &LegHandle, update: LegUpdate) -> Result<()> {
         leg.commands
@@ -287,6 +292,7 @@ impl MediaEngine {
             srtp_auth_failures: self.stats.srtp_auth_failures.load(Ordering::Relaxed),
             srtp_replayed: self.stats.srtp_replayed.load(Ordering::Relaxed),
             srtcp_auth_failures: self.stats.srtcp_auth_failures.load(Ordering::Relaxed),
+            foreign_packets: self.stats.foreign_packets.load(Ordering::Relaxed),
         }
     }
 

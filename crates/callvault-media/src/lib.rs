@@ -82,6 +82,17 @@
 //! to the engine's totals ([`MediaStats::srtp_auth_failures`] and the like, for `/metrics`) on
 //! the leg's tick and at its end, never per packet.
 //!
+//! **Media bound to its source.** With [`MediaConfig::bind_to_source`] (the default) a leg
+//! takes datagrams only from the IP addresses of its [`LegSpec::sources`] (the m-line's `c=`
+//! and the SIP peer's), and on each of its two ports only from the first source (IP and port)
+//! seen from them (`source`: latching, as symmetric RTP does behind NAT). Anything else is
+//! counted in [`LegCounters::foreign_packets`] and dropped first, before SRTP, the sequence
+//! tracker and the timeline: it never becomes audio, a digit, or a sign of life. A
+//! [`LegUpdate`] with another address or port re-arms the latch. The source comes with each
+//! datagram (`recvfrom`); the check compares a few fixed-size addresses in the stream's state.
+//! The drops are added to [`MediaStats::foreign_packets`] on the tick and at the leg's end,
+//! and logged at most once a minute per leg.
+//!
 //! **Errors vs bugs.** Bad packets are counted in the [`LegCounters`], never returned or logged
 //! per packet. [`Error`] is for the caller's requests (no port, bad path, engine gone) and for
 //! file failures, which reach the control plane as text in events. `expect` marks internal
@@ -95,6 +106,7 @@ mod port;
 mod receive;
 pub mod rtp;
 mod sequence;
+mod source;
 mod srtp;
 mod stream;
 mod timeline;
@@ -111,6 +123,7 @@ pub use codec::{AudioFormat, Codec, CodecKind};
 pub use engine::{LegHandle, MediaEngine};
 pub use error::{Error, Result};
 pub use port::PortReservation;
+pub use source::AllowedSources;
 pub use wav::{Repaired, repair};
 
 /// The counters of a leg ([`LegReport::counters`]), defined once for every crate.
@@ -136,11 +149,16 @@ pub struct MediaConfig {
     /// Blocks (4096 samples, 8 KiB each) the writer queue holds before receive threads start
     /// dropping: the memory bound of a disk that falls behind.
     pub writer_queue_blocks: usize,
+    /// Media bound to its source: a leg takes RTP and RTCP only from its [`LegSpec::sources`],
+    /// one source per port once seen; packets from anywhere else are counted
+    /// ([`LegCounters::foreign_packets`]) and dropped. False: any source is recorded (exotic NAT
+    /// set-ups where media comes from an address neither the SDP nor the SIP peer gives).
+    pub bind_to_source: bool,
 }
 
 impl MediaConfig {
     /// A configuration with the default tuning: 2 receive threads, 200 ms jitter window, a
-    /// 4096-block (32 MiB) writer queue.
+    /// 4096-block (32 MiB) writer queue, media bound to its source.
     pub fn new(bind_ip: IpAddr, port_min: u16, port_max: u16, data_dir: PathBuf) -> MediaConfig {
         MediaConfig {
             bind_ip,
@@ -180,6 +198,7 @@ impl Default for MediaConfig {
             data_dir: PathBuf::from("."),
             jitter_window: Duration::from_millis(200),
             writer_queue_blocks: 4096,
+            bind_to_source: true,
         }
     }
 }
@@ -218,6 +237,9 @@ pub struct LegSpec {
     /// fails is counted ([`LegCounters::srtp_auth_failures`], [`LegCounters::srtp_replayed`])
     /// and dropped. `None`: plain RTP.
     pub srtp: Option<SrtpKeying>,
+    /// Where the leg's media may come from (see [`MediaConfig::bind_to_source`]).
+    /// [`LegSpec::new`] knows no address: such a leg, bound to its source, records nothing.
+    pub sources: AllowedSources,
 }
 
 impl LegSpec {
@@ -243,6 +265,7 @@ impl LegSpec {
             anchor,
             active: true,
             srtp: None,
+            sources: AllowedSources::default(),
         }
     }
 }
@@ -268,6 +291,10 @@ pub struct LegUpdate {
     /// the leg's SRTP state (rollover counters, replay windows); a new one applies at once,
     /// and packets still arriving under the old one are accepted for a moment (a re-key).
     pub srtp: Option<SrtpKeying>,
+    /// Where the leg's media may come from from now on (as [`LegSpec::sources`]). Always the
+    /// leg's current ones: a change of address or port re-arms the latch on the new address,
+    /// the same again keeps the source latched. [`LegUpdate::new`] knows no address.
+    pub sources: AllowedSources,
 }
 
 impl LegUpdate {
@@ -281,6 +308,7 @@ impl LegUpdate {
             telephone_event_clock: DEFAULT_TELEPHONE_EVENT_CLOCK,
             active,
             srtp: None,
+            sources: AllowedSources::default(),
         }
     }
 }
@@ -383,6 +411,9 @@ pub struct MediaStats {
     pub srtp_auth_failures: u64,
     pub srtp_replayed: u64,
     pub srtcp_auth_failures: u64,
+    /// RTP and RTCP packets of every leg from a source it is not bound to
+    /// ([`LegCounters::foreign_packets`]), added up like the SRTP refusals.
+    pub foreign_packets: u64,
 }
 
 /// Counters shared by the engine's threads: updated per block, per leg tick or per leg, never
@@ -398,4 +429,5 @@ pub(crate) struct SharedStats {
     pub(crate) srtp_auth_failures: AtomicU64,
     pub(crate) srtp_replayed: AtomicU64,
     pub(crate) srtcp_auth_failures: AtomicU64,
+    pub(crate) foreign_packets: AtomicU64,
 }

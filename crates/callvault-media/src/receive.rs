@@ -3,13 +3,15 @@
 //! and the engine's atomic counters (touched per block, per leg tick and per leg, never per packet).
 //!
 //! One datagram buffer per thread, not per leg: a leg's task waits for its socket to be readable
-//! (`readable().await`), then receives with `try_recv` into the thread's buffer and handles the
+//! (`readable().await`), then receives with `try_recv_from` into the thread's buffer (the source
+//! address comes with it, on the stack: the leg checks it is bound to it) and handles the
 //! datagram before it awaits anything again. The tasks of a thread never run at the same time,
 //! so they share the buffer without holding it across an await; it is as large as a UDP datagram
 //! can be, so no datagram is ever cut, and a call costs no buffer of its own.
 
 use std::cell::RefCell;
 use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,7 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::port::PortReservation;
-use crate::stream::{SrtpRefusals, Stream};
+use crate::stream::{Refusals, Stream};
 use crate::timeline::Sink;
 use crate::writer::{Block, WriterControl};
 use crate::{LegCounters, LegId, LegUpdate, MediaEvent, SharedStats};
@@ -172,19 +174,23 @@ pub(crate) fn run(setup: ThreadSetup) {
     });
 }
 
+/// The source given to a datagram whose sender address the kernel did not report (never for
+/// UDP): no leg bound to its source accepts it.
+const UNKNOWN_SOURCE: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
 /// Receives what is queued on `socket` (up to `limit` datagrams) into the thread's buffer and
-/// hands each datagram to `handle`. Stops at `WouldBlock`, which clears the socket's readiness;
-/// returns any other error.
+/// hands each datagram and its source to `handle`. Stops at `WouldBlock`, which clears the
+/// socket's readiness; returns any other error.
 fn receive(
     socket: &UdpSocket,
     context: &ThreadContext,
     limit: usize,
-    mut handle: impl FnMut(Instant, &mut [u8]),
+    mut handle: impl FnMut(Instant, SocketAddr, &mut [u8]),
 ) -> Option<io::Error> {
     let mut buffer = context.datagram.borrow_mut();
     for _ in 0..limit {
-        match socket.try_recv(&mut buffer) {
-            Ok(len) => handle(Instant::now(), &mut buffer[..len]),
+        match socket.try_recv_from(&mut buffer) {
+            Ok((len, from)) => handle(Instant::now(), from, &mut buffer[..len]),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => return None,
             Err(error) => return Some(error),
         }
@@ -193,22 +199,26 @@ fn receive(
 }
 
 /// At a stop: every datagram already queued in the socket (up to `limit`), read with plain
-/// non-blocking `recv` syscalls. tokio's `try_recv` trusts the readiness the reactor last saw,
-/// which lags behind datagrams queued since its last poll: under load the last packets before a
-/// BYE were left in the socket and missing from the file.
+/// non-blocking `recvfrom` syscalls. tokio's `try_recv_from` trusts the readiness the reactor
+/// last saw, which lags behind datagrams queued since its last poll: under load the last packets
+/// before a BYE were left in the socket and missing from the file. rustix, not socket2: socket2's
+/// `recv_from` fills uninitialised memory, which only `unsafe` could hand on as bytes.
 fn drain(
     socket: &UdpSocket,
     context: &ThreadContext,
     limit: usize,
-    mut handle: impl FnMut(Instant, &mut [u8]),
+    mut handle: impl FnMut(Instant, SocketAddr, &mut [u8]),
 ) {
-    use std::io::Read as _;
-    let socket = socket2::SockRef::from(socket);
-    let mut reader: &socket2::Socket = &socket;
+    use rustix::net::{RecvFlags, recvfrom};
     let mut buffer = context.datagram.borrow_mut();
     for _ in 0..limit {
-        match reader.read(&mut buffer) {
-            Ok(len) => handle(Instant::now(), &mut buffer[..len]),
+        match recvfrom(socket, &mut buffer[..], RecvFlags::DONTWAIT) {
+            Ok((len, _, from)) => {
+                let from = from
+                    .and_then(|from| SocketAddr::try_from(from).ok())
+                    .unwrap_or(UNKNOWN_SOURCE);
+                handle(Instant::now(), from, &mut buffer[..len]);
+            }
             Err(_) => return,
         }
     }
@@ -234,7 +244,7 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
     let (rtp, rtcp, lease) = reservation.into_parts();
     let sockets = UdpSocket::from_std(rtp).and_then(|rtp| Ok((rtp, UdpSocket::from_std(rtcp)?)));
     let mut errors = 0u64;
-    let mut published = SrtpRefusals::default();
+    let mut published = Refusals::default();
     let ending = match sockets {
         Ok((rtp, rtcp)) => {
             let mut tick = tokio::time::interval(TICK);
@@ -243,8 +253,8 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
                 tokio::select! {
                     ready = rtp.readable() => {
                         let failed = ready.err().or_else(|| {
-                            receive(&rtp, &context, RECEIVE_BATCH, |now, datagram| {
-                                stream.handle_datagram(now, datagram, &mut sink);
+                            receive(&rtp, &context, RECEIVE_BATCH, |now, from, datagram| {
+                                stream.handle_rtp_from(now, from, datagram, &mut sink);
                                 context.send_events(&mut stream);
                             })
                         });
@@ -254,8 +264,8 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
                     }
                     ready = rtcp.readable() => {
                         let failed = ready.err().or_else(|| {
-                            receive(&rtcp, &context, RECEIVE_BATCH, |now, datagram| {
-                                stream.handle_rtcp(now, datagram)
+                            receive(&rtcp, &context, RECEIVE_BATCH, |now, from, datagram| {
+                                stream.handle_rtcp_from(now, from, datagram)
                             })
                         });
                         if let Some(error) = failed {
@@ -267,15 +277,20 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
                         stream.handle_tick(now, &mut sink);
                         sink.handle_tick(now);
                         context.send_events(&mut stream);
-                        published.publish(stream.srtp_refusals(), &context.stats);
+                        published.publish(stream.refusals(), &context.stats);
                     }
                     command = commands.recv() => match command {
                         Some(LegCommand::Update(update)) => stream.handle_update(Instant::now(), &update),
                         Some(LegCommand::Stop { end }) => {
                             // `select!` picks among ready branches at random: datagrams that
                             // arrived before the stop may still wait in the socket. Record them.
-                            drain(&rtp, &context, STOP_DRAIN_LIMIT, |now, datagram| {
-                                stream.handle_datagram(now, datagram, &mut sink);
+                            drain(&rtp, &context, STOP_DRAIN_LIMIT, |now, from, datagram| {
+                                stream.handle_rtp_from(now, from, datagram, &mut sink);
+                            });
+                            // RTCP too, so the leg's counts (its foreign packets among them)
+                            // hold what came before the stop.
+                            drain(&rtcp, &context, STOP_DRAIN_LIMIT, |now, from, datagram| {
+                                stream.handle_rtcp_from(now, from, datagram);
                             });
                             break Ending::Stop { end };
                         }
@@ -310,15 +325,15 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
     stream.finish(end, &mut sink);
     context.send_events(&mut stream);
     // Before the close: the totals include the leg by the time its `LegClosed` is sent.
-    published.publish(stream.srtp_refusals(), &context.stats);
+    published.publish(stream.refusals(), &context.stats);
     sink.close(stream.counters());
 }
 
-impl SrtpRefusals {
+impl Refusals {
     /// Adds what the leg refused since the last call to the engine's totals (shown in
-    /// `/metrics`). Called on the tick, not per packet: a flood of forged packets costs no
-    /// shared write each.
-    fn publish(&mut self, now: SrtpRefusals, stats: &SharedStats) {
+    /// `/metrics`). Called on the tick, not per packet: a flood of forged or foreign packets
+    /// costs no shared write each.
+    fn publish(&mut self, now: Refusals, stats: &SharedStats) {
         if now == *self {
             return;
         }
@@ -337,6 +352,11 @@ impl SrtpRefusals {
             &stats.srtcp_auth_failures,
             self.srtcp_auth_failures,
             now.srtcp_auth_failures,
+        );
+        add(
+            &stats.foreign_packets,
+            self.foreign_packets,
+            now.foreign_packets,
         );
         *self = now;
     }
@@ -620,21 +640,30 @@ mod tests {
             sender.send_to(b"first", to).unwrap();
             socket.readable().await.unwrap();
             let mut seen = Vec::new();
-            receive(&socket, &context, 10, |_, d| seen.push(d.to_vec()));
+            receive(&socket, &context, 10, |_, _, d| seen.push(d.to_vec()));
             assert_eq!(seen, [b"first".to_vec()]);
             // Readiness is now cleared; these arrive while the reactor is not polled (no await
             // between here and the stop), as datagrams queued just before a BYE do under load.
             sender.send_to(b"second", to).unwrap();
             sender.send_to(b"third", to).unwrap();
             let mut by_readiness = Vec::new();
-            receive(&socket, &context, 10, |_, d| by_readiness.push(d.to_vec()));
+            receive(&socket, &context, 10, |_, _, d| {
+                by_readiness.push(d.to_vec())
+            });
             assert!(
                 by_readiness.is_empty(),
                 "try_recv trusts the stale readiness"
             );
             let mut drained = Vec::new();
-            drain(&socket, &context, 10, |_, d| drained.push(d.to_vec()));
-            assert_eq!(drained, [b"second".to_vec(), b"third".to_vec()]);
+            drain(&socket, &context, 10, |_, from, d| {
+                drained.push((from, d.to_vec()))
+            });
+            let from = sender.local_addr().unwrap();
+            assert_eq!(
+                drained,
+                [(from, b"second".to_vec()), (from, b"third".to_vec())],
+                "each with its source"
+            );
         });
     }
 }

@@ -4,6 +4,7 @@
 //! plane are queued here (at most a few per packet or tick) and taken with [`Stream::poll_event`].
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use callvault_codec::{Decoder, MAX_FRAME_SAMPLES};
@@ -12,6 +13,7 @@ use crate::codec::{AudioFormat, COMFORT_NOISE_PT};
 use crate::dtmf::{DtmfDetector, DtmfPress};
 use crate::rtp::{RtpHeader, is_rtcp};
 use crate::sequence::{SequenceOutcome, SequenceTracker};
+use crate::source::{Admission, ForeignLog, Port, SourceLatch};
 use crate::srtp::{Refusal, SrtpReceiver};
 use crate::timeline::{Placement, REANCHOR_AFTER, Sink, Timeline};
 use crate::{LegCounters, LegId, LegSpec, LegUpdate, MediaEvent};
@@ -165,12 +167,13 @@ impl Ssrcs {
     }
 }
 
-/// What SRTP refused on a leg so far ([`Stream::srtp_refusals`]).
+/// What a leg refused so far ([`Stream::refusals`]): SRTP's refusals and foreign packets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct SrtpRefusals {
+pub(crate) struct Refusals {
     pub(crate) auth_failures: u64,
     pub(crate) replayed: u64,
     pub(crate) srtcp_auth_failures: u64,
+    pub(crate) foreign_packets: u64,
 }
 
 /// The state of one recorded leg.
@@ -207,10 +210,14 @@ pub struct Stream {
     events: VecDeque<MediaEvent>,
     /// Authenticates and decrypts SRTP before anything else reads a packet; passes plain RTP.
     srtp: SrtpReceiver,
+    /// Which sources the leg takes datagrams from, checked before anything else.
+    sources: SourceLatch,
+    foreign_log: ForeignLog,
 }
 
 impl Stream {
-    pub fn new(leg: LegId, spec: &LegSpec, window: Duration) -> Stream {
+    /// `bind_to_source`: as [`crate::MediaConfig::bind_to_source`].
+    pub fn new(leg: LegId, spec: &LegSpec, window: Duration, bind_to_source: bool) -> Stream {
         let primary = AudioFormat {
             payload_type: spec.payload_type,
             codec: spec.codec,
@@ -249,6 +256,8 @@ impl Stream {
             resampled: Vec::new(),
             events: VecDeque::with_capacity(EVENT_QUEUE),
             srtp: SrtpReceiver::new(spec.srtp.as_ref()),
+            sources: SourceLatch::new(bind_to_source, spec.sources),
+            foreign_log: ForeignLog::default(),
         }
     }
 
@@ -265,9 +274,45 @@ impl Stream {
         self.events.pop_front()
     }
 
-    /// One datagram from the RTP port, received at `arrival`. An SRTP leg decrypts it in place
-    /// (the buffer is the receive thread's, reused for the next datagram).
-    pub fn handle_datagram(&mut self, arrival: Instant, datagram: &mut [u8], sink: &mut impl Sink) {
+    /// One datagram from `from` on the RTP port, received at `arrival`: dropped and counted
+    /// when the leg is not bound to that source, else handled. An SRTP leg decrypts it in
+    /// place (the buffer is the receive thread's, reused for the next datagram).
+    pub fn handle_rtp_from(
+        &mut self,
+        arrival: Instant,
+        from: SocketAddr,
+        datagram: &mut [u8],
+        sink: &mut impl Sink,
+    ) {
+        if self.admit(Port::Rtp, from) {
+            self.handle_datagram(arrival, datagram, sink);
+        }
+    }
+
+    /// One datagram from `from` on the RTCP port, checked as on the RTP port (its own latch).
+    pub fn handle_rtcp_from(&mut self, arrival: Instant, from: SocketAddr, datagram: &mut [u8]) {
+        if self.admit(Port::Rtcp, from) {
+            self.handle_rtcp(arrival, datagram);
+        }
+    }
+
+    /// Whether a datagram from `from` on `port` may be read; counts it when not.
+    fn admit(&mut self, port: Port, from: SocketAddr) -> bool {
+        match self.sources.admit(port, from) {
+            Admission::Accept => true,
+            Admission::Latched => {
+                tracing::debug!(leg = %self.leg, label = %self.label, port = port.as_str(), source = %from, "media source latched");
+                true
+            }
+            Admission::Foreign => {
+                self.counters.foreign_packets += 1;
+                false
+            }
+        }
+    }
+
+    /// One admitted datagram from the RTP port.
+    fn handle_datagram(&mut self, arrival: Instant, datagram: &mut [u8], sink: &mut impl Sink) {
         if is_rtcp(datagram) {
             self.handle_rtcp(arrival, datagram);
             return;
@@ -412,9 +457,9 @@ impl Stream {
         });
     }
 
-    /// One RTCP datagram (its own port, or multiplexed): absorbed and counted (receiver-side
-    /// RTCP is not used yet); on an SRTP leg only once authenticated.
-    pub fn handle_rtcp(&mut self, arrival: Instant, datagram: &mut [u8]) {
+    /// One admitted RTCP datagram (its own port, or multiplexed): absorbed and counted
+    /// (receiver-side RTCP is not used yet); on an SRTP leg only once authenticated.
+    fn handle_rtcp(&mut self, arrival: Instant, datagram: &mut [u8]) {
         match self.srtp.authenticate_rtcp(arrival, datagram) {
             Ok(()) => self.counters.rtcp_packets += 1,
             Err(Refusal::Malformed) => self.counters.malformed += 1,
@@ -425,9 +470,19 @@ impl Stream {
     }
 
     /// Advances the timeline on the wall clock; ends DTMF presses whose end was lost; raises
-    /// the inactivity alarm.
+    /// the inactivity alarm; says (at most once a minute) that foreign packets were dropped.
     pub fn handle_tick(&mut self, now: Instant, sink: &mut impl Sink) {
         self.timeline.handle_tick(now, sink);
+        if let Some(dropped) = self.foreign_log.poll(now, self.counters.foreign_packets) {
+            tracing::info!(
+                leg = %self.leg,
+                label = %self.label,
+                dropped,
+                total = self.counters.foreign_packets,
+                last_source = ?self.sources.last_foreign(),
+                "media from a source the leg is not bound to dropped"
+            );
+        }
         if let Some(press) = self.dtmf.as_mut().and_then(|d| d.handle_tick(now)) {
             self.push_press(press);
         }
@@ -475,6 +530,7 @@ impl Stream {
             self.inactive_reported = false;
         }
         self.srtp.rekey(now, update.srtp.as_ref());
+        self.sources.handle_update(update.sources);
         self.telephone_event_pt = update.telephone_event_pt;
         self.telephone_event_clock = event_clock(update.telephone_event_clock);
         if let Some(detector) = &mut self.dtmf {
@@ -497,12 +553,13 @@ impl Stream {
         self.timeline.committed()
     }
 
-    /// The packets SRTP refused so far, for the engine's totals (read on the tick).
-    pub(crate) fn srtp_refusals(&self) -> SrtpRefusals {
-        SrtpRefusals {
+    /// The packets refused so far, for the engine's totals (read on the tick).
+    pub(crate) fn refusals(&self) -> Refusals {
+        Refusals {
             auth_failures: self.counters.srtp_auth_failures,
             replayed: self.counters.srtp_replayed,
             srtcp_auth_failures: self.counters.srtcp_auth_failures,
+            foreign_packets: self.counters.foreign_packets,
         }
     }
 
@@ -586,7 +643,7 @@ mod tests {
     }
 
     fn stream(spec: &LegSpec) -> Stream {
-        Stream::new(LegId(7), spec, ms(200))
+        Stream::new(LegId(7), spec, ms(200), true)
     }
 
     fn packet_with(pt: u8, sequence: u16, timestamp: u32, ssrc: u32, payload: Vec<u8>) -> Vec<u8> {
@@ -670,6 +727,164 @@ mod tests {
         assert_eq!(report.dtmf_digits, 1);
 
         assert_eq!(frames(&out), [32124, 32124, 32124, 0, 0, 0, 0, 32124, 0, 0]);
+    }
+
+    fn bound(spec: LegSpec, connection: &str, signalling: &str) -> LegSpec {
+        LegSpec {
+            sources: crate::AllowedSources {
+                connection: Some(connection.parse().unwrap()),
+                port: 30000,
+                signalling: Some(signalling.parse().unwrap()),
+            },
+            ..spec
+        }
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn media_from_a_source_the_leg_is_not_bound_to_is_counted_and_never_recorded() {
+        let anchor = Instant::now();
+        let mut stream = stream(&bound(spec(anchor), "192.0.2.10", "198.51.100.1"));
+        let mut out = Collect::default();
+        let (sbc, stranger) = (addr("192.0.2.10:41000"), addr("203.0.113.9:4000"));
+        // The stranger is first: loud audio (0x80) and a whole key press.
+        stream.handle_rtp_from(anchor, stranger, &mut packet(0, 1, 0, 77, 0x80), &mut out);
+        stream.handle_rtp_from(anchor, stranger, &mut event(2, 0, 5, true, 800), &mut out);
+        for i in 0..5u16 {
+            let at = anchor + ms(u64::from(i) * 20);
+            // The SBC's quiet audio (0x00 decodes to -32124) latches its source.
+            let mut genuine = packet(0, 100 + i, u32::from(i) * 160, 9, 0x00);
+            stream.handle_rtp_from(at, sbc, &mut genuine, &mut out);
+            // The same host from another port, and the signalling address: latched out now.
+            stream.handle_rtp_from(
+                at,
+                addr("192.0.2.10:41002"),
+                &mut packet(0, 300 + i, 0, 78, 0x80),
+                &mut out,
+            );
+            stream.handle_rtp_from(
+                at,
+                addr("198.51.100.1:41000"),
+                &mut event(400 + i, 0, 7, true, 800),
+                &mut out,
+            );
+        }
+        stream.handle_rtcp_from(anchor, stranger, &mut [0x80, 201, 0, 1, 0, 0, 0, 9]);
+        stream.handle_rtcp_from(
+            anchor,
+            addr("198.51.100.1:41001"),
+            &mut [0x80, 201, 0, 1, 0, 0, 0, 9],
+        );
+        stream.finish(anchor + ms(100), &mut out);
+        assert_eq!(frames(&out), [-32124; 5], "only the SBC's audio");
+        assert!(
+            events(&mut stream).is_empty(),
+            "no digit from a foreign source"
+        );
+        let counters = stream.counters();
+        assert_eq!(
+            (
+                counters.foreign_packets,
+                counters.packets,
+                counters.telephone_events,
+                counters.rtcp_packets
+            ),
+            (2 + 10 + 1, 5, 0, 1),
+            "RTCP latches on its own port"
+        );
+        assert_eq!(stream.refusals().foreign_packets, 13);
+    }
+
+    #[test]
+    fn a_re_offer_moving_the_media_rearms_the_latch_on_the_new_address() {
+        let anchor = Instant::now();
+        let spec = bound(spec(anchor), "192.0.2.10", "198.51.100.1");
+        let mut stream = stream(&spec);
+        let mut out = Collect::default();
+        let (old, new) = (addr("192.0.2.10:41000"), addr("192.0.2.20:42000"));
+        stream.handle_rtp_from(anchor, old, &mut packet(0, 1, 0, 9, 0x00), &mut out);
+        stream.handle_rtp_from(anchor, new, &mut packet(0, 2, 160, 10, 0x80), &mut out);
+        let mut update = LegUpdate::new(0, Codec::Pcmu, true);
+        update.telephone_event_pt = Some(101);
+        update.sources = bound(spec.clone(), "192.0.2.20", "198.51.100.1").sources;
+        stream.handle_update(anchor + ms(20), &update);
+        stream.handle_rtp_from(
+            anchor + ms(20),
+            new,
+            &mut packet(0, 2, 160, 10, 0x80),
+            &mut out,
+        );
+        stream.handle_rtp_from(
+            anchor + ms(40),
+            old,
+            &mut packet(0, 3, 320, 9, 0x00),
+            &mut out,
+        );
+        stream.finish(anchor + ms(60), &mut out);
+        assert_eq!(frames(&out), [-32124, 32124, 0]);
+        assert_eq!(stream.counters().foreign_packets, 2);
+    }
+
+    #[test]
+    fn a_foreign_packet_on_an_srtp_leg_never_reaches_srtp() {
+        let anchor = Instant::now();
+        let keying = srtp_keying(crate::SrtpSuite::AesCm128HmacSha1_80, 1);
+        let mut sender = srtp_sender(&keying);
+        let spec = LegSpec {
+            srtp: Some(keying),
+            ..bound(spec(anchor), "192.0.2.10", "198.51.100.1")
+        };
+        let mut stream = stream(&spec);
+        let mut out = Collect::default();
+        let mut protected = sender
+            .encrypt_rtp(&packet(0, 1, 0, 9, 0x00))
+            .unwrap()
+            .to_vec();
+        // Captured and replayed from elsewhere before the SBC's own copy arrives.
+        stream.handle_rtp_from(
+            anchor,
+            addr("203.0.113.9:4000"),
+            &mut protected.clone(),
+            &mut out,
+        );
+        stream.handle_rtp_from(anchor, addr("192.0.2.10:41000"), &mut protected, &mut out);
+        let counters = stream.counters();
+        assert_eq!(
+            (
+                counters.foreign_packets,
+                counters.srtp_auth_failures,
+                counters.srtp_replayed,
+                counters.packets
+            ),
+            (1, 0, 0, 1),
+            "the genuine packet is not taken for a replay"
+        );
+    }
+
+    #[test]
+    fn an_unbound_leg_records_every_source() {
+        let anchor = Instant::now();
+        let spec = bound(spec(anchor), "192.0.2.10", "198.51.100.1");
+        let mut stream = Stream::new(LegId(7), &spec, ms(200), false);
+        let mut out = Collect::default();
+        stream.handle_rtp_from(
+            anchor,
+            addr("203.0.113.9:4000"),
+            &mut packet(0, 1, 0, 9, 0x80),
+            &mut out,
+        );
+        stream.handle_rtp_from(
+            anchor + ms(20),
+            addr("192.0.2.10:41000"),
+            &mut packet(0, 2, 160, 9, 0x00),
+            &mut out,
+        );
+        stream.finish(anchor + ms(40), &mut out);
+        assert_eq!(frames(&out), [32124, -32124]);
+        assert_eq!(stream.counters().foreign_packets, 0);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use callvault_media::{Codec, LegSpec, MediaConfig, MediaEngine, repair};
+use callvault_media::{AllowedSources, Codec, LegSpec, MediaConfig, MediaEngine, repair};
 use rtp::header::Header;
 use rtp::packet::Packet;
 use webrtc_util::marshal::Marshal;
@@ -58,13 +58,20 @@ fn crash_child() {
         }
         let reservation = media.allocate().unwrap();
         ports.push(reservation.port().to_string());
-        let spec = LegSpec::new(
-            leg.to_string(),
-            format!("crash/{leg}.wav"),
-            96,
-            codec,
-            anchor,
-        );
+        let spec = LegSpec {
+            // The parent sends from loopback.
+            sources: AllowedSources {
+                connection: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+                ..AllowedSources::default()
+            },
+            ..LegSpec::new(
+                leg.to_string(),
+                format!("crash/{leg}.wav"),
+                96,
+                codec,
+                anchor,
+            )
+        };
         legs.push(media.start_leg(reservation, spec).unwrap());
     }
     println!("PORTS {}", ports.join(" "));

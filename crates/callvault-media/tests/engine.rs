@@ -9,8 +9,8 @@ use std::collections::VecDeque;
 use std::ops::Deref;
 
 use callvault_media::{
-    Codec, Error, LegHandle, LegId, LegReport, LegSpec, LegUpdate, MediaConfig, MediaEngine,
-    MediaEvent,
+    AllowedSources, Codec, Error, LegHandle, LegId, LegReport, LegSpec, LegUpdate, MediaConfig,
+    MediaEngine, MediaEvent,
 };
 use rtp::header::Header;
 use rtp::packet::Packet;
@@ -91,7 +91,15 @@ impl Media {
 }
 
 fn engine(dir: &Path, port_min: u16, port_max: u16) -> Media {
-    let config = MediaConfig::new(LOCALHOST, port_min, port_max, dir.to_path_buf());
+    engine_with(MediaConfig::new(
+        LOCALHOST,
+        port_min,
+        port_max,
+        dir.to_path_buf(),
+    ))
+}
+
+fn engine_with(config: MediaConfig) -> Media {
     let engine = MediaEngine::start(config).unwrap();
     let events = engine.events().expect("the first call takes the receiver");
     assert!(engine.events().is_none(), "taken once");
@@ -185,9 +193,17 @@ fn read_wav(path: &Path) -> (u32, Vec<i16>) {
     (rate, reader.samples::<i16>().map(|s| s.unwrap()).collect())
 }
 
+/// The SDP of the tests' SBC says 127.0.0.1, where every test sender binds.
+const FROM_LOCALHOST: AllowedSources = AllowedSources {
+    connection: Some(LOCALHOST),
+    port: 30000,
+    signalling: None,
+};
+
 fn spec(label: &str, path: &str, anchor: Instant) -> LegSpec {
     LegSpec {
         telephone_event_pt: Some(101),
+        sources: FROM_LOCALHOST,
         ..LegSpec::new(label, PathBuf::from(path), 0, Codec::Pcmu, anchor)
     }
 }
@@ -736,7 +752,13 @@ fn l16_stereo_48khz_packets_are_kept_whole() {
         let anchor = Instant::now();
         let path = format!("l16/{ptime}.wav");
         let leg = media
-            .start_leg(reservation, LegSpec::new("l16", path, 96, codec, anchor))
+            .start_leg(
+                reservation,
+                LegSpec {
+                    sources: FROM_LOCALHOST,
+                    ..LegSpec::new("l16", path, 96, codec, anchor)
+                },
+            )
             .unwrap();
         let frames = 48 * ptime;
         let socket = UdpSocket::bind((LOCALHOST, 0)).unwrap();
@@ -990,5 +1012,141 @@ fn srtp_forgeries_and_replays_are_dropped_and_added_to_the_engine_totals() {
         (2, 1, 1),
         "the engine's totals (for /metrics) hold the leg's refusals once it is closed"
     );
+    media.shutdown();
+}
+
+/// Another host on the loopback network: 127.0.0.0/8 is all local on Linux.
+const ELSEWHERE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+/// Sends 1 s of `genuine` 440 Hz audio from 127.0.0.1 to `port` in real time while `hostile`
+/// sockets send a 1000 Hz tone and key presses (digit 5) to it, each before the genuine packet
+/// of the same frame; then the RTCP port gets a report from each, the genuine one first.
+/// Returns the datagrams each hostile socket sent.
+fn send_with_intruders(
+    port: u16,
+    anchor: Instant,
+    genuine: &UdpSocket,
+    hostile: &[UdpSocket],
+) -> Vec<u64> {
+    let mut sent = vec![0u64; hostile.len()];
+    for frame in 0..50u32 {
+        // Real-time pacing is the traffic shape under test, not a synchronisation.
+        let due = anchor + Duration::from_millis(u64::from(frame) * 20);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        for (index, socket) in hostile.iter().enumerate() {
+            let ssrc = 0xbad0 + index as u32;
+            let timestamp = 70_000 + frame * 160;
+            let loud = packet(frame as u16, timestamp, ssrc, tone(1000.0, frame));
+            socket.send_to(&loud, (LOCALHOST, port)).unwrap();
+            let press = telephone_event(5, frame % 5 == 4, 160 * (frame as u16 % 5 + 1));
+            let start = 70_000 + (frame - frame % 5) * 160;
+            let press = packet_of_type(101, 2000 + frame as u16, start, ssrc, press);
+            socket.send_to(&press, (LOCALHOST, port)).unwrap();
+            sent[index] += 2;
+        }
+        let audio = packet(frame as u16, 5000 + frame * 160, 0x600d, tone(440.0, frame));
+        genuine.send_to(&audio, (LOCALHOST, port)).unwrap();
+    }
+    let report = [0x80, 201, 0, 1, 0, 0, 0xba, 0xd0];
+    genuine.send_to(&report, (LOCALHOST, port + 1)).unwrap();
+    for (index, socket) in hostile.iter().enumerate() {
+        socket.send_to(&report, (LOCALHOST, port + 1)).unwrap();
+        sent[index] += 1;
+    }
+    sent
+}
+
+/// The WAV holds the 440 Hz tone and not the 1000 Hz one, over the second the tone lasted.
+fn assert_only_the_genuine_tone(report: &LegReport) {
+    let (_, samples) = read_wav(&report.path);
+    let middle = &samples[800..7200];
+    let (genuine, hostile) = (goertzel(middle, 440.0), goertzel(middle, 1000.0));
+    assert!(genuine > 1000.0 * hostile, "{genuine} vs {hostile}");
+}
+
+#[test]
+fn media_from_another_address_or_port_is_dropped_and_counted_and_the_latched_source_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut media = engine(dir.path(), 43220, 43229);
+    let reservation = media.allocate().unwrap();
+    let port = reservation.port();
+    let anchor = Instant::now();
+    let leg = media
+        .start_leg(reservation, spec("bound", "bound.wav", anchor))
+        .unwrap();
+    let genuine = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    // Another host, which the SDP does not name; and, on the allowed address, a second source
+    // (another port) which starts after the genuine one has been latched.
+    let elsewhere = UdpSocket::bind((ELSEWHERE, 0)).unwrap();
+    let second = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    let lone = UdpSocket::bind((ELSEWHERE, 0)).unwrap();
+    let first = packet(999, 5000 - 160, 0x600d, tone(440.0, 0));
+    // The hostile host is first of all: the latch must not take it.
+    lone.send_to(&first, (LOCALHOST, port)).unwrap();
+    genuine.send_to(&first, (LOCALHOST, port)).unwrap();
+    let sent = send_with_intruders(port, anchor, &genuine, &[elsewhere, second]);
+
+    let report = media.stop(leg, anchor + Duration::from_millis(1000));
+    assert!(report.error.is_none(), "{report:?}");
+    assert_only_the_genuine_tone(&report);
+    assert!(
+        media.seen.is_empty(),
+        "no digit from a foreign source: {:?}",
+        media.seen
+    );
+    let counters = &report.counters;
+    let foreign = 1 + sent.iter().sum::<u64>();
+    assert_eq!(
+        (
+            counters.foreign_packets,
+            counters.packets,
+            counters.telephone_events,
+            counters.dtmf_digits,
+            counters.ssrcs_seen,
+            counters.rtcp_packets,
+        ),
+        (foreign, 51, 0, 0, 1, 1),
+        "{counters:?}"
+    );
+    assert_eq!(
+        media.stats().foreign_packets,
+        foreign,
+        "the engine's total (for /metrics) holds the leg's drops once it is closed"
+    );
+    media.shutdown();
+}
+
+#[test]
+fn unbound_legs_record_every_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = MediaConfig::new(LOCALHOST, 43240, 43249, dir.path().to_path_buf());
+    config.bind_to_source = false;
+    let mut media = engine_with(config);
+    let reservation = media.allocate().unwrap();
+    let port = reservation.port();
+    let anchor = Instant::now();
+    let leg = media
+        .start_leg(reservation, spec("open", "open.wav", anchor))
+        .unwrap();
+    let genuine = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    let elsewhere = UdpSocket::bind((ELSEWHERE, 0)).unwrap();
+    let second = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    send_with_intruders(port, anchor, &genuine, &[elsewhere, second]);
+    let report = media.stop(leg, anchor + Duration::from_millis(1000));
+    let counters = &report.counters;
+    assert_eq!(
+        (
+            counters.foreign_packets,
+            counters.packets,
+            counters.ssrcs_seen,
+            counters.telephone_events,
+            counters.rtcp_packets,
+        ),
+        (0, 250, 3, 100, 3),
+        "both intruders recorded, as before binding existed: {counters:?}"
+    );
+    // Their presses interleave, so each packet ends the other's press: more digits than keys.
+    assert!(counters.dtmf_digits >= 20, "{counters:?}");
+    assert_eq!(media.stats().foreign_packets, 0);
     media.shutdown();
 }

@@ -70,6 +70,10 @@ pub struct LegCounters {
     pub srtp_replayed: u64,
     /// SRTCP packets that failed authentication (RTCP is only counted, never used).
     pub srtcp_auth_failures: u64,
+    /// RTP and RTCP packets from a source the leg is not bound to (neither the SDP's `c=`
+    /// address nor the SIP peer's, or another source than the one latched on the port): dropped
+    /// before anything reads them, never recorded and never digits.
+    pub foreign_packets: u64,
 }
 
 #[cfg(test)]

@@ -139,6 +139,10 @@ pub struct MediaSection {
     /// Formats with a higher sample rate are not accepted (declined, or another codec of the
     /// offer chosen): bounds what a call of silent streams writes to disk.
     pub max_sample_rate: u32,
+    /// A stream takes RTP and RTCP only from the address of its SDP's `c=` line or of the SIP
+    /// peer, and from the first source seen from them; anything else is counted and dropped.
+    /// False: any source is recorded (NAT set-ups where media comes from a third address).
+    pub bind_to_source: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -231,6 +235,7 @@ impl Default for MediaSection {
             jitter_window_ms: 200,
             rtp_timeout_ms: 60_000,
             max_sample_rate: 48_000,
+            bind_to_source: true,
         }
     }
 }
@@ -551,6 +556,7 @@ mod tests {
         assert_eq!(config.sip.listen, defaults.sip.listen);
         assert_eq!(config.sip.max_sessions, defaults.sip.max_sessions);
         assert_eq!(config.media.rtp_ports, defaults.media.rtp_ports);
+        assert!(config.media.bind_to_source && defaults.media.bind_to_source);
         assert_eq!(config.storage.data_dir, defaults.storage.data_dir);
         assert_eq!(config.http.listen, defaults.http.listen);
         assert_eq!(config.sip.tls_listen, defaults.sip.tls_listen);

@@ -390,6 +390,12 @@ fn render(s: &Sources) -> String {
         "SRTCP packets dropped because they failed authentication.",
         media.srtcp_auth_failures,
     );
+    metric(
+        "callvault_media_foreign_packets_total",
+        "counter",
+        "RTP and RTCP packets dropped because they came from a source the stream is not bound to.",
+        media.foreign_packets,
+    );
     let archive = s.archive.snapshot();
     metric(
         "callvault_archive_backlog",

@@ -58,6 +58,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let gate = SourceGate::new(config.sip.allowed_sources.clone());
+    if !config.media.bind_to_source {
+        warn!(
+            "[media] bind_to_source = false: streams record RTP from any address that finds their port"
+        );
+    }
 
     // The TLS certificate before any socket: a file that cannot be read, a key that does not
     // match, a bad CA file stops us here.
@@ -248,6 +253,7 @@ fn media_config(config: &Config) -> MediaConfig {
     );
     media.receive_threads = config.media.receive_threads;
     media.jitter_window = Duration::from_millis(config.media.jitter_window_ms);
+    media.bind_to_source = config.media.bind_to_source;
     media
 }
 

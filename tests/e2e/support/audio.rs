@@ -139,6 +139,11 @@ pub fn silent_samples(samples: &[i16]) -> usize {
     total
 }
 
+/// The power of `freq` in `samples` (Goertzel), to compare two tones' share of a signal.
+pub fn power(samples: &[i16], rate: u32, freq: f64) -> f64 {
+    goertzel(samples, rate, freq)
+}
+
 fn goertzel(samples: &[i16], rate: u32, freq: f64) -> f64 {
     let w = 2.0 * std::f64::consts::PI * freq / f64::from(rate);
     let coeff = 2.0 * w.cos();

@@ -1,12 +1,13 @@
 //! The initial INVITE: refuse or accept, start a leg per recordable m-line, answer, and queue
 //! the catalog rows.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use callvault_catalog as catalog;
-use callvault_media::{Codec, LegSpec, SrtpKeying, SrtpSuite};
+use callvault_media::{AllowedSources, Codec, LegSpec, SrtpKeying, SrtpSuite};
 use callvault_sip::{Dialog, Endpoint, Negotiation, Peer, Request, SessionTimer, TransactionKey};
 use callvault_siprec::{
     self as siprec, AnswerCrypto, AnswerParams, Format, MediaAnswer, Protection, RecordingOffer,
@@ -27,6 +28,8 @@ pub(super) struct Plan {
     pub(super) telephone_event: Option<Format>,
     /// SDES-SRTP: the SRC's keying and our answer's crypto line.
     pub(super) srtp: Option<Srtp>,
+    /// Where its media may come from.
+    pub(super) sources: AllowedSources,
 }
 
 /// An SDES m-line's two sides: what the SRC encrypts with, and our line in the answer.
@@ -139,7 +142,12 @@ impl<M: MediaPlane> Recorder<M> {
         let Some(sdp) = offer.sdp.as_ref() else {
             return;
         };
-        let plans: Vec<Option<Plan>> = sdp.media.iter().map(|media| self.plan(media)).collect();
+        let signalling = from.addr.ip();
+        let plans: Vec<Option<Plan>> = sdp
+            .media
+            .iter()
+            .map(|media| self.plan(media, signalling))
+            .collect();
         if plans.iter().all(Option::is_none) {
             // SRTP declined is the usual cause with SBCs set up for security: say so.
             let srtp = sdp.media.iter().find_map(|media| srtp_decline(media).err());
@@ -386,8 +394,8 @@ impl<M: MediaPlane> Recorder<M> {
 
     /// How an offered m-line would be recorded, or `None` when it is nothing we can record
     /// (not audio, port 0, not RTP, SRTP without a crypto line we accept, DTLS-SRTP, no codec
-    /// we decode at an accepted rate).
-    pub(super) fn plan(&self, media: &siprec::Media) -> Option<Plan> {
+    /// we decode at an accepted rate). `signalling`: the IP of the SIP peer that offered it.
+    pub(super) fn plan(&self, media: &siprec::Media, signalling: IpAddr) -> Option<Plan> {
         if media.kind != "audio" || media.port == 0 {
             return None;
         }
@@ -399,6 +407,7 @@ impl<M: MediaPlane> Recorder<M> {
             codec,
             telephone_event,
             srtp,
+            sources: sources_of(media, signalling),
         })
     }
 
@@ -434,6 +443,7 @@ impl<M: MediaPlane> Recorder<M> {
         spec.capture_dtmf = self.config.capture_dtmf;
         spec.inactivity_timeout = self.config.rtp_timeout;
         spec.srtp = plan.srtp.as_ref().map(|srtp| srtp.theirs.clone());
+        spec.sources = plan.sources;
         if let Some(srtp) = &plan.srtp {
             info!(leg = %label, suite = %srtp.theirs.suite(), tag = srtp.ours.tag, "SDES-SRTP leg");
         }
@@ -458,6 +468,7 @@ impl<M: MediaPlane> Recorder<M> {
                 codec: plan.format,
                 telephone_event: plan.telephone_event,
                 srtp: plan.srtp.map(Box::new),
+                sources: plan.sources,
                 removed: false,
                 on_hold,
                 closed: None,
@@ -572,6 +583,17 @@ fn our_key(suite: SrtpSuite) -> SrtpKeying {
     // getrandom(2), no /dev/urandom).
     getrandom::fill(bytes).expect("the operating system provides random bytes");
     SrtpKeying::new(suite, bytes).expect("the key is as long as its suite says")
+}
+
+/// Where an m-line's media may come from: the IP of its `c=` (media-level, else session-level)
+/// and of the SIP peer that offered it (behind NAT an SBC's media may leave from its signalling
+/// address). `0.0.0.0` (hold) names no address: it allows nothing.
+pub(super) fn sources_of(media: &siprec::Media, signalling: IpAddr) -> AllowedSources {
+    AllowedSources {
+        connection: media.connection.filter(|ip| !ip.is_unspecified()),
+        port: media.port,
+        signalling: Some(signalling),
+    }
 }
 
 pub(super) fn codec_of(format: &Format) -> Option<Codec> {

@@ -117,6 +117,7 @@ pub(super) fn leg_update(
         codec,
         telephone_event,
         srtp,
+        sources,
         removed,
         on_hold,
         closed: None,
@@ -133,6 +134,8 @@ pub(super) fn leg_update(
     }
     // Always the leg's current keys: an update without them would switch the leg to plain RTP.
     update.srtp = srtp.as_ref().map(|srtp| srtp.theirs.clone());
+    // Likewise its sources: the same again keeps the latched source.
+    update.sources = *sources;
     Some((*leg, update))
 }
 

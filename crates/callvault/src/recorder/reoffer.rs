@@ -9,7 +9,7 @@ use callvault_siprec::{self as siprec, Metadata, Sdp};
 use callvault_types::{DtmfSource, EndReason};
 use tracing::{debug, info, warn};
 
-use super::answer::{recordable_codec, srtp_for};
+use super::answer::{recordable_codec, sources_of, srtp_for};
 use super::control::{in_pause, leg_update};
 use super::media::MediaPlane;
 use super::parties::{associations, participants_of};
@@ -276,10 +276,16 @@ impl<M: MediaPlane> Recorder<M> {
         let rel_dir = session.rel_dir.clone();
         let call_id = session.dialog.id().call_id.clone();
         let anchor = session.anchor;
+        let signalling = session.peer.addr.ip();
         let mut file_names = std::mem::take(&mut session.file_names);
 
         // New m-lines: reserve every port first, then start them.
-        let plans: Vec<_> = sdp.media.iter().skip(known).map(|m| self.plan(m)).collect();
+        let plans: Vec<_> = sdp
+            .media
+            .iter()
+            .skip(known)
+            .map(|m| self.plan(m, signalling))
+            .collect();
         let reservations = match self.reserve_all(&plans) {
             Ok(reservations) => reservations,
             Err(error) => {
@@ -345,6 +351,7 @@ impl<M: MediaPlane> Recorder<M> {
                 codec,
                 telephone_event,
                 srtp,
+                sources,
                 label,
                 removed,
                 on_hold,
@@ -353,6 +360,24 @@ impl<M: MediaPlane> Recorder<M> {
             else {
                 continue;
             };
+            // Media moved (another address or port) re-arms the leg's latch on the new address;
+            // hold by `c=0.0.0.0` and port 0 allow nothing new: the last sources stay.
+            let held_by_address = media_line
+                .connection
+                .is_some_and(|address| address.is_unspecified());
+            if !held_by_address && media_line.port != 0 {
+                let offered = sources_of(media_line, signalling);
+                if offered != *sources {
+                    info!(
+                        call_id = %call_id,
+                        leg = %label,
+                        connection = ?offered.connection,
+                        port = offered.port,
+                        "media moved: the leg takes media from the new address"
+                    );
+                    *sources = offered;
+                }
+            }
             // Port 0 removes the stream; an offer with no codec we decode cannot be accepted
             // either (we may only answer formats the client offered), nor one whose SRTP we
             // cannot take: all are answered port 0 and record silence until a later offer

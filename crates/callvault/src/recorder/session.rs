@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use callvault_media::{LegId, LegReport};
+use callvault_media::{AllowedSources, LegId, LegReport};
 use callvault_sip::{Dialog, Peer, Request, SessionTimer, TransactionKey};
 use callvault_siprec::{Format, Metadata, RecordingOffer, Sdp};
 use callvault_types::EndReason;
@@ -83,6 +83,9 @@ pub(super) enum LegSlot {
         /// SDES-SRTP: the SRC's keying and our `a=crypto` line (the offer's tag, our key, kept
         /// across re-offers while the suite stays).
         srtp: Option<Box<Srtp>>,
+        /// Where the leg's media may come from: the m-line's `c=` and port, the SIP peer. A
+        /// re-offer with `c=0.0.0.0` (hold) or port 0 keeps the last ones: it allows nothing new.
+        sources: AllowedSources,
         /// The client set the m-line's port to 0 (stream removed), or re-offered no codec we
         /// decode: answered port 0, silence since.
         removed: bool,

@@ -1491,4 +1491,5 @@ fn a_pause_lasts_until_the_end_of_the_call_and_only_live_calls_pause() {
     );
 }
 
+mod sources;
 mod srtp;
