@@ -91,6 +91,7 @@ mod catalog;
 mod cursor;
 mod db;
 mod error;
+mod inspect;
 mod model;
 mod scope;
 mod sql;
@@ -105,7 +106,8 @@ pub use catalog::{
     Review, ReviewUpdate, Role, SQLITE_FILE_NAME, SearchPage, SearchQuery, TOKEN_PREFIX, Token,
     TokenOptions, UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, redact_url};
+pub use inspect::{CatalogUrl, SchemaVersion};
 pub use model::{
     Association, Completion, CorrelationId, DtmfEvent, Leg, LegCompletion, ListQuery,
     MetadataRevision, NewLeg, NewMetadataRevision, NewParticipant, NewRecording, Participant,
