@@ -125,8 +125,10 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            // An error can quote what came from outside (an id, a label): escaped like the log.
-            eprintln!("error: {}", log::escape(&format!("{e:#}")));
+            // An error can quote what came from outside (an id, a label): escaped like the log,
+            // and a database URL's password hidden like the log does.
+            let text = format!("{e:#}");
+            eprintln!("error: {}", log::escape(&log::redact_urls(&text)));
             std::process::ExitCode::FAILURE
         }
     }
