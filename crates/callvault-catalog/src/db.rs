@@ -58,10 +58,24 @@ impl ConnectTo {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             PgConnectOptions::from_str(url)
                 .map(ConnectTo::Postgres)
-                .map_err(|e| invalid(e.to_string()))
+                .map_err(|e| invalid(format!("{e}{}", unencoded_password_hint(url))))
         } else {
             Err(invalid("expected sqlite://PATH or postgres://…".to_owned()))
         }
+    }
+}
+
+/// The likely cause when a URL's user info holds a character that ends the authority: the
+/// driver's own message ("invalid port number") does not say.
+fn unencoded_password_hint(url: &str) -> &'static str {
+    let user_info = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .map_or("", |(user_info, _)| user_info);
+    if user_info.contains(['#', '/', '?']) {
+        " (write '#', '/' and '?' in the user name or password percent-encoded: %23, %2F, %3F)"
+    } else {
+        ""
     }
 }
 

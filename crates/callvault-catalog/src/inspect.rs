@@ -17,7 +17,6 @@ const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 
 /// What a catalog URL names, read without connecting.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum CatalogUrl {
     /// An embedded database: its file (`None` in memory).
     Sqlite { file: Option<PathBuf> },
@@ -32,7 +31,6 @@ pub enum CatalogUrl {
 /// The schema a catalog holds, as this build sees it. Versions count this build's migrations:
 /// version 5 is the fifth.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum SchemaVersion {
     /// No catalog there yet (no SQLite file, or a database without the migrations table):
     /// [`Catalog::open`] creates it.
