@@ -64,8 +64,7 @@ async fn check(report: &mut Report, config: &Config, connect: bool, now: OffsetD
         report.warn(what, warning);
     }
     tls_files(report, config, now);
-    let (status, detail) =
-        data_directory(&config.storage.data_dir, config.storage.min_free_bytes);
+    let (status, detail) = data_directory(&config.storage.data_dir, config.storage.min_free_bytes);
     report.push(status, "data directory", detail);
     let ports = config.media.rtp_ports;
     report.ok(
@@ -297,15 +296,11 @@ async fn database(url: &str, connect: bool) -> (Status, String) {
             format!("{shown} ({target}); not connected (--connect tries it)"),
         );
     }
-    let version = match tokio::time::timeout(CONNECT_TIMEOUT, Catalog::schema_version(url)).await
-    {
+    let version = match tokio::time::timeout(CONNECT_TIMEOUT, Catalog::schema_version(url)).await {
         Err(_) => {
             return (
                 Status::Fail,
-                format!(
-                    "{shown}: no answer within {} s",
-                    CONNECT_TIMEOUT.as_secs()
-                ),
+                format!("{shown}: no answer within {} s", CONNECT_TIMEOUT.as_secs()),
             );
         }
         Ok(Err(error)) => return (Status::Fail, format!("{shown}: {}", causes(&error))),
@@ -578,7 +573,10 @@ mod tests {
         assert_eq!(secrets.hide("a database"), "a database");
         let mut secrets = Secrets::default();
         secrets.add_url("postgres://postgres@db/postgres");
-        assert_eq!(secrets.hide("postgres://db/postgres"), "postgres://db/postgres");
+        assert_eq!(
+            secrets.hide("postgres://db/postgres"),
+            "postgres://db/postgres"
+        );
         assert_eq!(percent_decoded("p%23s%zz%"), "p#s%zz%");
     }
 }

@@ -596,7 +596,11 @@ mod tests {
             ("1-3", 1),
             ("65534-65535", 1),
         ] {
-            assert_eq!(range.parse::<PortRange>().unwrap().pairs(), pairs, "{range}");
+            assert_eq!(
+                range.parse::<PortRange>().unwrap().pairs(),
+                pairs,
+                "{range}"
+            );
         }
     }
 

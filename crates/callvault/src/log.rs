@@ -164,10 +164,15 @@ mod tests {
     #[test]
     fn urls_lose_their_user_info_wherever_they_stand() {
         assert_eq!(
-            redact_urls("cannot reach postgres://vault:s3cr@t@db:5432/cv?x=1 (refused) or ftp://a@b"),
+            redact_urls(
+                "cannot reach postgres://vault:s3cr@t@db:5432/cv?x=1 (refused) or ftp://a@b"
+            ),
             "cannot reach postgres://***@db:5432/cv?x=1 (refused) or ftp://***@b"
         );
-        assert_eq!(redact_urls("sqlite:///var/lib/cv.db"), "sqlite:///var/lib/cv.db");
+        assert_eq!(
+            redact_urls("sqlite:///var/lib/cv.db"),
+            "sqlite:///var/lib/cv.db"
+        );
         assert_eq!(redact_urls("no url here"), "no url here");
         assert!(matches!(redact_urls("no url here"), Cow::Borrowed(_)));
         assert_eq!(
