@@ -62,6 +62,10 @@
 //!   by [`Catalog::open`] (portable SQL has no ordered string aggregate).
 //! - Queries use runtime `sqlx::query` with binds, never the `query!` macros: no database is
 //!   needed at build time.
+//! - **Looking is not opening.** [`Catalog::parse_url`] parses a URL without connecting and
+//!   [`Catalog::schema_version`] reads `_sqlx_migrations` over one read-only connection (for
+//!   `callvault check-config`): neither creates, migrates nor backfills anything, so checking a
+//!   shared catalog never upgrades it under older nodes.
 //!
 //! # Limits
 //! - **Upgrading a shared PostgreSQL catalog to version 3 needs every node stopped.** The legs
