@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod calls;
+mod check_config;
 mod cli;
 mod dialects;
 mod fidelity;

@@ -38,6 +38,56 @@ const POSTGRES_MAX_CONNECTIONS: u32 = 8;
 /// callers see an outage quickly and decide themselves (the archive retries and spools).
 const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A catalog URL parsed into its engine's connection options; nothing is connected yet.
+pub(crate) enum ConnectTo {
+    Sqlite(SqliteConnectOptions),
+    Postgres(PgConnectOptions),
+}
+
+impl ConnectTo {
+    /// `sqlite:…` or `postgres://…` (`postgresql://…`), as the engine's driver reads it.
+    pub(crate) fn parse(url: &str) -> Result<ConnectTo> {
+        let invalid = |reason: String| Error::InvalidUrl {
+            url: redact_url(url),
+            reason,
+        };
+        if url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url)
+                .map(ConnectTo::Sqlite)
+                .map_err(|e| invalid(e.to_string()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            PgConnectOptions::from_str(url)
+                .map(ConnectTo::Postgres)
+                .map_err(|e| invalid(format!("{e}{}", unencoded_password_hint(url))))
+        } else {
+            Err(invalid("expected sqlite://PATH or postgres://…".to_owned()))
+        }
+    }
+}
+
+/// The likely cause when a URL's user info holds a character that ends the authority: the
+/// driver's own message ("invalid port number") does not say.
+fn unencoded_password_hint(url: &str) -> &'static str {
+    let user_info = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .map_or("", |(user_info, _)| user_info);
+    if user_info.contains(['#', '/', '?']) {
+        " (write '#', '/' and '?' in the user name or password percent-encoded: %23, %2F, %3F)"
+    } else {
+        ""
+    }
+}
+
+/// The migrations this build applies to each engine.
+pub(crate) fn sqlite_migrator() -> &'static Migrator {
+    &SQLITE_MIGRATOR
+}
+
+pub(crate) fn postgres_migrator() -> &'static Migrator {
+    &POSTGRES_MIGRATOR
+}
+
 #[derive(Clone, Debug)]
 pub(crate) enum Pool {
     Sqlite(SqlitePool),
@@ -66,24 +116,17 @@ pub(crate) enum DbRow {
 impl Pool {
     /// Connects and brings the schema up to date.
     pub(crate) async fn open(url: &str) -> Result<Pool> {
-        if url.starts_with("sqlite:") {
-            Self::open_sqlite(url).await
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Self::open_postgres(url).await
-        } else {
-            Err(Error::InvalidUrl {
-                url: redact_url(url),
-                reason: "expected sqlite://PATH or postgres://…".to_owned(),
-            })
+        match ConnectTo::parse(url)? {
+            ConnectTo::Sqlite(options) => {
+                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                Self::open_sqlite(options, in_memory).await
+            }
+            ConnectTo::Postgres(options) => Self::open_postgres(options).await,
         }
     }
 
-    async fn open_sqlite(url: &str) -> Result<Pool> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| Error::InvalidUrl {
-                url: redact_url(url),
-                reason: e.to_string(),
-            })?
+    async fn open_sqlite(options: SqliteConnectOptions, in_memory: bool) -> Result<Pool> {
+        let options = options
             .create_if_missing(true)
             // WAL: readers never block the writer; NORMAL is durable across process crashes in
             // WAL mode, only a power cut can lose the last transactions.
@@ -91,7 +134,6 @@ impl Pool {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut pool_options = SqlitePoolOptions::new()
             .max_connections(SQLITE_MAX_CONNECTIONS)
             .after_release(|conn, _| Box::pin(sqlite_connection_reusable(conn)));
@@ -116,11 +158,7 @@ impl Pool {
         Ok(Pool::Sqlite(pool))
     }
 
-    async fn open_postgres(url: &str) -> Result<Pool> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| Error::InvalidUrl {
-            url: redact_url(url),
-            reason: e.to_string(),
-        })?;
+    async fn open_postgres(options: PgConnectOptions) -> Result<Pool> {
         let pool = PgPoolOptions::new()
             .max_connections(POSTGRES_MAX_CONNECTIONS)
             .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)

@@ -211,7 +211,7 @@ fn postgres_state_is_transient(state: &str) -> bool {
 }
 
 /// Hides the user info (`user:password@`) of a URL so it can go into errors and logs.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

@@ -62,6 +62,10 @@
 //!   by [`Catalog::open`] (portable SQL has no ordered string aggregate).
 //! - Queries use runtime `sqlx::query` with binds, never the `query!` macros: no database is
 //!   needed at build time.
+//! - **Looking is not opening.** [`Catalog::parse_url`] parses a URL without connecting and
+//!   [`Catalog::schema_version`] reads `_sqlx_migrations` over one read-only connection (for
+//!   `callvault check-config`): neither creates, migrates nor backfills anything, so checking a
+//!   shared catalog never upgrades it under older nodes.
 //!
 //! # Limits
 //! - **Upgrading a shared PostgreSQL catalog to version 3 needs every node stopped.** The legs
@@ -91,6 +95,7 @@ mod catalog;
 mod cursor;
 mod db;
 mod error;
+mod inspect;
 mod model;
 mod scope;
 mod sql;
@@ -105,7 +110,8 @@ pub use catalog::{
     Review, ReviewUpdate, Role, SQLITE_FILE_NAME, SearchPage, SearchQuery, TOKEN_PREFIX, Token,
     TokenOptions, UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, redact_url};
+pub use inspect::{CatalogUrl, SchemaVersion};
 pub use model::{
     Association, Completion, CorrelationId, DtmfEvent, Leg, LegCompletion, ListQuery,
     MetadataRevision, NewLeg, NewMetadataRevision, NewParticipant, NewRecording, Participant,

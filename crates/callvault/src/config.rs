@@ -276,12 +276,27 @@ impl std::str::FromStr for PortRange {
         if min == 0 || min > max {
             return Err(format!("port range {s:?}: need 0 < LO <= HI"));
         }
-        if max - min < 1 {
+        let range = PortRange { min, max };
+        if range.pairs() == 0 {
             return Err(format!(
-                "port range {s:?} holds no RTP/RTCP pair: give at least two ports"
+                "port range {s:?} holds no RTP/RTCP pair (an even port and the odd one above it)"
             ));
         }
-        Ok(PortRange { min, max })
+        Ok(range)
+    }
+}
+
+impl PortRange {
+    /// RTP/RTCP pairs in the range: every even port `p` with `min <= p` and `p + 1 <= max`, as
+    /// the media engine's port pool takes them (one pair per stream).
+    pub fn pairs(&self) -> usize {
+        let first = u32::from(self.min.max(2)).next_multiple_of(2);
+        let max = u32::from(self.max);
+        if first >= max {
+            0
+        } else {
+            ((max - first - 1) / 2 + 1) as usize
+        }
     }
 }
 
@@ -478,6 +493,27 @@ impl Config {
         }
     }
 
+    /// What `serve` warns about at start (and `check-config` reports): settings that load but
+    /// probably do not do what a deployment wants.
+    /// Each is (what it is about, the warning).
+    pub fn warnings(&self) -> Vec<(&'static str, &'static str)> {
+        let mut warnings = Vec::new();
+        let listens_beyond_loopback = !self.sip.listen.ip().is_loopback();
+        if self.advertised_rtp_ip().is_loopback() && listens_beyond_loopback {
+            warnings.push((
+                "rtp",
+                "SDP answers advertise a loopback RTP address: remote clients cannot send media; set --rtp-ip",
+            ));
+        }
+        if self.only_loopback_allowed() && listens_beyond_loopback {
+            warnings.push((
+                "sip",
+                "SIP is taken from this host only: allow your SBCs with --allow-source CIDR (repeatable) or [sip] allowed_sources = [\"192.0.2.0/24\"]; everything else is dropped",
+            ));
+        }
+        warnings
+    }
+
     /// Whether anything beyond this host may send SIP (a startup warning names the way out
     /// when it may not, on a server listening beyond loopback).
     pub fn only_loopback_allowed(&self) -> bool {
@@ -542,8 +578,34 @@ mod tests {
                 max: 10100
             }
         );
-        for bad in ["", "10000", "20-10", "0-100", "a-b", "5000-5000", "1-70000"] {
+        for bad in [
+            "",
+            "10000",
+            "20-10",
+            "0-100",
+            "a-b",
+            "5000-5000",
+            "1-70000",
+            // Two ports, but not an even one and the odd one above it.
+            "5001-5002",
+            "65535-65535",
+        ] {
             assert!(bad.parse::<PortRange>().is_err(), "{bad:?} accepted");
+        }
+        for (range, pairs) in [
+            ("40000-49999", 5000),
+            ("40000-40001", 1),
+            ("40000-40002", 1),
+            ("40001-40004", 1),
+            ("40001-40005", 2),
+            ("1-3", 1),
+            ("65534-65535", 1),
+        ] {
+            assert_eq!(
+                range.parse::<PortRange>().unwrap().pairs(),
+                pairs,
+                "{range}"
+            );
         }
     }
 

@@ -1,17 +1,20 @@
 //! The log: one line per event on standard error, with every control character that reached it
-//! from the network escaped.
+//! from the network escaped and the password of every URL in it hidden.
 //!
 //! Call-IDs, labels, display names, reason phrases and error texts come from outside; printed
 //! raw, an ESC sequence in one of them rewrites the operator's terminal, and a CR or LF forges
-//! log lines. Escaping at the writer covers every field of every crate's log lines at once,
-//! instead of trusting each call site to remember.
+//! log lines. A database URL's password reaches error texts (a driver's, or a TOML parser
+//! quoting the line). Doing both at the writer covers every field of every crate's log lines at
+//! once, instead of trusting each call site to remember; the CLI's error output goes through
+//! the same two functions.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
 /// Writes formatted log lines, each control character (C0, DEL, C1) but the line's own final
-/// newline replaced by a visible escape (`\x1b`, `\u{9b}`).
+/// newline replaced by a visible escape (`\x1b`, `\u{9b}`), and URLs' user info hidden
+/// ([`redact_urls`]).
 pub struct Escaping<W>(pub W);
 
 impl<W: Write> Write for Escaping<W> {
@@ -19,6 +22,14 @@ impl<W: Write> Write for Escaping<W> {
         let (line, newline) = match buf.strip_suffix(b"\n") {
             Some(line) => (line, true),
             None => (buf, false),
+        };
+        let redacted;
+        let line = match std::str::from_utf8(line) {
+            Ok(text) if text.contains("://") => {
+                redacted = redact_urls(text);
+                redacted.as_bytes()
+            }
+            _ => line,
         };
         let mut out = Vec::with_capacity(buf.len());
         escape_into(&mut out, line);
@@ -65,6 +76,38 @@ pub fn escape_json(json: String) -> String {
         }
     }
     out
+}
+
+/// `text` with the user info of every URL in it replaced by `***`
+/// (`postgres://vault:secret@db/cv` → `postgres://***@db/cv`): for error texts and log lines,
+/// which may quote a database URL.
+///
+/// The same rule as `callvault_catalog::redact_url`, applied to each URL found in running
+/// text: a URL runs to the next space, quote or line break, and its user info ends at its last
+/// '@', not at the first '/', '?' or '#' (people write passwords holding those unencoded).
+pub fn redact_urls(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let url_end = after
+            .find([' ', '\t', '"', '\'', '`', '\n', '\r'])
+            .unwrap_or(after.len());
+        match after[..url_end].rfind('@') {
+            Some(user_end) => {
+                out.push_str("***");
+                out.push_str(&after[user_end..url_end]);
+            }
+            None => out.push_str(&after[..url_end]),
+        }
+        rest = &after[url_end..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }
 
 fn is_escaped(c: char) -> bool {
@@ -115,6 +158,35 @@ mod tests {
         assert_eq!(
             escape("lab\x1b]0;owned\x07el\r\nx\u{9b}2Jcaf\u{e9}\t"),
             "lab\\x1b]0;owned\\x07el\\x0d\\x0ax\\u{9b}2Jcaf\u{e9}\t"
+        );
+    }
+
+    #[test]
+    fn urls_lose_their_user_info_wherever_they_stand() {
+        assert_eq!(
+            redact_urls(
+                "cannot reach postgres://vault:s3cr@t@db:5432/cv?x=1 (refused) or ftp://a@b"
+            ),
+            "cannot reach postgres://***@db:5432/cv?x=1 (refused) or ftp://***@b"
+        );
+        assert_eq!(
+            redact_urls("sqlite:///var/lib/cv.db"),
+            "sqlite:///var/lib/cv.db"
+        );
+        assert_eq!(redact_urls("no url here"), "no url here");
+        assert!(matches!(redact_urls("no url here"), Cow::Borrowed(_)));
+        assert_eq!(
+            redact_urls("bad url \"postgres://vault:p#s/s?w@rd@db:5432/cv\": invalid port"),
+            "bad url \"postgres://***@db:5432/cv\": invalid port"
+        );
+        // A log line: the password is gone, the rest of the line stays.
+        let mut out = Vec::new();
+        Escaping(&mut out)
+            .write_all(b"WARN catalog url=postgres://vault:s3/c#r?t@db:5432/cv error=refused\n")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "WARN catalog url=postgres://***@db:5432/cv error=refused\n"
         );
     }
 

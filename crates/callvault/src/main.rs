@@ -1,11 +1,13 @@
 //! callvault — a SIP call recording server (SIPREC, RFC 7866).
 //!
-//! `callvault serve` records; `callvault recordings|users|tokens|audit …` manage the catalog
-//! (see `operator`). See README.md.
+//! `callvault serve` records; `callvault check-config` checks what `serve` would start with
+//! (see `check`); `callvault recordings|users|tokens|audit …` manage the catalog (see
+//! `operator`). See README.md.
 
 #![forbid(unsafe_code)]
 
 mod archive;
+mod check;
 mod config;
 mod driver;
 mod health;
@@ -46,6 +48,10 @@ enum Command {
     /// Run the recording server: SIP on UDP, TCP and TLS, RTP to WAV, the catalog, /health,
     /// /metrics. SIGHUP reloads the TLS certificate.
     Serve(ServeArgs),
+    /// Check a configuration as `serve` would load it (the file, CALLVAULT_* variables and the
+    /// same flags), with its TLS certificate, data directory, RTP ports and database URL,
+    /// binding and creating nothing; one line per check. Exits 1 if any check fails.
+    CheckConfig(CheckArgs),
     /// Read and manage the catalog of recordings: list, show, lock, unlock, delete, verify.
     Recordings {
         #[command(subcommand)]
@@ -70,6 +76,29 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Check the configuration and exit, as `check-config` does.
+    #[arg(long)]
+    check: bool,
+    /// With --check: connect to the catalog too.
+    #[arg(long, requires = "check")]
+    connect: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Connect to the catalog and report its schema version (read-only: nothing is created
+    /// or migrated). Without it the database URL is only parsed.
+    #[arg(long)]
+    connect: bool,
+}
+
+/// What `serve` is configured with besides the file: flags and CALLVAULT_* variables.
+#[derive(Args)]
+struct ConfigArgs {
     /// This node's name in the catalog ([node] id; default the host name). Unique per node
     /// when several share one PostgreSQL catalog.
     #[arg(long, env = "CALLVAULT_NODE_ID")]
@@ -125,8 +154,10 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            // An error can quote what came from outside (an id, a label): escaped like the log.
-            eprintln!("error: {}", log::escape(&format!("{e:#}")));
+            // An error can quote what came from outside (an id, a label): escaped like the log,
+            // and a database URL's password hidden like the log does.
+            let text = format!("{e:#}");
+            eprintln!("error: {}", log::escape(&log::redact_urls(&text)));
             std::process::ExitCode::FAILURE
         }
     }
@@ -134,26 +165,24 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
+        Command::Serve(args) if args.check => {
+            init_logging("warn");
+            let (file, overrides) = args.config.into_parts();
+            Ok(check::run(file.as_deref(), &overrides, args.connect).await)
+        }
         Command::Serve(args) => {
-            init_logging();
-            let config = Config::load(
-                args.storage.config.as_deref(),
-                &Overrides {
-                    node_id: args.node_id,
-                    allowed_sources: args.allow_sources,
-                    sip_listen: args.sip_listen,
-                    sip_tls_listen: args.sip_tls_listen,
-                    tls_cert: args.tls_cert,
-                    tls_key: args.tls_key,
-                    rtp_ip: args.rtp_ip,
-                    rtp_ports: args.rtp_ports,
-                    data_dir: args.storage.data_dir,
-                    database_url: args.storage.database_url,
-                    http_listen: args.http_listen,
-                },
-            )?;
+            init_logging("info");
+            let (file, overrides) = args.config.into_parts();
+            let config = Config::load(file.as_deref(), &overrides)?;
             server::serve(config).await?;
             Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::CheckConfig(args) => {
+            // Only what goes wrong reaches the log (unreadable system CA certificates); the
+            // report itself is on standard output.
+            init_logging("warn");
+            let (file, overrides) = args.config.into_parts();
+            Ok(check::run(file.as_deref(), &overrides, args.connect).await)
         }
         Command::Recordings { command } => operator::recordings(command).await,
         Command::Users { command } => operator::users::users(command).await,
@@ -162,9 +191,30 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
-fn init_logging() {
+impl ConfigArgs {
+    /// The file to read, and what overrides its keys.
+    fn into_parts(self) -> (Option<PathBuf>, Overrides) {
+        let overrides = Overrides {
+            node_id: self.node_id,
+            allowed_sources: self.allow_sources,
+            sip_listen: self.sip_listen,
+            sip_tls_listen: self.sip_tls_listen,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            rtp_ip: self.rtp_ip,
+            rtp_ports: self.rtp_ports,
+            data_dir: self.storage.data_dir,
+            database_url: self.storage.database_url,
+            http_listen: self.http_listen,
+        };
+        (self.storage.config, overrides)
+    }
+}
+
+/// The log on standard error; `CALLVAULT_LOG` (an `EnvFilter`) overrides `default`.
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CALLVAULT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| log::Escaping(std::io::stderr()))
@@ -203,7 +253,7 @@ mod tests {
             "/etc/callvault/key.pem",
         ])
         .unwrap();
-        let Command::Serve(args) = cli.command else {
+        let Command::Serve(ServeArgs { config: args, .. }) = cli.command else {
             panic!("serve parsed as another command")
         };
         assert_eq!(args.sip_listen, Some("127.0.0.1:5070".parse().unwrap()));

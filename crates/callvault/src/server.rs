@@ -36,26 +36,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     config.apply_umask();
     // Compiled once; every INVITE is matched against these.
     let tenants = config.tenants()?;
+    // The TLS certificate before anything is created or bound: a file that cannot be read, a
+    // key that does not match, a bad CA file stops us here, having changed nothing.
+    let tls = crate::tls::listen(&config)?;
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(data_dir.join("recordings"))
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let node_id = config.node_id();
-    // First of all: a second server on this data directory stops here, having changed nothing.
+    // Before anything is written in it: a second server on this data directory stops here.
     let lock = DataDirLock::acquire(&data_dir, &node_id)?;
     let this_start = time::OffsetDateTime::now_utc();
 
     let rtp_ip = config.advertised_rtp_ip();
-    if rtp_ip.is_loopback() && !config.sip.listen.ip().is_loopback() {
-        warn!(
-            %rtp_ip,
-            "SDP answers advertise a loopback RTP address: remote clients cannot send media; set --rtp-ip"
-        );
-    }
-
-    if config.only_loopback_allowed() && !config.sip.listen.ip().is_loopback() {
-        warn!(
-            "SIP is taken from this host only: allow your SBCs with --allow-source CIDR (repeatable) or [sip] allowed_sources = [\"192.0.2.0/24\"]; everything else is dropped"
-        );
+    for (_, warning) in config.warnings() {
+        warn!(%rtp_ip, "{warning}");
     }
     let gate = SourceGate::new(config.sip.allowed_sources.clone());
     if !config.media.bind_to_source {
@@ -64,9 +58,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
 
-    // The TLS certificate before any socket: a file that cannot be read, a key that does not
-    // match, a bad CA file stops us here.
-    let tls = crate::tls::listen(&config)?;
     // Sockets next, before anything is marked or replayed: a port already taken stops us here.
     let (transports, incoming) = Transports::bind(transport_config(&config, tls))
         .await

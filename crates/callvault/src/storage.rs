@@ -100,7 +100,8 @@ impl LowWater {
     }
 }
 
-fn bytes(n: u64) -> String {
+/// A size for people: bytes, or MiB with one decimal.
+pub fn bytes(n: u64) -> String {
     const MIB: u64 = 1 << 20;
     if n >= MIB {
         format!("{:.1} MiB", n as f64 / MIB as f64)
@@ -112,13 +113,23 @@ fn bytes(n: u64) -> String {
 /// Reads the filesystem of `dir`: free space for unprivileged writers, total size, and a probe
 /// write.
 pub fn read(dir: &Path) -> std::io::Result<Reading> {
-    let stat = rustix::fs::statvfs(dir)?;
-    let unit = stat.f_frsize.max(1);
+    let (free_bytes, total_bytes) = space(dir)?;
     Ok(Reading {
-        free_bytes: stat.f_bavail.saturating_mul(unit),
-        total_bytes: stat.f_blocks.saturating_mul(unit),
+        free_bytes,
+        total_bytes,
         writable: probe(dir).map_err(|e| e.to_string()),
     })
+}
+
+/// Free bytes (for unprivileged writers) and total bytes of the filesystem holding `dir`,
+/// writing nothing.
+pub fn space(dir: &Path) -> std::io::Result<(u64, u64)> {
+    let stat = rustix::fs::statvfs(dir)?;
+    let unit = stat.f_frsize.max(1);
+    Ok((
+        stat.f_bavail.saturating_mul(unit),
+        stat.f_blocks.saturating_mul(unit),
+    ))
 }
 
 fn probe(dir: &Path) -> std::io::Result<()> {

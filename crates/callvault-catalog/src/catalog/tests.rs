@@ -10,6 +10,7 @@ use crate::db::DbRow;
 use crate::model::*;
 use crate::scope::Actor;
 use crate::testing::*;
+use crate::{CatalogUrl, SchemaVersion};
 use callvault_types::EndReason;
 use std::str::FromStr as _;
 use time::macros::datetime;
@@ -818,6 +819,149 @@ async fn bad_urls_are_errors() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Database { .. }), "{err:?}");
+}
+
+/// `schema_version` on one engine: nothing there, an old catalog, a current one; the check
+/// itself creates and migrates nothing.
+async fn schema_version_reads_without_changing(url: &str) {
+    assert_eq!(
+        Catalog::schema_version(url).await.unwrap(),
+        SchemaVersion::Missing
+    );
+    create_old_catalog(url, 3).await;
+    assert_eq!(
+        Catalog::schema_version(url).await.unwrap(),
+        SchemaVersion::Known {
+            version: 3,
+            latest: 5
+        }
+    );
+    // Still version 3: looking did not migrate.
+    assert_eq!(
+        Catalog::schema_version(url).await.unwrap(),
+        SchemaVersion::Known {
+            version: 3,
+            latest: 5
+        }
+    );
+    let catalog = Catalog::open(url).await.unwrap();
+    assert_eq!(
+        Catalog::schema_version(url).await.unwrap(),
+        SchemaVersion::Known {
+            version: 5,
+            latest: 5
+        }
+    );
+    // A newer build's migration, then one that failed part-way.
+    execute_raw(
+        &catalog,
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         SELECT 20991231000001, 'from the future', TRUE, checksum, 1 FROM _sqlx_migrations \
+         WHERE version = 20261130000001",
+    )
+    .await;
+    assert_eq!(
+        Catalog::schema_version(url).await.unwrap(),
+        SchemaVersion::Newer { latest: 5 }
+    );
+    execute_raw(
+        &catalog,
+        "UPDATE _sqlx_migrations SET success = FALSE WHERE version = 20991231000001",
+    )
+    .await;
+    assert_eq!(
+        Catalog::schema_version(url).await.unwrap(),
+        SchemaVersion::Failed {
+            version: 20991231000001
+        }
+    );
+    catalog.close().await;
+    // Closed (SQLite has checkpointed and removed its WAL files): still readable.
+    assert_eq!(
+        Catalog::schema_version(url).await.unwrap(),
+        SchemaVersion::Failed {
+            version: 20991231000001
+        }
+    );
+}
+
+#[tokio::test]
+async fn sqlite_schema_version_reads_without_changing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Catalog::sqlite_url(dir.path());
+    schema_version_reads_without_changing(&url).await;
+    // A data dir that does not exist is not created by looking at it.
+    let missing = dir.path().join("missing");
+    assert_eq!(
+        Catalog::schema_version(&Catalog::sqlite_url(&missing))
+            .await
+            .unwrap(),
+        SchemaVersion::Missing
+    );
+    assert!(!missing.exists());
+}
+
+#[tokio::test]
+async fn postgres_schema_version_reads_without_changing() {
+    let Some(db) = PostgresDb::create().await else {
+        return;
+    };
+    schema_version_reads_without_changing(&db.url).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn schema_version_of_an_unreachable_server_hides_the_password() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let err = Catalog::schema_version(&format!(
+        "postgres://vault:s3cret@127.0.0.1:{port}/callvault"
+    ))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Database { .. }), "{err:?}");
+    assert!(!format!("{err:?}").contains("s3cret"), "{err:?}");
+}
+
+#[test]
+fn urls_parse_without_connecting() {
+    assert_eq!(
+        Catalog::parse_url("postgres://vault:p%23ss@db.example:5433/callvault").unwrap(),
+        CatalogUrl::Postgres {
+            host: "db.example".to_owned(),
+            port: 5433,
+            database: Some("callvault".to_owned())
+        }
+    );
+    assert_eq!(
+        Catalog::parse_url(&Catalog::sqlite_url(Path::new("/var/lib/callvault"))).unwrap(),
+        CatalogUrl::Sqlite {
+            file: Some(Path::new("/var/lib/callvault").join(SQLITE_FILE_NAME))
+        }
+    );
+    assert_eq!(
+        Catalog::parse_url("sqlite::memory:").unwrap(),
+        CatalogUrl::Sqlite { file: None }
+    );
+    // A password with '#', '/' or '?' not percent-encoded cuts the URL short: refused, and
+    // the error does not hold it.
+    for url in [
+        "postgres://vault:p#ss@db.example/callvault",
+        "postgres://vault:p/ss@db.example/callvault",
+        "postgres://vault:p?ss@db.example/callvault",
+        "mysql://vault:pass@db.example/callvault",
+    ] {
+        let err = Catalog::parse_url(url).unwrap_err();
+        assert!(matches!(err, Error::InvalidUrl { .. }), "{url}: {err:?}");
+        if url.starts_with("postgres") {
+            assert!(err.to_string().contains("percent-encoded: %23"), "{err}");
+        }
+        for secret in ["p#ss", "p/ss", "p?ss", "pass"] {
+            assert!(!format!("{err:?}").contains(secret), "{err:?}");
+        }
+    }
 }
 
 #[test]

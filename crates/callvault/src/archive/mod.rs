@@ -282,30 +282,7 @@ fn error_text(error: &dyn std::error::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    redact(&text)
-}
-
-/// `scheme://user:password@host` → `scheme://***@host`, wherever a URL appears in `text`.
-fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let (before, after) = rest.split_at(at + 3);
-        out.push_str(before);
-        let url_end = after.find([' ', '"', '\'', '\n']).unwrap_or(after.len());
-        // The user info ends at the URL's last '@', not at the first '/', '?' or '#': people
-        // write passwords holding those unencoded.
-        match after[..url_end].rfind('@') {
-            Some(user_end) => {
-                out.push_str("***");
-                out.push_str(&after[user_end..url_end]);
-            }
-            None => out.push_str(&after[..url_end]),
-        }
-        rest = &after[url_end..];
-    }
-    out.push_str(rest);
-    out
+    crate::log::redact_urls(&text).into_owned()
 }
 
 #[cfg(test)]
