@@ -108,6 +108,7 @@ pub mod rtp;
 mod sequence;
 mod source;
 mod srtp;
+mod ssrc;
 mod stream;
 mod timeline;
 mod wav;
@@ -127,7 +128,7 @@ pub use source::AllowedSources;
 pub use wav::{Repaired, repair};
 
 /// The counters of a leg ([`LegReport::counters`]), defined once for every crate.
-pub use callvault_types::LegCounters;
+pub use callvault_types::{LegCounters, SourceCounters};
 /// SRTP keying of a leg ([`LegSpec::srtp`]), defined once for the SDP layer and this crate.
 pub use callvault_types::{Mki, SrtpKeying, SrtpSuite};
 

@@ -7,21 +7,20 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use callvault_codec::{Decoder, MAX_FRAME_SAMPLES};
+use callvault_codec::MAX_FRAME_SAMPLES;
 
 use crate::codec::{AudioFormat, COMFORT_NOISE_PT};
 use crate::dtmf::{DtmfDetector, DtmfPress};
 use crate::rtp::{RtpHeader, is_rtcp};
-use crate::sequence::{SequenceOutcome, SequenceTracker};
+use crate::sequence::SequenceOutcome;
 use crate::source::{Admission, ForeignLog, Port, SourceLatch};
 use crate::srtp::{Refusal, SrtpReceiver};
-use crate::timeline::{Placement, REANCHOR_AFTER, Sink, Timeline};
+use crate::ssrc::{LastPacket, Sources};
+use crate::timeline::{Fill, Placement, REANCHOR_AFTER, Sink, Timeline};
 use crate::{LegCounters, LegId, LegSpec, LegUpdate, MediaEvent};
 
 /// Audio payload types a leg accepts; further formats offered are ignored.
 const MAX_FORMATS: usize = 16;
-/// SSRCs remembered to count distinct ones.
-const SSRC_MEMORY: usize = 16;
 /// Events a stream can queue between two drains: a packet ends at most two presses; a tick one
 /// press and one inactivity.
 const EVENT_QUEUE: usize = 4;
@@ -31,55 +30,38 @@ const NO_FORMAT: u8 = u8::MAX;
 /// What the payload type of a packet means on this leg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Payload {
-    /// Index into [`Formats::decoders`].
+    /// Index into [`Formats::formats`].
     Audio(usize),
     TelephoneEvent,
     ComfortNoise,
     Unknown,
 }
 
-/// An audio payload type and its decoder: `None` when the decoder could not be created (its
-/// packets are counted as decode errors).
-type Slot = (AudioFormat, Option<Decoder>);
-
-/// The leg's audio payload types and their decoders, dispatched by table.
+/// The leg's audio payload types, dispatched by table. Each source has its own decoders.
 #[derive(Debug)]
 struct Formats {
-    decoders: Vec<Slot>,
+    formats: Vec<AudioFormat>,
     by_payload_type: [u8; 128],
 }
 
 impl Formats {
-    /// Built on start and on updates, never per packet. The first format of a payload type wins;
-    /// decoders of formats that stay keep their state.
-    fn new(
-        label: &str,
-        formats: impl IntoIterator<Item = AudioFormat>,
-        mut old: Vec<Slot>,
-    ) -> Formats {
-        let mut decoders = Vec::new();
+    /// Built on start and on updates, never per packet. The first format of a payload type wins.
+    fn new(formats: impl IntoIterator<Item = AudioFormat>) -> Formats {
+        let mut kept = Vec::new();
         let mut by_payload_type = [NO_FORMAT; 128];
         for format in formats {
             let slot = usize::from(format.payload_type & 0x7f);
             if format.payload_type > 127
                 || by_payload_type[slot] != NO_FORMAT
-                || decoders.len() >= MAX_FORMATS
+                || kept.len() >= MAX_FORMATS
             {
                 continue;
             }
-            let decoder = match old.iter().position(|(kept, _)| *kept == format) {
-                Some(index) => old.swap_remove(index).1,
-                None => Decoder::new(format.codec)
-                    .inspect_err(|error| {
-                        tracing::warn!(label, codec = format.codec.name(), %error, "cannot create decoder; its packets are not recorded");
-                    })
-                    .ok(),
-            };
-            by_payload_type[slot] = decoders.len() as u8;
-            decoders.push((format, decoder));
+            by_payload_type[slot] = kept.len() as u8;
+            kept.push(format);
         }
         Formats {
-            decoders,
+            formats: kept,
             by_payload_type,
         }
     }
@@ -87,83 +69,6 @@ impl Formats {
     fn find(&self, payload_type: u8) -> Option<usize> {
         let index = *self.by_payload_type.get(usize::from(payload_type))?;
         (index != NO_FORMAT).then_some(usize::from(index))
-    }
-}
-
-/// RFC 3550 §6.4.1 interarrival jitter, kept in seconds so that a clock change does not rescale
-/// it. f64 arithmetic on the stack: nothing allocated.
-#[derive(Clone, Copy, Debug, Default)]
-struct Jitter {
-    previous: Option<JitterPoint>,
-    seconds: f64,
-    /// Whether any difference went into `seconds`: until then the jitter is unknown.
-    measured: bool,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct JitterPoint {
-    ssrc: u32,
-    clock: u32,
-    arrival: Instant,
-    timestamp: u32,
-}
-
-impl Jitter {
-    fn handle(&mut self, arrival: Instant, ssrc: u32, timestamp: u32, clock: u32) {
-        let point = JitterPoint {
-            ssrc,
-            clock: clock.max(1),
-            arrival,
-            timestamp,
-        };
-        if let Some(previous) = self
-            .previous
-            .filter(|p| p.ssrc == ssrc && p.clock == point.clock)
-        {
-            // D(i-1, i) = (R_i - R_{i-1}) - (S_i - S_{i-1}), in seconds.
-            let wall = signed_seconds(arrival, previous.arrival);
-            let media = f64::from(timestamp.wrapping_sub(previous.timestamp) as i32)
-                / f64::from(point.clock);
-            let difference = (wall - media).abs();
-            // A timestamp jump is a discontinuity (the timeline re-anchors on it), not jitter.
-            if difference <= REANCHOR_AFTER.as_secs_f64() {
-                self.seconds += (difference - self.seconds) / 16.0;
-                self.measured = true;
-            }
-        }
-        self.previous = Some(point);
-    }
-
-    fn milliseconds(&self) -> Option<f64> {
-        self.measured.then_some(self.seconds * 1000.0)
-    }
-}
-
-fn signed_seconds(later: Instant, earlier: Instant) -> f64 {
-    match later.checked_duration_since(earlier) {
-        Some(after) => after.as_secs_f64(),
-        None => -earlier.duration_since(later).as_secs_f64(),
-    }
-}
-
-/// The distinct SSRCs of a leg, remembered up to [`SSRC_MEMORY`].
-#[derive(Clone, Debug, Default)]
-struct Ssrcs {
-    remembered: [u32; SSRC_MEMORY],
-    len: usize,
-    seen: u64,
-}
-
-impl Ssrcs {
-    /// Called on SSRC changes only.
-    fn handle(&mut self, ssrc: u32) {
-        let known = &self.remembered[..self.len.min(SSRC_MEMORY)];
-        if known.contains(&ssrc) {
-            return;
-        }
-        self.remembered[self.len % SSRC_MEMORY] = ssrc;
-        self.len += 1;
-        self.seen += 1;
     }
 }
 
@@ -193,14 +98,12 @@ pub struct Stream {
     /// The last RTP packet, or when the silence began to count (first tick, resume).
     silent_since: Option<Instant>,
     inactive_reported: bool,
-    ssrc: Option<u32>,
-    ssrcs: Ssrcs,
-    sequence: SequenceTracker,
+    /// Each SSRC's sequence, decoders, jitter and lane.
+    ssrcs: Sources,
     timeline: Timeline,
     /// The counters kept per packet; those derived from other state (loss, DTMF, timeline,
     /// jitter) are filled in by [`Stream::counters`].
     counters: LegCounters,
-    jitter: Jitter,
     last_audio: Option<AudioFormat>,
     /// Decoded samples of the current packet: allocated once, reused for every packet.
     scratch: Vec<i16>,
@@ -230,9 +133,7 @@ impl Stream {
             leg,
             label: spec.label.clone(),
             formats: Formats::new(
-                &spec.label,
                 std::iter::once(primary).chain(spec.other_formats.iter().copied()),
-                Vec::new(),
             ),
             primary,
             telephone_event_pt: spec.telephone_event_pt,
@@ -244,12 +145,9 @@ impl Stream {
             inactivity_timeout: spec.inactivity_timeout,
             silent_since: None,
             inactive_reported: false,
-            ssrc: None,
-            ssrcs: Ssrcs::default(),
-            sequence: SequenceTracker::default(),
+            ssrcs: Sources::default(),
             timeline,
             counters: LegCounters::default(),
-            jitter: Jitter::default(),
             last_audio: None,
             // 120 ms at 48 kHz: a packet that decodes to more is a decode error.
             scratch: vec![0; MAX_FRAME_SAMPLES],
@@ -340,62 +238,95 @@ impl Stream {
         // Any RTP re-arms the inactivity alarm, even on hold or duplicated.
         self.silent_since = Some(arrival);
         self.inactive_reported = false;
-        if self.ssrc != Some(header.ssrc) {
-            if self.ssrc.is_some() {
-                self.counters.ssrc_changes += 1;
-            }
-            self.ssrc = Some(header.ssrc);
-            self.ssrcs.handle(header.ssrc);
-            self.sequence.reset();
-        }
-        match self.sequence.handle(header.sequence) {
+        let at_ms = self.offset_ms(arrival);
+        let payload_kind = self.classify(header.payload_type);
+        let Some(source) =
+            self.ssrcs
+                .handle_packet(header.ssrc, arrival, at_ms, &mut self.timeline)
+        else {
+            self.counters.packets_beyond_sources += 1;
+            return;
+        };
+        let in_order = match source.sequence.handle(header.sequence) {
             SequenceOutcome::Duplicate => {
                 self.counters.duplicates += 1;
                 return;
             }
-            SequenceOutcome::OutOfOrder => self.counters.out_of_order += 1,
-            SequenceOutcome::InOrder | SequenceOutcome::Jump => {}
-        }
+            SequenceOutcome::OutOfOrder => {
+                self.counters.out_of_order += 1;
+                false
+            }
+            SequenceOutcome::InOrder | SequenceOutcome::Jump => true,
+        };
         if !self.active {
             // On hold the SDP says no media; stray packets are counted, not recorded.
             self.counters.while_inactive += 1;
             return;
         }
         let payload = &datagram[header.payload.clone()];
-        match self.classify(header.payload_type) {
-            Payload::Audio(index) => self.handle_audio(arrival, &header, index, payload, sink),
-            Payload::TelephoneEvent => self.handle_telephone_event(arrival, &header, payload),
-            // Silence is what the timeline commits where no audio landed.
-            Payload::ComfortNoise => self.counters.comfort_noise += 1,
-            Payload::Unknown => self.counters.unknown_payload += 1,
-        }
+        let Payload::Audio(index) = payload_kind else {
+            if in_order {
+                // No audio: a gap after it is not loss to conceal.
+                source.last = Some(LastPacket {
+                    sequence: header.sequence,
+                    audio: None,
+                });
+            }
+            match payload_kind {
+                Payload::TelephoneEvent => self.handle_telephone_event(arrival, &header, payload),
+                // Silence is what the timeline commits where no audio landed.
+                Payload::ComfortNoise => self.counters.comfort_noise += 1,
+                Payload::Unknown | Payload::Audio(_) => self.counters.unknown_payload += 1,
+            }
+            return;
+        };
+        self.handle_audio(arrival, &header, in_order, index, payload, sink);
+    }
+
+    /// Milliseconds from the leg's offset 0 to `at` (0 before it).
+    fn offset_ms(&self, at: Instant) -> u64 {
+        let rate = i64::from(self.timeline.rate().max(1));
+        (self.timeline.position(at).max(0) * 1000 / rate) as u64
     }
 
     fn handle_audio(
         &mut self,
         arrival: Instant,
         header: &RtpHeader,
+        in_order: bool,
         index: usize,
         payload: &[u8],
         sink: &mut impl Sink,
     ) {
-        let (format, decoder) = &mut self.formats.decoders[index];
-        let format = *format;
+        let format = self.formats.formats[index];
         if self.last_audio.is_some_and(|last| last != format) {
             self.counters.codec_changes += 1;
         }
         self.last_audio = Some(format);
-        let decoded = decoder
-            .as_mut()
+        let source = self
+            .ssrcs
+            .find(header.ssrc)
+            .expect("the packet's source was added by handle_datagram");
+        let decoded = source
+            .decoder(format, &self.label)
             .and_then(|decoder| decoder.decode(payload, &mut self.scratch).ok());
         let Some(count) = decoded else {
             // Nothing placed: the timeline records silence there.
             self.counters.decode_errors += 1;
+            if in_order {
+                source.last = Some(LastPacket {
+                    sequence: header.sequence,
+                    audio: None,
+                });
+            }
             return;
         };
         let clock = format.codec.rtp_clock_rate();
-        self.jitter
-            .handle(arrival, header.ssrc, header.timestamp, clock);
+        source.jitter.handle(arrival, header.timestamp, clock);
+        let lane = source.lane;
+        let position =
+            self.timeline
+                .anchor_packet(arrival, lane, header.ssrc, header.timestamp, clock);
         let (from, to) = (format.codec.sample_rate(), self.timeline.rate());
         let pcm = if from == to {
             &self.scratch[..count]
@@ -411,11 +342,20 @@ impl Stream {
             resample(&self.scratch[..count], out);
             &*out
         };
-        let placement =
-            self.timeline
-                .handle_audio(arrival, header.ssrc, header.timestamp, clock, pcm, sink);
+        let len = pcm.len() as i64;
+        let placement = self.timeline.place(lane, position, pcm, Fill::Audio, sink);
         if placement == Placement::Late {
             self.counters.late += 1;
+        }
+        if in_order {
+            let source = self
+                .ssrcs
+                .find(header.ssrc)
+                .expect("the packet's source was added by handle_datagram");
+            source.last = Some(LastPacket {
+                sequence: header.sequence,
+                audio: Some((position + len, len)),
+            });
         }
     }
 
@@ -513,18 +453,19 @@ impl Stream {
             // A new codec often comes with a new timestamp base.
             self.timeline.reanchor();
         }
-        let old = std::mem::take(&mut self.formats.decoders);
-        self.formats = Formats::new(
-            &self.label,
-            std::iter::once(primary).chain(update.other_formats.iter().copied()),
-            old,
-        );
+        self.formats =
+            Formats::new(std::iter::once(primary).chain(update.other_formats.iter().copied()));
+        self.ssrcs.retain_formats(&self.formats.formats);
         self.primary = primary;
         if update.active != self.active {
             // After a hold, sources may restart their timestamps: place the next packet by the
             // wall clock.
             self.timeline.reanchor();
             self.timeline.handle_hold(now, !update.active);
+            // Nothing across a hold is loss to conceal.
+            for source in self.ssrcs.iter_mut() {
+                source.last = None;
+            }
             // Silence counts from the resume, not from the last packet before the hold.
             self.silent_since = Some(now);
             self.inactive_reported = false;
@@ -568,17 +509,17 @@ impl Stream {
     pub fn counters(&self) -> LegCounters {
         let rate = u64::from(self.timeline.rate().max(1));
         let dtmf = self.dtmf.as_ref();
-        LegCounters {
-            lost: self.sequence.lost(),
+        let mut counters = LegCounters {
             dtmf_digits: dtmf.map_or(0, DtmfDetector::presses),
             telephone_events_other: dtmf.map_or(0, DtmfDetector::other_events),
             telephone_events_malformed: dtmf.map_or(0, DtmfDetector::malformed),
             reanchors: self.timeline.reanchors(),
-            jitter_ms: self.jitter.milliseconds(),
             gaps_filled_ms: self.timeline.gap_samples() * 1000 / rate,
-            ssrcs_seen: self.ssrcs.seen,
+            concealed_ms: self.timeline.concealed_samples() * 1000 / rate,
             ..self.counters.clone()
-        }
+        };
+        self.ssrcs.report(&mut counters);
+        counters
     }
 
     fn classify(&self, payload_type: u8) -> Payload {
@@ -1044,21 +985,20 @@ mod tests {
         );
         stream.handle_datagram(anchor + ms(100), &mut packet(0, 4, 800, 9, 0x80), &mut out);
         let report = stream.counters();
+        // 10 started after 9 went quiet (a replacement, not a second party); 9's return is
+        // no new SSRC.
         assert_eq!(
             (report.lost, report.ssrc_changes, report.packets),
-            (1, 2, 5)
+            (1, 1, 5)
         );
         assert_eq!(report.ssrcs_seen, 2, "9, 10, then 9 again");
-    }
-
-    #[test]
-    fn ssrcs_beyond_memory_still_count() {
-        let mut ssrcs = Ssrcs::default();
-        for ssrc in (0..20).chain(0..2).chain(18..20) {
-            ssrcs.handle(ssrc);
-        }
-        // 0 and 1 were forgotten (16 remembered), 18 and 19 were not.
-        assert_eq!(ssrcs.seen, 22);
+        assert_eq!(report.concurrent_ssrcs, 1);
+        let figures: Vec<_> = report
+            .sources
+            .iter()
+            .map(|s| (s.ssrc, s.packets, s.lost, s.first_ms, s.last_ms))
+            .collect();
+        assert_eq!(figures, [(9, 3, 1, 0, 100), (10, 2, 0, 60, 80)]);
     }
 
     #[test]
@@ -1330,6 +1270,96 @@ mod tests {
         let mut payload = Vec::new();
         encoder.encode(&pcm, &mut payload).unwrap();
         payload
+    }
+
+    /// `count` μ-law bytes of a tone at `amplitude`.
+    fn ulaw_tone(frequency: f64, amplitude: f64, start: usize, count: usize) -> Vec<u8> {
+        let mut encoder = callvault_codec::Encoder::new(Codec::Pcmu).unwrap();
+        let pcm: Vec<i16> = tone(frequency, 8000, start, count)
+            .iter()
+            .map(|s| (f64::from(*s) * amplitude / 8000.0) as i16)
+            .collect();
+        let mut payload = Vec::new();
+        encoder.encode(&pcm, &mut payload).unwrap();
+        payload
+    }
+
+    #[test]
+    fn two_ssrcs_interleaved_on_one_stream_are_both_in_the_leg_at_their_levels() {
+        let anchor = Instant::now();
+        let mut stream = stream(&spec(anchor));
+        let mut out = Collect::default();
+        // Two parties from one port: 1000 Hz loud and 440 Hz quieter, each its own sequence
+        // and timestamps, the second starting 10 ms later, until the second stops at 600 ms.
+        for i in 0..50u32 {
+            let at = anchor + ms(u64::from(i) * 20);
+            let start = i as usize * 160;
+            let a = ulaw_tone(1000.0, 8000.0, start, 160);
+            let mut packet_a = packet_with(0, 100 + i as u16, 5000 + i * 160, 0xa, a);
+            stream.handle_datagram(at, &mut packet_a, &mut out);
+            if i < 30 {
+                let b = ulaw_tone(440.0, 4000.0, start, 160);
+                let mut packet_b = packet_with(0, 60_000 + i as u16, 9 + i * 160, 0xb, b);
+                stream.handle_datagram(at + ms(10), &mut packet_b, &mut out);
+            }
+            stream.handle_tick(at, &mut out);
+        }
+        stream.finish(anchor + ms(1000), &mut out);
+        assert_eq!(out.0.len(), 8000, "exactly the leg's length");
+        // Both parties while both speak, each at its own level (amplitude ratio 2: power 4).
+        let both = &out.0[800..4000];
+        let (loud, quiet) = (power(both, 8000, 1000.0), power(both, 8000, 440.0));
+        let ratio = loud / quiet;
+        assert!((3.0..5.5).contains(&ratio), "power ratio {ratio}");
+        // Once the second stops the first goes on alone, unharmed.
+        let alone = &out.0[5200..7800];
+        assert!(power(alone, 8000, 1000.0) > 1000.0 * power(alone, 8000, 440.0));
+        assert!(
+            (power(alone, 8000, 1000.0) / power(&out.0[800..3400], 8000, 1000.0) - 1.0).abs()
+                < 0.05
+        );
+        let report = stream.counters();
+        assert_eq!(
+            (
+                report.ssrcs_seen,
+                report.concurrent_ssrcs,
+                report.ssrc_changes
+            ),
+            (2, 2, 0)
+        );
+        assert_eq!(
+            (report.lost, report.packets, report.gaps_filled_ms),
+            (0, 80, 0)
+        );
+        let figures: Vec<_> = report.sources.iter().map(|s| (s.ssrc, s.packets)).collect();
+        assert_eq!(figures, [(0xa, 50), (0xb, 30)]);
+    }
+
+    #[test]
+    fn a_leg_keeps_at_most_max_sources_and_reuses_quiet_ones() {
+        let anchor = Instant::now();
+        let mut stream = stream(&spec(anchor));
+        let mut out = Collect::default();
+        // Six SSRCs at once: four lanes, the extra two refused.
+        for round in 0..5u32 {
+            for ssrc in 0..6u32 {
+                let at = anchor + ms(u64::from(round) * 20);
+                let mut p = packet(0, round as u16, round * 160, 100 + ssrc, 0x80);
+                stream.handle_datagram(at, &mut p, &mut out);
+            }
+        }
+        assert_eq!(stream.timeline.lanes(), crate::ssrc::MAX_SOURCES);
+        assert_eq!(stream.counters().packets_beyond_sources, 10);
+        // Long after they all stopped, a failover SSRC takes a quiet slot: no new lane.
+        stream.handle_tick(anchor + ms(3000), &mut out);
+        let mut p = packet(0, 1, 0, 999, 0x80);
+        stream.handle_datagram(anchor + ms(3000), &mut p, &mut out);
+        assert_eq!(stream.timeline.lanes(), crate::ssrc::MAX_SOURCES);
+        stream.finish(anchor + ms(3020), &mut out);
+        let report = stream.counters();
+        assert_eq!(report.ssrcs_seen, 5);
+        assert_eq!(report.sources.len(), 5);
+        assert_eq!(report.ssrc_changes, 1, "only 999 replaced quiet sources");
     }
 
     #[test]
