@@ -155,6 +155,12 @@ pub struct MediaConfig {
     /// ([`LegCounters::foreign_packets`]) and dropped. False: any source is recorded (exotic NAT
     /// set-ups where media comes from an address neither the SDP nor the SIP peer gives).
     pub bind_to_source: bool,
+    /// Conceal lost packets: a gap between two packets of one source (a sequence gap, not
+    /// DTX, comfort noise, events or hold) is filled, for at most 60 ms, by the codec's own
+    /// concealment (Opus FEC/PLC, G.729 erasure concealment) or waveform repetition (G.711,
+    /// G.722, L16), counted in [`LegCounters::concealed_ms`]. False: losses stay silence, the
+    /// raw evidence.
+    pub conceal_loss: bool,
 }
 
 impl MediaConfig {
@@ -200,6 +206,7 @@ impl Default for MediaConfig {
             jitter_window: Duration::from_millis(200),
             writer_queue_blocks: 4096,
             bind_to_source: true,
+            conceal_loss: true,
         }
     }
 }

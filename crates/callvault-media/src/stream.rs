@@ -24,6 +24,11 @@ const MAX_FORMATS: usize = 16;
 /// Events a stream can queue between two drains: a packet ends at most two presses; a tick one
 /// press and one inactivity.
 const EVENT_QUEUE: usize = 4;
+/// Loss is concealed for at most this long from where the audio stopped; beyond, silence. The
+/// waveform repetition of G.711/G.722/L16 has faded out by then anyway (ITU-T G.711 Appendix I
+/// reaches silence at 60 ms); Opus's and G.729's own concealment is cut there too, so no codec
+/// invents more than 60 ms of a conversation.
+pub(crate) const CONCEAL_LIMIT: Duration = Duration::from_millis(60);
 /// Marks a payload type with no decoder in [`Formats::by_payload_type`].
 const NO_FORMAT: u8 = u8::MAX;
 
@@ -115,12 +120,21 @@ pub struct Stream {
     srtp: SrtpReceiver,
     /// Which sources the leg takes datagrams from, checked before anything else.
     sources: SourceLatch,
+    /// Conceal lost packets (as [`crate::MediaConfig::conceal_loss`]).
+    conceal_loss: bool,
     foreign_log: ForeignLog,
 }
 
 impl Stream {
-    /// `bind_to_source`: as [`crate::MediaConfig::bind_to_source`].
-    pub fn new(leg: LegId, spec: &LegSpec, window: Duration, bind_to_source: bool) -> Stream {
+    /// `bind_to_source`, `conceal_loss`: as [`crate::MediaConfig::bind_to_source`] and
+    /// [`crate::MediaConfig::conceal_loss`].
+    pub fn new(
+        leg: LegId,
+        spec: &LegSpec,
+        window: Duration,
+        bind_to_source: bool,
+        conceal_loss: bool,
+    ) -> Stream {
         let primary = AudioFormat {
             payload_type: spec.payload_type,
             codec: spec.codec,
@@ -155,6 +169,7 @@ impl Stream {
             events: VecDeque::with_capacity(EVENT_QUEUE),
             srtp: SrtpReceiver::new(spec.srtp.as_ref()),
             sources: SourceLatch::new(bind_to_source, spec.sources),
+            conceal_loss,
             foreign_log: ForeignLog::default(),
         }
     }
@@ -307,9 +322,38 @@ impl Stream {
             .ssrcs
             .find(header.ssrc)
             .expect("the packet's source was added by handle_datagram");
-        let decoded = source
-            .decoder(format, &self.label)
-            .and_then(|decoder| decoder.decode(payload, &mut self.scratch).ok());
+        let (lane, last) = (source.lane, source.last);
+        let clock = format.codec.rtp_clock_rate();
+        let (from, to) = (format.codec.sample_rate(), self.timeline.rate());
+        let decoded = source.decoder(format, &self.label).and_then(|decoder| {
+            if self.conceal_loss && in_order {
+                // A loss just before this packet: concealed first, since Opus's FEC and every
+                // codec's state go in packet order.
+                let gap = last.and_then(|last| {
+                    lost_audio(last, header.sequence).and_then(|(end, len)| {
+                        let position = self.timeline.expected_position(
+                            arrival,
+                            lane,
+                            header.ssrc,
+                            header.timestamp,
+                            clock,
+                        )?;
+                        let limit = i64::from(to) * CONCEAL_LIMIT.as_millis() as i64 / 1000;
+                        Some((end, (position - end).min(len).min(limit)))
+                    })
+                });
+                if let Some((end, len)) = gap.filter(|(_, len)| *len > 0) {
+                    let wanted = (len as u64 * u64::from(from) / u64::from(to.max(1))) as usize;
+                    let out = &mut self.scratch[..wanted.min(MAX_FRAME_SAMPLES)];
+                    let concealed = decoder.conceal(Some(payload), out);
+                    if concealed > 0 {
+                        let pcm = to_leg_rate(&out[..concealed], from, to, &mut self.resampled);
+                        self.timeline.place(lane, end, pcm, Fill::Concealment, sink);
+                    }
+                }
+            }
+            decoder.decode(payload, &mut self.scratch).ok()
+        });
         let Some(count) = decoded else {
             // Nothing placed: the timeline records silence there.
             self.counters.decode_errors += 1;
@@ -321,27 +365,14 @@ impl Stream {
             }
             return;
         };
-        let clock = format.codec.rtp_clock_rate();
         source.jitter.handle(arrival, header.timestamp, clock);
-        let lane = source.lane;
         let position =
             self.timeline
                 .anchor_packet(arrival, lane, header.ssrc, header.timestamp, clock);
-        let (from, to) = (format.codec.sample_rate(), self.timeline.rate());
-        let pcm = if from == to {
-            &self.scratch[..count]
-        } else {
+        if from != to {
             self.counters.resampled_packets += 1;
-            // At most half a second per packet, whatever rates the SDP claimed.
-            let wanted = (count as u64 * u64::from(to) / u64::from(from.max(1))) as usize;
-            let wanted = wanted.min(to as usize / 2);
-            if self.resampled.len() < wanted {
-                self.resampled.resize(wanted, 0);
-            }
-            let out = &mut self.resampled[..wanted];
-            resample(&self.scratch[..count], out);
-            &*out
-        };
+        }
+        let pcm = to_leg_rate(&self.scratch[..count], from, to, &mut self.resampled);
         let len = pcm.len() as i64;
         let placement = self.timeline.place(lane, position, pcm, Fill::Audio, sink);
         if placement == Placement::Late {
@@ -544,6 +575,34 @@ fn event_clock(clock: u32) -> u32 {
     }
 }
 
+/// The audio `(end, length)` of a source's last packet, when `sequence` says packets were lost
+/// right after it (not comfort noise, not events, not a jump too large to be loss).
+fn lost_audio(last: LastPacket, sequence: u16) -> Option<(i64, i64)> {
+    let missing = sequence.wrapping_sub(last.sequence).wrapping_sub(1);
+    let (end, len) = last.audio?;
+    // As many packets as went missing, each as long as the last one (DTX has no gap in the
+    // sequence numbers, so it is never concealed).
+    (1..3000)
+        .contains(&missing)
+        .then(|| (end, len.saturating_mul(i64::from(missing))))
+}
+
+/// `pcm` at `from` Hz as samples at the leg's `to` Hz: itself, or resampled into `buffer`.
+fn to_leg_rate<'a>(pcm: &'a [i16], from: u32, to: u32, buffer: &'a mut Vec<i16>) -> &'a [i16] {
+    if from == to {
+        return pcm;
+    }
+    // At most half a second per packet, whatever rates the SDP claimed.
+    let wanted = (pcm.len() as u64 * u64::from(to) / u64::from(from.max(1))) as usize;
+    let wanted = wanted.min(to as usize / 2);
+    if buffer.len() < wanted {
+        buffer.resize(wanted, 0);
+    }
+    let out = &mut buffer[..wanted];
+    resample(pcm, out);
+    out
+}
+
 /// Nearest-neighbour resampling of `input` into all of `out` (repeat when upsampling, decimate
 /// when downsampling). Crude, but it keeps a mid-call codec change of another rate in time and
 /// in tune; only the rare rate change pays for it.
@@ -584,7 +643,7 @@ mod tests {
     }
 
     fn stream(spec: &LegSpec) -> Stream {
-        Stream::new(LegId(7), spec, ms(200), true)
+        Stream::new(LegId(7), spec, ms(200), true, true)
     }
 
     fn packet_with(pt: u8, sequence: u16, timestamp: u32, ssrc: u32, payload: Vec<u8>) -> Vec<u8> {
@@ -809,7 +868,7 @@ mod tests {
     fn an_unbound_leg_records_every_source() {
         let anchor = Instant::now();
         let spec = bound(spec(anchor), "192.0.2.10", "198.51.100.1");
-        let mut stream = Stream::new(LegId(7), &spec, ms(200), false);
+        let mut stream = Stream::new(LegId(7), &spec, ms(200), false, true);
         let mut out = Collect::default();
         stream.handle_rtp_from(
             anchor,
@@ -1362,6 +1421,143 @@ mod tests {
         assert_eq!(report.ssrc_changes, 1, "only 999 replaced quiet sources");
     }
 
+    /// Sends `packets` 20 ms packets of a 700 Hz tone in `codec`, dropping those `lost` says,
+    /// through a stream with concealment on or off; returns the leg's audio and counters.
+    fn tone_with_loss(
+        codec: Codec,
+        conceal: bool,
+        packets: u32,
+        lost: impl Fn(u32) -> bool,
+    ) -> (Vec<i16>, LegCounters) {
+        let anchor = Instant::now();
+        let pt = 96;
+        let spec = LegSpec::new("loss", "l.wav", pt, codec, anchor);
+        let mut stream = Stream::new(LegId(7), &spec, ms(200), true, conceal);
+        let mut out = Collect::default();
+        let mut encoder = callvault_codec::Encoder::new(codec).unwrap();
+        let rate = codec.sample_rate() as usize;
+        let ticks = codec.rtp_clock_rate() / 50;
+        let mut payload = Vec::new();
+        for i in 0..packets {
+            let pcm = tone(700.0, rate as u32, i as usize * rate / 50, rate / 50);
+            encoder.encode(&pcm, &mut payload).unwrap();
+            let at = anchor + ms(u64::from(i) * 20);
+            if !lost(i) {
+                let mut datagram = packet_with(pt, i as u16, 1000 + i * ticks, 5, payload.clone());
+                stream.handle_datagram(at, &mut datagram, &mut out);
+            }
+            stream.handle_tick(at, &mut out);
+        }
+        stream.finish(anchor + ms(u64::from(packets) * 20), &mut out);
+        (out.0, stream.counters())
+    }
+
+    /// 10 ms windows of `pcm` (at `rate`) that are silent (RMS below 100, against a tone at
+    /// 8000 peak).
+    fn silent_windows(pcm: &[i16], rate: u32) -> usize {
+        pcm.chunks(rate as usize / 100)
+            .filter(|window| {
+                let energy: f64 = window.iter().map(|s| f64::from(*s).powi(2)).sum();
+                (energy / window.len() as f64).sqrt() < 100.0
+            })
+            .count()
+    }
+
+    const LOSSY_CODECS: [Codec; 5] = [
+        Codec::Pcmu,
+        Codec::Pcma,
+        Codec::G722,
+        Codec::Opus,
+        Codec::G729,
+    ];
+
+    #[test]
+    fn one_packet_in_twelve_lost_leaves_no_silent_window_inside_the_tone() {
+        for codec in LOSSY_CODECS {
+            let rate = codec.sample_rate();
+            let one_in_12 = |i: u32| i % 12 == 11;
+            let (pcm, counters) = tone_with_loss(codec, true, 100, one_in_12);
+            // From 100 ms on (codec start-up) to the end.
+            let inside = &pcm[rate as usize / 10..];
+            let holes = silent_windows(inside, rate);
+            assert_eq!(holes, 0, "{codec:?}: {holes} silent 10 ms windows");
+            assert_eq!(counters.lost, 8, "{codec:?}");
+            assert!(
+                (150..=170).contains(&counters.concealed_ms),
+                "{codec:?}: {} ms concealed for 8 lost packets",
+                counters.concealed_ms
+            );
+            // The same loss without concealment: each lost packet is a hole.
+            let (raw, counters) = tone_with_loss(codec, false, 100, one_in_12);
+            let holes = silent_windows(&raw[rate as usize / 10..], rate);
+            assert!(
+                holes >= 14,
+                "{codec:?}: only {holes} silent windows unconcealed"
+            );
+            assert_eq!(counters.concealed_ms, 0);
+        }
+    }
+
+    #[test]
+    fn a_long_loss_is_concealed_for_60_ms_then_silent() {
+        for codec in LOSSY_CODECS {
+            let rate = codec.sample_rate() as usize;
+            // 200 ms lost: packets 20 to 29.
+            let (pcm, counters) = tone_with_loss(codec, true, 50, |i| (20..30).contains(&i));
+            assert!(
+                (55..=60).contains(&counters.concealed_ms),
+                "{codec:?}: {} ms concealed",
+                counters.concealed_ms
+            );
+            // 400-460 ms: something; 470-600 ms: silence, as honest as it gets.
+            let concealed = &pcm[rate * 400 / 1000..rate * 420 / 1000];
+            assert_eq!(silent_windows(concealed, rate as u32), 0, "{codec:?}");
+            let beyond = &pcm[rate * 470 / 1000..rate * 600 / 1000];
+            assert_eq!(
+                silent_windows(beyond, rate as u32),
+                13,
+                "{codec:?}: silence beyond the bound"
+            );
+        }
+    }
+
+    #[test]
+    fn hold_and_dtx_are_never_concealed() {
+        let anchor = Instant::now();
+        let mut stream = stream(&spec(anchor));
+        let mut out = Collect::default();
+        let send = |stream: &mut Stream, out: &mut Collect, sequence: u16, at: u64| {
+            let payload = ulaw_tone(700.0, 8000.0, at as usize * 8, 160);
+            let mut p = packet_with(0, sequence, at as u32 * 8, 9, payload);
+            stream.handle_datagram(anchor + ms(at), &mut p, out);
+        };
+        for (n, at) in (0..200).step_by(20).enumerate() {
+            send(&mut stream, &mut out, n as u16, at);
+        }
+        // DTX: 200 ms without packets, the sequence goes on where it stopped.
+        for (n, at) in (400..600).step_by(20).enumerate() {
+            send(&mut stream, &mut out, 10 + n as u16, at);
+        }
+        // Hold by re-INVITE; the sender keeps counting its sequence numbers meanwhile.
+        stream.handle_update(anchor + ms(600), &LegUpdate::new(0, Codec::Pcmu, false));
+        stream.handle_update(anchor + ms(800), &LegUpdate::new(0, Codec::Pcmu, true));
+        for (n, at) in (800..1000).step_by(20).enumerate() {
+            send(&mut stream, &mut out, 30 + n as u16, at);
+        }
+        stream.finish(anchor + ms(1000), &mut out);
+        assert_eq!(stream.counters().concealed_ms, 0);
+        assert_eq!(
+            silent_windows(&out.0[1600..3200], 8000),
+            20,
+            "DTX stays silent"
+        );
+        assert_eq!(
+            silent_windows(&out.0[4800..6400], 8000),
+            20,
+            "hold stays silent"
+        );
+    }
+
     #[test]
     fn g722_leg_records_16khz_audio_on_an_8khz_clock() {
         let anchor = Instant::now();
@@ -1571,10 +1767,19 @@ mod tests {
         let new = srtp_keying(crate::SrtpSuite::AeadAes256Gcm, 4);
         let (mut old_sender, mut new_sender) = (srtp_sender(&old), srtp_sender(&new));
         let mut plain = stream(&spec(anchor));
-        let mut secure = stream(&LegSpec {
-            srtp: Some(old.clone()),
-            ..spec(anchor)
-        });
+        // Without concealment: the straggler below is reordered, and concealing the moment its
+        // successor arrives would blend that one's first milliseconds (bit-exactness is the
+        // point here).
+        let mut secure = Stream::new(
+            LegId(7),
+            &LegSpec {
+                srtp: Some(old.clone()),
+                ..spec(anchor)
+            },
+            ms(200),
+            true,
+            false,
+        );
         let (mut plain_out, mut secure_out) = (Collect::default(), Collect::default());
         let mut update = LegUpdate::new(0, Codec::Pcmu, true);
         update.telephone_event_pt = Some(101);
