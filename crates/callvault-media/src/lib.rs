@@ -104,6 +104,7 @@ mod engine;
 mod error;
 mod port;
 mod receive;
+mod resample;
 pub mod rtp;
 mod sequence;
 mod source;

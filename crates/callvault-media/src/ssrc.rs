@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use callvault_codec::Decoder;
 
 use crate::codec::AudioFormat;
+use crate::resample::Resampler;
 use crate::sequence::SequenceTracker;
 use crate::timeline::{REANCHOR_AFTER, Timeline};
 use crate::{LegCounters, SourceCounters};
@@ -56,8 +57,9 @@ pub(crate) struct Source {
     pub(crate) lane: usize,
     pub(crate) sequence: SequenceTracker,
     pub(crate) jitter: Jitter,
-    /// Its decoders, one per audio format it sent, created on its first packet of that format.
-    decoders: Vec<(AudioFormat, Option<Decoder>)>,
+    pub(crate) decoders: Decoders,
+    /// Created when it first sends audio of another rate than the leg's.
+    pub(crate) resampler: Option<Resampler>,
     pub(crate) last: Option<LastPacket>,
     last_arrival: Instant,
     /// Index into [`Sources::figures`], when it has one.
@@ -71,16 +73,28 @@ impl Source {
             lane,
             sequence: SequenceTracker::default(),
             jitter: Jitter::default(),
-            decoders: Vec::new(),
+            decoders: Decoders::default(),
+            resampler: None,
             last: None,
             last_arrival: arrival,
             figure,
         }
     }
 
-    /// The source's decoder of `format`, created on first use; `None` when it cannot be.
-    pub(crate) fn decoder(&mut self, format: AudioFormat, label: &str) -> Option<&mut Decoder> {
-        let index = match self.decoders.iter().position(|(kept, _)| *kept == format) {
+    pub(crate) fn last_arrival(&self) -> Instant {
+        self.last_arrival
+    }
+}
+
+/// A source's decoders, one per audio format it sent, created on its first packet of that
+/// format.
+#[derive(Debug, Default)]
+pub(crate) struct Decoders(Vec<(AudioFormat, Option<Decoder>)>);
+
+impl Decoders {
+    /// The decoder of `format`, created on first use; `None` when it cannot be.
+    pub(crate) fn get(&mut self, format: AudioFormat, label: &str) -> Option<&mut Decoder> {
+        let index = match self.0.iter().position(|(kept, _)| *kept == format) {
             Some(index) => index,
             None => {
                 let decoder = Decoder::new(format.codec)
@@ -88,11 +102,11 @@ impl Source {
                         tracing::warn!(label, codec = format.codec.name(), %error, "cannot create decoder; its packets are not recorded");
                     })
                     .ok();
-                self.decoders.push((format, decoder));
-                self.decoders.len() - 1
+                self.0.push((format, decoder));
+                self.0.len() - 1
             }
         };
-        self.decoders[index].1.as_mut()
+        self.0[index].1.as_mut()
     }
 }
 
@@ -218,6 +232,7 @@ impl Sources {
         for source in &mut self.sources {
             source
                 .decoders
+                .0
                 .retain(|(format, _)| formats.contains(format));
         }
     }

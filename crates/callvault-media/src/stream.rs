@@ -11,6 +11,7 @@ use callvault_codec::MAX_FRAME_SAMPLES;
 
 use crate::codec::{AudioFormat, COMFORT_NOISE_PT};
 use crate::dtmf::{DtmfDetector, DtmfPress};
+use crate::resample::Resampler;
 use crate::rtp::{RtpHeader, is_rtcp};
 use crate::sequence::SequenceOutcome;
 use crate::source::{Admission, ForeignLog, Port, SourceLatch};
@@ -29,6 +30,9 @@ const EVENT_QUEUE: usize = 4;
 /// reaches silence at 60 ms); Opus's and G.729's own concealment is cut there too, so no codec
 /// invents more than 60 ms of a conversation.
 pub(crate) const CONCEAL_LIMIT: Duration = Duration::from_millis(60);
+/// A resampled source quiet this long has the end of its run flushed to the timeline, well
+/// before the window commits it.
+const RESAMPLER_FLUSH_AFTER: Duration = Duration::from_millis(100);
 /// Marks a payload type with no decoder in [`Formats::by_payload_type`].
 const NO_FORMAT: u8 = u8::MAX;
 
@@ -112,9 +116,6 @@ pub struct Stream {
     last_audio: Option<AudioFormat>,
     /// Decoded samples of the current packet: allocated once, reused for every packet.
     scratch: Vec<i16>,
-    /// Resampled samples, allocated the first time a packet needs resampling (a codec of another
-    /// rate than the leg's), then reused.
-    resampled: Vec<i16>,
     events: VecDeque<MediaEvent>,
     /// Authenticates and decrypts SRTP before anything else reads a packet; passes plain RTP.
     srtp: SrtpReceiver,
@@ -165,7 +166,6 @@ impl Stream {
             last_audio: None,
             // 120 ms at 48 kHz: a packet that decodes to more is a decode error.
             scratch: vec![0; MAX_FRAME_SAMPLES],
-            resampled: Vec::new(),
             events: VecDeque::with_capacity(EVENT_QUEUE),
             srtp: SrtpReceiver::new(spec.srtp.as_ref()),
             sources: SourceLatch::new(bind_to_source, spec.sources),
@@ -325,35 +325,48 @@ impl Stream {
         let (lane, last) = (source.lane, source.last);
         let clock = format.codec.rtp_clock_rate();
         let (from, to) = (format.codec.sample_rate(), self.timeline.rate());
-        let decoded = source.decoder(format, &self.label).and_then(|decoder| {
-            if self.conceal_loss && in_order {
-                // A loss just before this packet: concealed first, since Opus's FEC and every
-                // codec's state go in packet order.
-                let gap = last.and_then(|last| {
-                    lost_audio(last, header.sequence).and_then(|(end, len)| {
-                        let position = self.timeline.expected_position(
-                            arrival,
-                            lane,
-                            header.ssrc,
-                            header.timestamp,
-                            clock,
-                        )?;
-                        let limit = i64::from(to) * CONCEAL_LIMIT.as_millis() as i64 / 1000;
-                        Some((end, (position - end).min(len).min(limit)))
-                    })
-                });
-                if let Some((end, len)) = gap.filter(|(_, len)| *len > 0) {
-                    let wanted = (len as u64 * u64::from(from) / u64::from(to.max(1))) as usize;
-                    let out = &mut self.scratch[..wanted.min(MAX_FRAME_SAMPLES)];
-                    let concealed = decoder.conceal(Some(payload), out);
-                    if concealed > 0 {
-                        let pcm = to_leg_rate(&out[..concealed], from, to, &mut self.resampled);
-                        self.timeline.place(lane, end, pcm, Fill::Concealment, sink);
+        let resampler = &mut source.resampler;
+        let decoded = source
+            .decoders
+            .get(format, &self.label)
+            .and_then(|decoder| {
+                if self.conceal_loss && in_order {
+                    // A loss just before this packet: concealed first, since Opus's FEC and every
+                    // codec's state go in packet order.
+                    let gap = last.and_then(|last| {
+                        lost_audio(last, header.sequence).and_then(|(end, len)| {
+                            let position = self.timeline.expected_position(
+                                arrival,
+                                lane,
+                                header.ssrc,
+                                header.timestamp,
+                                clock,
+                            )?;
+                            let limit = i64::from(to) * CONCEAL_LIMIT.as_millis() as i64 / 1000;
+                            Some((end, (position - end).min(len).min(limit)))
+                        })
+                    });
+                    if let Some((end, len)) = gap.filter(|(_, len)| *len > 0) {
+                        let wanted = (len as u64 * u64::from(from) / u64::from(to.max(1))) as usize;
+                        let out = &mut self.scratch[..wanted.min(MAX_FRAME_SAMPLES)];
+                        let concealed = decoder.conceal(Some(payload), out);
+                        if concealed > 0 {
+                            let pcm = &out[..concealed];
+                            let timeline = &mut self.timeline;
+                            place(
+                                timeline,
+                                resampler,
+                                lane,
+                                end,
+                                (pcm, from),
+                                Fill::Concealment,
+                                sink,
+                            );
+                        }
                     }
                 }
-            }
-            decoder.decode(payload, &mut self.scratch).ok()
-        });
+                decoder.decode(payload, &mut self.scratch).ok()
+            });
         let Some(count) = decoded else {
             // Nothing placed: the timeline records silence there.
             self.counters.decode_errors += 1;
@@ -372,9 +385,17 @@ impl Stream {
         if from != to {
             self.counters.resampled_packets += 1;
         }
-        let pcm = to_leg_rate(&self.scratch[..count], from, to, &mut self.resampled);
-        let len = pcm.len() as i64;
-        let placement = self.timeline.place(lane, position, pcm, Fill::Audio, sink);
+        let len = (count as u64 * u64::from(to) / u64::from(from.max(1))) as i64;
+        let pcm = (&self.scratch[..count], from);
+        let placement = place(
+            &mut self.timeline,
+            &mut source.resampler,
+            lane,
+            position,
+            pcm,
+            Fill::Audio,
+            sink,
+        );
         if placement == Placement::Late {
             self.counters.late += 1;
         }
@@ -443,6 +464,7 @@ impl Stream {
     /// Advances the timeline on the wall clock; ends DTMF presses whose end was lost; raises
     /// the inactivity alarm; says (at most once a minute) that foreign packets were dropped.
     pub fn handle_tick(&mut self, now: Instant, sink: &mut impl Sink) {
+        self.flush_resamplers(Some(now), sink);
         self.timeline.handle_tick(now, sink);
         if let Some(dropped) = self.foreign_log.poll(now, self.counters.foreign_packets) {
             tracing::info!(
@@ -511,8 +533,25 @@ impl Stream {
         self.active = update.active;
     }
 
+    /// Hands the timeline the end of each resampled run whose source has been quiet for
+    /// [`RESAMPLER_FLUSH_AFTER`] at `now` (every run when `None`, at the end).
+    fn flush_resamplers(&mut self, now: Option<Instant>, sink: &mut impl Sink) {
+        for source in self.ssrcs.iter_mut() {
+            let quiet = now.is_none_or(|now| {
+                now.saturating_duration_since(source.last_arrival()) >= RESAMPLER_FLUSH_AFTER
+            });
+            if let Some(resampler) = source.resampler.as_mut().filter(|r| quiet && r.is_open()) {
+                let (timeline, lane) = (&mut self.timeline, source.lane);
+                resampler.flush(&mut |at, out| {
+                    timeline.place(lane, at, out, Fill::Audio, sink);
+                });
+            }
+        }
+    }
+
     /// Commits the timeline up to `end` exactly; a key press still open is reported.
     pub fn finish(&mut self, end: Instant, sink: &mut impl Sink) {
+        self.flush_resamplers(None, sink);
         self.timeline.finish(end, sink);
         if let Some(press) = self.dtmf.as_mut().and_then(DtmfDetector::finish) {
             self.push_press(press);
@@ -587,34 +626,44 @@ fn lost_audio(last: LastPacket, sequence: u16) -> Option<(i64, i64)> {
         .then(|| (end, len.saturating_mul(i64::from(missing))))
 }
 
-/// `pcm` at `from` Hz as samples at the leg's `to` Hz: itself, or resampled into `buffer`.
-fn to_leg_rate<'a>(pcm: &'a [i16], from: u32, to: u32, buffer: &'a mut Vec<i16>) -> &'a [i16] {
+/// Places `pcm` (at `from` Hz) at leg `position` in `lane`: as it is at the leg's rate, else
+/// through the source's resampler, created (or replaced, its last run flushed) when the rates
+/// change. Audio of rates the resampler refuses is not placed.
+fn place(
+    timeline: &mut Timeline,
+    resampler: &mut Option<Resampler>,
+    lane: usize,
+    position: i64,
+    (pcm, from): (&[i16], u32),
+    fill: Fill,
+    sink: &mut impl Sink,
+) -> Placement {
+    let to = timeline.rate();
+    let stale = resampler
+        .as_ref()
+        .is_some_and(|r| r.is_open() && (from == to || r.rates() != (from, to)));
+    if stale && let Some(old) = resampler.as_mut() {
+        old.flush(&mut |at, out| {
+            timeline.place(lane, at, out, Fill::Audio, sink);
+        });
+    }
     if from == to {
-        return pcm;
+        return timeline.place(lane, position, pcm, fill, sink);
     }
-    // At most half a second per packet, whatever rates the SDP claimed.
-    let wanted = (pcm.len() as u64 * u64::from(to) / u64::from(from.max(1))) as usize;
-    let wanted = wanted.min(to as usize / 2);
-    if buffer.len() < wanted {
-        buffer.resize(wanted, 0);
+    if resampler.as_ref().is_none_or(|r| r.rates() != (from, to)) {
+        // Allocated here, once per source and rate change, never per packet.
+        *resampler = Resampler::new(from, to);
     }
-    let out = &mut buffer[..wanted];
-    resample(pcm, out);
-    out
-}
-
-/// Nearest-neighbour resampling of `input` into all of `out` (repeat when upsampling, decimate
-/// when downsampling). Crude, but it keeps a mid-call codec change of another rate in time and
-/// in tune; only the rare rate change pays for it.
-fn resample(input: &[i16], out: &mut [i16]) {
-    if input.is_empty() {
-        out.fill(0);
-        return;
-    }
-    let (from, to) = (input.len() as u64, out.len() as u64);
-    for (i, sample) in out.iter_mut().enumerate() {
-        *sample = input[(i as u64 * from / to) as usize];
-    }
+    let Some(resampler) = resampler else {
+        return Placement::Placed;
+    };
+    let mut placement = Placement::Placed;
+    resampler.process(position, pcm, &mut |at, out| {
+        if timeline.place(lane, at, out, fill, sink) == Placement::Late {
+            placement = Placement::Late;
+        }
+    });
+    placement
 }
 
 #[cfg(test)]
@@ -994,39 +1043,84 @@ mod tests {
             clock_rate: 16000,
         };
         stream.handle_update(anchor + ms(20), &LegUpdate::new(96, wideband, true));
-        let ramp: Vec<u8> = (0..320i16).flat_map(|i| (i * 10).to_be_bytes()).collect();
-        stream.handle_datagram(
-            anchor + ms(20),
-            &mut packet_with(96, 2, 50_000, 9, ramp.clone()),
-            &mut out,
-        );
-        stream.handle_datagram(
-            anchor + ms(40),
-            &mut packet_with(96, 3, 50_320, 9, ramp),
-            &mut out,
-        );
-        stream.finish(anchor + ms(60), &mut out);
+        for i in 0..10u32 {
+            let pcm = tone(1000.0, 16000, i as usize * 320, 320);
+            let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_be_bytes()).collect();
+            let mut datagram = packet_with(96, 2 + i as u16, 50_000 + i * 320, 9, bytes);
+            stream.handle_datagram(anchor + ms(20 + u64::from(i) * 20), &mut datagram, &mut out);
+        }
+        stream.finish(anchor + ms(220), &mut out);
         assert_eq!(stream.sample_rate(), 8000, "the WAV keeps its rate");
-        assert_eq!(out.0.len(), 480, "60 ms at 8 kHz");
-        // Every other sample of the ramp, twice.
-        let expected: Vec<i16> = (0..160).map(|i| i * 20).collect();
-        assert_eq!(out.0[160..320], expected[..]);
-        assert_eq!(out.0[320..], expected[..]);
+        assert_eq!(out.0.len(), 1760, "220 ms at 8 kHz");
+        // The tone, in time: what 8 kHz sampling of it from 20 ms on gives.
+        let expected = tone(1000.0, 8000, 0, 1600);
+        let error = out.0[200..1700]
+            .iter()
+            .zip(&expected[40..1540])
+            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+            .sum::<f64>()
+            / 1500.0;
+        assert!(error.sqrt() < 100.0, "rms error {}", error.sqrt());
+        // To the end of the last packet: the resampler's tail was flushed.
+        assert!(out.0[1740..1760].iter().any(|s| s.unsigned_abs() > 1000));
         let report = stream.counters();
-        assert_eq!((report.resampled_packets, report.codec_changes), (2, 1));
+        assert_eq!((report.resampled_packets, report.codec_changes), (10, 1));
+    }
+
+    /// A leg in `first` (one packet), then `second` carrying a `frequency` tone for 500 ms;
+    /// returns the leg's audio over the tone's steady middle.
+    fn switched(first: Codec, second: Codec, frequency: f64) -> (Vec<i16>, u32) {
+        let anchor = Instant::now();
+        let mut spec = LegSpec::new("switch", "s.wav", 96, first, anchor);
+        spec.other_formats = vec![AudioFormat {
+            payload_type: 97,
+            codec: second,
+        }];
+        let mut stream = stream(&spec);
+        let mut out = Collect::default();
+        let mut encoder = callvault_codec::Encoder::new(first).unwrap();
+        let mut payload = Vec::new();
+        let first_rate = first.sample_rate() as usize;
+        encoder
+            .encode(&vec![0; first_rate / 50], &mut payload)
+            .unwrap();
+        stream.handle_datagram(
+            anchor,
+            &mut packet_with(96, 1, 0, 9, payload.clone()),
+            &mut out,
+        );
+        let mut encoder = callvault_codec::Encoder::new(second).unwrap();
+        let rate = second.sample_rate() as usize;
+        let ticks = second.rtp_clock_rate() / 50;
+        for i in 0..25u32 {
+            let pcm = tone(frequency, rate as u32, i as usize * rate / 50, rate / 50);
+            encoder.encode(&pcm, &mut payload).unwrap();
+            let mut datagram = packet_with(97, 2 + i as u16, 9000 + i * ticks, 9, payload.clone());
+            let at = anchor + ms(20 + u64::from(i) * 20);
+            stream.handle_datagram(at, &mut datagram, &mut out);
+            stream.handle_tick(at, &mut out);
+        }
+        stream.finish(anchor + ms(520), &mut out);
+        let leg_rate = first.sample_rate() as usize;
+        (out.0[leg_rate / 10..leg_rate / 2].to_vec(), leg_rate as u32)
     }
 
     #[test]
-    fn resample_repeats_and_decimates() {
-        let mut up = [0i16; 6];
-        resample(&[1, 2, 3], &mut up);
-        assert_eq!(up, [1, 1, 2, 2, 3, 3]);
-        let mut down = [0i16; 2];
-        resample(&[1, 2, 3, 4, 5, 6], &mut down);
-        assert_eq!(down, [1, 4]);
-        let mut odd = [9i16; 3];
-        resample(&[], &mut odd);
-        assert_eq!(odd, [0; 3]);
+    fn g722_to_pcmu_in_a_16khz_leg_leaves_no_image_of_3khz_at_5khz() {
+        let (pcm, rate) = switched(Codec::G722, Codec::Pcmu, 3000.0);
+        assert_eq!(rate, 16000);
+        let ratio = power(&pcm, rate, 5000.0) / power(&pcm, rate, 3000.0);
+        assert!(ratio < 1e-4, "5 kHz image at {ratio:.2e} of the 3 kHz tone");
+    }
+
+    #[test]
+    fn pcmu_to_g722_in_an_8khz_leg_leaves_no_alias_of_5khz_at_3khz() {
+        let (pcm, rate) = switched(Codec::Pcmu, Codec::G722, 5000.0);
+        assert_eq!(rate, 8000);
+        // The reference: a full-scale tone at 3 kHz, as the alias would be.
+        let reference = power(&tone(3000.0, 8000, 0, pcm.len()), 8000, 3000.0);
+        let alias = power(&pcm, rate, 3000.0) / reference;
+        assert!(alias < 1e-4, "3 kHz alias at {alias:.2e} of a tone");
     }
 
     #[test]
