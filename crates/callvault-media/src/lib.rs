@@ -26,8 +26,15 @@
 //! **Rates.** A leg's WAV rate is its first codec's sample rate, fixed for the leg. RTP
 //! timestamps count at the codec's clock rate, kept apart from the audio's sample rate
 //! (G.722: 8000 / 16000); packet sizes come from what the decoder returns. Several payload types
-//! may be live on a leg (a table from payload type to decoder); audio of a codec with another
-//! sample rate is resampled (repeat / decimate) to the leg's, and counted.
+//! may be live on a leg (a table from payload type to format, decoders per source); audio of a
+//! codec with another sample rate goes through a band-limited sinc resampler (`resample`,
+//! rubato) to the leg's, and is counted.
+//!
+//! **Sources and loss.** Every SSRC of a stream is a source of its own (`ssrc`): its sequence,
+//! decoders, jitter and a lane of the timeline; the lanes are mixed sample by sample, so one
+//! m-line carrying two parties unmixed records both. A gap in a source's sequence numbers is
+//! concealed before its next packet is decoded (at most `stream::CONCEAL_LIMIT`, with the
+//! codec's own concealment; [`MediaConfig::conceal_loss`]); DTX, comfort noise and hold are not.
 //!
 //! **Who owns time.** Nothing below the receive loop and the writer loop reads the clock. The
 //! receive loop takes one `Instant` per received packet and one per tick (every 50 ms) and passes
