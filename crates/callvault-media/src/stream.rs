@@ -1489,6 +1489,52 @@ mod tests {
     }
 
     #[test]
+    fn a_failover_replaces_the_source_and_is_not_taken_for_a_second_party() {
+        let anchor = Instant::now();
+        let mut stream = stream(&spec(anchor));
+        let mut out = Collect::default();
+        // SSRC 0xa until 500 ms; the SBC fails over to 0xb (new sequence and timestamps), and
+        // one straggler of 0xa, sent before the switch, arrives 20 ms after it.
+        for i in 0..25u32 {
+            let at = anchor + ms(u64::from(i) * 20);
+            let payload = ulaw_tone(1000.0, 8000.0, i as usize * 160, 160);
+            let mut p = packet_with(0, i as u16, i * 160, 0xa, payload);
+            if i == 24 {
+                stream.handle_datagram(at + ms(40), &mut p, &mut out);
+            } else {
+                stream.handle_datagram(at, &mut p, &mut out);
+            }
+            stream.handle_tick(at, &mut out);
+        }
+        for i in 0..25u32 {
+            let at = anchor + ms(500 + u64::from(i) * 20);
+            let payload = ulaw_tone(440.0, 8000.0, i as usize * 160, 160);
+            let mut p = packet_with(0, 7000 + i as u16, 90_000 + i * 160, 0xb, payload);
+            stream.handle_datagram(at, &mut p, &mut out);
+            stream.handle_tick(at, &mut out);
+        }
+        stream.finish(anchor + ms(1000), &mut out);
+        let report = stream.counters();
+        assert_eq!(
+            (
+                report.ssrcs_seen,
+                report.ssrc_changes,
+                report.concurrent_ssrcs
+            ),
+            (2, 1, 1)
+        );
+        assert_eq!(
+            report.reanchors, 2,
+            "the new source is placed on the wall clock"
+        );
+        assert_eq!((report.lost, report.gaps_filled_ms), (0, 0));
+        // One party, then the other: no overlap, no hole.
+        let (first, second) = (&out.0[800..3600], &out.0[4400..7600]);
+        assert!(power(first, 8000, 1000.0) > 1000.0 * power(first, 8000, 440.0));
+        assert!(power(second, 8000, 440.0) > 1000.0 * power(second, 8000, 1000.0));
+    }
+
+    #[test]
     fn a_leg_keeps_at_most_max_sources_and_reuses_quiet_ones() {
         let anchor = Instant::now();
         let mut stream = stream(&spec(anchor));
