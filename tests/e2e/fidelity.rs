@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::audio::{dominant_frequency, rms, silent_samples};
+use crate::support::audio::{Wav, dominant_frequency, power, rms, silent_samples, tone_at};
 use crate::support::client::{Call, CallSpec, StreamSpec, Transport};
 use crate::support::codec::TestCodec;
 use crate::support::{Server, leg};
@@ -654,4 +654,125 @@ async fn a_c_0_0_0_0_pause_with_sdp_only_is_silence_and_keeps_the_session() {
         );
         assert_tone(&server, &rec, label, 2000, 2500, hz);
     }
+}
+
+#[tokio::test]
+async fn two_ssrcs_interleaved_on_one_m_line_are_both_recorded_at_their_levels() {
+    let server = Server::start();
+    let mut call = Call::answered(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(1000.0, 700.0),
+    )
+    .await;
+    // Stream 1 carries a second party unmixed: 440 Hz at half the first party's amplitude,
+    // its own SSRC, sequence numbers and timestamps, from the same port.
+    call.add_party(0, 440.0, 0.5);
+    call.play(Duration::from_millis(1500), &[]).await;
+    // The second party hangs up; the first goes on.
+    call.remove_party(0);
+    call.play(Duration::from_secs(1), &[]).await;
+    let bye_at = Instant::now();
+    assert_eq!(call.bye().await.status, 200);
+    let length = bye_at - call.answered_at.unwrap();
+
+    let rec = server.completed(&call.call_id);
+    let l1 = leg(&rec, "1");
+    let wav = server.wav(l1);
+    assert_length(wav.duration_ms(), length, "leg 1");
+    // Windows of one length (Goertzel power grows with the square of the length).
+    let both = wav.window(300, 1000);
+    let (first, second) = (power(both, wav.rate, 1000.0), power(both, wav.rate, 440.0));
+    let ratio = first / second;
+    let alone = wav.window(1700, 2400);
+    let after = power(alone, wav.rate, 1000.0) / power(alone, wav.rate, 440.0);
+    let level = power(alone, wav.rate, 1000.0) / first;
+    println!(
+        "two SSRCs: 1000/440 Hz power ratio {ratio:.2} while both speak (amplitudes 2:1 → 4), \
+         {after:.1e} once the second stopped; first party's level after/before {level:.3}"
+    );
+    assert!((3.0..5.5).contains(&ratio), "power ratio {ratio}");
+    assert!(after > 1000.0, "the second party is gone: {after}");
+    assert!(
+        (level - 1.0).abs() < 0.1,
+        "the first party unharmed: {level}"
+    );
+    assert!(silent_samples(wav.window(100, 2400)) < 80);
+    assert_eq!(l1["ssrcs_seen"], 2);
+    assert_eq!(l1["concurrent_ssrcs"], 2);
+    assert_eq!(l1["ssrc_changes"], 0);
+    assert_eq!(l1["lost"], 0);
+    let sources = l1["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2, "{sources:?}");
+    assert!(sources[1]["packets"].as_u64().unwrap() >= 70, "{sources:?}");
+    // The other leg is its own.
+    assert_tone(&server, &rec, "2", 300, 2300, 700.0);
+}
+
+/// A call whose stream 1 starts in `first` with `first_hz`, then switches by re-INVITE to
+/// `second` with `second_hz`; returns the recording and leg 1's audio.
+async fn codec_switch(
+    first: TestCodec,
+    first_hz: f64,
+    second: TestCodec,
+    second_hz: f64,
+) -> (Value, Wav) {
+    let server = Server::start();
+    let mut spec = CallSpec::two_parties(first_hz, 1000.0);
+    spec.codec = first;
+    let mut call = Call::answered(Transport::Udp, server.sip, spec).await;
+    call.play(Duration::from_secs(1), &[]).await;
+    call.set_codec(second);
+    call.set_tone(0, second_hz);
+    let changed = call.reinvite("sendonly").await;
+    assert_eq!(changed.status, 200);
+    call.play(Duration::from_secs(1), &[]).await;
+    assert_eq!(call.bye().await.status, 200);
+    let rec = server.completed(&call.call_id);
+    let wav = server.wav(leg(&rec, "1"));
+    (rec, wav)
+}
+
+#[tokio::test]
+async fn g722_to_pcmu_in_a_16_khz_leg_leaves_no_image_of_3_khz_at_5_khz() {
+    let (rec, wav) = codec_switch(TestCodec::G722, 3000.0, TestCodec::Pcmu, 3000.0).await;
+    let l1 = leg(&rec, "1");
+    assert_eq!(l1["sample_rate"], 16000);
+    assert!(l1["resampled_packets"].as_u64().unwrap() >= 40);
+    let samples = &wav.samples;
+    let after = &samples[16000 * 13 / 10..16000 * 19 / 10];
+    let (tone, image) = (power(after, 16000, 3000.0), power(after, 16000, 5000.0));
+    println!(
+        "G.722 → PCMU, 3 kHz in a 16 kHz leg: 5 kHz image at {:.1} dB of the tone",
+        10.0 * (image / tone).log10()
+    );
+    assert!(rms(after) > 5000.0, "the tone is there: rms {}", rms(after));
+    assert!(
+        image < tone * 1e-4,
+        "image {:.2e} of the tone",
+        image / tone
+    );
+}
+
+#[tokio::test]
+async fn pcmu_to_g722_in_an_8_khz_leg_leaves_no_alias_of_5_khz_at_3_khz() {
+    let (rec, wav) = codec_switch(TestCodec::Pcmu, 1000.0, TestCodec::G722, 5000.0).await;
+    let l1 = leg(&rec, "1");
+    assert_eq!(l1["sample_rate"], 8000);
+    assert!(l1["resampled_packets"].as_u64().unwrap() >= 40);
+    let samples = &wav.samples;
+    let after = &samples[8000 * 13 / 10..8000 * 19 / 10];
+    // What a 3 kHz alias at the tone's level would measure.
+    let full = power(&tone_at(3000.0, 8000, 0, after.len()), 8000, 3000.0);
+    let alias = power(after, 8000, 3000.0);
+    println!(
+        "PCMU → G.722, 5 kHz in an 8 kHz leg: 3 kHz alias at {:.1} dB of the tone's level \
+         (rms {:.1} over the window)",
+        10.0 * (alias / full).log10(),
+        rms(after)
+    );
+    assert!(alias < full * 1e-4, "alias {:.2e}", alias / full);
+    // And the leg goes on with the 1 kHz part before the change, in tune.
+    let before = &samples[8000 * 3 / 10..8000 * 9 / 10];
+    assert!((dominant_frequency(before, 8000) - 1000.0).abs() <= 20.0);
 }

@@ -37,6 +37,7 @@ mod g722;
 mod g729;
 mod l16;
 mod opus;
+mod plc;
 #[cfg(test)]
 mod test_signal;
 
@@ -214,6 +215,9 @@ fn check_output(codec: &'static str, needed: usize, out: &[i16]) -> Result<()> {
 pub struct Decoder {
     kind: CodecKind,
     state: DecoderState,
+    /// Waveform-repetition concealment for the codecs whose libraries bring none (G.711, G.722,
+    /// L16); `None` for Opus and G.729, which conceal themselves.
+    plc: Option<Box<plc::WaveformPlc>>,
 }
 
 enum DecoderState {
@@ -248,7 +252,11 @@ impl Decoder {
             CodecKind::Opus => DecoderState::Opus(opus::Decoder::new()?),
             CodecKind::G729 => DecoderState::G729(Box::default()),
         };
-        Ok(Decoder { kind, state })
+        let plc = match kind {
+            CodecKind::Opus | CodecKind::G729 => None,
+            _ => Some(Box::new(plc::WaveformPlc::new(kind.sample_rate()))),
+        };
+        Ok(Decoder { kind, state, plc })
     }
 
     /// The codec this decoder decodes.
@@ -258,31 +266,44 @@ impl Decoder {
 
     /// Decodes one RTP payload into `out` (mono, at `kind().sample_rate()`), returning the number
     /// of samples written. An empty payload writes nothing. On error `out` is left untouched,
-    /// except for an Opus packet libopus rejects part-way.
+    /// except for an Opus packet libopus rejects part-way. After [`Decoder::conceal`], the
+    /// first milliseconds are merged with the concealment's continuation (G.711, G.722, L16).
     pub fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize> {
-        match &mut self.state {
+        let count = match &mut self.state {
             DecoderState::Pcmu => g711::decode_ulaw(payload, out),
             DecoderState::Pcma => g711::decode_alaw(payload, out),
             DecoderState::G722(decoder) => decoder.decode(payload, out),
             DecoderState::L16 { channels } => l16::decode(*channels, payload, out),
             DecoderState::Opus(decoder) => decoder.decode(payload, out),
             DecoderState::G729(decoder) => decoder.decode(payload, out),
+        }?;
+        if let Some(plc) = &mut self.plc
+            && count > 0
+        {
+            plc.handle_decoded(&mut out[..count]);
         }
+        Ok(count)
     }
 
-    /// Fills `out` with what a lost packet of `samples` samples becomes, returning the number of
-    /// samples written (`samples`, or `out.len()` if smaller): Opus packet loss concealment and
-    /// G.729 frame erasure concealment where whole codec frames fit, silence otherwise.
-    pub fn conceal(&mut self, samples: usize, out: &mut [i16]) -> usize {
-        let count = samples.min(out.len());
-        let out = &mut out[..count];
-        let concealed = match &mut self.state {
-            DecoderState::Opus(decoder) => decoder.conceal(out),
-            DecoderState::G729(decoder) => decoder.conceal(out),
+    /// Conceals lost audio: fills `out` with what the `out.len()` samples lost just before the
+    /// next packet to decode most likely were, and returns how many samples of `out`, from its
+    /// start, are concealment; the rest is silence. Call it before decoding `next`, the packet
+    /// that follows the loss, when it is there.
+    ///
+    /// - **Opus**: the last lost frame from `next`'s in-band FEC (LBRR) when it carries it,
+    ///   libopus's PLC for the rest (and for all of it without `next`), in whole 2.5 ms steps.
+    /// - **G.729**: bcg729's frame erasure concealment, in whole 10 ms frames.
+    /// - **G.711, G.722, L16**: waveform repetition in the manner of ITU-T G.711 Appendix I
+    ///   (`plc`), fading out to silence at 60 ms into the loss.
+    pub fn conceal(&mut self, next: Option<&[u8]>, out: &mut [i16]) -> usize {
+        let concealed = match (&mut self.state, &mut self.plc) {
+            (DecoderState::Opus(decoder), _) => decoder.conceal(next, out),
+            (DecoderState::G729(decoder), _) => decoder.conceal(out),
+            (_, Some(plc)) => plc.conceal(out),
             _ => 0,
         };
         out[concealed..].fill(0);
-        count
+        concealed
     }
 }
 
@@ -353,7 +374,7 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_signal::{Rng, assert_tone, tone};
+    use crate::test_signal::{Rng, assert_tone, rms, tone};
 
     const ALL: [CodecKind; 7] = [
         CodecKind::Pcmu,
@@ -640,40 +661,71 @@ mod tests {
                     assert!(count <= out_len);
                 }
                 if round % 50 == 0 {
-                    let lost = rng.below(2 * MAX_FRAME_SAMPLES);
-                    assert_eq!(decoder.conceal(lost, &mut out), lost.min(out.len()));
+                    let lost = rng.below(out.len() + 1);
+                    let next = (round % 100 == 0).then_some(&payload[..len]);
+                    assert!(decoder.conceal(next, &mut out[..lost]) <= lost);
                 }
             }
         }
     }
 
-    #[test]
-    fn conceal_fills_exactly_the_requested_samples() {
-        for kind in ALL {
-            let mut decoder = Decoder::new(kind).unwrap();
-            // Decode some audio first so the concealment has something to extend.
-            let rate = kind.sample_rate();
-            let input = tone(1000.0, 8000.0, rate, 0.02);
-            let mut payload = Vec::new();
-            Encoder::new(kind)
-                .unwrap()
-                .encode(&input, &mut payload)
-                .unwrap();
-            let mut out = vec![1i16; MAX_FRAME_SAMPLES + 10];
+    /// A decoder that decoded `ms` of a steady tone in 20 ms packets.
+    fn decoder_after_tone(kind: CodecKind, frequency: f64, ms: u32) -> Decoder {
+        let rate = kind.sample_rate();
+        let frame = (rate / 50) as usize;
+        let input = tone(frequency, 8000.0, rate, f64::from(ms) / 1000.0);
+        let mut encoder = Encoder::new(kind).unwrap();
+        let mut decoder = Decoder::new(kind).unwrap();
+        let mut payload = Vec::new();
+        let mut out = vec![0i16; MAX_FRAME_SAMPLES];
+        for chunk in input.chunks_exact(frame) {
+            encoder.encode(chunk, &mut payload).unwrap();
             decoder.decode(&payload, &mut out).unwrap();
+        }
+        decoder
+    }
 
-            let mut out = vec![i16::MAX; 1000];
-            assert_eq!(decoder.conceal(333, &mut out), 333, "{kind:?}");
-            assert!(out[333..].iter().all(|&s| s == i16::MAX), "{kind:?}");
-            assert_eq!(decoder.conceal(5000, &mut out), 1000, "{kind:?}");
+    #[test]
+    fn every_codec_conceals_a_lost_packet_of_a_steady_tone() {
+        for kind in ALL {
+            let frame = (kind.sample_rate() / 50) as usize;
+            let mut decoder = decoder_after_tone(kind, 1000.0, 200);
+            let mut lost = vec![i16::MAX; frame + 7];
+            let concealed = decoder.conceal(None, &mut lost[..frame]);
+            assert_eq!(concealed, frame, "{kind:?}: 20 ms concealed");
+            assert_eq!(
+                lost[frame..],
+                [i16::MAX; 7],
+                "{kind:?}: nothing written beyond"
+            );
+            let level = rms(&lost[..frame]);
+            assert!(level > 1500.0, "{kind:?}: concealment at rms {level}");
         }
     }
 
     #[test]
-    fn g711_concealment_is_silence() {
-        let mut decoder = Decoder::new(CodecKind::Pcmu).unwrap();
-        let mut out = [5i16; 160];
-        assert_eq!(decoder.conceal(160, &mut out), 160);
-        assert!(out.iter().all(|&s| s == 0));
+    fn concealment_fades_and_is_silent_well_past_the_loss() {
+        for kind in ALL {
+            let rate = kind.sample_rate() as usize;
+            let frame = rate / 50;
+            let mut decoder = decoder_after_tone(kind, 700.0, 200);
+            // 200 ms lost, asked for a packet at a time.
+            let mut lost = vec![0i16; 10 * frame];
+            for piece in lost.chunks_mut(frame) {
+                decoder.conceal(None, piece);
+            }
+            let tail = rms(&lost[rate * 120 / 1000..]);
+            assert!(tail < 300.0, "{kind:?}: rms {tail} 120 ms into the loss");
+        }
+    }
+
+    #[test]
+    fn concealment_without_any_audio_before_is_silence() {
+        for kind in [CodecKind::Pcmu, CodecKind::G722] {
+            let mut decoder = Decoder::new(kind).unwrap();
+            let mut out = [5i16; 160];
+            assert_eq!(decoder.conceal(None, &mut out), 0);
+            assert!(out.iter().all(|&s| s == 0));
+        }
     }
 }

@@ -189,6 +189,7 @@ impl MediaEngine {
             &spec,
             self.config.jitter_window,
             self.config.bind_to_source,
+            self.config.conceal_loss,
         );
         let sample_rate = stream.sample_rate();
         let path = self.config.data_dir.join(&spec.path);

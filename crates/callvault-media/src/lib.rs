@@ -26,8 +26,15 @@
 //! **Rates.** A leg's WAV rate is its first codec's sample rate, fixed for the leg. RTP
 //! timestamps count at the codec's clock rate, kept apart from the audio's sample rate
 //! (G.722: 8000 / 16000); packet sizes come from what the decoder returns. Several payload types
-//! may be live on a leg (a table from payload type to decoder); audio of a codec with another
-//! sample rate is resampled (repeat / decimate) to the leg's, and counted.
+//! may be live on a leg (a table from payload type to format, decoders per source); audio of a
+//! codec with another sample rate goes through a band-limited sinc resampler (`resample`,
+//! rubato) to the leg's, and is counted.
+//!
+//! **Sources and loss.** Every SSRC of a stream is a source of its own (`ssrc`): its sequence,
+//! decoders, jitter and a lane of the timeline; the lanes are mixed sample by sample, so one
+//! m-line carrying two parties unmixed records both. A gap in a source's sequence numbers is
+//! concealed before its next packet is decoded (at most `stream::CONCEAL_LIMIT`, with the
+//! codec's own concealment; [`MediaConfig::conceal_loss`]); DTX, comfort noise and hold are not.
 //!
 //! **Who owns time.** Nothing below the receive loop and the writer loop reads the clock. The
 //! receive loop takes one `Instant` per received packet and one per tick (every 50 ms) and passes
@@ -104,10 +111,12 @@ mod engine;
 mod error;
 mod port;
 mod receive;
+mod resample;
 pub mod rtp;
 mod sequence;
 mod source;
 mod srtp;
+mod ssrc;
 mod stream;
 mod timeline;
 mod wav;
@@ -127,7 +136,7 @@ pub use source::AllowedSources;
 pub use wav::{Repaired, repair};
 
 /// The counters of a leg ([`LegReport::counters`]), defined once for every crate.
-pub use callvault_types::LegCounters;
+pub use callvault_types::{LegCounters, SourceCounters};
 /// SRTP keying of a leg ([`LegSpec::srtp`]), defined once for the SDP layer and this crate.
 pub use callvault_types::{Mki, SrtpKeying, SrtpSuite};
 
@@ -154,6 +163,12 @@ pub struct MediaConfig {
     /// ([`LegCounters::foreign_packets`]) and dropped. False: any source is recorded (exotic NAT
     /// set-ups where media comes from an address neither the SDP nor the SIP peer gives).
     pub bind_to_source: bool,
+    /// Conceal lost packets: a gap between two packets of one source (a sequence gap, not
+    /// DTX, comfort noise, events or hold) is filled, for at most 60 ms, by the codec's own
+    /// concealment (Opus FEC/PLC, G.729 erasure concealment) or waveform repetition (G.711,
+    /// G.722, L16), counted in [`LegCounters::concealed_ms`]. False: losses stay silence, the
+    /// raw evidence.
+    pub conceal_loss: bool,
 }
 
 impl MediaConfig {
@@ -199,6 +214,7 @@ impl Default for MediaConfig {
             jitter_window: Duration::from_millis(200),
             writer_queue_blocks: 4096,
             bind_to_source: true,
+            conceal_loss: true,
         }
     }
 }

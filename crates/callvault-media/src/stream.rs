@@ -7,79 +7,70 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use callvault_codec::{Decoder, MAX_FRAME_SAMPLES};
+use callvault_codec::MAX_FRAME_SAMPLES;
 
 use crate::codec::{AudioFormat, COMFORT_NOISE_PT};
 use crate::dtmf::{DtmfDetector, DtmfPress};
+use crate::resample::Resampler;
 use crate::rtp::{RtpHeader, is_rtcp};
-use crate::sequence::{SequenceOutcome, SequenceTracker};
+use crate::sequence::SequenceOutcome;
 use crate::source::{Admission, ForeignLog, Port, SourceLatch};
 use crate::srtp::{Refusal, SrtpReceiver};
-use crate::timeline::{Placement, REANCHOR_AFTER, Sink, Timeline};
+use crate::ssrc::{LastPacket, Sources};
+use crate::timeline::{Fill, Placement, REANCHOR_AFTER, Sink, Timeline};
 use crate::{LegCounters, LegId, LegSpec, LegUpdate, MediaEvent};
 
 /// Audio payload types a leg accepts; further formats offered are ignored.
 const MAX_FORMATS: usize = 16;
-/// SSRCs remembered to count distinct ones.
-const SSRC_MEMORY: usize = 16;
 /// Events a stream can queue between two drains: a packet ends at most two presses; a tick one
 /// press and one inactivity.
 const EVENT_QUEUE: usize = 4;
+/// Loss is concealed for at most this long from where the audio stopped; beyond, silence. The
+/// waveform repetition of G.711/G.722/L16 has faded out by then anyway (ITU-T G.711 Appendix I
+/// reaches silence at 60 ms); Opus's and G.729's own concealment is cut there too, so no codec
+/// invents more than 60 ms of a conversation.
+pub(crate) const CONCEAL_LIMIT: Duration = Duration::from_millis(60);
+/// A resampled source quiet this long has the end of its run flushed to the timeline, well
+/// before the window commits it.
+const RESAMPLER_FLUSH_AFTER: Duration = Duration::from_millis(100);
 /// Marks a payload type with no decoder in [`Formats::by_payload_type`].
 const NO_FORMAT: u8 = u8::MAX;
 
 /// What the payload type of a packet means on this leg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Payload {
-    /// Index into [`Formats::decoders`].
+    /// Index into [`Formats::formats`].
     Audio(usize),
     TelephoneEvent,
     ComfortNoise,
     Unknown,
 }
 
-/// An audio payload type and its decoder: `None` when the decoder could not be created (its
-/// packets are counted as decode errors).
-type Slot = (AudioFormat, Option<Decoder>);
-
-/// The leg's audio payload types and their decoders, dispatched by table.
+/// The leg's audio payload types, dispatched by table. Each source has its own decoders.
 #[derive(Debug)]
 struct Formats {
-    decoders: Vec<Slot>,
+    formats: Vec<AudioFormat>,
     by_payload_type: [u8; 128],
 }
 
 impl Formats {
-    /// Built on start and on updates, never per packet. The first format of a payload type wins;
-    /// decoders of formats that stay keep their state.
-    fn new(
-        label: &str,
-        formats: impl IntoIterator<Item = AudioFormat>,
-        mut old: Vec<Slot>,
-    ) -> Formats {
-        let mut decoders = Vec::new();
+    /// Built on start and on updates, never per packet. The first format of a payload type wins.
+    fn new(formats: impl IntoIterator<Item = AudioFormat>) -> Formats {
+        let mut kept = Vec::new();
         let mut by_payload_type = [NO_FORMAT; 128];
         for format in formats {
             let slot = usize::from(format.payload_type & 0x7f);
             if format.payload_type > 127
                 || by_payload_type[slot] != NO_FORMAT
-                || decoders.len() >= MAX_FORMATS
+                || kept.len() >= MAX_FORMATS
             {
                 continue;
             }
-            let decoder = match old.iter().position(|(kept, _)| *kept == format) {
-                Some(index) => old.swap_remove(index).1,
-                None => Decoder::new(format.codec)
-                    .inspect_err(|error| {
-                        tracing::warn!(label, codec = format.codec.name(), %error, "cannot create decoder; its packets are not recorded");
-                    })
-                    .ok(),
-            };
-            by_payload_type[slot] = decoders.len() as u8;
-            decoders.push((format, decoder));
+            by_payload_type[slot] = kept.len() as u8;
+            kept.push(format);
         }
         Formats {
-            decoders,
+            formats: kept,
             by_payload_type,
         }
     }
@@ -87,83 +78,6 @@ impl Formats {
     fn find(&self, payload_type: u8) -> Option<usize> {
         let index = *self.by_payload_type.get(usize::from(payload_type))?;
         (index != NO_FORMAT).then_some(usize::from(index))
-    }
-}
-
-/// RFC 3550 §6.4.1 interarrival jitter, kept in seconds so that a clock change does not rescale
-/// it. f64 arithmetic on the stack: nothing allocated.
-#[derive(Clone, Copy, Debug, Default)]
-struct Jitter {
-    previous: Option<JitterPoint>,
-    seconds: f64,
-    /// Whether any difference went into `seconds`: until then the jitter is unknown.
-    measured: bool,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct JitterPoint {
-    ssrc: u32,
-    clock: u32,
-    arrival: Instant,
-    timestamp: u32,
-}
-
-impl Jitter {
-    fn handle(&mut self, arrival: Instant, ssrc: u32, timestamp: u32, clock: u32) {
-        let point = JitterPoint {
-            ssrc,
-            clock: clock.max(1),
-            arrival,
-            timestamp,
-        };
-        if let Some(previous) = self
-            .previous
-            .filter(|p| p.ssrc == ssrc && p.clock == point.clock)
-        {
-            // D(i-1, i) = (R_i - R_{i-1}) - (S_i - S_{i-1}), in seconds.
-            let wall = signed_seconds(arrival, previous.arrival);
-            let media = f64::from(timestamp.wrapping_sub(previous.timestamp) as i32)
-                / f64::from(point.clock);
-            let difference = (wall - media).abs();
-            // A timestamp jump is a discontinuity (the timeline re-anchors on it), not jitter.
-            if difference <= REANCHOR_AFTER.as_secs_f64() {
-                self.seconds += (difference - self.seconds) / 16.0;
-                self.measured = true;
-            }
-        }
-        self.previous = Some(point);
-    }
-
-    fn milliseconds(&self) -> Option<f64> {
-        self.measured.then_some(self.seconds * 1000.0)
-    }
-}
-
-fn signed_seconds(later: Instant, earlier: Instant) -> f64 {
-    match later.checked_duration_since(earlier) {
-        Some(after) => after.as_secs_f64(),
-        None => -earlier.duration_since(later).as_secs_f64(),
-    }
-}
-
-/// The distinct SSRCs of a leg, remembered up to [`SSRC_MEMORY`].
-#[derive(Clone, Debug, Default)]
-struct Ssrcs {
-    remembered: [u32; SSRC_MEMORY],
-    len: usize,
-    seen: u64,
-}
-
-impl Ssrcs {
-    /// Called on SSRC changes only.
-    fn handle(&mut self, ssrc: u32) {
-        let known = &self.remembered[..self.len.min(SSRC_MEMORY)];
-        if known.contains(&ssrc) {
-            return;
-        }
-        self.remembered[self.len % SSRC_MEMORY] = ssrc;
-        self.len += 1;
-        self.seen += 1;
     }
 }
 
@@ -193,31 +107,35 @@ pub struct Stream {
     /// The last RTP packet, or when the silence began to count (first tick, resume).
     silent_since: Option<Instant>,
     inactive_reported: bool,
-    ssrc: Option<u32>,
-    ssrcs: Ssrcs,
-    sequence: SequenceTracker,
+    /// Each SSRC's sequence, decoders, jitter and lane.
+    ssrcs: Sources,
     timeline: Timeline,
     /// The counters kept per packet; those derived from other state (loss, DTMF, timeline,
     /// jitter) are filled in by [`Stream::counters`].
     counters: LegCounters,
-    jitter: Jitter,
     last_audio: Option<AudioFormat>,
     /// Decoded samples of the current packet: allocated once, reused for every packet.
     scratch: Vec<i16>,
-    /// Resampled samples, allocated the first time a packet needs resampling (a codec of another
-    /// rate than the leg's), then reused.
-    resampled: Vec<i16>,
     events: VecDeque<MediaEvent>,
     /// Authenticates and decrypts SRTP before anything else reads a packet; passes plain RTP.
     srtp: SrtpReceiver,
     /// Which sources the leg takes datagrams from, checked before anything else.
     sources: SourceLatch,
+    /// Conceal lost packets (as [`crate::MediaConfig::conceal_loss`]).
+    conceal_loss: bool,
     foreign_log: ForeignLog,
 }
 
 impl Stream {
-    /// `bind_to_source`: as [`crate::MediaConfig::bind_to_source`].
-    pub fn new(leg: LegId, spec: &LegSpec, window: Duration, bind_to_source: bool) -> Stream {
+    /// `bind_to_source`, `conceal_loss`: as [`crate::MediaConfig::bind_to_source`] and
+    /// [`crate::MediaConfig::conceal_loss`].
+    pub fn new(
+        leg: LegId,
+        spec: &LegSpec,
+        window: Duration,
+        bind_to_source: bool,
+        conceal_loss: bool,
+    ) -> Stream {
         let primary = AudioFormat {
             payload_type: spec.payload_type,
             codec: spec.codec,
@@ -230,9 +148,7 @@ impl Stream {
             leg,
             label: spec.label.clone(),
             formats: Formats::new(
-                &spec.label,
                 std::iter::once(primary).chain(spec.other_formats.iter().copied()),
-                Vec::new(),
             ),
             primary,
             telephone_event_pt: spec.telephone_event_pt,
@@ -244,19 +160,16 @@ impl Stream {
             inactivity_timeout: spec.inactivity_timeout,
             silent_since: None,
             inactive_reported: false,
-            ssrc: None,
-            ssrcs: Ssrcs::default(),
-            sequence: SequenceTracker::default(),
+            ssrcs: Sources::default(),
             timeline,
             counters: LegCounters::default(),
-            jitter: Jitter::default(),
             last_audio: None,
             // 120 ms at 48 kHz: a packet that decodes to more is a decode error.
             scratch: vec![0; MAX_FRAME_SAMPLES],
-            resampled: Vec::new(),
             events: VecDeque::with_capacity(EVENT_QUEUE),
             srtp: SrtpReceiver::new(spec.srtp.as_ref()),
             sources: SourceLatch::new(bind_to_source, spec.sources),
+            conceal_loss,
             foreign_log: ForeignLog::default(),
         }
     }
@@ -340,82 +253,161 @@ impl Stream {
         // Any RTP re-arms the inactivity alarm, even on hold or duplicated.
         self.silent_since = Some(arrival);
         self.inactive_reported = false;
-        if self.ssrc != Some(header.ssrc) {
-            if self.ssrc.is_some() {
-                self.counters.ssrc_changes += 1;
-            }
-            self.ssrc = Some(header.ssrc);
-            self.ssrcs.handle(header.ssrc);
-            self.sequence.reset();
-        }
-        match self.sequence.handle(header.sequence) {
+        let at_ms = self.offset_ms(arrival);
+        let payload_kind = self.classify(header.payload_type);
+        let Some(source) =
+            self.ssrcs
+                .handle_packet(header.ssrc, arrival, at_ms, &mut self.timeline)
+        else {
+            self.counters.packets_beyond_sources += 1;
+            return;
+        };
+        let in_order = match source.sequence.handle(header.sequence) {
             SequenceOutcome::Duplicate => {
                 self.counters.duplicates += 1;
                 return;
             }
-            SequenceOutcome::OutOfOrder => self.counters.out_of_order += 1,
-            SequenceOutcome::InOrder | SequenceOutcome::Jump => {}
-        }
+            SequenceOutcome::OutOfOrder => {
+                self.counters.out_of_order += 1;
+                false
+            }
+            SequenceOutcome::InOrder | SequenceOutcome::Jump => true,
+        };
         if !self.active {
             // On hold the SDP says no media; stray packets are counted, not recorded.
             self.counters.while_inactive += 1;
             return;
         }
         let payload = &datagram[header.payload.clone()];
-        match self.classify(header.payload_type) {
-            Payload::Audio(index) => self.handle_audio(arrival, &header, index, payload, sink),
-            Payload::TelephoneEvent => self.handle_telephone_event(arrival, &header, payload),
-            // Silence is what the timeline commits where no audio landed.
-            Payload::ComfortNoise => self.counters.comfort_noise += 1,
-            Payload::Unknown => self.counters.unknown_payload += 1,
-        }
+        let Payload::Audio(index) = payload_kind else {
+            if in_order {
+                // No audio: a gap after it is not loss to conceal.
+                source.last = Some(LastPacket {
+                    sequence: header.sequence,
+                    audio: None,
+                });
+            }
+            match payload_kind {
+                Payload::TelephoneEvent => self.handle_telephone_event(arrival, &header, payload),
+                // Silence is what the timeline commits where no audio landed.
+                Payload::ComfortNoise => self.counters.comfort_noise += 1,
+                Payload::Unknown | Payload::Audio(_) => self.counters.unknown_payload += 1,
+            }
+            return;
+        };
+        self.handle_audio(arrival, &header, in_order, index, payload, sink);
+    }
+
+    /// Milliseconds from the leg's offset 0 to `at` (0 before it).
+    fn offset_ms(&self, at: Instant) -> u64 {
+        let rate = i64::from(self.timeline.rate().max(1));
+        (self.timeline.position(at).max(0) * 1000 / rate) as u64
     }
 
     fn handle_audio(
         &mut self,
         arrival: Instant,
         header: &RtpHeader,
+        in_order: bool,
         index: usize,
         payload: &[u8],
         sink: &mut impl Sink,
     ) {
-        let (format, decoder) = &mut self.formats.decoders[index];
-        let format = *format;
+        let format = self.formats.formats[index];
         if self.last_audio.is_some_and(|last| last != format) {
             self.counters.codec_changes += 1;
         }
         self.last_audio = Some(format);
-        let decoded = decoder
-            .as_mut()
-            .and_then(|decoder| decoder.decode(payload, &mut self.scratch).ok());
+        let source = self
+            .ssrcs
+            .find(header.ssrc)
+            .expect("the packet's source was added by handle_datagram");
+        let (lane, last) = (source.lane, source.last);
+        let clock = format.codec.rtp_clock_rate();
+        let (from, to) = (format.codec.sample_rate(), self.timeline.rate());
+        let resampler = &mut source.resampler;
+        let decoded = source
+            .decoders
+            .get(format, &self.label)
+            .and_then(|decoder| {
+                if self.conceal_loss && in_order {
+                    // A loss just before this packet: concealed first, since Opus's FEC and every
+                    // codec's state go in packet order.
+                    let gap = last.and_then(|last| {
+                        lost_audio(last, header.sequence).and_then(|(end, len)| {
+                            let position = self.timeline.expected_position(
+                                arrival,
+                                lane,
+                                header.ssrc,
+                                header.timestamp,
+                                clock,
+                            )?;
+                            let limit = i64::from(to) * CONCEAL_LIMIT.as_millis() as i64 / 1000;
+                            Some((end, (position - end).min(len).min(limit)))
+                        })
+                    });
+                    if let Some((end, len)) = gap.filter(|(_, len)| *len > 0) {
+                        let wanted = (len as u64 * u64::from(from) / u64::from(to.max(1))) as usize;
+                        let out = &mut self.scratch[..wanted.min(MAX_FRAME_SAMPLES)];
+                        let concealed = decoder.conceal(Some(payload), out);
+                        if concealed > 0 {
+                            let pcm = &out[..concealed];
+                            let timeline = &mut self.timeline;
+                            place(
+                                timeline,
+                                resampler,
+                                lane,
+                                end,
+                                (pcm, from),
+                                Fill::Concealment,
+                                sink,
+                            );
+                        }
+                    }
+                }
+                decoder.decode(payload, &mut self.scratch).ok()
+            });
         let Some(count) = decoded else {
             // Nothing placed: the timeline records silence there.
             self.counters.decode_errors += 1;
+            if in_order {
+                source.last = Some(LastPacket {
+                    sequence: header.sequence,
+                    audio: None,
+                });
+            }
             return;
         };
-        let clock = format.codec.rtp_clock_rate();
-        self.jitter
-            .handle(arrival, header.ssrc, header.timestamp, clock);
-        let (from, to) = (format.codec.sample_rate(), self.timeline.rate());
-        let pcm = if from == to {
-            &self.scratch[..count]
-        } else {
-            self.counters.resampled_packets += 1;
-            // At most half a second per packet, whatever rates the SDP claimed.
-            let wanted = (count as u64 * u64::from(to) / u64::from(from.max(1))) as usize;
-            let wanted = wanted.min(to as usize / 2);
-            if self.resampled.len() < wanted {
-                self.resampled.resize(wanted, 0);
-            }
-            let out = &mut self.resampled[..wanted];
-            resample(&self.scratch[..count], out);
-            &*out
-        };
-        let placement =
+        source.jitter.handle(arrival, header.timestamp, clock);
+        let position =
             self.timeline
-                .handle_audio(arrival, header.ssrc, header.timestamp, clock, pcm, sink);
+                .anchor_packet(arrival, lane, header.ssrc, header.timestamp, clock);
+        if from != to {
+            self.counters.resampled_packets += 1;
+        }
+        let len = (count as u64 * u64::from(to) / u64::from(from.max(1))) as i64;
+        let pcm = (&self.scratch[..count], from);
+        let placement = place(
+            &mut self.timeline,
+            &mut source.resampler,
+            lane,
+            position,
+            pcm,
+            Fill::Audio,
+            sink,
+        );
         if placement == Placement::Late {
             self.counters.late += 1;
+        }
+        if in_order {
+            let source = self
+                .ssrcs
+                .find(header.ssrc)
+                .expect("the packet's source was added by handle_datagram");
+            source.last = Some(LastPacket {
+                sequence: header.sequence,
+                audio: Some((position + len, len)),
+            });
         }
     }
 
@@ -472,6 +464,7 @@ impl Stream {
     /// Advances the timeline on the wall clock; ends DTMF presses whose end was lost; raises
     /// the inactivity alarm; says (at most once a minute) that foreign packets were dropped.
     pub fn handle_tick(&mut self, now: Instant, sink: &mut impl Sink) {
+        self.flush_resamplers(Some(now), sink);
         self.timeline.handle_tick(now, sink);
         if let Some(dropped) = self.foreign_log.poll(now, self.counters.foreign_packets) {
             tracing::info!(
@@ -513,18 +506,19 @@ impl Stream {
             // A new codec often comes with a new timestamp base.
             self.timeline.reanchor();
         }
-        let old = std::mem::take(&mut self.formats.decoders);
-        self.formats = Formats::new(
-            &self.label,
-            std::iter::once(primary).chain(update.other_formats.iter().copied()),
-            old,
-        );
+        self.formats =
+            Formats::new(std::iter::once(primary).chain(update.other_formats.iter().copied()));
+        self.ssrcs.retain_formats(&self.formats.formats);
         self.primary = primary;
         if update.active != self.active {
             // After a hold, sources may restart their timestamps: place the next packet by the
             // wall clock.
             self.timeline.reanchor();
             self.timeline.handle_hold(now, !update.active);
+            // Nothing across a hold is loss to conceal.
+            for source in self.ssrcs.iter_mut() {
+                source.last = None;
+            }
             // Silence counts from the resume, not from the last packet before the hold.
             self.silent_since = Some(now);
             self.inactive_reported = false;
@@ -539,8 +533,25 @@ impl Stream {
         self.active = update.active;
     }
 
+    /// Hands the timeline the end of each resampled run whose source has been quiet for
+    /// [`RESAMPLER_FLUSH_AFTER`] at `now` (every run when `None`, at the end).
+    fn flush_resamplers(&mut self, now: Option<Instant>, sink: &mut impl Sink) {
+        for source in self.ssrcs.iter_mut() {
+            let quiet = now.is_none_or(|now| {
+                now.saturating_duration_since(source.last_arrival()) >= RESAMPLER_FLUSH_AFTER
+            });
+            if let Some(resampler) = source.resampler.as_mut().filter(|r| quiet && r.is_open()) {
+                let (timeline, lane) = (&mut self.timeline, source.lane);
+                resampler.flush(&mut |at, out| {
+                    timeline.place(lane, at, out, Fill::Audio, sink);
+                });
+            }
+        }
+    }
+
     /// Commits the timeline up to `end` exactly; a key press still open is reported.
     pub fn finish(&mut self, end: Instant, sink: &mut impl Sink) {
+        self.flush_resamplers(None, sink);
         self.timeline.finish(end, sink);
         if let Some(press) = self.dtmf.as_mut().and_then(DtmfDetector::finish) {
             self.push_press(press);
@@ -568,17 +579,17 @@ impl Stream {
     pub fn counters(&self) -> LegCounters {
         let rate = u64::from(self.timeline.rate().max(1));
         let dtmf = self.dtmf.as_ref();
-        LegCounters {
-            lost: self.sequence.lost(),
+        let mut counters = LegCounters {
             dtmf_digits: dtmf.map_or(0, DtmfDetector::presses),
             telephone_events_other: dtmf.map_or(0, DtmfDetector::other_events),
             telephone_events_malformed: dtmf.map_or(0, DtmfDetector::malformed),
             reanchors: self.timeline.reanchors(),
-            jitter_ms: self.jitter.milliseconds(),
             gaps_filled_ms: self.timeline.gap_samples() * 1000 / rate,
-            ssrcs_seen: self.ssrcs.seen,
+            concealed_ms: self.timeline.concealed_samples() * 1000 / rate,
             ..self.counters.clone()
-        }
+        };
+        self.ssrcs.report(&mut counters);
+        counters
     }
 
     fn classify(&self, payload_type: u8) -> Payload {
@@ -603,18 +614,56 @@ fn event_clock(clock: u32) -> u32 {
     }
 }
 
-/// Nearest-neighbour resampling of `input` into all of `out` (repeat when upsampling, decimate
-/// when downsampling). Crude, but it keeps a mid-call codec change of another rate in time and
-/// in tune; only the rare rate change pays for it.
-fn resample(input: &[i16], out: &mut [i16]) {
-    if input.is_empty() {
-        out.fill(0);
-        return;
+/// The audio `(end, length)` of a source's last packet, when `sequence` says packets were lost
+/// right after it (not comfort noise, not events, not a jump too large to be loss).
+fn lost_audio(last: LastPacket, sequence: u16) -> Option<(i64, i64)> {
+    let missing = sequence.wrapping_sub(last.sequence).wrapping_sub(1);
+    let (end, len) = last.audio?;
+    // As many packets as went missing, each as long as the last one (DTX has no gap in the
+    // sequence numbers, so it is never concealed).
+    (1..3000)
+        .contains(&missing)
+        .then(|| (end, len.saturating_mul(i64::from(missing))))
+}
+
+/// Places `pcm` (at `from` Hz) at leg `position` in `lane`: as it is at the leg's rate, else
+/// through the source's resampler, created (or replaced, its last run flushed) when the rates
+/// change. Audio of rates the resampler refuses is not placed.
+fn place(
+    timeline: &mut Timeline,
+    resampler: &mut Option<Resampler>,
+    lane: usize,
+    position: i64,
+    (pcm, from): (&[i16], u32),
+    fill: Fill,
+    sink: &mut impl Sink,
+) -> Placement {
+    let to = timeline.rate();
+    let stale = resampler
+        .as_ref()
+        .is_some_and(|r| r.is_open() && (from == to || r.rates() != (from, to)));
+    if stale && let Some(old) = resampler.as_mut() {
+        old.flush(&mut |at, out| {
+            timeline.place(lane, at, out, Fill::Audio, sink);
+        });
     }
-    let (from, to) = (input.len() as u64, out.len() as u64);
-    for (i, sample) in out.iter_mut().enumerate() {
-        *sample = input[(i as u64 * from / to) as usize];
+    if from == to {
+        return timeline.place(lane, position, pcm, fill, sink);
     }
+    if resampler.as_ref().is_none_or(|r| r.rates() != (from, to)) {
+        // Allocated here, once per source and rate change, never per packet.
+        *resampler = Resampler::new(from, to);
+    }
+    let Some(resampler) = resampler else {
+        return Placement::Placed;
+    };
+    let mut placement = Placement::Placed;
+    resampler.process(position, pcm, &mut |at, out| {
+        if timeline.place(lane, at, out, fill, sink) == Placement::Late {
+            placement = Placement::Late;
+        }
+    });
+    placement
 }
 
 #[cfg(test)]
@@ -643,7 +692,7 @@ mod tests {
     }
 
     fn stream(spec: &LegSpec) -> Stream {
-        Stream::new(LegId(7), spec, ms(200), true)
+        Stream::new(LegId(7), spec, ms(200), true, true)
     }
 
     fn packet_with(pt: u8, sequence: u16, timestamp: u32, ssrc: u32, payload: Vec<u8>) -> Vec<u8> {
@@ -868,7 +917,7 @@ mod tests {
     fn an_unbound_leg_records_every_source() {
         let anchor = Instant::now();
         let spec = bound(spec(anchor), "192.0.2.10", "198.51.100.1");
-        let mut stream = Stream::new(LegId(7), &spec, ms(200), false);
+        let mut stream = Stream::new(LegId(7), &spec, ms(200), false, true);
         let mut out = Collect::default();
         stream.handle_rtp_from(
             anchor,
@@ -994,39 +1043,84 @@ mod tests {
             clock_rate: 16000,
         };
         stream.handle_update(anchor + ms(20), &LegUpdate::new(96, wideband, true));
-        let ramp: Vec<u8> = (0..320i16).flat_map(|i| (i * 10).to_be_bytes()).collect();
-        stream.handle_datagram(
-            anchor + ms(20),
-            &mut packet_with(96, 2, 50_000, 9, ramp.clone()),
-            &mut out,
-        );
-        stream.handle_datagram(
-            anchor + ms(40),
-            &mut packet_with(96, 3, 50_320, 9, ramp),
-            &mut out,
-        );
-        stream.finish(anchor + ms(60), &mut out);
+        for i in 0..10u32 {
+            let pcm = tone(1000.0, 16000, i as usize * 320, 320);
+            let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_be_bytes()).collect();
+            let mut datagram = packet_with(96, 2 + i as u16, 50_000 + i * 320, 9, bytes);
+            stream.handle_datagram(anchor + ms(20 + u64::from(i) * 20), &mut datagram, &mut out);
+        }
+        stream.finish(anchor + ms(220), &mut out);
         assert_eq!(stream.sample_rate(), 8000, "the WAV keeps its rate");
-        assert_eq!(out.0.len(), 480, "60 ms at 8 kHz");
-        // Every other sample of the ramp, twice.
-        let expected: Vec<i16> = (0..160).map(|i| i * 20).collect();
-        assert_eq!(out.0[160..320], expected[..]);
-        assert_eq!(out.0[320..], expected[..]);
+        assert_eq!(out.0.len(), 1760, "220 ms at 8 kHz");
+        // The tone, in time: what 8 kHz sampling of it from 20 ms on gives.
+        let expected = tone(1000.0, 8000, 0, 1600);
+        let error = out.0[200..1700]
+            .iter()
+            .zip(&expected[40..1540])
+            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+            .sum::<f64>()
+            / 1500.0;
+        assert!(error.sqrt() < 100.0, "rms error {}", error.sqrt());
+        // To the end of the last packet: the resampler's tail was flushed.
+        assert!(out.0[1740..1760].iter().any(|s| s.unsigned_abs() > 1000));
         let report = stream.counters();
-        assert_eq!((report.resampled_packets, report.codec_changes), (2, 1));
+        assert_eq!((report.resampled_packets, report.codec_changes), (10, 1));
+    }
+
+    /// A leg in `first` (one packet), then `second` carrying a `frequency` tone for 500 ms;
+    /// returns the leg's audio over the tone's steady middle.
+    fn switched(first: Codec, second: Codec, frequency: f64) -> (Vec<i16>, u32) {
+        let anchor = Instant::now();
+        let mut spec = LegSpec::new("switch", "s.wav", 96, first, anchor);
+        spec.other_formats = vec![AudioFormat {
+            payload_type: 97,
+            codec: second,
+        }];
+        let mut stream = stream(&spec);
+        let mut out = Collect::default();
+        let mut encoder = callvault_codec::Encoder::new(first).unwrap();
+        let mut payload = Vec::new();
+        let first_rate = first.sample_rate() as usize;
+        encoder
+            .encode(&vec![0; first_rate / 50], &mut payload)
+            .unwrap();
+        stream.handle_datagram(
+            anchor,
+            &mut packet_with(96, 1, 0, 9, payload.clone()),
+            &mut out,
+        );
+        let mut encoder = callvault_codec::Encoder::new(second).unwrap();
+        let rate = second.sample_rate() as usize;
+        let ticks = second.rtp_clock_rate() / 50;
+        for i in 0..25u32 {
+            let pcm = tone(frequency, rate as u32, i as usize * rate / 50, rate / 50);
+            encoder.encode(&pcm, &mut payload).unwrap();
+            let mut datagram = packet_with(97, 2 + i as u16, 9000 + i * ticks, 9, payload.clone());
+            let at = anchor + ms(20 + u64::from(i) * 20);
+            stream.handle_datagram(at, &mut datagram, &mut out);
+            stream.handle_tick(at, &mut out);
+        }
+        stream.finish(anchor + ms(520), &mut out);
+        let leg_rate = first.sample_rate() as usize;
+        (out.0[leg_rate / 10..leg_rate / 2].to_vec(), leg_rate as u32)
     }
 
     #[test]
-    fn resample_repeats_and_decimates() {
-        let mut up = [0i16; 6];
-        resample(&[1, 2, 3], &mut up);
-        assert_eq!(up, [1, 1, 2, 2, 3, 3]);
-        let mut down = [0i16; 2];
-        resample(&[1, 2, 3, 4, 5, 6], &mut down);
-        assert_eq!(down, [1, 4]);
-        let mut odd = [9i16; 3];
-        resample(&[], &mut odd);
-        assert_eq!(odd, [0; 3]);
+    fn g722_to_pcmu_in_a_16khz_leg_leaves_no_image_of_3khz_at_5khz() {
+        let (pcm, rate) = switched(Codec::G722, Codec::Pcmu, 3000.0);
+        assert_eq!(rate, 16000);
+        let ratio = power(&pcm, rate, 5000.0) / power(&pcm, rate, 3000.0);
+        assert!(ratio < 1e-4, "5 kHz image at {ratio:.2e} of the 3 kHz tone");
+    }
+
+    #[test]
+    fn pcmu_to_g722_in_an_8khz_leg_leaves_no_alias_of_5khz_at_3khz() {
+        let (pcm, rate) = switched(Codec::Pcmu, Codec::G722, 5000.0);
+        assert_eq!(rate, 8000);
+        // The reference: a full-scale tone at 3 kHz, as the alias would be.
+        let reference = power(&tone(3000.0, 8000, 0, pcm.len()), 8000, 3000.0);
+        let alias = power(&pcm, rate, 3000.0) / reference;
+        assert!(alias < 1e-4, "3 kHz alias at {alias:.2e} of a tone");
     }
 
     #[test]
@@ -1044,21 +1138,20 @@ mod tests {
         );
         stream.handle_datagram(anchor + ms(100), &mut packet(0, 4, 800, 9, 0x80), &mut out);
         let report = stream.counters();
+        // 10 started after 9 went quiet (a replacement, not a second party); 9's return is
+        // no new SSRC.
         assert_eq!(
             (report.lost, report.ssrc_changes, report.packets),
-            (1, 2, 5)
+            (1, 1, 5)
         );
         assert_eq!(report.ssrcs_seen, 2, "9, 10, then 9 again");
-    }
-
-    #[test]
-    fn ssrcs_beyond_memory_still_count() {
-        let mut ssrcs = Ssrcs::default();
-        for ssrc in (0..20).chain(0..2).chain(18..20) {
-            ssrcs.handle(ssrc);
-        }
-        // 0 and 1 were forgotten (16 remembered), 18 and 19 were not.
-        assert_eq!(ssrcs.seen, 22);
+        assert_eq!(report.concurrent_ssrcs, 1);
+        let figures: Vec<_> = report
+            .sources
+            .iter()
+            .map(|s| (s.ssrc, s.packets, s.lost, s.first_ms, s.last_ms))
+            .collect();
+        assert_eq!(figures, [(9, 3, 1, 0, 100), (10, 2, 0, 60, 80)]);
     }
 
     #[test]
@@ -1332,6 +1425,279 @@ mod tests {
         payload
     }
 
+    /// `count` μ-law bytes of a tone at `amplitude`.
+    fn ulaw_tone(frequency: f64, amplitude: f64, start: usize, count: usize) -> Vec<u8> {
+        let mut encoder = callvault_codec::Encoder::new(Codec::Pcmu).unwrap();
+        let pcm: Vec<i16> = tone(frequency, 8000, start, count)
+            .iter()
+            .map(|s| (f64::from(*s) * amplitude / 8000.0) as i16)
+            .collect();
+        let mut payload = Vec::new();
+        encoder.encode(&pcm, &mut payload).unwrap();
+        payload
+    }
+
+    #[test]
+    fn two_ssrcs_interleaved_on_one_stream_are_both_in_the_leg_at_their_levels() {
+        let anchor = Instant::now();
+        let mut stream = stream(&spec(anchor));
+        let mut out = Collect::default();
+        // Two parties from one port: 1000 Hz loud and 440 Hz quieter, each its own sequence
+        // and timestamps, the second starting 10 ms later, until the second stops at 600 ms.
+        for i in 0..50u32 {
+            let at = anchor + ms(u64::from(i) * 20);
+            let start = i as usize * 160;
+            let a = ulaw_tone(1000.0, 8000.0, start, 160);
+            let mut packet_a = packet_with(0, 100 + i as u16, 5000 + i * 160, 0xa, a);
+            stream.handle_datagram(at, &mut packet_a, &mut out);
+            if i < 30 {
+                let b = ulaw_tone(440.0, 4000.0, start, 160);
+                let mut packet_b = packet_with(0, 60_000 + i as u16, 9 + i * 160, 0xb, b);
+                stream.handle_datagram(at + ms(10), &mut packet_b, &mut out);
+            }
+            stream.handle_tick(at, &mut out);
+        }
+        stream.finish(anchor + ms(1000), &mut out);
+        assert_eq!(out.0.len(), 8000, "exactly the leg's length");
+        // Both parties while both speak, each at its own level (amplitude ratio 2: power 4).
+        let both = &out.0[800..4000];
+        let (loud, quiet) = (power(both, 8000, 1000.0), power(both, 8000, 440.0));
+        let ratio = loud / quiet;
+        assert!((3.0..5.5).contains(&ratio), "power ratio {ratio}");
+        // Once the second stops the first goes on alone, unharmed.
+        let alone = &out.0[5200..7800];
+        assert!(power(alone, 8000, 1000.0) > 1000.0 * power(alone, 8000, 440.0));
+        assert!(
+            (power(alone, 8000, 1000.0) / power(&out.0[800..3400], 8000, 1000.0) - 1.0).abs()
+                < 0.05
+        );
+        let report = stream.counters();
+        assert_eq!(
+            (
+                report.ssrcs_seen,
+                report.concurrent_ssrcs,
+                report.ssrc_changes
+            ),
+            (2, 2, 0)
+        );
+        assert_eq!(
+            (report.lost, report.packets, report.gaps_filled_ms),
+            (0, 80, 0)
+        );
+        let figures: Vec<_> = report.sources.iter().map(|s| (s.ssrc, s.packets)).collect();
+        assert_eq!(figures, [(0xa, 50), (0xb, 30)]);
+    }
+
+    #[test]
+    fn a_failover_replaces_the_source_and_is_not_taken_for_a_second_party() {
+        let anchor = Instant::now();
+        let mut stream = stream(&spec(anchor));
+        let mut out = Collect::default();
+        // SSRC 0xa until 500 ms; the SBC fails over to 0xb (new sequence and timestamps), and
+        // one straggler of 0xa, sent before the switch, arrives 20 ms after it.
+        for i in 0..25u32 {
+            let at = anchor + ms(u64::from(i) * 20);
+            let payload = ulaw_tone(1000.0, 8000.0, i as usize * 160, 160);
+            let mut p = packet_with(0, i as u16, i * 160, 0xa, payload);
+            if i == 24 {
+                stream.handle_datagram(at + ms(40), &mut p, &mut out);
+            } else {
+                stream.handle_datagram(at, &mut p, &mut out);
+            }
+            stream.handle_tick(at, &mut out);
+        }
+        for i in 0..25u32 {
+            let at = anchor + ms(500 + u64::from(i) * 20);
+            let payload = ulaw_tone(440.0, 8000.0, i as usize * 160, 160);
+            let mut p = packet_with(0, 7000 + i as u16, 90_000 + i * 160, 0xb, payload);
+            stream.handle_datagram(at, &mut p, &mut out);
+            stream.handle_tick(at, &mut out);
+        }
+        stream.finish(anchor + ms(1000), &mut out);
+        let report = stream.counters();
+        assert_eq!(
+            (
+                report.ssrcs_seen,
+                report.ssrc_changes,
+                report.concurrent_ssrcs
+            ),
+            (2, 1, 1)
+        );
+        assert_eq!(
+            report.reanchors, 2,
+            "the new source is placed on the wall clock"
+        );
+        assert_eq!((report.lost, report.gaps_filled_ms), (0, 0));
+        // One party, then the other: no overlap, no hole.
+        let (first, second) = (&out.0[800..3600], &out.0[4400..7600]);
+        assert!(power(first, 8000, 1000.0) > 1000.0 * power(first, 8000, 440.0));
+        assert!(power(second, 8000, 440.0) > 1000.0 * power(second, 8000, 1000.0));
+    }
+
+    #[test]
+    fn a_leg_keeps_at_most_max_sources_and_reuses_quiet_ones() {
+        let anchor = Instant::now();
+        let mut stream = stream(&spec(anchor));
+        let mut out = Collect::default();
+        // Six SSRCs at once: four lanes, the extra two refused.
+        for round in 0..5u32 {
+            for ssrc in 0..6u32 {
+                let at = anchor + ms(u64::from(round) * 20);
+                let mut p = packet(0, round as u16, round * 160, 100 + ssrc, 0x80);
+                stream.handle_datagram(at, &mut p, &mut out);
+            }
+        }
+        assert_eq!(stream.timeline.lanes(), crate::ssrc::MAX_SOURCES);
+        assert_eq!(stream.counters().packets_beyond_sources, 10);
+        // Long after they all stopped, a failover SSRC takes a quiet slot: no new lane.
+        stream.handle_tick(anchor + ms(3000), &mut out);
+        let mut p = packet(0, 1, 0, 999, 0x80);
+        stream.handle_datagram(anchor + ms(3000), &mut p, &mut out);
+        assert_eq!(stream.timeline.lanes(), crate::ssrc::MAX_SOURCES);
+        stream.finish(anchor + ms(3020), &mut out);
+        let report = stream.counters();
+        assert_eq!(report.ssrcs_seen, 5);
+        assert_eq!(report.sources.len(), 5);
+        assert_eq!(report.ssrc_changes, 1, "only 999 replaced quiet sources");
+    }
+
+    /// Sends `packets` 20 ms packets of a 700 Hz tone in `codec`, dropping those `lost` says,
+    /// through a stream with concealment on or off; returns the leg's audio and counters.
+    fn tone_with_loss(
+        codec: Codec,
+        conceal: bool,
+        packets: u32,
+        lost: impl Fn(u32) -> bool,
+    ) -> (Vec<i16>, LegCounters) {
+        let anchor = Instant::now();
+        let pt = 96;
+        let spec = LegSpec::new("loss", "l.wav", pt, codec, anchor);
+        let mut stream = Stream::new(LegId(7), &spec, ms(200), true, conceal);
+        let mut out = Collect::default();
+        let mut encoder = callvault_codec::Encoder::new(codec).unwrap();
+        let rate = codec.sample_rate() as usize;
+        let ticks = codec.rtp_clock_rate() / 50;
+        let mut payload = Vec::new();
+        for i in 0..packets {
+            let pcm = tone(700.0, rate as u32, i as usize * rate / 50, rate / 50);
+            encoder.encode(&pcm, &mut payload).unwrap();
+            let at = anchor + ms(u64::from(i) * 20);
+            if !lost(i) {
+                let mut datagram = packet_with(pt, i as u16, 1000 + i * ticks, 5, payload.clone());
+                stream.handle_datagram(at, &mut datagram, &mut out);
+            }
+            stream.handle_tick(at, &mut out);
+        }
+        stream.finish(anchor + ms(u64::from(packets) * 20), &mut out);
+        (out.0, stream.counters())
+    }
+
+    /// 10 ms windows of `pcm` (at `rate`) that are silent (RMS below 100, against a tone at
+    /// 8000 peak).
+    fn silent_windows(pcm: &[i16], rate: u32) -> usize {
+        pcm.chunks(rate as usize / 100)
+            .filter(|window| {
+                let energy: f64 = window.iter().map(|s| f64::from(*s).powi(2)).sum();
+                (energy / window.len() as f64).sqrt() < 100.0
+            })
+            .count()
+    }
+
+    const LOSSY_CODECS: [Codec; 5] = [
+        Codec::Pcmu,
+        Codec::Pcma,
+        Codec::G722,
+        Codec::Opus,
+        Codec::G729,
+    ];
+
+    #[test]
+    fn one_packet_in_twelve_lost_leaves_no_silent_window_inside_the_tone() {
+        for codec in LOSSY_CODECS {
+            let rate = codec.sample_rate();
+            let one_in_12 = |i: u32| i % 12 == 11;
+            let (pcm, counters) = tone_with_loss(codec, true, 100, one_in_12);
+            // From 100 ms on (codec start-up) to the end.
+            let inside = &pcm[rate as usize / 10..];
+            let holes = silent_windows(inside, rate);
+            assert_eq!(holes, 0, "{codec:?}: {holes} silent 10 ms windows");
+            assert_eq!(counters.lost, 8, "{codec:?}");
+            assert!(
+                (150..=170).contains(&counters.concealed_ms),
+                "{codec:?}: {} ms concealed for 8 lost packets",
+                counters.concealed_ms
+            );
+            // The same loss without concealment: each lost packet is a hole.
+            let (raw, counters) = tone_with_loss(codec, false, 100, one_in_12);
+            let holes = silent_windows(&raw[rate as usize / 10..], rate);
+            assert!(
+                holes >= 14,
+                "{codec:?}: only {holes} silent windows unconcealed"
+            );
+            assert_eq!(counters.concealed_ms, 0);
+        }
+    }
+
+    #[test]
+    fn a_long_loss_is_concealed_for_60_ms_then_silent() {
+        for codec in LOSSY_CODECS {
+            let rate = codec.sample_rate() as usize;
+            // 200 ms lost: packets 20 to 29.
+            let (pcm, counters) = tone_with_loss(codec, true, 50, |i| (20..30).contains(&i));
+            assert!(
+                (55..=60).contains(&counters.concealed_ms),
+                "{codec:?}: {} ms concealed",
+                counters.concealed_ms
+            );
+            // 400-460 ms: something; 470-600 ms: silence, as honest as it gets.
+            let concealed = &pcm[rate * 400 / 1000..rate * 420 / 1000];
+            assert_eq!(silent_windows(concealed, rate as u32), 0, "{codec:?}");
+            let beyond = &pcm[rate * 470 / 1000..rate * 600 / 1000];
+            assert_eq!(
+                silent_windows(beyond, rate as u32),
+                13,
+                "{codec:?}: silence beyond the bound"
+            );
+        }
+    }
+
+    #[test]
+    fn hold_and_dtx_are_never_concealed() {
+        let anchor = Instant::now();
+        let mut stream = stream(&spec(anchor));
+        let mut out = Collect::default();
+        let send = |stream: &mut Stream, out: &mut Collect, sequence: u16, at: u64| {
+            let payload = ulaw_tone(700.0, 8000.0, at as usize * 8, 160);
+            let mut p = packet_with(0, sequence, at as u32 * 8, 9, payload);
+            stream.handle_datagram(anchor + ms(at), &mut p, out);
+        };
+        for (n, at) in (0..200).step_by(20).enumerate() {
+            send(&mut stream, &mut out, n as u16, at);
+        }
+        // DTX: 200 ms without packets, the sequence goes on where it stopped.
+        for (n, at) in (400..600).step_by(20).enumerate() {
+            send(&mut stream, &mut out, 10 + n as u16, at);
+        }
+        // Hold by re-INVITE; the sender keeps counting its sequence numbers meanwhile.
+        stream.handle_update(anchor + ms(600), &LegUpdate::new(0, Codec::Pcmu, false));
+        stream.handle_update(anchor + ms(800), &LegUpdate::new(0, Codec::Pcmu, true));
+        for (n, at) in (800..1000).step_by(20).enumerate() {
+            send(&mut stream, &mut out, 30 + n as u16, at);
+        }
+        stream.finish(anchor + ms(1000), &mut out);
+        assert_eq!(stream.counters().concealed_ms, 0);
+        assert_eq!(
+            silent_windows(&out.0[1600..3200], 8000),
+            20,
+            "DTX stays silent"
+        );
+        assert_eq!(
+            silent_windows(&out.0[4800..6400], 8000),
+            20,
+            "hold stays silent"
+        );
+    }
+
     #[test]
     fn g722_leg_records_16khz_audio_on_an_8khz_clock() {
         let anchor = Instant::now();
@@ -1541,10 +1907,19 @@ mod tests {
         let new = srtp_keying(crate::SrtpSuite::AeadAes256Gcm, 4);
         let (mut old_sender, mut new_sender) = (srtp_sender(&old), srtp_sender(&new));
         let mut plain = stream(&spec(anchor));
-        let mut secure = stream(&LegSpec {
-            srtp: Some(old.clone()),
-            ..spec(anchor)
-        });
+        // Without concealment: the straggler below is reordered, and concealing the moment its
+        // successor arrives would blend that one's first milliseconds (bit-exactness is the
+        // point here).
+        let mut secure = Stream::new(
+            LegId(7),
+            &LegSpec {
+                srtp: Some(old.clone()),
+                ..spec(anchor)
+            },
+            ms(200),
+            true,
+            false,
+        );
         let (mut plain_out, mut secure_out) = (Collect::default(), Collect::default());
         let mut update = LegUpdate::new(0, Codec::Pcmu, true);
         update.telephone_event_pt = Some(101);

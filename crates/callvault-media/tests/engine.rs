@@ -211,7 +211,10 @@ fn spec(label: &str, path: &str, anchor: Instant) -> LegSpec {
 #[test]
 fn two_tone_legs_with_loss_and_reordering_line_up() {
     let dir = tempfile::tempdir().unwrap();
-    let mut media = engine(dir.path(), 43000, 43099);
+    // Raw evidence: lost packets stay silent, so the holes show where the timeline put them.
+    let mut config = MediaConfig::new(LOCALHOST, 43000, 43099, dir.path().to_path_buf());
+    config.conceal_loss = false;
+    let mut media = engine_with(config);
     let caller_port = media.allocate().unwrap();
     let callee_port = media.allocate().unwrap();
     let (caller_rtp, callee_rtp) = (caller_port.port(), callee_port.port());
@@ -324,6 +327,7 @@ fn two_tone_legs_with_loss_and_reordering_line_up() {
     assert_eq!(callee_counts.out_of_order, 2);
     assert_eq!(callee_counts.late, 0);
     assert_eq!(callee_counts.rtcp_packets, 2);
+    assert_eq!(callee_counts.concealed_ms, 0, "concealment off");
 
     // The lost packets are silent holes exactly where their timestamps put them, relative to the
     // first packet (placed on arrival, a few milliseconds after the answer at most); reordered

@@ -35,6 +35,9 @@ pub struct LegCounters {
     pub rtcp_packets: u64,
     /// Packets received while the leg was inactive (not recorded).
     pub while_inactive: u64,
+    /// SSRCs that replaced the one before (it stopped before they started, as on an SBC
+    /// failover): each re-anchors the leg on the wall clock. SSRCs that overlap in time are
+    /// not changes but concurrent sources, mixed (see `concurrent_ssrcs`).
     pub ssrc_changes: u64,
     /// Times the stream was placed on the wall clock: its first packet, new SSRCs, timestamp
     /// jumps, resumes after hold and codec changes.
@@ -54,6 +57,17 @@ pub struct LegCounters {
     pub gaps_filled_ms: u64,
     /// Distinct SSRCs that sent packets (exact up to 16).
     pub ssrcs_seen: u64,
+    /// The most SSRCs that sent at the same time (overlapping in time): 2 or more when one
+    /// stream carries several parties unmixed, each then a source of its own mixed into the leg.
+    pub concurrent_ssrcs: u64,
+    /// Packets of further SSRCs while a leg's 4 sources were all still sending: dropped.
+    pub packets_beyond_sources: u64,
+    /// Each SSRC's own figures, in the order they appeared (the first 16).
+    pub sources: Vec<SourceCounters>,
+    /// Milliseconds of the file filled by loss concealment (the codec's PLC or FEC, or waveform
+    /// repetition) rather than left silent; part of `gaps_filled_ms`. 0 with
+    /// `conceal_loss = false`.
+    pub concealed_ms: u64,
     /// Audio packets whose payload type (or codec) differs from the previous audio packet's.
     pub codec_changes: u64,
     /// Audio packets decoded at another rate than the leg's and resampled.
@@ -74,6 +88,20 @@ pub struct LegCounters {
     /// address nor the SIP peer's, or another source than the one latched on the port): dropped
     /// before anything reads them, never recorded and never digits.
     pub foreign_packets: u64,
+}
+
+/// What one SSRC of a leg sent ([`LegCounters::sources`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SourceCounters {
+    pub ssrc: u32,
+    /// Valid RTP packets of this SSRC (duplicates included).
+    pub packets: u64,
+    /// Expected minus received from this SSRC's own sequence numbers.
+    pub lost: u64,
+    /// When its first and its last packet arrived, in milliseconds from the leg's offset 0.
+    pub first_ms: u64,
+    pub last_ms: u64,
 }
 
 #[cfg(test)]

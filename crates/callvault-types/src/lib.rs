@@ -13,6 +13,6 @@ mod counters;
 mod srtp;
 mod vocabulary;
 
-pub use counters::LegCounters;
+pub use counters::{LegCounters, SourceCounters};
 pub use srtp::{KeyLengthError, Mki, SrtpKeying, SrtpSuite};
 pub use vocabulary::{DtmfSource, EndReason, UnknownName};

@@ -76,6 +76,15 @@ async fn check(report: &mut Report, config: &Config, connect: bool, now: OffsetD
             config.advertised_rtp_ip()
         ),
     );
+    report.ok(
+        "loss concealment",
+        if config.media.conceal_loss {
+            "on: up to 60 ms of each loss filled (Opus FEC/PLC, G.729 erasure concealment, \
+             waveform repetition for G.711/G.722/L16), counted as concealed_ms"
+        } else {
+            "off ([media] conceal_loss = false): every lost packet stays silence"
+        },
+    );
     let (status, detail) = database(&config.database_url(), connect).await;
     report.push(status, "database", detail);
 }

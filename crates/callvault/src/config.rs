@@ -143,6 +143,9 @@ pub struct MediaSection {
     /// peer, and from the first source seen from them; anything else is counted and dropped.
     /// False: any source is recorded (NAT set-ups where media comes from a third address).
     pub bind_to_source: bool,
+    /// Conceal lost packets (up to 60 ms per gap) with the codec's own concealment or waveform
+    /// repetition. False: a lost packet stays silence in the WAV, the raw evidence.
+    pub conceal_loss: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -236,6 +239,7 @@ impl Default for MediaSection {
             rtp_timeout_ms: 60_000,
             max_sample_rate: 48_000,
             bind_to_source: true,
+            conceal_loss: true,
         }
     }
 }
@@ -325,6 +329,7 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     pub rtp_ip: Option<IpAddr>,
     pub rtp_ports: Option<PortRange>,
+    pub conceal_loss: Option<bool>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub http_listen: Option<SocketAddr>,
@@ -370,6 +375,9 @@ impl Config {
         }
         if let Some(v) = o.rtp_ports {
             self.media.rtp_ports = v;
+        }
+        if let Some(v) = o.conceal_loss {
+            self.media.conceal_loss = v;
         }
         if let Some(v) = &o.data_dir {
             self.storage.data_dir = v.clone();
@@ -619,6 +627,7 @@ mod tests {
         assert_eq!(config.sip.max_sessions, defaults.sip.max_sessions);
         assert_eq!(config.media.rtp_ports, defaults.media.rtp_ports);
         assert!(config.media.bind_to_source && defaults.media.bind_to_source);
+        assert!(config.media.conceal_loss && defaults.media.conceal_loss);
         assert_eq!(config.storage.data_dir, defaults.storage.data_dir);
         assert_eq!(config.http.listen, defaults.http.listen);
         assert_eq!(config.sip.tls_listen, defaults.sip.tls_listen);
@@ -648,11 +657,13 @@ mod tests {
         .unwrap();
         let overrides = Overrides {
             rtp_ports: Some("31000-31099".parse().unwrap()),
+            conceal_loss: Some(false),
             ..Overrides::default()
         };
         let config = Config::load(Some(&path), &overrides).unwrap();
         assert_eq!(config.sip.listen, "127.0.0.1:5070".parse().unwrap());
         assert_eq!(config.media.rtp_ports.min, 31000);
+        assert!(!config.media.conceal_loss);
         assert_eq!(
             config.advertised_rtp_ip(),
             "127.0.0.1".parse::<IpAddr>().unwrap()

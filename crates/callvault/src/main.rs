@@ -131,6 +131,10 @@ struct ConfigArgs {
     /// RTP port range LO-HI ([media] rtp_ports; default 40000-49999).
     #[arg(long, env = "CALLVAULT_RTP_PORTS")]
     rtp_ports: Option<PortRange>,
+    /// Conceal lost packets, true or false ([media] conceal_loss; default true). false keeps
+    /// every loss as silence.
+    #[arg(long, env = "CALLVAULT_CONCEAL_LOSS", value_name = "BOOL")]
+    conceal_loss: Option<bool>,
     #[command(flatten)]
     storage: StorageArgs,
     /// HTTP address for /health and /metrics ([http] listen; default 127.0.0.1:8080).
@@ -203,6 +207,7 @@ impl ConfigArgs {
             tls_key: self.tls_key,
             rtp_ip: self.rtp_ip,
             rtp_ports: self.rtp_ports,
+            conceal_loss: self.conceal_loss,
             data_dir: self.storage.data_dir,
             database_url: self.storage.database_url,
             http_listen: self.http_listen,

@@ -245,6 +245,7 @@ fn media_config(config: &Config) -> MediaConfig {
     media.receive_threads = config.media.receive_threads;
     media.jitter_window = Duration::from_millis(config.media.jitter_window_ms);
     media.bind_to_source = config.media.bind_to_source;
+    media.conceal_loss = config.media.conceal_loss;
     media
 }
 

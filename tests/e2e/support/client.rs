@@ -549,6 +549,9 @@ struct RtpSender {
     removed: bool,
     /// SDES: the master key and salt this stream offers (a new one on [`Call::rekey`]).
     srtp_key: Option<Vec<u8>>,
+    /// A second party sent unmixed on the same m-line and socket, with its own SSRC, sequence
+    /// numbers and timestamps ([`Call::add_party`]).
+    extra: Option<Box<ExtraParty>>,
     /// The `a=crypto` value of the last offer, used once it is answered.
     offered_crypto: Option<String>,
     /// What packets are encrypted with: the context of the answered offer's crypto line (kept
@@ -556,11 +559,24 @@ struct RtpSender {
     srtp: Option<(String, webrtc_srtp::context::Context)>,
 }
 
+/// A second party on one stream: its own RTP source, at `level` of the first one's amplitude.
+struct ExtraParty {
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    sample: u64,
+    tone_hz: f64,
+    level: f64,
+    encoder: Encoder,
+}
+
 /// Loss and reordering applied to one stream, by packet index.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Impairment {
     /// Drop every Nth packet (0: none).
     pub drop_every: u64,
+    /// Drop packets `from..to` of this `play` (a burst of loss).
+    pub drop_range: Option<(u64, u64)>,
     /// Swap packets N and N+1 every this many packets (0: none).
     pub swap_every: u64,
     /// Packet N is preceded by a copy with one payload byte flipped (tampered in transit).
@@ -621,6 +637,7 @@ impl Call {
                 sent: 0,
                 removed: false,
                 srtp_key: spec.srtp.map(Suite::new_key),
+                extra: None,
                 offered_crypto: None,
                 srtp: None,
             });
@@ -1020,7 +1037,16 @@ impl Call {
                 let packet = sender.next_packet(self.spec.ptime_ms);
                 let Some(dest) = sender.dest else { continue };
                 let imp = impairments.get(i).copied().unwrap_or_default();
+                if let Some(extra) = sender.extra_packet(self.spec.ptime_ms) {
+                    sender.socket.send_to(&extra, dest).await.unwrap();
+                }
                 if imp.drop_every > 0 && n % imp.drop_every == imp.drop_every - 1 {
+                    continue;
+                }
+                if imp
+                    .drop_range
+                    .is_some_and(|(from, to)| (from..to).contains(&n))
+                {
                     continue;
                 }
                 if imp.swap_every > 0 && n % imp.swap_every == 0 && held[i].is_none() {
@@ -1146,6 +1172,32 @@ impl Call {
         }
     }
 
+    /// A second party on stream `index`: from the same socket, its own SSRC, sequence numbers
+    /// and timestamps, a `tone_hz` tone at `level` of the first party's amplitude, each of its
+    /// packets sent just after the first party's (a "mixed" stream forwarded unmixed).
+    pub fn add_party(&mut self, index: usize, tone_hz: f64, level: f64) {
+        let s = &mut self.senders[index];
+        s.extra = Some(Box::new(ExtraParty {
+            ssrc: s.ssrc ^ 0x5a5a_0001,
+            seq: s.seq.wrapping_add(31_000),
+            timestamp: s.timestamp.wrapping_add(0x2000_0000),
+            sample: s.sample,
+            tone_hz,
+            level,
+            encoder: Encoder::new(s.codec),
+        }));
+    }
+
+    /// The second party of stream `index` stops sending (it hung up; the first goes on).
+    pub fn remove_party(&mut self, index: usize) {
+        self.senders[index].extra = None;
+    }
+
+    /// Stream `index` sends a `tone_hz` tone from now on.
+    pub fn set_tone(&mut self, index: usize, tone_hz: f64) {
+        self.senders[index].tone_hz = tone_hz;
+    }
+
     /// Removes stream `index` from the next offer (port 0) and stops sending it.
     pub fn remove_stream(&mut self, index: usize) {
         self.senders[index].removed = true;
@@ -1172,6 +1224,7 @@ impl Call {
             sent: 0,
             removed: false,
             srtp_key: self.spec.srtp.map(Suite::new_key),
+            extra: None,
             offered_crypto: None,
             srtp: None,
         });
@@ -1241,6 +1294,33 @@ impl RtpSender {
         self.sample += samples as u64;
         self.sent += 1;
         self.protect(packet)
+    }
+
+    /// The second party's packet for the same ptime, if the stream has one.
+    fn extra_packet(&mut self, ptime_ms: u32) -> Option<Vec<u8>> {
+        let codec = self.codec;
+        let extra = self.extra.as_mut()?;
+        let samples = (codec.sample_rate() * ptime_ms / 1000) as usize;
+        let pcm: Vec<i16> =
+            audio::tone_at(extra.tone_hz, codec.sample_rate(), extra.sample, samples)
+                .into_iter()
+                .map(|s| (f64::from(s) * extra.level) as i16)
+                .collect();
+        let payload = extra.encoder.encode(&pcm);
+        let packet = rtp_packet(
+            self.payload_type,
+            false,
+            extra.seq,
+            extra.timestamp,
+            extra.ssrc,
+            &payload,
+        );
+        extra.seq = extra.seq.wrapping_add(1);
+        extra.timestamp = extra
+            .timestamp
+            .wrapping_add(codec.clock_rate() * ptime_ms / 1000);
+        extra.sample += samples as u64;
+        Some(self.protect(packet))
     }
 
     /// SRTP once keyed (by `webrtc-srtp`), the plain packet otherwise.

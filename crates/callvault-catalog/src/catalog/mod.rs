@@ -171,7 +171,8 @@ impl Catalog {
 /// A leg's counters as stored in `legs.counters`.
 fn counters_json(counters: &LegCounters) -> String {
     // A NaN jitter serializes as null, i.e. unknown, which is what it means.
-    serde_json::to_string(counters).expect("LegCounters has only numbers and string keys")
+    serde_json::to_string(counters)
+        .expect("LegCounters has only numbers, lists of numbers and string keys")
 }
 
 /// The counters of a leg of schema versions 1-2, from its old per-counter columns.

@@ -198,7 +198,8 @@ fn details(d: &RecordingDetails) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:<12} packets={} lost={} late={} jitter={} gaps={}ms ssrcs={} codec_changes={}",
+            "  {:<12} packets={} lost={} late={} jitter={} gaps={}ms concealed={}ms ssrcs={} \
+             codec_changes={}",
             "",
             l.counters.packets,
             l.counters.lost,
@@ -208,6 +209,7 @@ fn details(d: &RecordingDetails) -> String {
                 .map(|j| format!("{j:.1}ms"))
                 .unwrap_or_else(|| "-".to_owned()),
             l.counters.gaps_filled_ms,
+            l.counters.concealed_ms,
             l.counters.ssrcs_seen,
             l.counters.codec_changes
         );
@@ -378,7 +380,7 @@ mod tests {
             "tenant       acme",
             "locked       yes",
             "G722 16000Hz",
-            "packets=275 lost=2 late=0 jitter=1.2ms gaps=40ms",
+            "packets=275 lost=2 late=0 jitter=1.2ms gaps=40ms concealed=0ms",
             "5 leg=1 at 2.040s for 160ms (rfc4733)",
             "p3",
             "3.000s – end",
