@@ -8,6 +8,7 @@ mod api;
 mod calls;
 mod check_config;
 mod cli;
+mod dashboard;
 mod dialects;
 mod fidelity;
 mod lifecycle;
