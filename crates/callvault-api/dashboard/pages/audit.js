@@ -1,5 +1,5 @@
-// The audit log: who did what to which recording, when, why and from where; filtered by user,
-// action, recording and time on the server, by reason over the entries loaded.
+// The audit log: who did what to which recording, when, why and from where; searched by user,
+// action, recording, reason and time (the server's filters), a page of 100 at a time.
 
 import { api, query } from '../api.js';
 import { clear, field, h, isoToLocalInput, localInputToIso, select, timeEl, viewerZone } from '../ui.js';
@@ -11,9 +11,8 @@ export async function auditPage(main, ctx) {
   document.title = 'Audit log · callvault';
   const filters = {
     user: q.get('user') || '', action: q.get('action') || '', recording_id: q.get('recording_id') || '',
-    since: q.get('since') || '', until: q.get('until') || '',
+    reason: q.get('reason') || '', since: q.get('since') || '', until: q.get('until') || '',
   };
-  const reasonFilter = q.get('reason') || '';
   const tbody = h('tbody');
   const status = h('p', { class: 'muted', role: 'status' });
   const more = h('button', { type: 'button', hidden: true }, 'Load older entries');
@@ -24,7 +23,7 @@ export async function auditPage(main, ctx) {
     field('User', h('input', { name: 'user', value: filters.user, autocomplete: 'off' })),
     field('Action', select('action', [['', 'Any'], ...ACTIONS.map((a) => [a, a])], filters.action)),
     field('Recording id', h('input', { name: 'recording_id', value: filters.recording_id, autocomplete: 'off' })),
-    field('Reason contains', h('input', { name: 'reason', value: reasonFilter, autocomplete: 'off' }), 'Among the entries loaded'),
+    field('Reason contains', h('input', { name: 'reason', value: filters.reason, autocomplete: 'off' })),
     field('From', h('input', { name: 'since', type: 'datetime-local', value: isoToLocalInput(filters.since) })),
     field('Until', h('input', { name: 'until', type: 'datetime-local', value: isoToLocalInput(filters.until) })),
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Search'),
@@ -39,14 +38,12 @@ export async function auditPage(main, ctx) {
   });
 
   function draw() {
-    const needle = reasonFilter.toLowerCase();
-    const shown = needle ? loaded.filter((e) => (e.reason || '').toLowerCase().includes(needle)) : loaded;
-    clear(tbody, shown.length ? shown.map((e) => h('tr', {},
+    clear(tbody, loaded.length ? loaded.map((e) => h('tr', {},
       h('td', { class: 'num' }, e.seq), h('td', { class: 'nowrap' }, timeEl(e.at)), h('td', {}, e.user), h('td', {}, e.action),
       h('td', { class: 'ident short' }, e.recording_id ? h('a', { href: `/recordings/${encodeURIComponent(e.recording_id)}`, title: e.recording_id }, e.recording_id) : ''),
       h('td', {}, e.reason || ''), h('td', {}, e.client || ''), h('td', { class: 'detail' }, e.detail || '')))
       : h('tr', {}, h('td', { colspan: 8, class: 'empty' }, 'No entries match.')));
-    status.textContent = `${shown.length} entr${shown.length === 1 ? 'y' : 'ies'} shown${needle ? ` of ${loaded.length} loaded` : ''}${cursor ? '; older ones remain' : ''}.`;
+    status.textContent = `${loaded.length} entr${loaded.length === 1 ? 'y' : 'ies'} shown${cursor ? '; older ones remain' : ''}.`;
     more.hidden = !cursor;
   }
 
