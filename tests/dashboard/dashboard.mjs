@@ -274,6 +274,42 @@ try {
   await eventually(async () => (await page.locator('tbody tr').count()) > 3, 'the whole log again');
   await shot(page, 'audit');
 
+  step = 'review another recording';
+  await page.goto(`${url}/recordings/${recordings.other_tenant.id}`);
+  await page.locator('canvas.wave').first().waitFor();
+  await page.getByRole('tab', { name: 'Review' }).click();
+  await page.getByRole('radio', { name: '4' }).check();
+  await page.getByLabel('Complete transaction').check();
+  await page.getByLabel('Review time (seconds)').fill('95');
+  await page.getByLabel('Categories').fill('billing, escalation');
+  await page.getByLabel('queue').fill('support-fr');
+  await page.getByRole('button', { name: 'Save review' }).click();
+  await page.locator('.rec-header .badge', { hasText: 'score 4' }).waitFor();
+  check(await page.getByLabel('Categories').inputValue() === 'billing, escalation', 'the categories are kept');
+  await shot(page, 'review');
+
+  step = 'lock and download several from the list';
+  await page.getByRole('link', { name: 'Recordings', exact: true }).click();
+  const otherRow = page.locator(`tr[data-id="${recordings.other_tenant.id}"]`);
+  await otherRow.waitFor();
+  await otherRow.getByRole('checkbox').check();
+  await page.getByText('1 selected').waitFor();
+  await page.getByRole('button', { name: 'Lock selected…' }).click();
+  dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Reason (e.g. LegalHold#245)').fill('Audit#7');
+  await dialog.getByRole('button', { name: 'Lock' }).click();
+  await page.locator(`tr[data-id="${recordings.other_tenant.id}"] .badge.locked`).waitFor();
+  await page.locator(`tr[data-id="${recordings.other_tenant.id}"]`).getByRole('checkbox').check();
+  await page.getByRole('button', { name: 'Download selected…' }).click();
+  dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Format').selectOption('wav');
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    dialog.getByRole('button', { name: 'Download zip' }).click(),
+  ]);
+  check(download.suggestedFilename().endsWith('.zip'), `a zip is downloaded (${download.suggestedFilename()})`);
+  await download.delete();
+
   step = 'pause and resume a live call';
   await page.getByRole('link', { name: 'Live' }).click();
   const liveRow = page.locator(`tr[data-id="${recordings.live.id}"]`);

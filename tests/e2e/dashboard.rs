@@ -116,6 +116,21 @@ async fn the_dashboard_finds_plays_annotates_locks_deletes_and_pauses_in_a_real_
     .await;
     live.play(Duration::from_millis(300), &[]).await;
     let live_id = live_id(&server, &live.call_id).await;
+    // A custom field for the review form.
+    let admin_auth = format!("Bearer {}", token(&server, "root"));
+    let defined = request(
+        server.http,
+        "POST",
+        "/api/v1/custom-fields",
+        &[("Authorization", admin_auth.as_str())],
+        Some(&json!({"name": "queue", "kind": "text"})),
+    );
+    assert_eq!(
+        defined.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&defined.body)
+    );
     let main_id = main["id"].as_str().unwrap().to_owned();
     let other_id = other["id"].as_str().unwrap().to_owned();
 
@@ -228,8 +243,17 @@ async fn the_dashboard_finds_plays_annotates_locks_deletes_and_pauses_in_a_real_
         intervals[0]["to_ms"].as_u64().is_some(),
         "resumed: {paused}"
     );
-    // The other tenant's call was untouched; the admin's new user exists.
-    assert_eq!(get(&format!("/recordings/{other_id}"))["state"], "complete");
+    // The other tenant's call was reviewed and locked from the list, not deleted.
+    let reviewed = get(&format!("/recordings/{other_id}"));
+    assert_eq!(reviewed["state"], "complete");
+    assert_eq!(reviewed["score"], 4);
+    assert_eq!(reviewed["complete"], true);
+    assert_eq!(reviewed["review_seconds"], 95);
+    assert_eq!(reviewed["categories"], json!(["billing", "escalation"]));
+    assert_eq!(reviewed["custom"], json!({"queue": "support-fr"}));
+    assert_eq!(reviewed["locked"], true);
+    assert_eq!(reviewed["locks"][0]["reason"], "Audit#7");
+    // The admin's new user exists.
     let listed = std::process::Command::new(BIN)
         .args(["users", "list", "--data-dir"])
         .arg(&server.data_dir)
