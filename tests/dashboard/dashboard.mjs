@@ -10,7 +10,10 @@
 
 import { readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 const spec = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const { url, password, users, recordings } = spec;
@@ -45,8 +48,8 @@ const browser = await chromium.launch({
 // Console errors and page errors are failures, except the refusals a step provokes on
 // purpose (the browser logs every 4xx answer): each page says which statuses it expects.
 const problems = [];
-async function newPage(name, { width = 1366, height = 860 } = {}) {
-  const context = await browser.newContext({ viewport: { width, height }, timezoneId: 'Europe/Paris', locale: 'en-GB' });
+async function newPage(name, { width = 1366, height = 860, bypassCSP = false } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, timezoneId: 'Europe/Paris', locale: 'en-GB', bypassCSP });
   const page = await context.newPage();
   page.expected = new Set([401]);
   page.on('console', (msg) => {
@@ -389,6 +392,35 @@ try {
   await add.getByRole('button', { name: 'Add user' }).click();
   await admin.getByRole('cell', { name: 'grace', exact: true }).waitFor();
   await shot(admin, 'users');
+
+  // --- Accessibility: axe-core's WCAG 2 A/AA rules on every page (labels, roles, names,
+  // contrast). Its script is injected, so this context alone lets the page run it (bypassCSP).
+  const audited = await newPage('accessibility', { bypassCSP: true });
+  await signIn(audited, users.admin);
+  for (const [name, path, ready] of [
+    ['recordings', '/recordings', 'table.recordings tbody tr[data-id]'],
+    ['recording', `/recordings/${recordings.other_tenant.id}`, 'canvas.wave'],
+    ['tombstone', `/recordings/${recordings.main.id}`, '.tombstone'],
+    ['live', '/live', `tr[data-id="${recordings.live.id}"]`],
+    ['audit', '/audit', 'tbody tr'],
+    ['users', '/users', 'tbody tr'],
+  ]) {
+    step = `accessibility of ${name}`;
+    await audited.goto(url + path);
+    await audited.locator(ready).first().waitFor();
+    await audited.addScriptTag({ content: axeSource });
+    const found = await audited.evaluate(async () => {
+      // eslint-disable-next-line no-undef
+      const result = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+      return {
+        passed: result.passes.map((p) => p.id),
+        violations: result.violations.map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')})`),
+      };
+    });
+    check(found.violations.length === 0, `WCAG violations:\n  ${found.violations.join('\n  ')}`);
+    check(found.passed.includes('color-contrast'), `contrast was checked (${found.passed.join(' ')})`);
+    log(`${name}: no WCAG 2 A/AA violation (${found.passed.length} rules passed)`);
+  }
 
   step = 'no console errors';
   check(problems.length === 0, `\n  ${problems.join('\n  ')}`);

@@ -107,7 +107,9 @@ async function render() {
 async function onSignedIn(info) {
   setSession(info);
   const next = new URLSearchParams(location.search).get('next');
-  navigate(next && next.startsWith('/') && !next.startsWith('//') ? next : '/recordings', { replace: true });
+  // Only a path of this site: never `//host` or `/\host`, which browsers read as another origin.
+  const local = next && next.startsWith('/') && !next.startsWith('//') && !next.includes('\\');
+  navigate(local ? next : '/recordings', { replace: true });
 }
 
 async function signOut() {
