@@ -14,7 +14,7 @@ function legName(rec, leg) {
   return name ? `${name} (leg ${leg.label})` : `Leg ${leg.label}`;
 }
 
-export function createPlayer({ rec, peaks, srcQuery = '', onAnnotateHere, onChange }) {
+export function createPlayer({ rec, peaks, srcQuery = '', onAnnotateHere }) {
   const legs = rec.legs;
   const durationMs = Math.max(peaks ? peaks.duration_ms : 0, rec.duration_ms || 0, 1);
   const duration = durationMs / 1000;
@@ -233,8 +233,8 @@ export function createPlayer({ rec, peaks, srcQuery = '', onAnnotateHere, onChan
       clearInterval(drift);
       cancelAnimationFrame(frame);
       resize.disconnect();
+      // Dropping the source stops any download still going on.
       for (const a of audios) { a.pause(); a.removeAttribute('src'); a.load(); }
-      if (onChange) onChange();
     },
   };
 }
