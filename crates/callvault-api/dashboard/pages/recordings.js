@@ -16,7 +16,7 @@ export function flags(item) {
   if (item.annotation_count > 0) out.push(badge('annotated', 'note', `${item.annotation_count} note(s)`));
   if (item.dtmf && item.dtmf.length) out.push(badge('DTMF', 'dtmf', `Digits: ${item.dtmf.map((d) => d.digit).join('')}`));
   if (item.pause_count > 0 && !item.paused_now) out.push(badge('was paused', 'paused', `Paused ${item.pause_count} time(s)`));
-  if (item.score) out.push(badge(`score ${item.score}`, 'score'));
+  if (item.score) out.push(badge(`score ${item.score}`, 'scored'));
   return out;
 }
 
