@@ -9,6 +9,7 @@ mod calls;
 mod check_config;
 mod cli;
 mod concealment;
+mod dashboard;
 mod dialects;
 mod fidelity;
 mod lifecycle;

@@ -1,5 +1,6 @@
-//! The HTTP API of callvault: [`router`] serves `/api/v1` (recordings, audio, locks,
-//! deletion, review, pause/resume, audit, users, tokens, sessions, the OpenAPI document), over
+//! The HTTP API of callvault: [`router`] serves `/api/v1` (recordings, audio, waveform peaks,
+//! metadata revisions, locks, deletion, review, pause/resume, audit, users, tokens, sessions,
+//! the OpenAPI document) and the browser dashboard at `/` (see `dashboard`), over
 //! the catalog ([`callvault_catalog::Catalog`]) and the recordings' files; [`audio`] is the
 //! export underneath (ranges, mixes, MP3, zip, file names).
 //!
@@ -109,6 +110,7 @@
 pub mod audio;
 mod auth;
 mod clock;
+mod dashboard;
 mod error;
 mod extract;
 mod files;
@@ -124,6 +126,7 @@ mod settings;
 mod state;
 
 pub use clock::{Clock, SystemClock};
+pub use dashboard::CONTENT_SECURITY_POLICY_VALUE;
 pub use error::{Error, PatternProblem, Result};
 pub use files::{RemovedFiles, remove_deleted_files};
 pub use live::{BoxFuture, LiveError, LiveRecordings, NoLiveRecordings};

@@ -5,6 +5,7 @@ mod body;
 mod mix;
 mod mp3;
 mod naming;
+mod peaks;
 mod range;
 mod resample;
 mod serve;
@@ -18,6 +19,7 @@ pub use naming::{
     FileNamePattern, MAX_NAME_BYTES, MAX_VALUE_CHARS, NameFields, content_disposition,
     sanitize_file_name,
 };
+pub use peaks::{LegPeaks, MAX_BUCKETS, Peaks, peaks};
 pub use range::RangeAnswer;
 pub use serve::{
     ExportFormat, MixedWav, RangedAudio, download_response, leg_response, leg_source, mix_response,

@@ -14,15 +14,15 @@ use axum::response::Response;
 use callvault_catalog::{AuditAction, Leg, Permission, RecordingDetails};
 use http::header::{CONTENT_DISPOSITION, RANGE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::macros::format_description;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{audit, live_recording, now, tags};
 use crate::audio::{
-    Channels, ExportFormat, MixLeg, NameFields, Party, ZipEntry, ZipStream, content_disposition,
-    download_response, leg_response, mix_response, mix_source,
+    Channels, ExportFormat, MAX_BUCKETS, MixLeg, NameFields, Party, ZipEntry, ZipStream,
+    content_disposition, download_response, leg_response, mix_response, mix_source,
 };
 use crate::auth::Caller;
 use crate::error::{Error, Result};
@@ -411,4 +411,92 @@ pub(crate) async fn export(
         content_disposition(&format!("callvault-export-{stamp}.zip")),
     );
     Ok(response.map(Body::new))
+}
+
+/// How many buckets of peaks.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PeaksParams {
+    /// Buckets per leg, 1 to 4000 (default 1000).
+    buckets: Option<u32>,
+}
+
+/// One leg's waveform lane.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LegPeaksBody {
+    position: i64,
+    label: String,
+    sample_rate: u32,
+    /// This leg's own length.
+    duration_ms: u64,
+    /// The loudest sample of each bucket, 0 (silence) to 255 (full scale).
+    peaks: Vec<u8>,
+}
+
+/// Every leg's lane over one time axis.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PeaksBody {
+    /// The span every lane covers (the longest leg): bucket `i` of every lane is the same
+    /// `duration_ms / buckets` milliseconds.
+    duration_ms: u64,
+    buckets: usize,
+    legs: Vec<LegPeaksBody>,
+}
+
+/// The default number of buckets.
+const DEFAULT_BUCKETS: u32 = 1000;
+
+/// Waveform peaks of every leg, computed from the files by the server so a player draws its
+/// lanes without downloading the audio. Needs the play permission; not audited as a play (no
+/// audio is sent).
+#[utoipa::path(
+    get,
+    path = "/recordings/{id}/peaks",
+    tag = tags::AUDIO,
+    params(("id" = String, Path, description = "Recording id"), PeaksParams),
+    responses(
+        (status = 200, description = "One lane per leg, in position order", body = PeaksBody),
+        (status = 400, description = "`buckets` out of 1 to 4000", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "Unknown, another tenant's, or a leg file missing", body = ErrorBody),
+        (status = 410, description = "The recording is deleted", body = ErrorBody),
+    )
+)]
+pub(crate) async fn peaks(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<PeaksParams>,
+) -> Result<axum::Json<PeaksBody>> {
+    caller.require(Permission::Play, "play recordings")?;
+    let buckets = params.buckets.unwrap_or(DEFAULT_BUCKETS);
+    if !(1..=MAX_BUCKETS as u32).contains(&buckets) {
+        return Err(Error::BadRequest {
+            reason: format!("buckets must be 1 to {MAX_BUCKETS}"),
+        });
+    }
+    let details = live_recording(&state, &caller, &id).await?;
+    let legs = &details.item.recording.legs;
+    let files = legs
+        .iter()
+        .map(|leg| leg_file(state.data_dir(), leg))
+        .collect::<Result<Vec<_>>>()?;
+    // A missing leg file is 404 `file_missing` (`Error::status`).
+    let computed = blocking(move || crate::audio::peaks(&files, buckets as usize)).await?;
+    Ok(axum::Json(PeaksBody {
+        duration_ms: computed.duration_ms,
+        buckets: buckets as usize,
+        legs: legs
+            .iter()
+            .zip(computed.legs)
+            .map(|(leg, lane)| LegPeaksBody {
+                position: leg.position,
+                label: leg.label.clone(),
+                sample_rate: lane.sample_rate,
+                duration_ms: lane.duration_ms,
+                peaks: lane.peaks,
+            })
+            .collect(),
+    }))
 }

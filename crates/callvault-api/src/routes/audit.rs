@@ -23,6 +23,8 @@ pub(crate) struct AuditParams {
     /// `login`, `play`, `download`, `lock`, `unlock`, `delete`, `annotate`, `update`,
     /// `pause`, `resume`, `users`, `fields`.
     action: Option<String>,
+    /// A substring of the reason (letters in any case).
+    reason: Option<String>,
     /// At or after (RFC 3339).
     since: Option<String>,
     /// Before (RFC 3339).
@@ -64,6 +66,7 @@ pub(crate) async fn list(
         recording_id: params.recording_id,
         user: params.user,
         action,
+        reason: params.reason,
         since: parse_time("since", params.since.as_deref())?,
         until: parse_time("until", params.until.as_deref())?,
         cursor: params.cursor,

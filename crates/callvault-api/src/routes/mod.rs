@@ -32,7 +32,9 @@ pub(crate) fn api_routes() -> OpenApiRouter<ApiState> {
             review::update,
             recordings::delete
         ))
+        .routes(routes!(recordings::metadata))
         .routes(routes!(audio::leg))
+        .routes(routes!(audio::peaks))
         .routes(routes!(audio::mix))
         .routes(routes!(audio::export))
         .routes(routes!(locks::lock))

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{now, recording, tags};
+use super::{live_recording, now, recording, tags};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::extract::{OptionalJson, Path, Query};
@@ -191,4 +191,51 @@ pub(crate) async fn delete(
             "a deleted recording's file could not be removed");
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// One metadata document as received.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub(crate) struct MetadataRevisionBody {
+    /// 1 for the INVITE's, then one per re-INVITE or UPDATE that carried metadata.
+    number: i64,
+    /// RFC 3339.
+    received_at: String,
+    /// `complete` or `partial`, as the document said.
+    datamode: Option<String>,
+    /// The RFC 7865 XML, exactly as received.
+    raw_xml: String,
+}
+
+/// Every SIPREC metadata revision of a recording, oldest first (the first from the INVITE).
+#[utoipa::path(
+    get,
+    path = "/recordings/{id}/metadata",
+    tag = tags::RECORDINGS,
+    params(("id" = String, Path, description = "Recording id")),
+    responses(
+        (status = 200, description = "The revisions, oldest first", body = Vec<MetadataRevisionBody>),
+        (status = 404, description = "Unknown, or another tenant's", body = ErrorBody),
+        (status = 410, description = "Deleted: its metadata went with it", body = ErrorBody),
+    )
+)]
+pub(crate) async fn metadata(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Vec<MetadataRevisionBody>>> {
+    caller.require(Permission::View, "view recordings")?;
+    // Scope and tombstone first: the catalog's revision query knows no tenant.
+    live_recording(&state, &caller, &id).await?;
+    let revisions = state.catalog().metadata_revisions(&id).await?;
+    Ok(axum::Json(
+        revisions
+            .into_iter()
+            .map(|r| MetadataRevisionBody {
+                number: r.number,
+                received_at: r.received_at.format(&Rfc3339).unwrap_or_default(),
+                datamode: r.datamode,
+                raw_xml: r.raw_xml,
+            })
+            .collect(),
+    ))
 }

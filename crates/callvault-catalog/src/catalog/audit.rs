@@ -31,7 +31,7 @@ use crate::db::{Arg, Row, Tx};
 use crate::error::{Error, Result};
 use crate::model::to_unix_ms;
 use crate::scope::{Actor, Scope};
-use crate::sql::Conditions;
+use crate::sql::{Conditions, like_contains};
 
 /// What an audit entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -153,6 +153,8 @@ pub struct AuditQuery {
     pub recording_id: Option<String>,
     pub user: Option<String>,
     pub action: Option<AuditAction>,
+    /// A substring of the entry's reason (letters in any case).
+    pub reason: Option<String>,
     /// Entries at or after this instant.
     pub since: Option<OffsetDateTime>,
     /// Entries before this instant.
@@ -173,6 +175,7 @@ impl Default for AuditQuery {
             recording_id: None,
             user: None,
             action: None,
+            reason: None,
             since: None,
             until: None,
             cursor: None,
@@ -415,6 +418,15 @@ impl Catalog {
         if let Some(action) = query.action {
             let p = filter.bind(Arg::Text(action.as_str()));
             filter.and(format!("action = {p}"));
+        }
+        let reason = query
+            .reason
+            .as_deref()
+            .map(|r| like_contains(&r.to_lowercase()));
+        if let Some(reason) = &reason {
+            // No index serves a substring: the other filters and the page limit bound the scan.
+            let p = filter.bind(Arg::Text(reason));
+            filter.and(format!("LOWER(reason) LIKE {p} ESCAPE '\\'"));
         }
         if let Some(since) = since {
             let p = filter.bind(Arg::Int(since));

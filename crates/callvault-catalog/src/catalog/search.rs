@@ -107,6 +107,12 @@ pub struct RecordingItem {
     pub locked: bool,
     pub score: Option<i64>,
     pub annotation_count: i64,
+    /// How many times the recording was paused (intervals of silence, card data kept out).
+    #[serde(default)]
+    pub pause_count: i64,
+    /// A pause is in force now (an active recording).
+    #[serde(default)]
+    pub paused_now: bool,
     #[serde(with = "time::serde::rfc3339::option")]
     pub deleted_at: Option<OffsetDateTime>,
     pub deleted_by: Option<String>,
@@ -273,7 +279,8 @@ pub(super) fn page_sql<'a>(
     (sql, args)
 }
 
-/// Page rows into items: their recordings with children, whether locked, how many notes.
+/// Page rows into items: their recordings with children, whether locked, how many notes and
+/// pauses.
 async fn load_items(tx: &mut Tx, rows: &[Row]) -> Result<Vec<RecordingItem>> {
     let recordings = load_recordings(tx, rows).await?;
     let ids: Vec<String> = recordings.iter().map(|r| r.id.clone()).collect();
@@ -302,6 +309,20 @@ async fn load_items(tx: &mut Tx, rows: &[Row]) -> Result<Vec<RecordingItem>> {
     {
         annotation_counts.insert(i, row.int("notes")?);
     }
+    let mut pauses = HashMap::new();
+    for (i, row) in children(
+        tx,
+        &ids,
+        "count pauses",
+        "pauses",
+        "recording_id, COUNT(*) AS pauses, \
+         SUM(CASE WHEN to_ms IS NULL THEN 1 ELSE 0 END) AS open_pauses",
+        "GROUP BY recording_id",
+    )
+    .await?
+    {
+        pauses.insert(i, (row.int("pauses")?, row.int("open_pauses")? > 0));
+    }
     recordings
         .into_iter()
         .zip(rows)
@@ -313,6 +334,8 @@ async fn load_items(tx: &mut Tx, rows: &[Row]) -> Result<Vec<RecordingItem>> {
                 locked: locked.contains(&i),
                 score: row.opt_int("score")?,
                 annotation_count: annotation_counts.get(&i).copied().unwrap_or(0),
+                pause_count: pauses.get(&i).map_or(0, |p| p.0),
+                paused_now: pauses.get(&i).is_some_and(|p| p.1),
                 deleted_at: row.opt_time("deleted_at")?,
                 deleted_by: row.opt_text("deleted_by")?,
                 delete_reason: row.opt_text("delete_reason")?,

@@ -84,6 +84,7 @@ async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         recording_id: args.recording_id,
         user: args.user,
         action: args.action,
+        reason: None,
         since: args.since,
         until: args.until,
         cursor: None,

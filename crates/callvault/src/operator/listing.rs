@@ -343,6 +343,7 @@ mod tests {
             "warnings": ["m-line 2 declined"], "metadata_revisions": 2,
             "source_address": "192.0.2.1:5060", "transport": "tcp",
             "tenant": "acme", "locked": true, "score": null, "annotation_count": 0,
+            "pause_count": 0, "paused_now": false,
             "deleted_at": null, "deleted_by": null, "delete_reason": null,
             "locks": [{"id": "L1", "recording_id": "0193a1b2-0000-7000-8000-000000000001",
                        "reason": "LegalHold#245", "by": "cli:ops", "at": "2026-11-30T11:00:00Z",

@@ -263,7 +263,75 @@ async fn several_recordings_download_as_one_zip(h: &Harness) {
     }
 }
 
+async fn peaks_draw_every_leg_on_one_axis_for_those_who_may_play(h: &Harness) {
+    h.recording("r", None, datetime!(2026-11-30 08:00 UTC), TWO_LEGS)
+        .await;
+    let reply = h
+        .get("viewer", "/api/v1/recordings/r/peaks?buckets=50")
+        .await
+        .expect(StatusCode::OK);
+    let body = reply.json();
+    assert_eq!(body["duration_ms"], 1000);
+    assert_eq!(body["buckets"], 50);
+    let legs = body["legs"].as_array().unwrap();
+    assert_eq!(legs.len(), 2);
+    for (leg, (position, label)) in legs.iter().zip([(0, "caller"), (1, "callee")]) {
+        assert_eq!(leg["position"], position);
+        assert_eq!(leg["label"], label);
+        assert_eq!(leg["sample_rate"], 8000);
+        let peaks = leg["peaks"].as_array().unwrap();
+        assert_eq!(peaks.len(), 50);
+        // Half-scale tones throughout: every bucket near 128 of 255.
+        assert!(
+            peaks
+                .iter()
+                .all(|p| (120..=130).contains(&p.as_u64().unwrap())),
+            "{peaks:?}"
+        );
+    }
+    // A waveform is not a play: nothing audited.
+    assert!(h.audit(AuditAction::Play).await.is_empty());
+    // The default size; sizes out of range refused.
+    let default = h.get("viewer", "/api/v1/recordings/r/peaks").await.json();
+    assert_eq!(default["legs"][0]["peaks"].as_array().unwrap().len(), 1000);
+    for bad in ["0", "4001", "x"] {
+        h.get(
+            "viewer",
+            &format!("/api/v1/recordings/r/peaks?buckets={bad}"),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    }
+    // Another tenant's user sees no such recording; nobody signed in gets nothing.
+    h.get("acme-viewer", "/api/v1/recordings/r/peaks")
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    h.api
+        .call(Call::new(Method::GET, "/api/v1/recordings/r/peaks"))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    // A missing file is named as such; a tombstone has no waveform.
+    std::fs::remove_file(h.path("recordings/2026/11/30/r/1-callee.wav")).unwrap();
+    let missing = h.get("viewer", "/api/v1/recordings/r/peaks").await;
+    assert_eq!(
+        (missing.status, missing.code().as_str()),
+        (StatusCode::NOT_FOUND, "file_missing")
+    );
+    h.send(
+        "compliance",
+        Method::DELETE,
+        "/api/v1/recordings/r",
+        Some(json!({"reason": "test"})),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    h.get("viewer", "/api/v1/recordings/r/peaks")
+        .await
+        .expect(StatusCode::GONE);
+}
+
 on_both_engines!(
+    peaks_draw_every_leg_on_one_axis_for_those_who_may_play,
     a_leg_plays_whole_and_by_ranges,
     repeated_labels_are_named_by_position,
     the_mix_downloads_with_its_pattern_name_in_mono_stereo_and_mp3,

@@ -70,6 +70,13 @@ async fn the_trail_filters_pages_and_stays_within_a_tenant(h: &Harness) {
         .await
         .json();
     assert_eq!(by_user["items"], json!([]));
+    let by_reason = h.get("compliance", "/api/v1/audit?reason=HOL").await.json();
+    let by_reason = by_reason["items"].as_array().unwrap();
+    assert_eq!(by_reason.len(), 1, "{by_reason:?}");
+    assert_eq!(
+        (&by_reason[0]["action"], &by_reason[0]["reason"]),
+        (&json!("lock"), &json!("hold"))
+    );
 
     // Pages of two, newest first, each entry once.
     let mut seqs = Vec::new();

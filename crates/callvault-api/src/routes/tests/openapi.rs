@@ -18,6 +18,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/recordings/{id}"),
     ("GET", "/api/v1/recordings/{id}/legs/{label}/audio"),
     ("GET", "/api/v1/recordings/{id}/audio"),
+    ("GET", "/api/v1/recordings/{id}/peaks"),
+    ("GET", "/api/v1/recordings/{id}/metadata"),
     ("POST", "/api/v1/recordings/{id}/locks"),
     ("DELETE", "/api/v1/recordings/{id}/locks/{lock_id}"),
     ("POST", "/api/v1/recordings/{id}/annotations"),

@@ -310,7 +310,62 @@ async fn a_tenant_sees_and_touches_only_its_own_recordings(h: &Harness) {
     assert_eq!(theirs["annotation_count"], 0);
 }
 
+async fn every_metadata_revision_is_read_in_order_within_the_tenant(h: &Harness) {
+    h.recording("r", Some("acme"), datetime!(2026-11-30 08:00 UTC), TWO_LEGS)
+        .await;
+    for (number, datamode) in [(2, "partial"), (1, "complete")] {
+        h.catalog
+            .add_metadata_revision(
+                "r",
+                &callvault_catalog::NewMetadataRevision {
+                    number,
+                    received_at: datetime!(2026-11-30 08:00 UTC) + time::Duration::seconds(number),
+                    datamode: Some(datamode.to_owned()),
+                    raw_xml: format!("<recording n=\"{number}\"/>"),
+                    participants: Vec::new(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let revisions = h
+        .get("acme-viewer", "/api/v1/recordings/r/metadata")
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(
+        revisions,
+        json!([
+            {"number": 1, "received_at": "2026-11-30T08:00:01Z", "datamode": "complete",
+             "raw_xml": "<recording n=\"1\"/>"},
+            {"number": 2, "received_at": "2026-11-30T08:00:02Z", "datamode": "partial",
+             "raw_xml": "<recording n=\"2\"/>"},
+        ])
+    );
+    // Outside the tenant it does not exist; deleted, its metadata went with it.
+    h.recording("theirs", None, datetime!(2026-11-30 09:00 UTC), TWO_LEGS)
+        .await;
+    h.get("acme-viewer", "/api/v1/recordings/theirs/metadata")
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    h.get("viewer", "/api/v1/recordings/theirs/metadata")
+        .await
+        .expect(StatusCode::OK);
+    h.send(
+        "compliance",
+        Method::DELETE,
+        "/api/v1/recordings/r",
+        Some(json!({"reason": "test"})),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    h.get("viewer", "/api/v1/recordings/r/metadata")
+        .await
+        .expect(StatusCode::GONE);
+}
+
 on_both_engines!(
+    every_metadata_revision_is_read_in_order_within_the_tenant,
     search_applies_every_filter,
     cursors_page_through_everything_once,
     details_carry_locks_annotations_and_the_review,

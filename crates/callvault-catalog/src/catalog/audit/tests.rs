@@ -115,6 +115,26 @@ async fn appends_chain_and_pages_newest_first(catalog: &Catalog) {
     );
     assert_eq!(
         query(AuditQuery {
+            reason: Some("REASON 4".to_owned()),
+            ..AuditQuery::default()
+        })
+        .await,
+        [4]
+    );
+    // LIKE's wildcards are matched as themselves.
+    for literal in ["%", "_", "reason_4"] {
+        assert_eq!(
+            query(AuditQuery {
+                reason: Some(literal.to_owned()),
+                ..AuditQuery::default()
+            })
+            .await,
+            Vec::<i64>::new(),
+            "{literal}"
+        );
+    }
+    assert_eq!(
+        query(AuditQuery {
             user: Some("user-0".to_owned()),
             ..AuditQuery::default()
         })

@@ -450,6 +450,8 @@ async fn items_and_details_carry_the_contract_and_management_fields(catalog: &Ca
         "locked",
         "score",
         "annotation_count",
+        "pause_count",
+        "paused_now",
         "deleted_at",
         "deleted_by",
         "delete_reason",
@@ -518,7 +520,68 @@ async fn items_and_details_carry_the_contract_and_management_fields(catalog: &Ca
     );
 }
 
+async fn items_say_whether_a_recording_is_paused_now_and_how_often_it_was(catalog: &Catalog) {
+    for id in ["live", "ended", "never"] {
+        catalog
+            .insert_recording(&new_recording(id, T0))
+            .await
+            .unwrap();
+    }
+    let pause = |seq, from_ms, to_ms| Pause {
+        seq,
+        from_ms,
+        to_ms,
+        by: "pci-desk".to_owned(),
+    };
+    catalog
+        .set_pause("live", &pause(0, 1000, Some(2000)))
+        .await
+        .unwrap();
+    catalog
+        .set_pause("live", &pause(1, 3000, None))
+        .await
+        .unwrap();
+    catalog
+        .set_pause("ended", &pause(0, 500, Some(900)))
+        .await
+        .unwrap();
+    let page = catalog
+        .search(&Scope::All, &SearchQuery::default())
+        .await
+        .unwrap();
+    let mut seen: Vec<(&str, i64, bool)> = page
+        .items
+        .iter()
+        .map(|i| (i.recording.id.as_str(), i.pause_count, i.paused_now))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [("ended", 1, false), ("live", 2, true), ("never", 0, false)]
+    );
+    // Resumed: still counted, no longer in force.
+    catalog
+        .set_pause("live", &pause(1, 3000, Some(3500)))
+        .await
+        .unwrap();
+    let page = catalog
+        .search(
+            &Scope::All,
+            &SearchQuery {
+                id: Some("live".to_owned()),
+                ..SearchQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (page.items[0].pause_count, page.items[0].paused_now),
+        (2, false)
+    );
+}
+
 on_both_engines!(
+    items_say_whether_a_recording_is_paused_now_and_how_often_it_was,
     pages_follow_the_cursor_across_equal_start_times,
     each_filter_finds_its_own,
     a_tenant_searches_only_its_own,
