@@ -15,6 +15,7 @@ mod lock;
 mod log;
 mod media_plane;
 mod metrics;
+mod notify;
 mod operator;
 mod recorder;
 mod recovery;
@@ -22,6 +23,7 @@ mod server;
 mod sources;
 mod storage;
 mod tenants;
+mod test_call;
 mod tls;
 
 use std::net::{IpAddr, SocketAddr};
@@ -72,6 +74,9 @@ enum Command {
         #[command(subcommand)]
         command: operator::audit::AuditCommand,
     },
+    /// Make a real SIPREC call to a recording server (two streams of tone, RFC 4733 digits),
+    /// hang up, and print the recording id the server gives back.
+    TestCall(test_call::TestCallArgs),
 }
 
 #[derive(Args)]
@@ -188,6 +193,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Users { command } => operator::users::users(command).await,
         Command::Tokens { command } => operator::users::tokens(command).await,
         Command::Audit { command } => operator::audit::run(command).await,
+        Command::TestCall(args) => {
+            init_logging("warn");
+            test_call::run(args).await
+        }
     }
 }
 

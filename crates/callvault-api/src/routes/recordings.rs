@@ -13,6 +13,7 @@ use super::{now, recording, tags};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::extract::{OptionalJson, Path, Query};
+use crate::events::RecordingChange;
 use crate::files::remove_deleted_files;
 use crate::reason;
 use crate::response::ErrorBody;
@@ -190,5 +191,8 @@ pub(crate) async fn delete(
         tracing::error!(recording_id = %id, path = %path.display(), %error,
             "a deleted recording's file could not be removed");
     }
+    state
+        .events()
+        .recording_changed(&id, RecordingChange::Deleted);
     Ok(StatusCode::NO_CONTENT)
 }

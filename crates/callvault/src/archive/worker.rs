@@ -22,6 +22,7 @@ use super::apply::{Outcome, apply};
 use super::health::State;
 use super::spool::{Entry, SPOOL_DIR, Spool, dead_letter};
 use super::{ArchiveCommand, ArchiveConfig, Closed};
+use crate::notify::Notifier;
 
 /// What one attempt at the head came to.
 enum Step {
@@ -48,6 +49,7 @@ struct Head {
 
 pub(super) struct Worker {
     catalog: Catalog,
+    notifier: Option<Notifier>,
     data_dir: PathBuf,
     config: ArchiveConfig,
     rx: mpsc::UnboundedReceiver<ArchiveCommand>,
@@ -71,6 +73,7 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) fn new(
         catalog: Catalog,
+        notifier: Option<Notifier>,
         data_dir: PathBuf,
         config: ArchiveConfig,
         rx: mpsc::UnboundedReceiver<ArchiveCommand>,
@@ -81,6 +84,7 @@ impl Worker {
         let retry_initial = config.retry_initial;
         Worker {
             catalog,
+            notifier,
             data_dir,
             config,
             rx,
@@ -158,6 +162,7 @@ impl Worker {
             }
             let attempt = attempt(
                 self.catalog.clone(),
+                self.notifier.clone(),
                 self.data_dir.clone(),
                 entry,
                 self.head.rejection.clone(),
@@ -458,6 +463,7 @@ impl Worker {
 /// One attempt at the head.
 async fn attempt(
     catalog: Catalog,
+    notifier: Option<Notifier>,
     data_dir: PathBuf,
     entry: Entry,
     rejection: Option<String>,
@@ -471,7 +477,7 @@ async fn attempt(
     }
     match entry {
         Entry::Unreadable { error, .. } => Step::Permanent(error),
-        Entry::Command(command) => match apply(&catalog, &data_dir, &command).await {
+        Entry::Command(command) => match apply(&catalog, notifier.as_ref(), &data_dir, &command).await {
             Outcome::Applied => Step::Applied,
             Outcome::Transient(error) => Step::Transient(error),
             Outcome::Permanent(error) => Step::Permanent(error),

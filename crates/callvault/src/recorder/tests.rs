@@ -1187,10 +1187,23 @@ fn digits_reported_as_a_leg_stops_still_reach_the_catalog() {
             ("#".to_owned(), "1".to_owned())
         ]
     );
-    let last = pair.archive.last().unwrap();
+    let [.., completion, announcement] = &pair.archive[..] else {
+        panic!("the call queued nothing")
+    };
     assert!(
-        matches!(last, ArchiveCommand::Complete(_)),
-        "completion comes last"
+        matches!(completion, ArchiveCommand::Complete(_)),
+        "the completion comes last but its announcement"
+    );
+    assert!(
+        matches!(
+            announcement,
+            ArchiveCommand::Notify {
+                event: crate::notify::Event::Completed,
+                lock_id: None,
+                ..
+            }
+        ),
+        "announced once complete: {announcement:?}"
     );
 }
 
