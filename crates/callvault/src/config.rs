@@ -641,6 +641,8 @@ mod tests {
             config.tls.handshake_timeout_ms,
             defaults.tls.handshake_timeout_ms
         );
+        assert_eq!(config.hooks, defaults.hooks);
+        assert!(config.notify.is_empty());
     }
 
     #[test]
