@@ -375,7 +375,8 @@ fn webhooks_and_the_hook_are_checked_and_their_secrets_never_shown() {
     ] {
         let report = setup.check(&format!("{}\n{bad}", setup.toml()), &[]);
         assert_eq!(report.code, Some(1), "{bad}: {}", report.stdout);
-        assert!(report.line("configuration").contains(why), "{bad}: {}", report.stdout);
+        assert!(report.line("configuration").starts_with("FAIL"), "{bad}: {}", report.stdout);
+        assert!(report.stdout.contains(why), "{bad}: {}", report.stdout);
     }
     let missing = format!(
         "{}\n[hooks]\non_complete = [\"/nonexistent/transcribe\"]\n",

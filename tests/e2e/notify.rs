@@ -145,6 +145,8 @@ async fn a_completion_is_signed_retried_after_a_500_and_written_beside_the_wavs(
     );
     server.wait_for_log("on_complete: hook says hello", Duration::from_secs(10));
     wait_for_metric(&server, "callvault_hook_runs_total", 1);
+    // Counted once the receiver's answer is read (after the receiver has handed it to us).
+    wait_for_metric(&server, "callvault_notify_delivered_total", 1);
     let (_, page) = server.http_get("/metrics");
     assert_eq!(metric(&page, "callvault_notify_delivered_total"), 1);
     assert_eq!(metric(&page, "callvault_notify_failed_attempts_total"), 1);
