@@ -358,7 +358,11 @@ fn webhooks_and_the_hook_are_checked_and_their_secrets_never_shown() {
         "{}",
         report.stdout
     );
-    assert!(report.line("on_complete").starts_with("ok   on_complete: /bin/true (+ 1 argument(s)"));
+    assert!(
+        report
+            .line("on_complete")
+            .starts_with("ok   on_complete: /bin/true (+ 1 argument(s)")
+    );
     report.assert_never_shows("hmac-secret-value");
     report.assert_never_shows("qs-secret");
 
@@ -371,11 +375,18 @@ fn webhooks_and_the_hook_are_checked_and_their_secrets_never_shown() {
             "[[notify]]\nurl = \"https://h.example/\"\nevents = [\"recording.done\"]\n",
             "[[notify]] #1: unknown event \"recording.done\"",
         ),
-        ("[[notify]]\nurl = \"https://h.example/\"\nsecrets = \"x\"\n", "unknown field `secrets`"),
+        (
+            "[[notify]]\nurl = \"https://h.example/\"\nsecrets = \"x\"\n",
+            "unknown field `secrets`",
+        ),
     ] {
         let report = setup.check(&format!("{}\n{bad}", setup.toml()), &[]);
         assert_eq!(report.code, Some(1), "{bad}: {}", report.stdout);
-        assert!(report.line("configuration").starts_with("FAIL"), "{bad}: {}", report.stdout);
+        assert!(
+            report.line("configuration").starts_with("FAIL"),
+            "{bad}: {}",
+            report.stdout
+        );
         assert!(report.stdout.contains(why), "{bad}: {}", report.stdout);
     }
     let missing = format!(
@@ -384,5 +395,9 @@ fn webhooks_and_the_hook_are_checked_and_their_secrets_never_shown() {
     );
     let report = setup.check(&missing, &[]);
     assert_eq!(report.code, Some(1));
-    assert!(report.line("on_complete").starts_with("FAIL on_complete: /nonexistent/transcribe"));
+    assert!(
+        report
+            .line("on_complete")
+            .starts_with("FAIL on_complete: /nonexistent/transcribe")
+    );
 }

@@ -57,7 +57,10 @@ fn wait_for_metric(server: &Server, name: &str, at_least: u64) {
         if metric(&page, name) >= at_least {
             return;
         }
-        assert!(Instant::now() < deadline, "{name} stayed below {at_least}:\n{page}");
+        assert!(
+            Instant::now() < deadline,
+            "{name} stayed below {at_least}:\n{page}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -84,7 +87,10 @@ async fn a_completion_is_signed_retried_after_a_500_and_written_beside_the_wavs(
     assert_eq!((first.answered, second.answered), (500, 200));
     assert_eq!(first.path, "/hooks/callvault?token=t0k3n");
     for delivery in [&first, &second] {
-        assert_eq!(delivery.header("X-Callvault-Event"), Some("recording.completed"));
+        assert_eq!(
+            delivery.header("X-Callvault-Event"),
+            Some("recording.completed")
+        );
         assert_eq!(
             delivery.header("Idempotency-Key"),
             Some(format!("{id}.recording.completed").as_str())
@@ -97,7 +103,10 @@ async fn a_completion_is_signed_retried_after_a_500_and_written_beside_the_wavs(
     assert_eq!(second.header("X-Callvault-Attempt"), Some("2"));
     let mut forged = second.body.clone();
     forged[10] ^= 1;
-    assert!(!signature_is_valid(second.header("X-Callvault-Signature").unwrap(), &forged));
+    assert!(!signature_is_valid(
+        second.header("X-Callvault-Signature").unwrap(),
+        &forged
+    ));
 
     // The body: the event and the recording as `recordings show --json` prints it.
     let body = second.json();
@@ -106,7 +115,9 @@ async fn a_completion_is_signed_retried_after_a_500_and_written_beside_the_wavs(
     assert_eq!(body["recording"]["legs"].as_array().unwrap().len(), 2);
 
     // recording.json beside the WAVs: the same object.
-    let wav = server.data_dir.join(recording["legs"][0]["path"].as_str().unwrap());
+    let wav = server
+        .data_dir
+        .join(recording["legs"][0]["path"].as_str().unwrap());
     let folder = wav.parent().unwrap();
     let written: Value =
         serde_json::from_slice(&std::fs::read(folder.join("recording.json")).unwrap()).unwrap();
@@ -121,7 +132,10 @@ async fn a_completion_is_signed_retried_after_a_500_and_written_beside_the_wavs(
     // The hook ran with the id and the folder, as arguments and in its environment.
     let deadline = Instant::now() + Duration::from_secs(20);
     while !out_file.exists() {
-        assert!(Instant::now() < deadline, "the on_complete hook did not run");
+        assert!(
+            Instant::now() < deadline,
+            "the on_complete hook did not run"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let folder = folder.canonicalize().unwrap();
@@ -195,7 +209,10 @@ async fn deliveries_wait_out_a_restart_while_the_receiver_is_down() {
     wait_for_metric(&server, "callvault_notify_delivered_total", 3);
     let (_, page) = server.http_get("/metrics");
     assert_eq!(metric(&page, "callvault_notify_pending"), 0);
-    assert!(receiver.try_next(Duration::from_millis(500)).is_none(), "each once");
+    assert!(
+        receiver.try_next(Duration::from_millis(500)).is_none(),
+        "each once"
+    );
 }
 
 #[tokio::test]
@@ -206,13 +223,24 @@ async fn a_lock_through_the_api_is_announced() {
         &["recording.locked", "recording.unlocked"],
     ));
     let call_id = a_call(&server).await;
-    let id = server.completed(&call_id)["id"].as_str().unwrap().to_owned();
+    let id = server.completed(&call_id)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let out = server.operator(
-        &["users", "add", "ada", "--role", "compliance", "--password-stdin"],
+        &[
+            "users",
+            "add",
+            "ada",
+            "--role",
+            "compliance",
+            "--password-stdin",
+        ],
         "correct horse battery staple 42\n",
     );
     assert!(out.status.success());
-    let token = String::from_utf8(server.operator(&["tokens", "create", "ada"], "").stdout).unwrap();
+    let token =
+        String::from_utf8(server.operator(&["tokens", "create", "ada"], "").stdout).unwrap();
     let auth = format!("Bearer {}", token.trim());
     let lock = request(
         server.http,
@@ -225,7 +253,10 @@ async fn a_lock_through_the_api_is_announced() {
     let lock_id = lock.json()["id"].as_str().unwrap().to_owned();
 
     let delivery = receiver.next(Duration::from_secs(20));
-    assert_eq!(delivery.header("X-Callvault-Event"), Some("recording.locked"));
+    assert_eq!(
+        delivery.header("X-Callvault-Event"),
+        Some("recording.locked")
+    );
     assert_eq!(
         delivery.header("Idempotency-Key"),
         Some(format!("{id}.recording.locked.{lock_id}").as_str())

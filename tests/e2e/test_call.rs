@@ -21,7 +21,11 @@ fn test_call(server: &Server, extra: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1, "only the id on stdout: {stdout:?}");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "only the id on stdout: {stdout:?}"
+    );
     stdout.trim().to_owned()
 }
 
@@ -36,7 +40,10 @@ fn completed(server: &Server, id: &str) -> Value {
                 return recording;
             }
         }
-        assert!(Instant::now() < deadline, "recording {id} not completed in time");
+        assert!(
+            Instant::now() < deadline,
+            "recording {id} not completed in time"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -54,10 +61,17 @@ fn test_call_prints_a_recording_with_two_tones_and_the_digits() {
         let leg = leg(&recording, label);
         assert_eq!(leg["codec"], "PCMU");
         let wav = server.wav(leg);
-        assert!((2_800..=3_500).contains(&wav.duration_ms()), "{} ms", wav.duration_ms());
+        assert!(
+            (2_800..=3_500).contains(&wav.duration_ms()),
+            "{} ms",
+            wav.duration_ms()
+        );
         // After the digits (1 s + 4 × 300 ms), the stream's own tone.
         let found = dominant_frequency(wav.window(2_300, 2_700), 8_000);
-        assert!((found - hz).abs() < 20.0, "leg {label}: {found} Hz, not {hz}");
+        assert!(
+            (found - hz).abs() < 20.0,
+            "leg {label}: {found} Hz, not {hz}"
+        );
     }
     let digits: String = recording["dtmf"]
         .as_array()
@@ -76,13 +90,19 @@ fn test_call_prints_a_recording_with_two_tones_and_the_digits() {
         .iter()
         .map(|p| p["aor"].as_str().unwrap())
         .collect();
-    assert_eq!(participants, ["sip:alice@test-call.invalid", "sip:bob@test-call.invalid"]);
+    assert_eq!(
+        participants,
+        ["sip:alice@test-call.invalid", "sip:bob@test-call.invalid"]
+    );
 }
 
 #[test]
 fn test_call_over_tcp_prints_the_id_the_server_gave() {
     let server = Server::start();
-    let id = test_call(&server, &["--seconds", "1", "--transport", "tcp", "--digits", ""]);
+    let id = test_call(
+        &server,
+        &["--seconds", "1", "--transport", "tcp", "--digits", ""],
+    );
     let recording = completed(&server, &id);
     assert_eq!(recording["transport"], "tcp");
     assert_eq!(recording["id"], id.as_str());
@@ -92,7 +112,13 @@ fn test_call_over_tcp_prints_the_id_the_server_gave() {
 fn test_call_against_nothing_fails_with_the_reason() {
     let port = crate::support::receiver::free_port();
     let out = Command::new(BIN)
-        .args(["test-call", "--to", &format!("127.0.0.1:{port}"), "--transport", "tcp"])
+        .args([
+            "test-call",
+            "--to",
+            &format!("127.0.0.1:{port}"),
+            "--transport",
+            "tcp",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -126,8 +126,8 @@ mod state;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{Error, PatternProblem, Result};
-pub use files::{RemovedFiles, remove_deleted_files};
 pub use events::{NoRecordingEvents, RecordingChange, RecordingEvents};
+pub use files::{RemovedFiles, remove_deleted_files};
 pub use live::{BoxFuture, LiveError, LiveRecordings, NoLiveRecordings};
 pub use openapi::{PREFIX, openapi};
 pub use reason::REASON_HEADER;

@@ -97,10 +97,17 @@ fn notify(report: &mut Report, config: &Config) {
             "{}: {}, {}",
             target.shown_url(),
             events.join(" "),
-            if target.secret.is_some() { "signed" } else { "not signed" }
+            if target.secret.is_some() {
+                "signed"
+            } else {
+                "not signed"
+            }
         );
         if target.url.starts_with("http://") && target.secret.is_none() {
-            report.warn("webhook", format!("{detail}: plain HTTP without a secret can be read and forged on the way"));
+            report.warn(
+                "webhook",
+                format!("{detail}: plain HTTP without a secret can be read and forged on the way"),
+            );
         } else {
             report.ok("webhook", detail);
         }

@@ -49,7 +49,7 @@ impl Receiver {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
-                let Some((path, headers, body)) = read_request(&mut stream) else {
+                let Some(mut received) = read_request(&mut stream) else {
                     continue;
                 };
                 let status = script.lock().unwrap().pop_front().unwrap_or(200);
@@ -57,12 +57,7 @@ impl Receiver {
                     stream,
                     "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                 );
-                let received = Received {
-                    path,
-                    headers,
-                    body,
-                    answered: status,
-                };
+                received.answered = status;
                 if tx.send(received).is_err() {
                     return;
                 }
@@ -94,7 +89,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn read_request(stream: &mut std::net::TcpStream) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+/// The request on `stream` (its `answered` still 0).
+fn read_request(stream: &mut std::net::TcpStream) -> Option<Received> {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
@@ -131,5 +127,10 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<(String, Vec<(String
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(length);
-    Some((path, headers, body))
+    Some(Received {
+        path,
+        headers,
+        body,
+        answered: 0,
+    })
 }

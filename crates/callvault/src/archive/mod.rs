@@ -281,14 +281,14 @@ pub fn start_notifying(
     let health = ArchiveHealth::new(state_rx, Arc::clone(&incoming), Arc::clone(&lost), &config);
     let worker = worker::Worker::new(
         catalog,
-        notifier,
         data_dir,
         config,
         rx,
         Arc::clone(&incoming),
         state_tx,
         close_rx,
-    );
+    )
+    .notifying(notifier);
     let task = tokio::spawn(worker.run());
     let queue = ArchiveQueue { tx, incoming, lost };
     let archive = Archive {

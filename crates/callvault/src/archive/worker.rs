@@ -73,7 +73,6 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) fn new(
         catalog: Catalog,
-        notifier: Option<Notifier>,
         data_dir: PathBuf,
         config: ArchiveConfig,
         rx: mpsc::UnboundedReceiver<ArchiveCommand>,
@@ -84,7 +83,7 @@ impl Worker {
         let retry_initial = config.retry_initial;
         Worker {
             catalog,
-            notifier,
+            notifier: None,
             data_dir,
             config,
             rx,
@@ -107,6 +106,12 @@ impl Worker {
             spill_delay: retry_initial,
             spill_retry_at: None,
         }
+    }
+
+    /// What prepares the `Notify` commands (without one they are applied as done).
+    pub(super) fn notifying(mut self, notifier: Option<Notifier>) -> Worker {
+        self.notifier = notifier;
+        self
     }
 
     pub(super) async fn run(mut self) -> Closed {
@@ -477,11 +482,13 @@ async fn attempt(
     }
     match entry {
         Entry::Unreadable { error, .. } => Step::Permanent(error),
-        Entry::Command(command) => match apply(&catalog, notifier.as_ref(), &data_dir, &command).await {
-            Outcome::Applied => Step::Applied,
-            Outcome::Transient(error) => Step::Transient(error),
-            Outcome::Permanent(error) => Step::Permanent(error),
-        },
+        Entry::Command(command) => {
+            match apply(&catalog, notifier.as_ref(), &data_dir, &command).await {
+                Outcome::Applied => Step::Applied,
+                Outcome::Transient(error) => Step::Transient(error),
+                Outcome::Permanent(error) => Step::Permanent(error),
+            }
+        }
     }
 }
 

@@ -34,8 +34,8 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
 
 /// `sha256=HEX`: the HMAC-SHA256 of `body` with `secret`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .expect("HMAC takes a key of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -166,8 +166,12 @@ impl Deliverer {
                 match tokio::task::spawn_blocking(move || outbox.remove(&removed)).await {
                     Ok(Ok(())) => {}
                     // Delivered all the same; it may be delivered again after a restart.
-                    Ok(Err(e)) => warn!(delivery = %key, error = %e, "a delivered webhook's file could not be removed"),
-                    Err(e) => warn!(delivery = %key, error = %e, "a delivered webhook's file could not be removed"),
+                    Ok(Err(e)) => {
+                        warn!(delivery = %key, error = %e, "a delivered webhook's file could not be removed")
+                    }
+                    Err(e) => {
+                        warn!(delivery = %key, error = %e, "a delivered webhook's file could not be removed")
+                    }
                 }
                 info!(
                     url = %self.target.shown_url(),

@@ -83,7 +83,10 @@ async fn execute(argv: &[String], timeout: Duration, run: Run) -> Result<(), Str
         .env("CALLVAULT_EVENT", run.event.as_str())
         .env("CALLVAULT_RECORDING_ID", &run.recording_id)
         .env("CALLVAULT_RECORDING_DIR", &folder)
-        .env("CALLVAULT_RECORDING_JSON", folder.join(super::record_file::NAME))
+        .env(
+            "CALLVAULT_RECORDING_JSON",
+            folder.join(super::record_file::NAME),
+        )
         .env("CALLVAULT_RECORDING_STATE", run.state.as_str())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -93,13 +96,22 @@ async fn execute(argv: &[String], timeout: Duration, run: Run) -> Result<(), Str
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
     let id = run.recording_id;
-    let out = child.stdout.take().map(|o| tokio::spawn(log_lines(o, id.clone(), false)));
-    let err = child.stderr.take().map(|e| tokio::spawn(log_lines(e, id.clone(), true)));
+    let out = child
+        .stdout
+        .take()
+        .map(|o| tokio::spawn(log_lines(o, id.clone(), false)));
+    let err = child
+        .stderr
+        .take()
+        .map(|e| tokio::spawn(log_lines(e, id.clone(), true)));
     let status = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(status) => status.map_err(|e| format!("waiting for it: {e}"))?,
         Err(_) => {
             let _ = child.kill().await;
-            return Err(format!("killed after {} s (on_complete_timeout_secs)", timeout.as_secs()));
+            return Err(format!(
+                "killed after {} s (on_complete_timeout_secs)",
+                timeout.as_secs()
+            ));
         }
     };
     for reader in [out, err].into_iter().flatten() {

@@ -79,10 +79,9 @@ impl Outbox {
         if path.exists() {
             return Ok(None);
         }
-        let queued_at_ms = i64::try_from(
-            time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,
-        )
-        .unwrap_or(i64::MAX);
+        let queued_at_ms =
+            i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+                .unwrap_or(i64::MAX);
         let stored = Stored {
             key: key.to_owned(),
             event,
@@ -223,9 +222,6 @@ mod tests {
         assert!(is_safe_key_part("0193a4b2-7c1d-7e00-8000-000000000000"));
         assert!(!is_safe_key_part("../../etc"));
         assert!(!is_safe_key_part(""));
-        assert_eq!(
-            key("r", Event::Locked, Some("l1")),
-            "r.recording.locked.l1"
-        );
+        assert_eq!(key("r", Event::Locked, Some("l1")), "r.recording.locked.l1");
     }
 }

@@ -20,7 +20,9 @@ pub fn folder(data_dir: &Path, details: &RecordingDetails) -> PathBuf {
         let parent = Path::new(&leg.path).parent()?;
         let own = parent.file_name()? == recording.id.as_str()
             && parent.starts_with("recordings")
-            && parent.components().all(|c| matches!(c, Component::Normal(_)));
+            && parent
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)));
         own.then(|| parent.to_path_buf())
     });
     let relative = from_legs.unwrap_or_else(|| {

@@ -180,7 +180,10 @@ mod tests {
     fn good_targets_pass_and_bad_ones_are_named() {
         let hooks = HooksConfig::default();
         validate(
-            &[target("https://hooks.example.com/cv", &["recording.deleted"])],
+            &[target(
+                "https://hooks.example.com/cv",
+                &["recording.deleted"],
+            )],
             &hooks,
         )
         .unwrap();
@@ -188,7 +191,10 @@ mod tests {
         assert!(error(target("ftp://x/", &[])).contains("scheme must be http or https"));
         assert!(error(target("not a url", &[])).contains("is not a URL"));
         let unknown = error(target("http://x/", &["recording.exploded"]));
-        assert!(unknown.contains("unknown event \"recording.exploded\""), "{unknown}");
+        assert!(
+            unknown.contains("unknown event \"recording.exploded\""),
+            "{unknown}"
+        );
         assert!(unknown.contains("recording.completed"), "{unknown}");
     }
 

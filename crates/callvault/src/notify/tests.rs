@@ -152,11 +152,15 @@ async fn an_unknown_recording_is_a_permanent_failure_and_writes_nothing() {
     .unwrap();
     let missing = "0193a4b2-7c1d-7e00-8000-000000000000";
     assert!(matches!(
-        notifier.prepare(&catalog, missing, Event::Completed, None).await,
+        notifier
+            .prepare(&catalog, missing, Event::Completed, None)
+            .await,
         Err(PrepareError::Permanent(_))
     ));
     assert!(matches!(
-        notifier.prepare(&catalog, "../../x", Event::Completed, None).await,
+        notifier
+            .prepare(&catalog, "../../x", Event::Completed, None)
+            .await,
         Err(PrepareError::Permanent(_))
     ));
 }
@@ -166,8 +170,12 @@ async fn a_lock_is_announced_but_rewrites_no_recording_json() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = catalog_with_a_call(dir.path(), RecordingState::Failed).await;
     let t = target("http://127.0.0.1:9/", &["recording.locked"]);
-    let notifier =
-        Notifier::start(dir.path().to_owned(), &[t.clone()], &HooksConfig::default()).unwrap();
+    let notifier = Notifier::start(
+        dir.path().to_owned(),
+        std::slice::from_ref(&t),
+        &HooksConfig::default(),
+    )
+    .unwrap();
     notifier
         .prepare(&catalog, ID, Event::Locked, Some("lock-1"))
         .await

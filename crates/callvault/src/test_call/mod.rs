@@ -147,7 +147,8 @@ pub async fn run(args: TestCallArgs) -> anyhow::Result<ExitCode> {
         args.digits
     );
 
-    let hung_up_by_server = play(&mut link, &ack, &sockets, &targets, args.seconds, &digits).await?;
+    let hung_up_by_server =
+        play(&mut link, &ack, &sockets, &targets, args.seconds, &digits).await?;
     if hung_up_by_server {
         eprintln!("test-call: the server ended the call");
     } else {
@@ -255,7 +256,11 @@ impl Link {
         let (tx, incoming) = mpsc::channel(64);
         match transport {
             Transport::Udp => {
-                let any = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+                let any = if server.is_ipv4() {
+                    "0.0.0.0:0"
+                } else {
+                    "[::]:0"
+                };
                 let socket = UdpSocket::bind(any).await?;
                 socket.connect(server).await?;
                 let socket = std::sync::Arc::new(socket);
@@ -279,10 +284,11 @@ impl Link {
                 })
             }
             Transport::Tcp => {
-                let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(server))
-                    .await
-                    .with_context(|| format!("connecting to {server} over TCP: timed out"))?
-                    .with_context(|| format!("connecting to {server} over TCP"))?;
+                let stream =
+                    tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(server))
+                        .await
+                        .with_context(|| format!("connecting to {server} over TCP: timed out"))?
+                        .with_context(|| format!("connecting to {server} over TCP"))?;
                 let local = stream.local_addr()?;
                 let (mut read, write) = stream.into_split();
                 tokio::spawn(async move {

@@ -85,9 +85,7 @@ impl RtpStream {
     /// The `index`-th packet (from 0) of a key press lasting `DIGIT_PACKETS` packets; the
     /// last one has the end bit. The press is timed from the timestamp of its first packet.
     pub fn event(&mut self, code: u8, index: u32, payload_type: u8) -> &[u8] {
-        let start = self
-            .timestamp
-            .wrapping_sub(index * SAMPLES_PER_PACKET);
+        let start = self.timestamp.wrapping_sub(index * SAMPLES_PER_PACKET);
         let end = index + 1 == DIGIT_PACKETS;
         let duration = ((index + 1) * SAMPLES_PER_PACKET) as u16;
         self.header(payload_type, index == 0, start);
@@ -147,7 +145,10 @@ mod tests {
             .collect();
         let repeat = stream.repeat().to_vec();
         let ts = |p: &[u8]| u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
-        assert!(packets.iter().all(|p| ts(p) == ts(&packets[0])), "one event");
+        assert!(
+            packets.iter().all(|p| ts(p) == ts(&packets[0])),
+            "one event"
+        );
         assert_eq!(packets[0][1], 0x80 | 101, "marker on the first");
         assert_eq!(packets[1][1], 101);
         let last = &packets[DIGIT_PACKETS as usize - 1];

@@ -55,7 +55,12 @@ impl Dialog {
             local = self.local,
             local_ip = self.local.ip(),
             from_tag = self.from_tag,
-            server = self.request_uri.trim_start_matches("sip:").split(';').next().unwrap_or(""),
+            server = self
+                .request_uri
+                .trim_start_matches("sip:")
+                .split(';')
+                .next()
+                .unwrap_or(""),
             call_id = self.call_id,
             version = env!("CARGO_PKG_VERSION"),
         )
@@ -91,7 +96,9 @@ impl Dialog {
 
     pub fn bye(&self, branch: &str) -> Vec<u8> {
         let mut head = self.header_lines("BYE", 2, branch);
-        head.push_str("Reason: Q.850;cause=16;text=\"test call done\"\r\nContent-Length: 0\r\n\r\n");
+        head.push_str(
+            "Reason: Q.850;cause=16;text=\"test call done\"\r\nContent-Length: 0\r\n\r\n",
+        );
         head.into_bytes()
     }
 }
@@ -196,7 +203,8 @@ impl Message {
         let to = self.header("to")?;
         to.split(';').skip(1).find_map(|param| {
             let (name, value) = param.trim().split_once('=')?;
-            name.eq_ignore_ascii_case("tag").then(|| value.trim().to_owned())
+            name.eq_ignore_ascii_case("tag")
+                .then(|| value.trim().to_owned())
         })
     }
 }
@@ -226,7 +234,10 @@ pub fn uri_of(value: &str) -> &str {
 /// while it is incomplete. An unreadable head is an error (the stream is out of step).
 pub fn take_message(buffer: &[u8]) -> Result<Option<(Message, usize)>, String> {
     // Keep-alive CRLFs between messages (RFC 5626) are skipped.
-    let skip = buffer.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+    let skip = buffer
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
     let buffer = &buffer[skip..];
     let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
         return Ok(None);
@@ -325,7 +336,10 @@ mod tests {
         assert_eq!(message.header("x-callvault-recording-id"), Some("0193"));
         assert_eq!(message.body, b"v=0\r");
         assert_eq!(&bytes[used..], b"\nSIP/2.0 100");
-        assert_eq!(take_message(b"SIP/2.0 200 OK\r\nl: 10\r\n\r\nabc").unwrap(), None);
+        assert_eq!(
+            take_message(b"SIP/2.0 200 OK\r\nl: 10\r\n\r\nabc").unwrap(),
+            None
+        );
         assert!(take_message(b"SIP/2.0 OK\r\n\r\n").is_err());
     }
 
