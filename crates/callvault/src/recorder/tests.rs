@@ -479,6 +479,11 @@ fn a_call_is_answered_recorded_and_completed_when_its_files_close() {
     assert_eq!(insert.ingress_call_id, "call-1");
     assert_eq!(insert.legs.len(), 2);
     assert_eq!(insert.started_at, pair.now.wall);
+    assert_eq!(
+        ok.header("X-Callvault-Recording-Id"),
+        Some(insert.id.as_str()),
+        "the 200 names the recording for the client"
+    );
 
     pair.advance(Duration::from_secs(30));
     assert_eq!(call.bye(&mut pair), 200);
