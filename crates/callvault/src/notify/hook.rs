@@ -140,3 +140,71 @@ async fn log_lines(stream: impl AsyncRead + Unpin, recording_id: String, stderr:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(folder: &std::path::Path) -> Run {
+        Run {
+            event: Event::Completed,
+            recording_id: "r1".to_owned(),
+            state: RecordingState::Complete,
+            folder: folder.to_owned(),
+        }
+    }
+
+    fn argv(script: &str) -> Vec<String> {
+        ["/bin/sh", "-c", script, "hook"]
+            .map(str::to_owned)
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn the_command_gets_the_id_and_folder_as_arguments_and_in_its_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let script = format!(
+            "printf '%s|' \"$1\" \"$2\" \"$CALLVAULT_EVENT\" \"$CALLVAULT_RECORDING_STATE\" > {}",
+            out.display()
+        );
+        execute(&argv(&script), Duration::from_secs(30), run(dir.path()))
+            .await
+            .unwrap();
+        let folder = dir.path().display();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            format!("r1|{folder}|recording.completed|complete|")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_or_missing_program_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let failed = execute(&argv("exit 3"), Duration::from_secs(30), run(dir.path()))
+            .await
+            .unwrap_err();
+        assert!(failed.contains("exit status: 3"), "{failed}");
+        let missing = execute(
+            &["/nonexistent/hook".to_owned()],
+            Duration::from_secs(30),
+            run(dir.path()),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            missing.starts_with("cannot start /nonexistent/hook"),
+            "{missing}"
+        );
+    }
+
+    /// On paused time: the timeout fires while the child still sleeps (it is killed).
+    #[tokio::test(start_paused = true)]
+    async fn a_run_past_its_timeout_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = execute(&argv("sleep 600"), Duration::from_secs(5), run(dir.path()))
+            .await
+            .unwrap_err();
+        assert!(error.starts_with("killed after 5 s"), "{error}");
+    }
+}

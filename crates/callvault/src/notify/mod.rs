@@ -225,6 +225,13 @@ impl Notifier {
             Err(e) if e.is_transient() => return Err(PrepareError::Transient(e.to_string())),
             Err(e) => return Err(PrepareError::Permanent(e.to_string())),
         };
+        if event.is_final() && details.item.recording.state == RecordingState::Active {
+            // Its completion was rejected (dead-lettered) before it: announcing it final would
+            // be false.
+            return Err(PrepareError::Permanent(format!(
+                "recording {recording_id} is not final in the catalog; {event} not sent"
+            )));
+        }
         let inner = &self.inner;
         let folder = record_file::folder(&inner.data_dir, &details);
         if event.is_final() && details.item.recording.state != RecordingState::Deleted {

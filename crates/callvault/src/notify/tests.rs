@@ -17,6 +17,7 @@ fn target(url: &str, events: &[&str]) -> NotifyTarget {
     .unwrap()
 }
 
+/// A call's recording, completed in `state` (`Active`: not completed).
 async fn catalog_with_a_call(data_dir: &std::path::Path, state: RecordingState) -> Catalog {
     let catalog = Catalog::open(&Catalog::sqlite_url(data_dir)).await.unwrap();
     let folder = format!("recordings/2026/11/30/{ID}");
@@ -55,6 +56,9 @@ async fn catalog_with_a_call(data_dir: &std::path::Path, state: RecordingState) 
         })
         .await
         .unwrap();
+    if state == RecordingState::Active {
+        return catalog;
+    }
     catalog
         .complete_recording(&Completion {
             recording_id: ID.to_owned(),
@@ -187,4 +191,25 @@ async fn a_lock_is_announced_but_rewrites_no_recording_json() {
         .load()
         .unwrap();
     assert_eq!(waiting[0].key, format!("{ID}.recording.locked.lock-1"));
+}
+
+#[tokio::test]
+async fn a_recording_the_catalog_still_has_active_is_not_announced_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = catalog_with_a_call(dir.path(), RecordingState::Active).await;
+    let t = target("http://127.0.0.1:9/", &[]);
+    let notifier = Notifier::start(
+        dir.path().to_owned(),
+        std::slice::from_ref(&t),
+        &HooksConfig::default(),
+    )
+    .unwrap();
+    assert!(matches!(
+        notifier.prepare(&catalog, ID, Event::Completed, None).await,
+        Err(PrepareError::Permanent(_))
+    ));
+    let folder = dir.path().join(format!("recordings/2026/11/30/{ID}"));
+    assert!(!folder.join("recording.json").exists());
+    let outbox = outbox::Outbox::open(dir.path(), &t.url).unwrap();
+    assert!(outbox.load().unwrap().is_empty());
 }
