@@ -109,7 +109,7 @@ impl Deliverer {
                 .iter()
                 .enumerate()
                 .filter(|(_, p)| p.next_at <= now)
-                .min_by_key(|(_, p)| (p.queued_at_ms, p.key.clone()))
+                .min_by(|(_, a), (_, b)| (a.queued_at_ms, &a.key).cmp(&(b.queued_at_ms, &b.key)))
                 .map(|(index, _)| index);
             if let Some(index) = due {
                 self.attempt(index).await;
