@@ -11,7 +11,7 @@ use sha2::Sha256;
 
 use crate::support::client::{Call, CallSpec, Transport};
 use crate::support::http::request;
-use crate::support::receiver::{Receiver, free_port};
+use crate::support::receiver::{Receiver, StuckReceiver, free_port};
 use crate::support::{Server, metric};
 
 const SECRET: &str = "a shared secret for the receiver";
@@ -266,4 +266,39 @@ async fn a_lock_through_the_api_is_announced() {
     assert_eq!(body["recording"]["locks"][0]["reason"], "LegalHold#245");
     // The completion was not asked for: the lock is the first and only delivery.
     assert!(receiver.try_next(Duration::from_millis(300)).is_none());
+}
+
+/// A receiver that takes the request and never answers holds up neither another receiver's
+/// deliveries nor the calls: the healthy receiver has its event, and a new call is answered,
+/// while the stuck one still holds its connection (its timeout is a minute away).
+#[tokio::test]
+async fn a_receiver_that_never_answers_costs_only_its_own_deliveries() {
+    let stuck = StuckReceiver::start();
+    let healthy = Receiver::start(&[]);
+    let toml = format!(
+        "[[notify]]\nurl = \"http://{}/stuck\"\ntimeout_ms = 60000\n\n{}",
+        stuck.addr,
+        notify_toml(healthy.addr.port(), &[])
+    );
+    let server = Server::start_with(&toml);
+    let first = a_call(&server).await;
+    let id = server.completed(&first)["id"].as_str().unwrap().to_owned();
+    let held = stuck.next(Duration::from_secs(20));
+    assert_eq!(
+        held.header("Idempotency-Key"),
+        Some(format!("{id}.recording.completed").as_str())
+    );
+    let delivered = healthy.next(Duration::from_secs(20));
+    assert_eq!(delivered.json()["recording"]["id"], id.as_str());
+    // The SIP loop goes on: another call is recorded and announced to the healthy receiver.
+    let second = a_call(&server).await;
+    let second_id = server.completed(&second)["id"].as_str().unwrap().to_owned();
+    let delivered = healthy.next(Duration::from_secs(20));
+    assert_eq!(delivered.json()["recording"]["id"], second_id.as_str());
+    let (_, page) = server.http_get("/metrics");
+    assert_eq!(
+        metric(&page, "callvault_notify_failed_attempts_total"),
+        0,
+        "the stuck POST has not even timed out"
+    );
 }

@@ -134,3 +134,38 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Received> {
         answered: 0,
     })
 }
+
+/// A receiver that reads each request and never answers, holding the connection open: the
+/// worst a receiver can do to a sender that waits on it.
+pub struct StuckReceiver {
+    pub addr: SocketAddr,
+    requests: mpsc::Receiver<Received>,
+}
+
+impl StuckReceiver {
+    pub fn start() -> StuckReceiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, requests) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                if let Some(received) = read_request(&mut stream) {
+                    held.push(stream);
+                    if tx.send(received).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        StuckReceiver { addr, requests }
+    }
+
+    /// The next request it read (and will never answer).
+    pub fn next(&self, wait: Duration) -> Received {
+        self.requests
+            .recv_timeout(wait)
+            .unwrap_or_else(|_| panic!("no webhook request within {wait:?}"))
+    }
+}
