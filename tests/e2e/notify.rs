@@ -302,3 +302,44 @@ async fn a_receiver_that_never_answers_costs_only_its_own_deliveries() {
         "the stuck POST has not even timed out"
     );
 }
+
+/// A crash during a call: the next start repairs the recording (`interrupted`, `crash`) and
+/// announces it final like any other, with its `recording.json`.
+#[tokio::test]
+async fn a_recording_repaired_after_a_crash_is_announced() {
+    let receiver = Receiver::start(&[]);
+    let toml = notify_toml(receiver.addr.port(), &[]);
+    let mut server = Server::start_with(&toml);
+    let mut call = Call::answered(
+        Transport::Udp,
+        server.sip,
+        CallSpec::two_parties(440.0, 1000.0),
+    )
+    .await;
+    call.play(Duration::from_millis(600), &[]).await;
+    let answered = server.wait_for_log("answered: recording", Duration::from_secs(10));
+    let id = answered
+        .split("recording_id=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let dir = server.into_dir(); // SIGKILL: nothing is closed or announced
+    assert!(receiver.try_next(Duration::from_millis(300)).is_none());
+
+    let server = Server::start_in_with(dir, &toml);
+    let delivery = receiver.next(Duration::from_secs(30));
+    let body = delivery.json();
+    assert_eq!(body["event"], "recording.completed");
+    assert_eq!(body["recording"]["id"], id.as_str());
+    assert_eq!(body["recording"]["state"], "interrupted");
+    assert_eq!(body["recording"]["end_reason"], "crash");
+    let recording = server.show(&id);
+    assert_eq!(body["recording"], recording);
+    let wav = server.path_of(&recording["legs"][0]);
+    let written: Value = serde_json::from_slice(
+        &std::fs::read(wav.parent().unwrap().join("recording.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written, recording);
+}
