@@ -343,3 +343,55 @@ async fn a_recording_repaired_after_a_crash_is_announced() {
     .unwrap();
     assert_eq!(written, recording);
 }
+
+/// SIGHUP re-reads `[[notify]]`: the next event goes to the new receiver, not the removed one.
+#[tokio::test]
+async fn sighup_switches_receivers_for_the_events_that_follow() {
+    let old = Receiver::start(&[]);
+    let new = Receiver::start(&[]);
+    let mut server = Server::start_with(&notify_toml(old.addr.port(), &[]));
+    let config = server.data_dir.parent().unwrap().join("callvault.toml");
+    std::fs::write(&config, notify_toml(new.addr.port(), &[])).unwrap();
+    server.hangup();
+    server.wait_for_log(
+        &format!(
+            "SIGHUP: webhook receiver http://127.0.0.1:{}/hooks/callvault added",
+            new.addr.port()
+        ),
+        Duration::from_secs(10),
+    );
+    server.wait_for_log(
+        &format!(
+            "SIGHUP: webhook receiver http://127.0.0.1:{}/hooks/callvault removed",
+            old.addr.port()
+        ),
+        Duration::from_secs(10),
+    );
+    let call_id = a_call(&server).await;
+    let id = server.completed(&call_id)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        new.next(Duration::from_secs(20)).json()["recording"]["id"],
+        id.as_str()
+    );
+    assert!(old.try_next(Duration::from_millis(300)).is_none());
+
+    // A file that no longer loads changes nothing.
+    std::fs::write(&config, "[[notify]]\nurl = \"ftp://nowhere/\"\n").unwrap();
+    server.hangup();
+    server.wait_for_log(
+        "SIGHUP: webhook receivers not reloaded; the current ones stay",
+        Duration::from_secs(10),
+    );
+    let call_id = a_call(&server).await;
+    let id = server.completed(&call_id)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        new.next(Duration::from_secs(20)).json()["recording"]["id"],
+        id.as_str()
+    );
+}

@@ -48,7 +48,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the recording server: SIP on UDP, TCP and TLS, RTP to WAV, the catalog, /health,
-    /// /metrics. SIGHUP reloads the TLS certificate.
+    /// /metrics. SIGHUP reloads the TLS certificate and the webhook receivers ([[notify]]).
     Serve(ServeArgs),
     /// Check a configuration as `serve` would load it (the file, CALLVAULT_* variables and the
     /// same flags), with its TLS certificate, data directory, RTP ports and database URL,
@@ -179,7 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             init_logging("info");
             let (file, overrides) = args.config.into_parts();
             let config = Config::load(file.as_deref(), &overrides)?;
-            server::serve(config).await?;
+            server::serve(config, move || Config::load(file.as_deref(), &overrides)).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::CheckConfig(args) => {

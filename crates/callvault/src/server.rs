@@ -32,7 +32,12 @@ use crate::tenants::Tenants;
 /// disk and applied at the next start.
 const ARCHIVE_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// Runs the server on `config`; `reload` loads the configuration again (file, variables,
+/// flags) for SIGHUP.
+pub async fn serve(
+    config: Config,
+    reload: impl Fn() -> anyhow::Result<Config> + Send + 'static,
+) -> anyhow::Result<()> {
     // Before anything is created: what callvault makes is never more open than the umask lets.
     config.apply_umask();
     // Compiled once; every INVITE is matched against these.
@@ -94,6 +99,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let notifier = Notifier::start(data_dir.clone(), &config.notify, &config.hooks)
         .context("starting the webhook deliveries")?;
     let notify_stats = notifier.stats();
+    crate::notify::reload_on_sighup(notifier.clone(), move || Ok(reload()?.notify));
     let (archive, archive_task, archive_health) = archive::start_notifying(
         catalog.clone(),
         data_dir.clone(),

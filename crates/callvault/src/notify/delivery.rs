@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -55,6 +55,9 @@ struct Pending {
 }
 
 pub struct Deliverer {
+    /// The receiver's settings, as the last reload left them.
+    settings: watch::Receiver<NotifyTarget>,
+    /// Those of the attempt under way.
     target: NotifyTarget,
     outbox: Outbox,
     client: reqwest::Client,
@@ -65,13 +68,15 @@ pub struct Deliverer {
 impl Deliverer {
     /// `waiting`: what the outbox held at start (counted as pending here).
     pub fn new(
-        target: NotifyTarget,
+        settings: watch::Receiver<NotifyTarget>,
         outbox: Outbox,
         client: reqwest::Client,
         stats: Arc<NotifyStats>,
         waiting: Vec<Queued>,
     ) -> Deliverer {
+        let target = settings.borrow().clone();
         let mut deliverer = Deliverer {
+            settings,
             target,
             outbox,
             client,
@@ -130,6 +135,9 @@ impl Deliverer {
     }
 
     async fn attempt(&mut self, index: usize) {
+        if self.settings.has_changed().unwrap_or(false) {
+            self.target = self.settings.borrow_and_update().clone();
+        }
         let key = self.pending[index].key.clone();
         let outbox = self.outbox.clone();
         let read_key = key.clone();

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use callvault_catalog::{Catalog, RecordingDetails, RecordingState, Scope};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::archive::{ArchiveCommand, ArchiveQueue};
@@ -134,16 +134,62 @@ pub struct Notifier {
 
 struct Inner {
     data_dir: PathBuf,
-    receivers: Vec<Receiver>,
+    /// Every receiver this run has had, by URL (see [`Notifier::reload`]). Locked only to
+    /// copy what an event needs, never across an await.
+    receivers: std::sync::Mutex<Vec<Receiver>>,
+    client: reqwest::Client,
     hook: Option<hook::Hook>,
     stats: Arc<NotifyStats>,
 }
 
 /// One `[[notify]]` table with its outbox and its delivery task's wake-up.
 struct Receiver {
-    target: NotifyTarget,
+    /// Its current settings; the delivery task reads them at each attempt.
+    target: watch::Sender<NotifyTarget>,
+    /// False once a reload removed it from the configuration: it takes no new event, and its
+    /// task delivers what was queued (the outbox is still on disk).
+    active: bool,
     outbox: outbox::Outbox,
     wake: mpsc::UnboundedSender<outbox::Queued>,
+}
+
+impl Receiver {
+    /// Opens the outbox of `target` (what an earlier run left is delivered first) and starts
+    /// its delivery task.
+    fn start(
+        data_dir: &std::path::Path,
+        target: &NotifyTarget,
+        client: &reqwest::Client,
+        stats: &Arc<NotifyStats>,
+    ) -> anyhow::Result<Receiver> {
+        let outbox = outbox::Outbox::open(data_dir, &target.url)?;
+        let waiting = outbox.load()?;
+        if !waiting.is_empty() {
+            info!(
+                url = %target.shown_url(),
+                deliveries = waiting.len(),
+                "webhook deliveries left by an earlier run are retried"
+            );
+        }
+        let (wake, woken) = mpsc::unbounded_channel();
+        let (settings, watched) = watch::channel(target.clone());
+        tokio::spawn(
+            delivery::Deliverer::new(
+                watched,
+                outbox.clone(),
+                client.clone(),
+                Arc::clone(stats),
+                waiting,
+            )
+            .run(woken),
+        );
+        Ok(Receiver {
+            target: settings,
+            active: true,
+            outbox,
+            wake,
+        })
+    }
 }
 
 impl Notifier {
@@ -158,41 +204,75 @@ impl Notifier {
         let client = delivery::client()?;
         let mut receivers = Vec::new();
         for target in targets {
-            let outbox = outbox::Outbox::open(&data_dir, &target.url)?;
-            let waiting = outbox.load()?;
-            if !waiting.is_empty() {
-                info!(
-                    url = %target.shown_url(),
-                    deliveries = waiting.len(),
-                    "webhook deliveries left by an earlier run are retried"
-                );
-            }
-            let (wake, woken) = mpsc::unbounded_channel();
-            tokio::spawn(
-                delivery::Deliverer::new(
-                    target.clone(),
-                    outbox.clone(),
-                    client.clone(),
-                    Arc::clone(&stats),
-                    waiting,
-                )
-                .run(woken),
-            );
-            receivers.push(Receiver {
-                target: target.clone(),
-                outbox,
-                wake,
-            });
+            receivers.push(Receiver::start(&data_dir, target, &client, &stats)?);
         }
         let hook = (!hooks.on_complete.is_empty()).then(|| hook::Hook::new(hooks, &stats));
         Ok(Notifier {
             inner: Arc::new(Inner {
                 data_dir,
-                receivers,
+                receivers: std::sync::Mutex::new(receivers),
+                client,
                 hook,
                 stats,
             }),
         })
+    }
+
+    /// Takes a new list of `[[notify]]` tables (validated) while running, for a configuration
+    /// reload: a receiver whose URL is new starts; one whose settings (secret, events, timeouts)
+    /// changed uses them from its next attempt; one no longer listed takes no new event but
+    /// still delivers what was queued for it. Events prepared from now on follow the new list.
+    /// Returns what changed, one line each, for the log (never a secret).
+    pub fn reload(&self, targets: &[NotifyTarget]) -> anyhow::Result<Vec<String>> {
+        let inner = &self.inner;
+        let mut changes = Vec::new();
+        let mut receivers = inner
+            .receivers
+            .lock()
+            .expect("the receivers' lock is never held across a panic");
+        for receiver in receivers.iter_mut() {
+            let url = receiver.target.borrow().url.clone();
+            if receiver.active && !targets.iter().any(|t| t.url == url) {
+                receiver.active = false;
+                changes.push(format!(
+                    "webhook receiver {} removed (what was queued for it is still delivered)",
+                    receiver.target.borrow().shown_url()
+                ));
+            }
+        }
+        for target in targets {
+            let known = receivers
+                .iter_mut()
+                .find(|r| r.target.borrow().url == target.url);
+            match known {
+                Some(receiver) => {
+                    let changed = *receiver.target.borrow() != *target;
+                    if changed || !receiver.active {
+                        changes.push(format!(
+                            "webhook receiver {} {}",
+                            target.shown_url(),
+                            if receiver.active {
+                                "changed"
+                            } else {
+                                "added back"
+                            }
+                        ));
+                        receiver.target.send_replace(target.clone());
+                        receiver.active = true;
+                    }
+                }
+                None => {
+                    receivers.push(Receiver::start(
+                        &inner.data_dir,
+                        target,
+                        &inner.client,
+                        &inner.stats,
+                    )?);
+                    changes.push(format!("webhook receiver {} added", target.shown_url()));
+                }
+            }
+        }
+        Ok(changes)
     }
 
     pub fn stats(&self) -> Arc<NotifyStats> {
@@ -240,8 +320,17 @@ impl Notifier {
         }
         let key = outbox::key(recording_id, event, lock_id);
         let body = body(event, &details);
-        for receiver in inner.receivers.iter().filter(|r| r.target.wants(event)) {
-            let (outbox, key, body) = (receiver.outbox.clone(), key.clone(), body.clone());
+        // Copied out: the lock is not held while the files are written.
+        let interested: Vec<(outbox::Outbox, mpsc::UnboundedSender<outbox::Queued>)> = inner
+            .receivers
+            .lock()
+            .expect("the receivers' lock is never held across a panic")
+            .iter()
+            .filter(|r| r.active && r.target.borrow().wants(event))
+            .map(|r| (r.outbox.clone(), r.wake.clone()))
+            .collect();
+        for (outbox, wake) in interested {
+            let (key, body) = (key.clone(), body.clone());
             let queued = blocking(move || outbox.put(&key, event, &body)).await?;
             if let Some(queued) = queued {
                 inner
@@ -249,7 +338,7 @@ impl Notifier {
                     .pending
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // The task ends only with the runtime; the file is on disk either way.
-                let _ = receiver.wake.send(queued);
+                let _ = wake.send(queued);
             }
         }
         if event.is_final()
@@ -304,6 +393,50 @@ impl callvault_api::RecordingEvents for ApiEvents {
             event,
             lock_id,
         });
+    }
+}
+
+/// On each SIGHUP, reads the `[[notify]]` tables again with `load` (the configuration as
+/// `serve` loaded it: file, variables, flags) and hands them to [`Notifier::reload`], logging
+/// what changed. A configuration that no longer loads changes nothing (the log says why).
+/// `[hooks]` is read at start only.
+pub fn reload_on_sighup(
+    notifier: Notifier,
+    load: impl Fn() -> anyhow::Result<Vec<NotifyTarget>> + Send + 'static,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(e) => {
+                warn!(error = %e, "no SIGHUP handler: webhook receivers cannot be reloaded");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let reloaded = load().and_then(|targets| notifier.reload(&targets));
+                match reloaded {
+                    Ok(changes) if changes.is_empty() => {
+                        info!("SIGHUP: webhook receivers unchanged");
+                    }
+                    Ok(changes) => {
+                        for change in changes {
+                            info!("SIGHUP: {change}");
+                        }
+                    }
+                    Err(e) => warn!(
+                        error = %crate::log::redact_urls(&format!("{e:#}")),
+                        "SIGHUP: webhook receivers not reloaded; the current ones stay"
+                    ),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (notifier, load);
     }
 }
 

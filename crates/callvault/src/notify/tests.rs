@@ -213,3 +213,67 @@ async fn a_recording_the_catalog_still_has_active_is_not_announced_final() {
     let outbox = outbox::Outbox::open(dir.path(), &t.url).unwrap();
     assert!(outbox.load().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_reload_adds_changes_and_retires_receivers_for_the_events_that_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = catalog_with_a_call(dir.path(), RecordingState::Complete).await;
+    let a = target("http://127.0.0.1:9/a", &["recording.locked"]);
+    let b = target("http://127.0.0.1:9/b", &["recording.locked"]);
+    let notifier = Notifier::start(
+        dir.path().to_owned(),
+        std::slice::from_ref(&a),
+        &HooksConfig::default(),
+    )
+    .unwrap();
+    let waiting = |t: &NotifyTarget| -> Vec<String> {
+        outbox::Outbox::open(dir.path(), &t.url)
+            .unwrap()
+            .load()
+            .unwrap()
+            .into_iter()
+            .map(|q| q.key)
+            .collect()
+    };
+
+    assert_eq!(
+        notifier.reload(std::slice::from_ref(&b)).unwrap(),
+        [
+            "webhook receiver http://127.0.0.1:9/a removed (what was queued for it is still delivered)",
+            "webhook receiver http://127.0.0.1:9/b added",
+        ]
+    );
+    notifier
+        .prepare(&catalog, ID, Event::Locked, Some("l1"))
+        .await
+        .unwrap();
+    assert!(
+        waiting(&a).is_empty(),
+        "a retired receiver takes no new event"
+    );
+    assert_eq!(waiting(&b), [format!("{ID}.recording.locked.l1")]);
+
+    let mut a_again = a.clone();
+    a_again.secret = Some("another".to_owned());
+    let mut b_changed = b.clone();
+    b_changed.events = vec!["recording.unlocked".to_owned()];
+    assert_eq!(
+        notifier
+            .reload(&[a_again.clone(), b_changed.clone()])
+            .unwrap(),
+        [
+            "webhook receiver http://127.0.0.1:9/a added back",
+            "webhook receiver http://127.0.0.1:9/b changed",
+        ]
+    );
+    assert!(
+        notifier.reload(&[a_again, b_changed]).unwrap().is_empty(),
+        "nothing changed"
+    );
+    notifier
+        .prepare(&catalog, ID, Event::Locked, Some("l2"))
+        .await
+        .unwrap();
+    assert_eq!(waiting(&a), [format!("{ID}.recording.locked.l2")]);
+    assert_eq!(waiting(&b).len(), 1, "b no longer wants locks");
+}
