@@ -137,7 +137,9 @@ struct Inner {
     /// Every receiver this run has had, by URL (see [`Notifier::reload`]). Locked only to
     /// copy what an event needs, never across an await.
     receivers: std::sync::Mutex<Vec<Receiver>>,
-    client: reqwest::Client,
+    /// Built with the first receiver (it reads the system's CA certificates): a server with
+    /// no `[[notify]]` never needs one.
+    client: std::sync::Mutex<Option<reqwest::Client>>,
     hook: Option<hook::Hook>,
     stats: Arc<NotifyStats>,
 }
@@ -201,17 +203,22 @@ impl Notifier {
         hooks: &HooksConfig,
     ) -> anyhow::Result<Notifier> {
         let stats = Arc::new(NotifyStats::default());
-        let client = delivery::client()?;
+        let client = match targets {
+            [] => None,
+            _ => Some(delivery::client()?),
+        };
         let mut receivers = Vec::new();
-        for target in targets {
-            receivers.push(Receiver::start(&data_dir, target, &client, &stats)?);
+        if let Some(client) = &client {
+            for target in targets {
+                receivers.push(Receiver::start(&data_dir, target, client, &stats)?);
+            }
         }
         let hook = (!hooks.on_complete.is_empty()).then(|| hook::Hook::new(hooks, &stats));
         Ok(Notifier {
             inner: Arc::new(Inner {
                 data_dir,
                 receivers: std::sync::Mutex::new(receivers),
-                client,
+                client: std::sync::Mutex::new(client),
                 hook,
                 stats,
             }),
@@ -262,10 +269,20 @@ impl Notifier {
                     }
                 }
                 None => {
+                    let client = {
+                        let mut client = inner
+                            .client
+                            .lock()
+                            .expect("the client's lock is never held across a panic");
+                        match &*client {
+                            Some(built) => built.clone(),
+                            None => client.insert(delivery::client()?).clone(),
+                        }
+                    };
                     receivers.push(Receiver::start(
                         &inner.data_dir,
                         target,
-                        &inner.client,
+                        &client,
                         &inner.stats,
                     )?);
                     changes.push(format!("webhook receiver {} added", target.shown_url()));
