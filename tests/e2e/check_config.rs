@@ -334,3 +334,70 @@ fn a_database_password_with_url_characters_is_never_printed() {
     assert_eq!(serve.code, Some(1));
     serve.assert_never_shows(password);
 }
+
+#[test]
+fn webhooks_and_the_hook_are_checked_and_their_secrets_never_shown() {
+    let setup = Setup::new();
+    let good = format!(
+        "{}\n[[notify]]\nurl = \"https://hooks.example.com/cv?token=qs-secret\"\n\
+         secret = \"hmac-secret-value\"\nevents = [\"recording.completed\", \"recording.deleted\"]\n\n\
+         [[notify]]\nurl = \"http://127.0.0.1:9/plain\"\n\n\
+         [hooks]\non_complete = [\"/bin/true\", \"--flag\"]\n",
+        setup.toml()
+    );
+    let report = setup.check(&good, &[]);
+    assert_eq!(report.code, Some(0), "{}\n{}", report.stdout, report.stderr);
+    assert_eq!(
+        report.line("webhook"),
+        "ok   webhook: https://hooks.example.com/cv: recording.completed recording.deleted, signed"
+    );
+    assert!(
+        report.stdout.contains(
+            "warn webhook: http://127.0.0.1:9/plain: recording.completed recording.failed, not signed: plain HTTP without a secret"
+        ),
+        "{}",
+        report.stdout
+    );
+    assert!(
+        report
+            .line("on_complete")
+            .starts_with("ok   on_complete: /bin/true (+ 1 argument(s)")
+    );
+    report.assert_never_shows("hmac-secret-value");
+    report.assert_never_shows("qs-secret");
+
+    for (bad, why) in [
+        (
+            "[[notify]]\nurl = \"ftp://hooks.example.com/\"\n",
+            "[[notify]] #1: url ftp://hooks.example.com/: the scheme must be http or https",
+        ),
+        (
+            "[[notify]]\nurl = \"https://h.example/\"\nevents = [\"recording.done\"]\n",
+            "[[notify]] #1: unknown event \"recording.done\"",
+        ),
+        (
+            "[[notify]]\nurl = \"https://h.example/\"\nsecrets = \"x\"\n",
+            "unknown field `secrets`",
+        ),
+    ] {
+        let report = setup.check(&format!("{}\n{bad}", setup.toml()), &[]);
+        assert_eq!(report.code, Some(1), "{bad}: {}", report.stdout);
+        assert!(
+            report.line("configuration").starts_with("FAIL"),
+            "{bad}: {}",
+            report.stdout
+        );
+        assert!(report.stdout.contains(why), "{bad}: {}", report.stdout);
+    }
+    let missing = format!(
+        "{}\n[hooks]\non_complete = [\"/nonexistent/transcribe\"]\n",
+        setup.toml()
+    );
+    let report = setup.check(&missing, &[]);
+    assert_eq!(report.code, Some(1));
+    assert!(
+        report
+            .line("on_complete")
+            .starts_with("FAIL on_complete: /nonexistent/transcribe")
+    );
+}

@@ -9,6 +9,7 @@ use callvault_catalog::Catalog;
 use crate::audio::FileNamePattern;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
+use crate::events::{NoRecordingEvents, RecordingEvents};
 use crate::live::LiveRecordings;
 use crate::rate_limit::LoginLimiter;
 use crate::session::Sessions;
@@ -26,6 +27,7 @@ struct Inner {
     settings: ApiSettings,
     pattern: FileNamePattern,
     live: Arc<dyn LiveRecordings>,
+    events: Arc<dyn RecordingEvents>,
     clock: Arc<dyn Clock>,
     sessions: Sessions,
     login_limiter: LoginLimiter,
@@ -80,10 +82,21 @@ impl ApiState {
                 settings,
                 pattern,
                 live,
+                events: Arc::new(NoRecordingEvents),
                 clock,
                 login_limiter,
             }),
         })
+    }
+
+    /// The same state telling `events` of every deletion, lock and unlock the routes commit.
+    /// Call before serving (the state is shared once cloned).
+    pub fn with_events(mut self, events: Arc<dyn RecordingEvents>) -> ApiState {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.events = events,
+            None => panic!("ApiState::with_events is called before the state is cloned"),
+        }
+        self
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -104,6 +117,10 @@ impl ApiState {
 
     pub(crate) fn live(&self) -> &dyn LiveRecordings {
         &*self.inner.live
+    }
+
+    pub(crate) fn events(&self) -> &dyn RecordingEvents {
+        &*self.inner.events
     }
 
     pub(crate) fn clock(&self) -> &dyn Clock {

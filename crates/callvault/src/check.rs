@@ -87,6 +87,63 @@ async fn check(report: &mut Report, config: &Config, connect: bool, now: OffsetD
     );
     let (status, detail) = database(&config.database_url(), connect).await;
     report.push(status, "database", detail);
+    notify(report, config);
+}
+
+/// The webhook receivers and the hook, as `serve` would start them (validated at load: a bad
+/// URL or event name fails "configuration" above). Secrets are never printed.
+fn notify(report: &mut Report, config: &Config) {
+    if config.notify.is_empty() {
+        report.ok("webhooks", "none ([[notify]] tables)");
+    }
+    for target in &config.notify {
+        let events: Vec<&str> = crate::notify::Event::ALL
+            .into_iter()
+            .filter(|e| target.wants(*e))
+            .map(crate::notify::Event::as_str)
+            .collect();
+        let detail = format!(
+            "{}: {}, {}",
+            target.shown_url(),
+            events.join(" "),
+            if target.secret.is_some() {
+                "signed"
+            } else {
+                "not signed"
+            }
+        );
+        if target.url.starts_with("http://") && target.secret.is_none() {
+            report.warn(
+                "webhook",
+                format!("{detail}: plain HTTP without a secret can be read and forged on the way"),
+            );
+        } else {
+            report.ok("webhook", detail);
+        }
+    }
+    match config.hooks.on_complete.first() {
+        None => report.ok("on_complete", "no hook"),
+        Some(program) => {
+            let found = if program.contains('/') {
+                std::path::Path::new(program).is_file()
+            } else {
+                std::env::var_os("PATH").is_some_and(|paths| {
+                    std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
+                })
+            };
+            let detail = format!(
+                "{} (+ {} argument(s), then the recording id and folder), timeout {} s",
+                program,
+                config.hooks.on_complete.len() - 1,
+                config.hooks.on_complete_timeout_secs
+            );
+            if found {
+                report.ok("on_complete", detail);
+            } else {
+                report.fail("on_complete", format!("{detail}: program not found"));
+            }
+        }
+    }
 }
 
 fn configuration(file: Option<&Path>, config: &Config) -> String {

@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::notify::{HooksConfig, NotifyTarget};
 use crate::tenants::{TenantRule, Tenants};
 
 /// Every key of the TOML file. Sections mirror the flags: `--sip-listen` is `[sip] listen`.
@@ -29,6 +30,10 @@ pub struct Config {
     /// `[[tenants]]`: which tenant a recording belongs to (see `tenants.rs`); tried in order,
     /// the first match wins.
     pub tenants: Vec<TenantRule>,
+    /// `[[notify]]`: webhook receivers of recording events (see `notify`).
+    pub notify: Vec<NotifyTarget>,
+    /// `[hooks]`: the `on_complete` command.
+    pub hooks: HooksConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -454,6 +459,7 @@ impl Config {
             bail!("[media] rtp_ip {ip} cannot be written into SDP: give the address clients reach");
         }
         self.tenants()?;
+        crate::notify::settings::validate(&self.notify, &self.hooks)?;
         Ok(())
     }
 
@@ -644,6 +650,8 @@ mod tests {
             config.tls.handshake_timeout_ms,
             defaults.tls.handshake_timeout_ms
         );
+        assert_eq!(config.hooks, defaults.hooks);
+        assert!(config.notify.is_empty());
     }
 
     #[test]

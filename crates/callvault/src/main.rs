@@ -15,6 +15,7 @@ mod lock;
 mod log;
 mod media_plane;
 mod metrics;
+mod notify;
 mod operator;
 mod recorder;
 mod recovery;
@@ -22,6 +23,7 @@ mod server;
 mod sources;
 mod storage;
 mod tenants;
+mod test_call;
 mod tls;
 
 use std::net::{IpAddr, SocketAddr};
@@ -46,7 +48,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the recording server: SIP on UDP, TCP and TLS, RTP to WAV, the catalog, /health,
-    /// /metrics. SIGHUP reloads the TLS certificate.
+    /// /metrics. SIGHUP reloads the TLS certificate and the webhook receivers ([[notify]]).
     Serve(ServeArgs),
     /// Check a configuration as `serve` would load it (the file, CALLVAULT_* variables and the
     /// same flags), with its TLS certificate, data directory, RTP ports and database URL,
@@ -72,6 +74,9 @@ enum Command {
         #[command(subcommand)]
         command: operator::audit::AuditCommand,
     },
+    /// Make a real SIPREC call to a recording server (two streams of tone, RFC 4733 digits),
+    /// hang up, and print the recording id the server gives back.
+    TestCall(test_call::TestCallArgs),
 }
 
 #[derive(Args)]
@@ -178,7 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             init_logging("info");
             let (file, overrides) = args.config.into_parts();
             let config = Config::load(file.as_deref(), &overrides)?;
-            server::serve(config).await?;
+            server::serve(config, move || Config::load(file.as_deref(), &overrides)).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::CheckConfig(args) => {
@@ -192,6 +197,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Users { command } => operator::users::users(command).await,
         Command::Tokens { command } => operator::users::tokens(command).await,
         Command::Audit { command } => operator::audit::run(command).await,
+        Command::TestCall(args) => {
+            init_logging("warn");
+            test_call::run(args).await
+        }
     }
 }
 

@@ -33,6 +33,8 @@ pub struct Sources {
     pub transport: TransportStats,
     /// SIP messages dropped because their source is not allowed.
     pub refused_sources: Arc<std::sync::atomic::AtomicU64>,
+    /// Webhook deliveries and `on_complete` runs.
+    pub notify: Arc<crate::notify::NotifyStats>,
 }
 
 pub fn router(sources: Sources) -> Router {
@@ -279,6 +281,37 @@ fn render(s: &Sources) -> String {
         "counter",
         "SIP messages dropped because their source is not in [sip] allowed_sources.",
         s.refused_sources.load(Ordering::Relaxed),
+    );
+    let notify = &s.notify;
+    metric(
+        "callvault_notify_delivered_total",
+        "counter",
+        "Webhook deliveries a receiver answered 2xx.",
+        notify.delivered_total.load(Ordering::Relaxed),
+    );
+    metric(
+        "callvault_notify_failed_attempts_total",
+        "counter",
+        "Webhook POSTs that failed (no answer, or not 2xx); each delivery is retried until a 2xx.",
+        notify.failed_attempts_total.load(Ordering::Relaxed),
+    );
+    metric(
+        "callvault_notify_pending",
+        "gauge",
+        "Webhook deliveries waiting in the outbox (all receivers).",
+        notify.pending.load(Ordering::Relaxed).max(0) as u64,
+    );
+    metric(
+        "callvault_hook_runs_total",
+        "counter",
+        "on_complete hook runs started.",
+        notify.hook_runs_total.load(Ordering::Relaxed),
+    );
+    metric(
+        "callvault_hook_failures_total",
+        "counter",
+        "on_complete hook runs that failed (exit status, timeout, not started).",
+        notify.hook_failures_total.load(Ordering::Relaxed),
     );
     let transport = &s.transport;
     metric(

@@ -66,7 +66,9 @@ impl Recovery {
                     }
                     recovered.legs += recording.legs.len();
                     let completion = self.interrupted(&recording).await;
+                    let notify = notify_final(&completion);
                     self.archive.send(ArchiveCommand::Complete(completion));
+                    self.archive.send(notify);
                     recovered.interrupted += 1;
                 }
             }
@@ -261,7 +263,7 @@ impl Recovery {
                 revision,
             });
         }
-        self.archive.send(ArchiveCommand::Complete(Completion {
+        let completion = Completion {
             recording_id: id,
             state: RecordingState::Interrupted,
             ended_at: started_at + time::Duration::milliseconds(end_ms),
@@ -269,8 +271,20 @@ impl Recovery {
             end_reason: EndReason::Recovered,
             legs: completions,
             warnings: Vec::new(),
-        }));
+        };
+        let notify = notify_final(&completion);
+        self.archive.send(ArchiveCommand::Complete(completion));
+        self.archive.send(notify);
         Ok(leg_count)
+    }
+}
+
+/// The announcement that follows a completion (see `notify`).
+fn notify_final(completion: &Completion) -> ArchiveCommand {
+    ArchiveCommand::Notify {
+        recording_id: completion.recording_id.clone(),
+        event: crate::notify::Event::of_final(completion.state),
+        lock_id: None,
     }
 }
 

@@ -21,6 +21,7 @@ use crate::health::Health;
 use crate::lock::DataDirLock;
 use crate::media_plane::EngineMedia;
 use crate::metrics;
+use crate::notify::{ApiEvents, Notifier};
 use crate::recorder::{Recorder, RecorderConfig, RecorderGauges};
 use crate::recovery::Recovery;
 use crate::sources::{self, SourceGate};
@@ -31,7 +32,12 @@ use crate::tenants::Tenants;
 /// disk and applied at the next start.
 const ARCHIVE_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// Runs the server on `config`; `reload` loads the configuration again (file, variables,
+/// flags) for SIGHUP.
+pub async fn serve(
+    config: Config,
+    reload: impl Fn() -> anyhow::Result<Config> + Send + 'static,
+) -> anyhow::Result<()> {
     // Before anything is created: what callvault makes is never more open than the umask lets.
     config.apply_umask();
     // Compiled once; every INVITE is matched against these.
@@ -87,8 +93,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let gauges = Arc::new(RecorderGauges::default());
     let health = Arc::new(Health::default());
-    let (archive, archive_task, archive_health) =
-        archive::start(catalog.clone(), data_dir.clone(), ArchiveConfig::default());
+    // Webhook deliveries an earlier run left start going out now, each receiver in its own
+    // task; events reach the notifier through the archive, after what they announce.
+    crate::notify::announce(&config.notify, &config.hooks);
+    let notifier = Notifier::start(data_dir.clone(), &config.notify, &config.hooks)
+        .context("starting the webhook deliveries")?;
+    let notify_stats = notifier.stats();
+    crate::notify::reload_on_sighup(notifier.clone(), move || Ok(reload()?.notify));
+    let (archive, archive_task, archive_health) = archive::start_notifying(
+        catalog.clone(),
+        data_dir.clone(),
+        ArchiveConfig::default(),
+        Some(notifier),
+    );
     let (sip_stats, sip_stats_rx) = watch::channel(EndpointStats::default());
     // The API asks the SIP loop to pause and resume live recordings through this channel.
     let (live, control) = LiveControl::channel();
@@ -98,7 +115,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.api.clone(),
         Arc::new(live),
     )
-    .context("starting the HTTP API")?;
+    .context("starting the HTTP API")?
+    .with_events(Arc::new(ApiEvents {
+        archive: archive.clone(),
+    }));
     let app = metrics::router(metrics::Sources {
         gauges: Arc::clone(&gauges),
         media: Arc::clone(&media),
@@ -108,6 +128,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         storage: storage.clone(),
         transport: transports.stats(),
         refused_sources: gate.refused(),
+        notify: notify_stats,
     })
     .merge(callvault_api::router(api));
     tokio::spawn(async move {

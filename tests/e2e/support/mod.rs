@@ -5,6 +5,7 @@ pub mod audio;
 pub mod client;
 pub mod codec;
 pub mod http;
+pub mod receiver;
 pub mod srtp;
 
 use std::io::{BufRead, BufReader};
@@ -47,6 +48,11 @@ impl Server {
     /// Starts a server on the data directory an earlier one left (see [`Server::into_dir`]).
     pub fn start_in(dir: tempfile::TempDir) -> Server {
         Server::launch(dir, "")
+    }
+
+    /// [`Server::start_in`] with extra TOML configuration (a restart with the same file).
+    pub fn start_in_with(dir: tempfile::TempDir, extra_toml: &str) -> Server {
+        Server::launch(dir, extra_toml)
     }
 
     /// Starts a server whose data directory is `data_dir` (e.g. on a small filesystem).

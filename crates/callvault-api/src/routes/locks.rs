@@ -10,6 +10,7 @@ use super::recordings::ReasonBody;
 use super::{now, tags};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
+use crate::events::RecordingChange;
 use crate::extract::{Json, OptionalJson, Path};
 use crate::reason;
 use crate::response::ErrorBody;
@@ -58,6 +59,12 @@ pub(crate) async fn lock(
         .catalog()
         .lock(&caller.scope(), &id, &reason, &caller.actor(), now(&state))
         .await?;
+    state.events().recording_changed(
+        &lock.recording_id,
+        RecordingChange::Locked {
+            lock_id: lock.id.clone(),
+        },
+    );
     Ok((StatusCode::CREATED, axum::Json(lock)))
 }
 
@@ -102,5 +109,8 @@ pub(crate) async fn unlock(
             now(&state),
         )
         .await?;
+    state
+        .events()
+        .recording_changed(&id, RecordingChange::Unlocked { lock_id });
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{live_recording, now, recording, tags};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
+use crate::events::RecordingChange;
 use crate::extract::{OptionalJson, Path, Query};
 use crate::files::remove_deleted_files;
 use crate::reason;
@@ -190,6 +191,9 @@ pub(crate) async fn delete(
         tracing::error!(recording_id = %id, path = %path.display(), %error,
             "a deleted recording's file could not be removed");
     }
+    state
+        .events()
+        .recording_changed(&id, RecordingChange::Deleted);
     Ok(StatusCode::NO_CONTENT)
 }
 

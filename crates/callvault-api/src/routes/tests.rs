@@ -54,11 +54,32 @@ pub(crate) const USERS: [(&str, Role, Option<&str>); 7] = [
     ("acme-admin", Role::Admin, Some("acme")),
 ];
 
+/// A `RecordingEvents` listener that keeps what it is told.
+#[derive(Default)]
+pub(crate) struct FakeEvents(std::sync::Mutex<Vec<(String, crate::RecordingChange)>>);
+
+impl FakeEvents {
+    pub(crate) fn taken(&self) -> Vec<(String, crate::RecordingChange)> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl crate::RecordingEvents for FakeEvents {
+    fn recording_changed(&self, recording_id: &str, change: crate::RecordingChange) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((recording_id.to_owned(), change));
+    }
+}
+
 pub(crate) struct Harness {
     pub(crate) catalog: Catalog,
     pub(crate) data: tempfile::TempDir,
     pub(crate) clock: Arc<ManualClock>,
     pub(crate) live: Arc<FakeLive>,
+    /// What the routes told the state's `RecordingEvents`, in order.
+    pub(crate) events: Arc<FakeEvents>,
     pub(crate) api: Api,
     tokens: HashMap<&'static str, String>,
 }
@@ -94,6 +115,7 @@ impl Harness {
             data,
             clock,
             live,
+            events: Arc::default(),
             api: Api::dummy(),
             tokens,
         };
@@ -110,7 +132,8 @@ impl Harness {
             Arc::clone(&self.live) as _,
             Arc::clone(&self.clock) as _,
         )
-        .unwrap();
+        .unwrap()
+        .with_events(Arc::clone(&self.events) as _);
         Api {
             router: crate::router(state),
         }

@@ -6,6 +6,7 @@ use std::path::{Component, Path, PathBuf};
 use callvault_catalog::{self as catalog, Catalog};
 
 use super::{ArchiveCommand, error_text};
+use crate::notify::{Notifier, PrepareError};
 
 /// What one attempt at a command came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +18,30 @@ pub(super) enum Outcome {
     Permanent(String),
 }
 
-pub(super) async fn apply(catalog: &Catalog, data_dir: &Path, command: &ArchiveCommand) -> Outcome {
+pub(super) async fn apply(
+    catalog: &Catalog,
+    notifier: Option<&Notifier>,
+    data_dir: &Path,
+    command: &ArchiveCommand,
+) -> Outcome {
     let result = match command {
+        ArchiveCommand::Notify {
+            recording_id,
+            event,
+            lock_id,
+        } => {
+            let Some(notifier) = notifier else {
+                return Outcome::Applied;
+            };
+            return match notifier
+                .prepare(catalog, recording_id, *event, lock_id.as_deref())
+                .await
+            {
+                Ok(()) => Outcome::Applied,
+                Err(PrepareError::Transient(e)) => Outcome::Transient(e),
+                Err(PrepareError::Permanent(e)) => Outcome::Permanent(e),
+            };
+        }
         ArchiveCommand::Insert(recording) => match catalog.insert_recording(recording).await {
             // Inserted before (a replay, or a commit whose answer was lost).
             Err(catalog::Error::AlreadyExists { .. }) => Ok(()),
@@ -147,7 +170,7 @@ fn link_into_place(temporary: &Path, full: &Path, bytes: &[u8]) -> io::Result<()
 /// Whether waiting (or an operator) can cure an I/O error: a full disk, a quota, a read-only
 /// remount, permissions, an I/O error are; a path that cannot be a file is not. Unknown kinds
 /// count as transient: keeping a command and saying so beats dropping it.
-pub(super) fn io_is_transient(error: &io::Error) -> bool {
+pub fn io_is_transient(error: &io::Error) -> bool {
     use io::ErrorKind::*;
     !matches!(
         error.kind(),

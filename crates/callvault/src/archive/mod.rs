@@ -58,6 +58,7 @@ mod health;
 mod spool;
 mod worker;
 
+pub use apply::io_is_transient;
 pub use health::{ArchiveHealth, ArchiveSnapshot};
 
 /// One catalog write or metadata file, as the recorder asks for it.
@@ -100,6 +101,15 @@ pub enum ArchiveCommand {
         path: PathBuf,
         bytes: Vec<u8>,
     },
+    /// Tell the world (webhooks, `recording.json`, the `on_complete` hook: see `notify`),
+    /// queued after what it announces, so the catalog holds it when this is applied.
+    Notify {
+        recording_id: String,
+        event: crate::notify::Event,
+        /// The lock a `recording.locked` or `recording.unlocked` is about.
+        #[serde(default)]
+        lock_id: Option<String>,
+    },
 }
 
 impl ArchiveCommand {
@@ -111,7 +121,8 @@ impl ArchiveCommand {
             | ArchiveCommand::AddLegs { recording_id, .. }
             | ArchiveCommand::Dtmf { recording_id, .. }
             | ArchiveCommand::Associations { recording_id, .. }
-            | ArchiveCommand::Pause { recording_id, .. } => Some(recording_id),
+            | ArchiveCommand::Pause { recording_id, .. }
+            | ArchiveCommand::Notify { recording_id, .. } => Some(recording_id),
             ArchiveCommand::Complete(completion) => Some(&completion.recording_id),
             ArchiveCommand::WriteFile { .. } => None,
         }
@@ -130,6 +141,7 @@ impl ArchiveCommand {
             ArchiveCommand::Complete(_) => "completion".to_owned(),
             ArchiveCommand::Pause { pause, .. } => format!("pause {}", pause.seq),
             ArchiveCommand::WriteFile { path, .. } => format!("file {}", path.display()),
+            ArchiveCommand::Notify { event, .. } => format!("notify {event}"),
         }
     }
 }
@@ -244,10 +256,22 @@ impl Drop for Archive {
 
 /// Starts the archive worker (inside a tokio runtime). The spool left in `data_dir/spool` by
 /// an earlier run is applied first.
+#[cfg(test)]
 pub fn start(
     catalog: Catalog,
     data_dir: PathBuf,
     config: ArchiveConfig,
+) -> (ArchiveQueue, Archive, ArchiveHealth) {
+    start_notifying(catalog, data_dir, config, None)
+}
+
+/// [`start`], with what prepares the [`ArchiveCommand::Notify`] events (without one they are
+/// applied as done: nothing to tell).
+pub fn start_notifying(
+    catalog: Catalog,
+    data_dir: PathBuf,
+    config: ArchiveConfig,
+    notifier: Option<crate::notify::Notifier>,
 ) -> (ArchiveQueue, Archive, ArchiveHealth) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (close_tx, close_rx) = watch::channel(None);
@@ -263,7 +287,8 @@ pub fn start(
         Arc::clone(&incoming),
         state_tx,
         close_rx,
-    );
+    )
+    .notifying(notifier);
     let task = tokio::spawn(worker.run());
     let queue = ArchiveQueue { tx, incoming, lost };
     let archive = Archive {

@@ -22,6 +22,7 @@ use super::apply::{Outcome, apply};
 use super::health::State;
 use super::spool::{Entry, SPOOL_DIR, Spool, dead_letter};
 use super::{ArchiveCommand, ArchiveConfig, Closed};
+use crate::notify::Notifier;
 
 /// What one attempt at the head came to.
 enum Step {
@@ -48,6 +49,7 @@ struct Head {
 
 pub(super) struct Worker {
     catalog: Catalog,
+    notifier: Option<Notifier>,
     data_dir: PathBuf,
     config: ArchiveConfig,
     rx: mpsc::UnboundedReceiver<ArchiveCommand>,
@@ -81,6 +83,7 @@ impl Worker {
         let retry_initial = config.retry_initial;
         Worker {
             catalog,
+            notifier: None,
             data_dir,
             config,
             rx,
@@ -103,6 +106,12 @@ impl Worker {
             spill_delay: retry_initial,
             spill_retry_at: None,
         }
+    }
+
+    /// What prepares the `Notify` commands (without one they are applied as done).
+    pub(super) fn notifying(mut self, notifier: Option<Notifier>) -> Worker {
+        self.notifier = notifier;
+        self
     }
 
     pub(super) async fn run(mut self) -> Closed {
@@ -158,6 +167,7 @@ impl Worker {
             }
             let attempt = attempt(
                 self.catalog.clone(),
+                self.notifier.clone(),
                 self.data_dir.clone(),
                 entry,
                 self.head.rejection.clone(),
@@ -458,6 +468,7 @@ impl Worker {
 /// One attempt at the head.
 async fn attempt(
     catalog: Catalog,
+    notifier: Option<Notifier>,
     data_dir: PathBuf,
     entry: Entry,
     rejection: Option<String>,
@@ -471,11 +482,13 @@ async fn attempt(
     }
     match entry {
         Entry::Unreadable { error, .. } => Step::Permanent(error),
-        Entry::Command(command) => match apply(&catalog, &data_dir, &command).await {
-            Outcome::Applied => Step::Applied,
-            Outcome::Transient(error) => Step::Transient(error),
-            Outcome::Permanent(error) => Step::Permanent(error),
-        },
+        Entry::Command(command) => {
+            match apply(&catalog, notifier.as_ref(), &data_dir, &command).await {
+                Outcome::Applied => Step::Applied,
+                Outcome::Transient(error) => Step::Transient(error),
+                Outcome::Permanent(error) => Step::Permanent(error),
+            }
+        }
     }
 }
 

@@ -18,7 +18,9 @@ use tracing::{info, warn};
 use super::media::MediaPlane;
 use super::parties::{participants_of, parties};
 use super::session::{LegSlot, Pending, Session};
-use super::{ACCEPT, Now, Recorder, Refusal, SUPPORTED_CODECS, rand_u32, reason_phrase};
+use super::{
+    ACCEPT, Now, RECORDING_ID_HEADER, Recorder, Refusal, SUPPORTED_CODECS, rand_u32, reason_phrase,
+};
 use crate::archive::ArchiveCommand;
 
 /// What one offered m-line will be: recorded with this codec, or declined.
@@ -269,7 +271,10 @@ impl<M: MediaPlane> Recorder<M> {
         let mut response = self
             .with_capabilities(request.response(200))
             .with_to_tag(&local_tag)
-            .with_header("Contact", contact);
+            .with_header("Contact", contact)
+            // Tells the client which recording this is (`callvault test-call` prints it; an
+            // SBC may log it): the id to look up in the catalog, the API and the webhooks.
+            .with_header(RECORDING_ID_HEADER, recording_id.clone());
         for (name, value) in timer.iter().flat_map(SessionTimer::response_headers) {
             response = response.with_header(name, value);
         }

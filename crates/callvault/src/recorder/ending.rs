@@ -14,6 +14,7 @@ use super::session::LegSlot;
 use super::sessions::{Closing, SessionKey};
 use super::{Now, Recorder};
 use crate::archive::ArchiveCommand;
+use crate::notify::Event;
 
 /// The `Reason` header (RFC 3326) of a BYE we send, so the client's logs say why.
 fn reason_header(reason: EndReason) -> &'static str {
@@ -227,7 +228,14 @@ impl<M: MediaPlane> Recorder<M> {
             state = %completion.state,
             "recording complete"
         );
+        // After the completion, so the catalog holds the final recording when it is announced.
+        let notify = ArchiveCommand::Notify {
+            recording_id: completion.recording_id.clone(),
+            event: Event::of_final(completion.state),
+            lock_id: None,
+        };
         self.archive.push_back(ArchiveCommand::Complete(completion));
+        self.archive.push_back(notify);
         self.publish_gauges();
     }
 }

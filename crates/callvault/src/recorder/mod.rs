@@ -77,6 +77,8 @@ mod tests;
 /// Codecs this build decodes; each m-line is answered with the first of these the client
 /// offers, in the client's order of preference.
 const SUPPORTED_CODECS: &[&str] = &["PCMU", "PCMA", "G722", "OPUS", "G729", "G729A", "L16"];
+/// The 200 OK's header naming the recording (the README's contract with clients).
+pub const RECORDING_ID_HEADER: &str = "X-Callvault-Recording-Id";
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
 const ACCEPT: &str =
     "application/sdp, multipart/mixed, application/rs-metadata+xml, application/rs-metadata";

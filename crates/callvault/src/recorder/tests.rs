@@ -479,6 +479,11 @@ fn a_call_is_answered_recorded_and_completed_when_its_files_close() {
     assert_eq!(insert.ingress_call_id, "call-1");
     assert_eq!(insert.legs.len(), 2);
     assert_eq!(insert.started_at, pair.now.wall);
+    assert_eq!(
+        ok.header("X-Callvault-Recording-Id"),
+        Some(insert.id.as_str()),
+        "the 200 names the recording for the client"
+    );
 
     pair.advance(Duration::from_secs(30));
     assert_eq!(call.bye(&mut pair), 200);
@@ -1187,10 +1192,23 @@ fn digits_reported_as_a_leg_stops_still_reach_the_catalog() {
             ("#".to_owned(), "1".to_owned())
         ]
     );
-    let last = pair.archive.last().unwrap();
+    let [.., completion, announcement] = &pair.archive[..] else {
+        panic!("the call queued nothing")
+    };
     assert!(
-        matches!(last, ArchiveCommand::Complete(_)),
-        "completion comes last"
+        matches!(completion, ArchiveCommand::Complete(_)),
+        "the completion comes last but its announcement"
+    );
+    assert!(
+        matches!(
+            announcement,
+            ArchiveCommand::Notify {
+                event: crate::notify::Event::Completed,
+                lock_id: None,
+                ..
+            }
+        ),
+        "announced once complete: {announcement:?}"
     );
 }
 

@@ -284,7 +284,75 @@ async fn a_lock_needs_a_reason(h: &Harness) {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
+/// Locks, unlocks and deletions the catalog committed are told to the listener (the binary's
+/// webhooks), each once, in order; refused ones are not.
+async fn committed_changes_are_told_to_the_listener(h: &Harness) {
+    use crate::RecordingChange;
+    h.recording("r", None, datetime!(2026-11-30 08:00 UTC), TWO_LEGS)
+        .await;
+    let lock = h
+        .send(
+            "compliance",
+            Method::POST,
+            "/api/v1/recordings/r/locks",
+            Some(json!({"reason": "LegalHold#245"})),
+        )
+        .await
+        .expect(StatusCode::CREATED)
+        .json();
+    let lock_id = lock["id"].as_str().unwrap().to_owned();
+    h.send(
+        "admin",
+        Method::DELETE,
+        "/api/v1/recordings/r",
+        Some(json!({"reason": "retention"})),
+    )
+    .await
+    .expect(StatusCode::CONFLICT);
+    h.send(
+        "viewer",
+        Method::POST,
+        "/api/v1/recordings/r/locks",
+        Some(json!({"reason": "not allowed"})),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    assert_eq!(
+        h.events.taken(),
+        [(
+            "r".to_owned(),
+            RecordingChange::Locked {
+                lock_id: lock_id.clone()
+            }
+        )]
+    );
+    h.send(
+        "compliance",
+        Method::DELETE,
+        &format!("/api/v1/recordings/r/locks/{lock_id}"),
+        Some(json!({"reason": "matter closed"})),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    h.send(
+        "admin",
+        Method::DELETE,
+        "/api/v1/recordings/r",
+        Some(json!({"reason": "customer request"})),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.events.taken(),
+        [
+            ("r".to_owned(), RecordingChange::Unlocked { lock_id }),
+            ("r".to_owned(), RecordingChange::Deleted),
+        ]
+    );
+}
+
 on_both_engines!(
+    committed_changes_are_told_to_the_listener,
     a_locked_recording_is_deleted_only_once_every_lock_is_removed,
     a_recording_still_being_recorded_cannot_be_deleted,
     a_lock_needs_a_reason,
