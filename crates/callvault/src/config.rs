@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::routes::{RouteRule, Routes};
 use crate::tenants::{TenantRule, Tenants};
 
 /// Every key of the TOML file. Sections mirror the flags: `--sip-listen` is `[sip] listen`.
@@ -29,6 +30,9 @@ pub struct Config {
     /// `[[tenants]]`: which tenant a recording belongs to (see `tenants.rs`); tried in order,
     /// the first match wins.
     pub tenants: Vec<TenantRule>,
+    /// `[[routes]]`: pass-through recording (see `routes.rs`); tried in order, the first match
+    /// wins. None: every INVITE is a SIPREC recording session.
+    pub routes: Vec<RouteRule>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -446,7 +450,13 @@ impl Config {
             bail!("[media] rtp_ip {ip} cannot be written into SDP: give the address clients reach");
         }
         self.tenants()?;
+        self.routes()?;
         Ok(())
+    }
+
+    /// The `[[routes]]`, compiled (validated at load, so this fails only there).
+    pub fn routes(&self) -> anyhow::Result<Routes> {
+        Routes::new(&self.routes)
     }
 
     /// The `[[tenants]]` rules, compiled (validated at load, so this fails only there).

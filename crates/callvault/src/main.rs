@@ -18,6 +18,7 @@ mod metrics;
 mod operator;
 mod recorder;
 mod recovery;
+mod routes;
 mod server;
 mod sources;
 mod storage;
@@ -67,10 +68,28 @@ enum Command {
         #[command(subcommand)]
         command: operator::users::TokensCommand,
     },
+    /// Pass-through routes of the configuration ([[routes]]): list.
+    Routes {
+        #[command(subcommand)]
+        command: RoutesCommand,
+    },
     /// The hash-chained audit trail: verify, list.
     Audit {
         #[command(subcommand)]
         command: operator::audit::AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoutesCommand {
+    /// The [[routes]] as `serve` would load them, in match order: name, match keys, target,
+    /// record, DTMF, tenant. Exits 1 when the configuration does not load.
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// One JSON object per route instead of the table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -188,6 +207,15 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Users { command } => operator::users::users(command).await,
         Command::Tokens { command } => operator::users::tokens(command).await,
         Command::Audit { command } => operator::audit::run(command).await,
+        Command::Routes {
+            command: RoutesCommand::List { config, json },
+        } => {
+            init_logging("warn");
+            let (file, overrides) = config.into_parts();
+            let config = Config::load(file.as_deref(), &overrides)?;
+            print!("{}", routes::listing(&config.routes()?, json));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
     }
 }
 
