@@ -454,6 +454,16 @@ impl Config {
         Ok(())
     }
 
+    /// Who may send SIP: `[sip] allowed_sources` and every route's target (it answers our
+    /// INVITEs and sends in-dialog requests: trusted as an SBC is).
+    pub fn sip_sources(&self) -> Vec<IpNet> {
+        let mut sources = self.sip.allowed_sources.clone();
+        if let Ok(routes) = self.routes() {
+            sources.extend(routes.iter().map(|r| IpNet::from(r.target_peer.addr.ip())));
+        }
+        sources
+    }
+
     /// The `[[routes]]`, compiled (validated at load, so this fails only there).
     pub fn routes(&self) -> anyhow::Result<Routes> {
         Routes::new(&self.routes)

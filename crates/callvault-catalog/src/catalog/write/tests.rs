@@ -93,6 +93,8 @@ async fn legs_with_the_same_label_are_distinct(catalog: &Catalog) {
         .await
         .unwrap();
     let done = Completion {
+        final_status: None,
+        hung_up_by: None,
         legs: [
             (0, 100, "aa", None),
             (1, 200, "bb", None),
