@@ -11,6 +11,7 @@ mod cli;
 mod dialects;
 mod fidelity;
 mod lifecycle;
+mod passthrough;
 mod limits;
 mod security;
 mod sipp;
