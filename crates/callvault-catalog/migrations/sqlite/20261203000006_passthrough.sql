@@ -4,5 +4,5 @@
 -- NULL for SIPREC), `hung_up_by` who ended an answered call ('caller' or 'callee').
 ALTER TABLE recordings ADD COLUMN mode TEXT NOT NULL DEFAULT 'siprec';
 ALTER TABLE recordings ADD COLUMN route TEXT;
-ALTER TABLE recordings ADD COLUMN final_status INTEGER;
+ALTER TABLE recordings ADD COLUMN final_status BIGINT;
 ALTER TABLE recordings ADD COLUMN hung_up_by TEXT;

@@ -310,8 +310,14 @@ async fn json_has_exactly_the_contract_fields(catalog: &Catalog) {
             "associations",
             "source_address",
             "transport",
+            "mode",
+            "route",
+            "final_status",
+            "hung_up_by",
         ])
     );
+    assert_eq!(active["mode"], "siprec");
+    assert_eq!(active["final_status"], serde_json::Value::Null);
     assert_eq!(active["started_at"], "2026-11-30T10:00:00.5Z");
     assert_eq!(active["ended_at"], serde_json::Value::Null);
     assert_eq!(active["state"], "active");
