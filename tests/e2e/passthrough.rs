@@ -280,3 +280,64 @@ fn sipp_cancel_while_ringing_is_relayed() {
     assert_eq!(rec["hung_up_by"], "caller");
     assert_eq!(rec["end_reason"], "not-answered");
 }
+
+#[test]
+fn routes_list_shows_the_routes_and_a_bad_route_fails_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("callvault.toml");
+    std::fs::write(
+        &config,
+        "[[routes]]\nname = \"pbx\"\nrequest_user = \"^\\\\+44\"\n\
+         target = \"sip:10.0.0.5:5060\"\nrecord = true\n\n\
+         [[routes]]\nname = \"tcp-sbc\"\nsource = \"192.0.2.0/24\"\n\
+         target = \"sip:10.0.0.6;transport=tcp\"\ndtmf = false\ntenant = \"acme\"\n",
+    )
+    .unwrap();
+    let list = Command::new(crate::support::BIN)
+        .args(["routes", "list", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{list:?}");
+    let text = String::from_utf8_lossy(&list.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(
+        lines[1],
+        "pbx\trequest_user=^\\+44\tsip:10.0.0.5:5060\tyes\tyes\t-"
+    );
+    assert_eq!(
+        lines[2],
+        "tcp-sbc\tsource=192.0.2.0/24\tsip:10.0.0.6;transport=tcp\tyes\tno\tacme"
+    );
+    let json = Command::new(crate::support::BIN)
+        .args(["routes", "list", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let first: Value =
+        serde_json::from_str(String::from_utf8_lossy(&json.stdout).lines().next().unwrap())
+            .unwrap();
+    assert_eq!(first["name"], "pbx");
+    assert_eq!(first["target"], "sip:10.0.0.5:5060");
+
+    std::fs::write(
+        &config,
+        "[[routes]]\nname = \"pbx\"\ntarget = \"sip:pbx.example.com\"\nrecord = true\n",
+    )
+    .unwrap();
+    let check = Command::new(crate::support::BIN)
+        .args(["check-config", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(said.contains("[[routes]] #1 (\"pbx\")") && said.contains("target"), "{said}");
+}

@@ -35,7 +35,7 @@ pub struct RouteRule {
     /// Where callvault sends its own INVITE: `sip:IP[:port]` (`;transport=tcp` for TCP). The
     /// Request-URI's user part is kept: the callee sees the number that was dialled.
     pub target: String,
-    /// Record the call (both directions); false relays it without recording.
+    /// Record the call (both directions). Only `true` is accepted for now.
     #[serde(default = "yes")]
     pub record: bool,
     /// Keep DTMF digits of this route's calls (RFC 4733 and INFO); they are forwarded either
@@ -253,6 +253,11 @@ fn compile(rule: &RouteRule) -> anyhow::Result<Route> {
     })?;
     if target_peer.addr.ip().is_unspecified() || target_peer.addr.port() == 0 {
         bail!("target {:?}: no usable address", rule.target);
+    }
+    if !rule.record {
+        // A relay that records nothing needs legs without files in the media engine: not
+        // built yet, and a silent "not recorded" would surprise more than a refusal.
+        bail!("record = false is not supported yet: pass-through calls are always recorded");
     }
     if let Some(tenant) = &rule.tenant
         && (tenant.trim().is_empty() || tenant.chars().any(char::is_control))
