@@ -154,7 +154,10 @@ fn sipp_through_a_route_is_relayed_both_ways_and_recorded_as_two_legs() {
     let dir = tempfile::tempdir().unwrap();
     // 2 s of 800 Hz as raw μ-law for the caller's rtp_stream.
     let tone_file = dir.path().join("tone.ulaw");
-    let bytes: Vec<u8> = tone(800.0, 0, 16_000).into_iter().map(ulaw_encode).collect();
+    let bytes: Vec<u8> = tone(800.0, 0, 16_000)
+        .into_iter()
+        .map(ulaw_encode)
+        .collect();
     std::fs::write(&tone_file, bytes).unwrap();
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let media_port = media.local_addr().unwrap().port();
@@ -179,7 +182,11 @@ fn sipp_through_a_route_is_relayed_both_ways_and_recorded_as_two_legs() {
 
     // The callee heard the caller: its 800 Hz came through the relay.
     let heard = heard.join().unwrap();
-    assert!(heard.len() >= 8000, "the callee got {} samples", heard.len());
+    assert!(
+        heard.len() >= 8000,
+        "the callee got {} samples",
+        heard.len()
+    );
     assert_eq!(dominant_frequency(&heard[..8000], 8000), 800.0);
 
     let rec = the_recording(&server);
@@ -190,7 +197,10 @@ fn sipp_through_a_route_is_relayed_both_ways_and_recorded_as_two_legs() {
     assert_eq!(rec["hung_up_by"], "caller");
     let ingress = rec["ingress_call_id"].as_str().unwrap();
     let egress = rec["egress_call_id"].as_str().unwrap();
-    assert!(!egress.is_empty() && egress != ingress, "{ingress} / {egress}");
+    assert!(
+        !egress.is_empty() && egress != ingress,
+        "{ingress} / {egress}"
+    );
     let caller_leg = server.wav(leg(&rec, "caller"));
     let callee_leg = server.wav(leg(&rec, "callee"));
     assert_eq!(
@@ -242,7 +252,11 @@ fn sipp_callee_holds_then_hangs_up() {
     // Nobody sent RTP: both legs are silence of the call's length.
     let caller_leg = server.wav(leg(&rec, "caller"));
     assert!(rms(&caller_leg.samples) < 1.0);
-    assert!(caller_leg.duration_ms() >= 900, "{}", caller_leg.duration_ms());
+    assert!(
+        caller_leg.duration_ms() >= 900,
+        "{}",
+        caller_leg.duration_ms()
+    );
 }
 
 #[test]
@@ -315,9 +329,13 @@ fn routes_list_shows_the_routes_and_a_bad_route_fails_check_config() {
         .arg(&config)
         .output()
         .unwrap();
-    let first: Value =
-        serde_json::from_str(String::from_utf8_lossy(&json.stdout).lines().next().unwrap())
-            .unwrap();
+    let first: Value = serde_json::from_str(
+        String::from_utf8_lossy(&json.stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(first["name"], "pbx");
     assert_eq!(first["target"], "sip:10.0.0.5:5060");
 
@@ -339,5 +357,8 @@ fn routes_list_shows_the_routes_and_a_bad_route_fails_check_config() {
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
-    assert!(said.contains("[[routes]] #1 (\"pbx\")") && said.contains("target"), "{said}");
+    assert!(
+        said.contains("[[routes]] #1 (\"pbx\")") && said.contains("target"),
+        "{said}"
+    );
 }

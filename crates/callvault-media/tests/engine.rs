@@ -1253,7 +1253,9 @@ fn a_relayed_call_forwards_each_direction_unchanged_latches_and_records_both_leg
     let report_b = media.stop(b, end);
     let digits: Vec<MediaEvent> = media.shutdown();
     assert!(
-        digits.iter().any(|e| matches!(e, MediaEvent::Dtmf { leg, digit: '5', .. } if *leg == a_id)),
+        digits
+            .iter()
+            .any(|e| matches!(e, MediaEvent::Dtmf { leg, digit: '5', .. } if *leg == a_id)),
         "{digits:?}"
     );
     assert!(

@@ -86,7 +86,14 @@ fn a_silent_callee_gets_timer_a_retransmissions_then_timer_b_ends_the_transactio
     // Timer A: T1 doubling, no T2 cap (unlike Timer E).
     assert_eq!(
         run_until(&mut endpoint, t0, ms(31_900)),
-        [ms(500), ms(1500), ms(3500), ms(7500), ms(15_500), ms(31_500)]
+        [
+            ms(500),
+            ms(1500),
+            ms(3500),
+            ms(7500),
+            ms(15_500),
+            ms(31_500)
+        ]
     );
     assert!(events(&mut endpoint).is_empty());
     run_until(&mut endpoint, t0, ms(32_000));

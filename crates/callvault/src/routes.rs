@@ -355,7 +355,10 @@ mod tests {
                 "{error}"
             );
         }
-        let twice = Routes::new(&[rule("a", None, "sip:10.0.0.5"), rule("a", None, "sip:10.0.0.6")]);
+        let twice = Routes::new(&[
+            rule("a", None, "sip:10.0.0.5"),
+            rule("a", None, "sip:10.0.0.6"),
+        ]);
         assert!(format!("{:#}", twice.unwrap_err()).contains("already used"));
     }
 

@@ -227,9 +227,7 @@ fn transport_config(config: &Config, tls: Option<TlsListen>) -> TransportConfig 
         },
         // A connection from outside the allow-list is closed at accept, never read; what
         // comes by UDP is dropped by the SourceGate in the SIP loop.
-        accept_from: Some(SourceFilter::new(sources::allows(
-            config.sip_sources(),
-        ))),
+        accept_from: Some(SourceFilter::new(sources::allows(config.sip_sources()))),
         tcp_idle_timeout: Duration::from_secs(600),
         tls,
         tls_handshake_timeout: config.tls_handshake_timeout(),

@@ -488,9 +488,7 @@ impl<M: MediaPlane> Recorder<M> {
             return;
         }
         match method {
-            Method::Invite
-                if !self.config.routes.is_empty() && !is_recording_session(&request) =>
-            {
+            Method::Invite if !self.config.routes.is_empty() && !is_recording_session(&request) => {
                 self.passthrough_invite(now, endpoint, key, request, from)
             }
             Method::Invite => self.handle_invite(now, endpoint, key, request, from),

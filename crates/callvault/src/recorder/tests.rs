@@ -1500,6 +1500,6 @@ fn a_pause_lasts_until_the_end_of_the_call_and_only_live_calls_pause() {
     );
 }
 
+mod passthrough;
 mod sources;
 mod srtp;
-mod passthrough;

@@ -609,8 +609,11 @@ impl<M: MediaPlane> Recorder<M> {
                 .with_to_tag(&call.ingress_tag)
                 .with_header("Contact", call.ingress_contact.clone());
             if with_sdp {
-                let body =
-                    sdp::rewrite(response.body(), self.config.rtp_ip, call.port_facing(Party::Caller));
+                let body = sdp::rewrite(
+                    response.body(),
+                    self.config.rtp_ip,
+                    call.port_facing(Party::Caller),
+                );
                 relayed = relayed.with_body("application/sdp", body);
             }
             endpoint.respond(now.at, &call.ingress_key, relayed);
@@ -663,7 +666,10 @@ impl<M: MediaPlane> Recorder<M> {
             let mut extra = Dialog::new_uac(
                 &call.egress_invite,
                 &response,
-                call.egress_invite.header("contact").unwrap_or("").to_owned(),
+                call.egress_invite
+                    .header("contact")
+                    .unwrap_or("")
+                    .to_owned(),
             );
             let peer = call.callee;
             endpoint.send_ack(now.at, None, peer, extra.make_ack(1));
@@ -672,7 +678,11 @@ impl<M: MediaPlane> Recorder<M> {
             self.byes.push(key);
             return;
         }
-        let contact = call.egress_invite.header("contact").unwrap_or("").to_owned();
+        let contact = call
+            .egress_invite
+            .header("contact")
+            .unwrap_or("")
+            .to_owned();
         let dialog = Dialog::new_uac(&call.egress_invite, &response, contact);
         let peer = peer_for_in_dialog_request(&dialog, call.callee);
         endpoint.send_ack(now.at, Some(&key), peer, dialog.make_ack(1));
@@ -838,10 +848,7 @@ impl<M: MediaPlane> Recorder<M> {
             (leg_b, callee_media, call.callee.addr.ip()),
         ]
         .map(|(leg, media, signalling)| {
-            (
-                leg,
-                leg_update(media, callee_media, signalling, max_rate),
-            )
+            (leg, leg_update(media, callee_media, signalling, max_rate))
         });
         for (leg, update) in updates {
             if let Some(update) = update {
@@ -858,8 +865,8 @@ impl<M: MediaPlane> Recorder<M> {
         key: TransactionKey,
         request: Request,
     ) {
-        let Some((id, side)) = dialog_id_of_request(&request)
-            .and_then(|d| self.calls.by_dialog.get(&d).copied())
+        let Some((id, side)) =
+            dialog_id_of_request(&request).and_then(|d| self.calls.by_dialog.get(&d).copied())
         else {
             return;
         };
@@ -983,7 +990,13 @@ impl<M: MediaPlane> Recorder<M> {
         let mut out = dialog.make_request(method.clone());
         let cseq = out.cseq().0;
         let peer = peer_for_in_dialog_request(dialog, peer);
-        for name in ["reason", "event", "info-package", "content-disposition", "accept"] {
+        for name in [
+            "reason",
+            "event",
+            "info-package",
+            "content-disposition",
+            "accept",
+        ] {
             for value in request.header_values(name) {
                 out = out.with_header(name, value);
             }
@@ -1090,7 +1103,10 @@ impl<M: MediaPlane> Recorder<M> {
         endpoint.respond(now.at, &relayed.server_key, back);
         // RFC 3261 §12.2.1.2: 481 or 408 to a request in a dialog ends it.
         if matches!(status, 408 | 481) && method != Method::Bye {
-            warn!(status, "the other side lost the dialog: ending the pass-through call");
+            warn!(
+                status,
+                "the other side lost the dialog: ending the pass-through call"
+            );
             self.end_call(now, endpoint, id, Some(to), EndReason::Bye);
         }
     }
@@ -1123,7 +1139,11 @@ impl<M: MediaPlane> Recorder<M> {
         } else if call.stage == Stage::Calling {
             // Ended from our side before any final response: the caller gets one now.
             if call.final_status.is_none() {
-                let status = if reason == EndReason::Shutdown { 503 } else { 500 };
+                let status = if reason == EndReason::Shutdown {
+                    503
+                } else {
+                    500
+                };
                 let response = call
                     .ingress_invite
                     .response(status)
@@ -1218,14 +1238,20 @@ impl<M: MediaPlane> Recorder<M> {
                 let Some(&id) = self.calls.by_leg.get(&leg) else {
                     return;
                 };
-                let both_silent = self.calls.calls.get(&id).is_some_and(|c| c.stage == Stage::Answered);
+                let both_silent = self
+                    .calls
+                    .calls
+                    .get(&id)
+                    .is_some_and(|c| c.stage == Stage::Answered);
                 if both_silent {
                     warn!(%leg, "no RTP on a pass-through leg: ending the call");
                     self.end_call(now, endpoint, id, None, EndReason::RtpTimeout);
                 }
             }
             MediaEvent::LegFailed { leg, error } => {
-                self.gauges.legs_failed_total.fetch_add(1, Ordering::Relaxed);
+                self.gauges
+                    .legs_failed_total
+                    .fetch_add(1, Ordering::Relaxed);
                 let Some(&id) = self.calls.by_leg.get(&leg) else {
                     return;
                 };

@@ -65,9 +65,15 @@ pub(crate) fn rewrite(sdp: &[u8], ip: IpAddr, port: u16) -> Vec<u8> {
             }
             continue;
         }
-        let dropped = ["a=rtcp:", "a=candidate", "a=ice-", "a=end-of-candidates", "a=remote-candidates"]
-            .iter()
-            .any(|prefix| line.starts_with(prefix));
+        let dropped = [
+            "a=rtcp:",
+            "a=candidate",
+            "a=ice-",
+            "a=end-of-candidates",
+            "a=remote-candidates",
+        ]
+        .iter()
+        .any(|prefix| line.starts_with(prefix));
         if dropped || (!in_relayed && line.starts_with("a=crypto")) {
             continue;
         }
@@ -98,7 +104,8 @@ mod tests {
 c=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n\
 a=rtcp:49171 IN IP4 10.0.0.1\r\na=candidate:1 1 UDP 1 10.0.0.1 49170 typ host\r\na=sendrecv\r\n\
 m=video 51372 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
-        let out = String::from_utf8(rewrite(offer, "198.51.100.5".parse().unwrap(), 40002)).unwrap();
+        let out =
+            String::from_utf8(rewrite(offer, "198.51.100.5".parse().unwrap(), 40002)).unwrap();
         assert_eq!(
             out,
             "v=0\r\no=alice 2890844526 2890844527 IN IP4 198.51.100.5\r\ns=-\r\n\

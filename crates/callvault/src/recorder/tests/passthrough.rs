@@ -101,7 +101,11 @@ impl Caller {
     }
 
     fn invite(&mut self, pair: &mut Pair) {
-        let invite = self.request("INVITE", "", Some(&phone_sdp("192.0.2.10", 6000, "sendrecv")));
+        let invite = self.request(
+            "INVITE",
+            "",
+            Some(&phone_sdp("192.0.2.10", 6000, "sendrecv")),
+        );
         pair.deliver(src(), &invite);
     }
 
@@ -192,7 +196,11 @@ fn answered(pair: &mut Pair, caller: &mut Caller) -> Request {
     pair.deliver(callee(), &reply(&egress, 180, None));
     pair.deliver(
         callee(),
-        &reply(&egress, 200, Some(&phone_sdp("192.0.2.20", 7000, "sendrecv"))),
+        &reply(
+            &egress,
+            200,
+            Some(&phone_sdp("192.0.2.20", 7000, "sendrecv")),
+        ),
     );
     let to_caller = sent_to(pair, src());
     assert_eq!(statuses_of(&to_caller), [180, 200]);
@@ -222,26 +230,41 @@ fn an_answered_call_goes_through_with_our_own_ids_and_records_both_directions() 
         Some(&phone_sdp("192.0.2.10", 6000, "sendrecv")),
     );
     pair.deliver(src(), &again);
-    assert_eq!(statuses_of(&sent_to(&mut pair, src())), [100], "the 100 again");
+    assert_eq!(
+        statuses_of(&sent_to(&mut pair, src())),
+        [100],
+        "the 100 again"
+    );
     let egress = requests_of(&sent_to(&mut pair, callee()));
     assert_eq!(egress.len(), 1, "one INVITE to the callee");
     let egress = egress[0].clone();
     assert_eq!(egress.uri(), format!("sip:+4420123@{CALLEE}"));
     assert_ne!(egress.call_id(), "ingress-1@pbx");
     assert_ne!(egress.from_tag(), Some("alice-tag"));
-    assert!(egress.from_header().starts_with("\"Alice\" <sip:alice@pbx.example.com>"));
+    assert!(
+        egress
+            .from_header()
+            .starts_with("\"Alice\" <sip:alice@pbx.example.com>")
+    );
     assert_eq!(egress.to_tag(), None);
     assert_eq!(egress.header("max-forwards"), Some("69"));
     assert!(egress.header("via").unwrap().contains("branch=z9hG4bK"));
     assert!(!egress.header("via").unwrap().contains("192.0.2.10"));
     let offer = String::from_utf8_lossy(egress.body()).into_owned();
     assert!(offer.contains("c=IN IP4 198.51.100.5"), "{offer}");
-    assert!(!offer.contains("6000"), "the caller's port is hidden: {offer}");
+    assert!(
+        !offer.contains("6000"),
+        "the caller's port is hidden: {offer}"
+    );
 
     // Early media: 183 with SDP starts both legs, relayed to the caller with our SDP.
     pair.deliver(
         callee(),
-        &reply(&egress, 183, Some(&phone_sdp("192.0.2.20", 7000, "sendrecv"))),
+        &reply(
+            &egress,
+            183,
+            Some(&phone_sdp("192.0.2.20", 7000, "sendrecv")),
+        ),
     );
     let early = sent_to(&mut pair, src());
     let Message::Response(progress) = &early[0] else {
@@ -252,13 +275,20 @@ fn an_answered_call_goes_through_with_our_own_ids_and_records_both_directions() 
     assert_eq!(pair.legs_started(), 2);
     let media = &pair.recorder.media;
     let (a, b) = (&media.legs[&media.order[0]], &media.legs[&media.order[1]]);
-    assert_eq!((a.spec.label.as_str(), b.spec.label.as_str()), ("caller", "callee"));
+    assert_eq!(
+        (a.spec.label.as_str(), b.spec.label.as_str()),
+        ("caller", "callee")
+    );
     assert_eq!(a.spec.sources.port, 6000);
     assert_eq!(b.spec.sources.port, 7000);
     assert_eq!(a.spec.telephone_event_pt, Some(101));
 
     pair.advance(Duration::from_secs(2));
-    let ok = reply(&egress, 200, Some(&phone_sdp("192.0.2.20", 7000, "sendrecv")));
+    let ok = reply(
+        &egress,
+        200,
+        Some(&phone_sdp("192.0.2.20", 7000, "sendrecv")),
+    );
     pair.deliver(callee(), &ok);
     let acks = requests_of(&sent_to(&mut pair, callee()));
     assert_eq!(acks.len(), 1);
@@ -324,7 +354,11 @@ fn busy_is_relayed_acked_hop_by_hop_and_catalogued_unanswered() {
     pair.deliver(callee(), &busy);
     let ack = requests_of(&sent_to(&mut pair, callee()));
     assert_eq!(ack[0].method(), &Method::Ack);
-    assert_eq!(ack[0].header("via"), egress.header("via"), "hop by hop: same branch");
+    assert_eq!(
+        ack[0].header("via"),
+        egress.header("via"),
+        "hop by hop: same branch"
+    );
     assert_eq!(pair.finals(), [486]);
     // The callee repeats its 486: ACKed again, nothing more to the caller.
     pair.deliver(callee(), &busy);
@@ -397,7 +431,12 @@ fn glare_gets_491_and_a_relayed_hold_updates_the_legs() {
     // The callee puts the call on hold: relayed to the caller as a re-INVITE of ours.
     pair.deliver(
         callee(),
-        &callee_request(&egress, "INVITE", 1, Some(&phone_sdp("192.0.2.20", 7000, "sendonly"))),
+        &callee_request(
+            &egress,
+            "INVITE",
+            1,
+            Some(&phone_sdp("192.0.2.20", 7000, "sendonly")),
+        ),
     );
     let to_caller = requests_of(&sent_to(&mut pair, src()));
     assert_eq!(to_caller.len(), 1);
@@ -407,23 +446,24 @@ fn glare_gets_491_and_a_relayed_hold_updates_the_legs() {
     assert!(String::from_utf8_lossy(reinvite.body()).contains("a=sendonly"));
     assert!(String::from_utf8_lossy(reinvite.body()).contains("198.51.100.5"));
     // The caller's own re-INVITE crosses it: 491.
-    let crossing = caller.request("INVITE", "", Some(&phone_sdp("192.0.2.10", 6000, "sendonly")));
+    let crossing = caller.request(
+        "INVITE",
+        "",
+        Some(&phone_sdp("192.0.2.10", 6000, "sendonly")),
+    );
     pair.deliver(src(), &crossing);
     assert_eq!(pair.finals(), [491]);
     caller.ack(&mut pair);
     // The caller answers the hold recvonly: relayed back to the callee, both ACKed.
-    pair.deliver(
-        src(),
-        &{
-            let mut r = reinvite.response(200).with_to_tag("alice-tag");
-            r = r.with_header("Contact", format!("<sip:alice@{SRC}>"));
-            r.with_body(
-                "application/sdp",
-                phone_sdp("192.0.2.10", 6000, "recvonly").into_bytes(),
-            )
-            .to_bytes()
-        },
-    );
+    pair.deliver(src(), &{
+        let mut r = reinvite.response(200).with_to_tag("alice-tag");
+        r = r.with_header("Contact", format!("<sip:alice@{SRC}>"));
+        r.with_body(
+            "application/sdp",
+            phone_sdp("192.0.2.10", 6000, "recvonly").into_bytes(),
+        )
+        .to_bytes()
+    });
     let acks = requests_of(&sent_to(&mut pair, src()));
     assert_eq!(acks.len(), 1);
     assert_eq!(acks[0].method(), &Method::Ack);
@@ -489,7 +529,11 @@ fn no_route_is_404_loops_are_483_and_recording_sessions_stay_siprec() {
     let mut caller = Caller::new();
     caller.call_id = "x@pbx".to_owned();
     let invite = caller
-        .request("INVITE", "", Some(&phone_sdp("192.0.2.10", 6000, "sendrecv")))
+        .request(
+            "INVITE",
+            "",
+            Some(&phone_sdp("192.0.2.10", 6000, "sendrecv")),
+        )
         .iter()
         .map(|b| *b as char)
         .collect::<String>()
