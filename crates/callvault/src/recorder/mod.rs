@@ -415,10 +415,10 @@ impl<M: MediaPlane> Recorder<M> {
             Event::Request { key, request, from } => {
                 self.handle_request(now, endpoint, key, request, from)
             }
+            // The caller's ACK of our 2xx completes its side (the callee's 2xx was ACKed as it
+            // came): nothing to do.
             Event::Ack { request, .. }
-                if dialog_id_of_request(&request).is_some_and(|id| self.calls.owns_dialog(&id)) =>
-            {
-                self.passthrough_ack(&request)
+                if dialog_id_of_request(&request).is_some_and(|id| self.calls.owns_dialog(&id)) => {
             }
             Event::Cancelled { key } if self.calls.owns_ingress(&key) => {
                 self.passthrough_cancelled(now, endpoint, &key)

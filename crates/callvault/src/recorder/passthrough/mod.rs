@@ -75,10 +75,6 @@ const CARRIED: &[&str] = &[
 /// Identifies a pass-through call in the recorder.
 pub(super) type CallKey = u64;
 
-fn side_party(side: Party) -> Party {
-    side
-}
-
 fn other(side: Party) -> Party {
     match side {
         Party::Caller => Party::Callee,
@@ -142,6 +138,8 @@ pub(super) struct Call<R> {
     callee_media: SideMedia,
     /// An INVITE or UPDATE is being relayed: another gets 491.
     offer_in_progress: bool,
+    /// Legs that reported no RTP (`MediaEvent::Inactive`) since the last SDP.
+    silent: Vec<LegId>,
     final_status: Option<u16>,
     hung_up_by: Option<Party>,
     end_reason: EndReason,
@@ -463,6 +461,7 @@ impl<M: MediaPlane> Recorder<M> {
             },
             callee_media: SideMedia::default(),
             offer_in_progress: true,
+            silent: Vec::new(),
             final_status: None,
             hung_up_by: None,
             end_reason: EndReason::NotAnswered,
@@ -510,12 +509,6 @@ impl<M: MediaPlane> Recorder<M> {
             // Already final on the callee's side: nothing to wait for.
             self.end_call(now, endpoint, id, None, EndReason::NotAnswered);
         }
-    }
-
-    /// An ACK of the caller's (for our 2xx) or the callee's (never: we are its UAC).
-    pub(super) fn passthrough_ack(&mut self, request: &Request) {
-        // The caller's ACK completes its side; the callee's 2xx was ACKed when it came.
-        let _ = request;
     }
 
     /// Our 2xx to the caller was never ACKed: the call cannot go on.
@@ -851,9 +844,10 @@ impl<M: MediaPlane> Recorder<M> {
             (leg, leg_update(media, callee_media, signalling, max_rate))
         });
         for (leg, update) in updates {
-            if let Some(update) = update {
-                self.media.update_leg(leg, update);
-            }
+            self.media.update_leg(leg, update);
+        }
+        if let Some(call) = self.calls.calls.get_mut(&id) {
+            call.silent.clear();
         }
     }
 
@@ -895,7 +889,7 @@ impl<M: MediaPlane> Recorder<M> {
                 endpoint.respond(now.at, &key, ok);
                 info!(
                     call_id = %call.ingress_invite.call_id(),
-                    by = side_party(side).as_str(),
+                    by = side.as_str(),
                     "BYE: ending the pass-through call"
                 );
                 self.end_call(now, endpoint, id, Some(side), EndReason::Bye);
@@ -1235,16 +1229,19 @@ impl<M: MediaPlane> Recorder<M> {
                 });
             }
             MediaEvent::Inactive { leg, .. } => {
+                // One side silent is a muted phone or one-way audio, not a dead call: only
+                // both sides silent (since the last SDP) end it.
                 let Some(&id) = self.calls.by_leg.get(&leg) else {
                     return;
                 };
-                let both_silent = self
-                    .calls
-                    .calls
-                    .get(&id)
-                    .is_some_and(|c| c.stage == Stage::Answered);
-                if both_silent {
-                    warn!(%leg, "no RTP on a pass-through leg: ending the call");
+                let Some(call) = self.calls.calls.get_mut(&id) else {
+                    return;
+                };
+                if !call.silent.contains(&leg) {
+                    call.silent.push(leg);
+                }
+                if call.stage == Stage::Answered && call.silent.len() == 2 {
+                    warn!(%leg, "no RTP from either side: ending the pass-through call");
                     self.end_call(now, endpoint, id, None, EndReason::RtpTimeout);
                 }
             }
@@ -1399,7 +1396,7 @@ fn leg_update(
     answer: &siprec::Media,
     signalling: IpAddr,
     max_rate: u32,
-) -> Option<LegUpdate> {
+) -> LegUpdate {
     let (payload_type, codec, te) = negotiated(answer, max_rate);
     let mut update = LegUpdate::new(payload_type, codec, sends(media));
     if let Some(te) = te {
@@ -1407,7 +1404,7 @@ fn leg_update(
         update.telephone_event_clock = te.clock_rate;
     }
     update.sources = sources_of(media, signalling);
-    Some(update)
+    update
 }
 
 /// The codec the answer chose (its first format we decode); PCMU when none is decodable: the

@@ -557,3 +557,73 @@ fn no_route_is_404_loops_are_483_and_recording_sessions_stay_siprec() {
     assert_eq!(pair.inserts()[0].mode, RecordingMode::Siprec);
     assert!(pair.sent.iter().all(|(peer, _)| *peer != callee()));
 }
+
+#[test]
+fn one_silent_side_is_not_a_dead_call_but_both_are() {
+    let mut pair = routed();
+    let mut caller = Caller::new();
+    let egress = answered(&mut pair, &mut caller);
+    let (a, b) = {
+        let media = &pair.recorder.media;
+        (media.order[0], media.order[1])
+    };
+    pair.media(MediaEvent::Inactive {
+        leg: a,
+        silent_for: Duration::from_secs(60),
+    });
+    let quiet = sent_to(&mut pair, callee());
+    assert!(quiet.is_empty(), "a muted caller: {quiet:?}");
+    pair.media(MediaEvent::Inactive {
+        leg: b,
+        silent_for: Duration::from_secs(60),
+    });
+    let to_callee = requests_of(&sent_to(&mut pair, callee()));
+    let to_caller = requests_of(&sent_to(&mut pair, src()));
+    assert_eq!(to_callee[0].method(), &Method::Bye);
+    assert_eq!(to_callee[0].call_id(), egress.call_id());
+    assert_eq!(to_caller[0].method(), &Method::Bye);
+    pair.close_stopped_legs();
+    let done = pair.completions()[0].clone();
+    assert_eq!(done.end_reason, EndReason::RtpTimeout);
+    assert_eq!(done.hung_up_by, None);
+}
+
+#[test]
+fn shutdown_ends_answered_calls_with_byes_and_ringing_ones_with_503_and_cancel() {
+    let mut pair = routed();
+    let mut first = Caller::new();
+    let first_egress = answered(&mut pair, &mut first);
+    let mut second = Caller::new();
+    second.call_id = "ingress-2@pbx".to_owned();
+    second.invite(&mut pair);
+    sent_to(&mut pair, src());
+    let second_egress = requests_of(&sent_to(&mut pair, callee())).remove(0);
+    pair.deliver(callee(), &reply(&second_egress, 180, None));
+    sent_to(&mut pair, src());
+
+    pair.recorder.begin_shutdown(pair.now, &mut pair.endpoint);
+    pair.pump();
+    let to_caller = sent_to(&mut pair, src());
+    assert_eq!(statuses_of(&to_caller), [503], "the ringing call");
+    assert_eq!(requests_of(&to_caller)[0].method(), &Method::Bye);
+    let to_callee = requests_of(&sent_to(&mut pair, callee()));
+    let methods: Vec<(&Method, &str)> = to_callee
+        .iter()
+        .map(|r| (r.method(), r.call_id()))
+        .collect();
+    assert!(
+        methods.contains(&(&Method::Bye, first_egress.call_id())),
+        "{methods:?}"
+    );
+    assert!(
+        methods.contains(&(&Method::Cancel, second_egress.call_id())),
+        "{methods:?}"
+    );
+    pair.close_stopped_legs();
+    assert!(pair.recorder.is_drained());
+    let states: Vec<RecordingState> = pair.completions().iter().map(|c| c.state).collect();
+    assert_eq!(
+        states,
+        [RecordingState::Interrupted, RecordingState::Interrupted]
+    );
+}
