@@ -5,6 +5,7 @@
 mod support;
 
 mod api;
+mod baresip;
 mod calls;
 mod check_config;
 mod cli;
