@@ -563,9 +563,10 @@ impl<M: MediaPlane> Recorder<M> {
     }
 
     fn publish_gauges(&self) {
-        self.gauges
-            .active_sessions
-            .store(self.sessions.live_len(), Ordering::Relaxed);
+        self.gauges.active_sessions.store(
+            self.sessions.live_len() + self.calls.live(),
+            Ordering::Relaxed,
+        );
         self.gauges
             .closing_sessions
             .store(self.sessions.closing_len(), Ordering::Relaxed);

@@ -226,6 +226,14 @@ impl<R> Calls<R> {
         self.calls.is_empty()
     }
 
+    /// Live calls whose caller is `source`.
+    fn live_from(&self, source: IpAddr) -> usize {
+        self.calls
+            .values()
+            .filter(|c| c.stage != Stage::Ended && c.caller.addr.ip() == source)
+            .count()
+    }
+
     pub(super) fn owns_leg(&self, leg: LegId) -> bool {
         self.by_leg.contains_key(&leg)
     }
@@ -275,6 +283,21 @@ impl<M: MediaPlane> Recorder<M> {
             warn!(call_id = %call_id, ?refusal, "refusing the call: 503");
             self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
             endpoint.respond(now.at, &key, self.refused(&request, &refusal));
+            return;
+        }
+        // The per-source limits hold for routed calls as for recording sessions.
+        let source = from.addr.ip();
+        let held = self.sessions.calls_from(source) + self.calls.live_from(source);
+        if self.sources.admit(now.at, source, held).is_err() {
+            self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
+            self.gauges
+                .refused_source_total
+                .fetch_add(1, Ordering::Relaxed);
+            let response = request
+                .response(503)
+                .with_reason("Source Over Its Limit")
+                .with_header("Retry-After", self.config.retry_after_secs.to_string());
+            endpoint.respond(now.at, &key, response);
             return;
         }
         // RFC 3261 §16.3: a request with no hops left, or one of our own INVITEs coming back

@@ -627,3 +627,26 @@ fn shutdown_ends_answered_calls_with_byes_and_ringing_ones_with_503_and_cancel()
         [RecordingState::Interrupted, RecordingState::Interrupted]
     );
 }
+
+#[test]
+fn a_source_over_its_session_limit_gets_503_for_routed_calls_too() {
+    let mut pair = Pair::new(
+        RecorderConfig {
+            max_sessions_per_source: 1,
+            ..routed_config()
+        },
+        FakeMedia::with_ports(100),
+    );
+    let mut first = Caller::new();
+    first.invite(&mut pair);
+    assert_eq!(requests_of(&sent_to(&mut pair, callee())).len(), 1);
+    let mut second = Caller::new();
+    second.call_id = "ingress-2@pbx".to_owned();
+    second.invite(&mut pair);
+    assert_eq!(pair.finals(), [503]);
+    assert!(sent_to(&mut pair, callee()).is_empty());
+    assert_eq!(
+        pair.recorder.gauges.active_sessions.load(Ordering::Relaxed),
+        1
+    );
+}
