@@ -38,24 +38,28 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use callvault_catalog as catalog;
-use callvault_media::{LegId, LegReport, LegSpec, LegUpdate};
+use callvault_media::{LegId, LegReport, LegSpec};
 use callvault_sip::{
-    Dialog, DialogId, Endpoint, Method, Peer, Request, Response, TransactionKey, TransportKind,
+    Dialog, DialogId, Endpoint, Method, Peer, Request, Response, TransactionKey,
     dialog_id_of_request, parse_info_dtmf, peer_for_in_dialog_request,
 };
-use callvault_siprec::{self as siprec, Direction};
+use callvault_siprec as siprec;
 use callvault_types::{DtmfSource, EndReason, Party, RecordingMode};
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
-use super::answer::{codec_of, recordable_codec, sources_of};
 use super::media::MediaPlane;
 use super::{ALLOW, Now, Recorder, dtmf_event, over_cap};
 use crate::archive::ArchiveCommand;
 use crate::routes::Route;
 use crate::tenants::request_user;
 
+mod headers;
+mod legs;
 pub(crate) mod sdp;
+
+use self::headers::{contact_uri, route_uri, with_tag, without_tag};
+use self::legs::{first_audio, leg_spec, leg_update};
 
 /// Headers of the caller's INVITE carried over to ours (identity, privacy, call information);
 /// every `X-` header is carried too.
@@ -1357,148 +1361,4 @@ impl<M: MediaPlane> Recorder<M> {
             self.end_call(now, endpoint, id, None, EndReason::Shutdown);
         }
     }
-}
-
-/// The first audio m-line of an SDP that is not declined.
-fn first_audio(sdp: &siprec::Sdp) -> Option<siprec::Media> {
-    sdp.media
-        .iter()
-        .find(|m| m.kind == "audio" && m.port != 0)
-        .cloned()
-}
-
-/// Whether the side whose SDP this is sends media (so its leg records sound, not silence).
-fn sends(media: &siprec::Media) -> bool {
-    matches!(media.direction, Direction::SendRecv | Direction::SendOnly)
-        && media.connection.is_none_or(|ip| !ip.is_unspecified())
-}
-
-/// The leg recording what `side` sends: its codec is the answer's (what both ends use), its
-/// sources its own SDP's.
-#[allow(clippy::too_many_arguments)] // reason: one call site; a struct would only rename them
-fn leg_spec(
-    side: Party,
-    position: usize,
-    media: &siprec::Media,
-    answer: &siprec::Media,
-    signalling: IpAddr,
-    rel_dir: &std::path::Path,
-    anchor: Instant,
-    max_rate: u32,
-    capture_dtmf: bool,
-    rtp_timeout: Option<std::time::Duration>,
-    since_start: std::time::Duration,
-) -> (LegSpec, catalog::NewLeg) {
-    let label = side.as_str();
-    let path = rel_dir.join(format!("{label}.wav"));
-    let (payload_type, codec, te) = negotiated(answer, max_rate);
-    let mut spec = LegSpec::new(label, path.clone(), payload_type, codec, anchor);
-    if let Some(te) = te {
-        spec.telephone_event_pt = Some(te.payload_type);
-        spec.telephone_event_clock = te.clock_rate;
-    }
-    spec.capture_dtmf = capture_dtmf;
-    spec.inactivity_timeout = rtp_timeout;
-    spec.sources = sources_of(media, signalling);
-    spec.active = sends(media);
-    let new_leg = catalog::NewLeg {
-        position: position as i64,
-        label: label.to_owned(),
-        participant: Some(label.to_owned()),
-        binding_rule: "passthrough".to_owned(),
-        codec: codec.name().to_owned(),
-        sample_rate: codec.sample_rate(),
-        path: path.to_string_lossy().into_owned(),
-        added_at_ms: i64::try_from(since_start.as_millis()).unwrap_or(i64::MAX),
-    };
-    (spec, new_leg)
-}
-
-fn leg_update(
-    media: &siprec::Media,
-    answer: &siprec::Media,
-    signalling: IpAddr,
-    max_rate: u32,
-) -> LegUpdate {
-    let (payload_type, codec, te) = negotiated(answer, max_rate);
-    let mut update = LegUpdate::new(payload_type, codec, sends(media));
-    if let Some(te) = te {
-        update.telephone_event_pt = Some(te.payload_type);
-        update.telephone_event_clock = te.clock_rate;
-    }
-    update.sources = sources_of(media, signalling);
-    update
-}
-
-/// The codec the answer chose (its first format we decode); PCMU when none is decodable: the
-/// relay goes on, the leg records its packets as unknown payload.
-fn negotiated(
-    answer: &siprec::Media,
-    max_rate: u32,
-) -> (u8, callvault_media::Codec, Option<siprec::Format>) {
-    match recordable_codec(answer, max_rate) {
-        Some((format, codec)) => {
-            let te = answer.telephone_event_for(&format).cloned();
-            (format.payload_type, codec, te)
-        }
-        None => {
-            let fallback = siprec::Format::from_static(0).and_then(|f| codec_of(&f));
-            (
-                0,
-                fallback.unwrap_or(callvault_media::Codec::Pcmu),
-                answer.telephone_event().cloned(),
-            )
-        }
-    }
-}
-
-/// The Request-URI of our INVITE: the route's target with the dialled user part, when the
-/// target names none itself.
-fn route_uri(target: &str, user: Option<&str>) -> String {
-    let Some((scheme, rest)) = target.split_once(':') else {
-        return target.to_owned();
-    };
-    match user {
-        Some(user) if !rest.contains('@') => format!("{scheme}:{user}@{rest}"),
-        _ => target.to_owned(),
-    }
-}
-
-/// Our Contact URI toward a peer over `transport`.
-fn contact_uri(host: &str, transport: TransportKind) -> String {
-    match transport {
-        TransportKind::Udp => format!("sip:callvault@{host}"),
-        other => format!("sip:callvault@{host};transport={other}"),
-    }
-}
-
-/// A From/To value with its `tag` parameter removed.
-fn without_tag(value: &str) -> String {
-    let (addr, params) = match value.rfind('>') {
-        Some(end) => value.split_at(end + 1),
-        None => match value.find(';') {
-            Some(at) => value.split_at(at),
-            None => (value, ""),
-        },
-    };
-    let kept: Vec<&str> = params
-        .split(';')
-        .filter(|p| !p.is_empty())
-        .filter(|p| {
-            !p.trim()
-                .get(..4)
-                .is_some_and(|name| name.eq_ignore_ascii_case("tag="))
-        })
-        .collect();
-    let mut out = addr.trim().to_owned();
-    for p in kept {
-        out.push(';');
-        out.push_str(p.trim());
-    }
-    out
-}
-
-/// A From value with our tag instead of the caller's.
-fn with_tag(value: &str, tag: &str) -> String {
-    format!("{};tag={tag}", without_tag(value))
 }
