@@ -5,6 +5,7 @@
 mod support;
 
 mod api;
+mod baresip;
 mod calls;
 mod check_config;
 mod cli;
@@ -15,6 +16,7 @@ mod fidelity;
 mod lifecycle;
 mod limits;
 mod notify;
+mod passthrough;
 mod security;
 mod sipp;
 mod srtp;

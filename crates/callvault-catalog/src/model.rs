@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use callvault_types::{DtmfSource, EndReason, LegCounters};
+use callvault_types::{DtmfSource, EndReason, LegCounters, Party, RecordingMode};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -50,6 +50,16 @@ pub struct NewRecording {
     /// commands spooled by builds before schema version 4.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// SIPREC or pass-through (absent in commands spooled before schema version 6: SIPREC).
+    #[serde(default = "siprec")]
+    pub mode: RecordingMode,
+    /// The `[[routes]]` route of a pass-through call.
+    #[serde(default)]
+    pub route: Option<String>,
+}
+
+fn siprec() -> RecordingMode {
+    RecordingMode::Siprec
 }
 
 /// A participant as named by the metadata; upserted by `id` within its recording.
@@ -110,6 +120,12 @@ pub struct Completion {
     /// Added to the recording's warnings (e.g. why a leg's file failed); a message the
     /// recording already has is not added again.
     pub warnings: Vec<String>,
+    /// Pass-through: the SIP status the caller got (200 when answered). `None` for SIPREC.
+    #[serde(default)]
+    pub final_status: Option<u16>,
+    /// Pass-through: who ended the answered call.
+    #[serde(default)]
+    pub hung_up_by: Option<Party>,
 }
 
 /// The end of one leg, matched to the leg by [`NewLeg::position`].
@@ -254,6 +270,16 @@ pub struct Recording {
     pub associations: Vec<Association>,
     pub source_address: String,
     pub transport: String,
+    /// `siprec` or `passthrough` (absent from JSON written before schema version 6: SIPREC).
+    #[serde(default = "siprec")]
+    pub mode: RecordingMode,
+    /// The `[[routes]]` route of a pass-through call; `null` for SIPREC.
+    pub route: Option<String>,
+    /// Pass-through: the SIP status the caller got (200 when answered); `null` for SIPREC and
+    /// while the call is being set up.
+    pub final_status: Option<u16>,
+    /// Pass-through: `caller` or `callee`, whoever ended the answered call; `null` otherwise.
+    pub hung_up_by: Option<Party>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -191,6 +191,8 @@ pub fn leg(position: i64, label: &str, participant: Option<&str>) -> NewLeg {
 
 pub fn new_recording(id: &str, started_at: OffsetDateTime) -> NewRecording {
     NewRecording {
+        mode: callvault_types::RecordingMode::Siprec,
+        route: None,
         id: id.to_owned(),
         node_id: NODE.to_owned(),
         session_id: format!("session-{id}"),
@@ -223,6 +225,8 @@ pub fn counters(packets: u64) -> LegCounters {
 
 pub fn completion(id: &str, position: i64, packets: u64, sha256: &str) -> Completion {
     Completion {
+        final_status: None,
+        hung_up_by: None,
         recording_id: id.to_owned(),
         state: RecordingState::Complete,
         ended_at: datetime!(2026-11-30 10:05:00.250 UTC),

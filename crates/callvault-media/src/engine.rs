@@ -180,6 +180,49 @@ impl MediaEngine {
     /// [`MediaEvent::LegFailed`] comes at once and nothing is written. Once this returns `Ok`,
     /// exactly one [`MediaEvent::LegClosed`] follows for the leg.
     pub fn start_leg(&self, reservation: PortReservation, spec: LegSpec) -> Result<LegHandle> {
+        let (start, handle) = self.prepare(reservation, spec)?;
+        self.hand_over(vec![start], |mut one| {
+            ThreadCommand::Start(one.pop().expect("one leg"))
+        })?;
+        Ok(handle)
+    }
+
+    /// Starts two legs of one relayed call (pass-through recording): each records what its
+    /// far side sends, as [`MediaEngine::start_leg`] does, and forwards every datagram it
+    /// admits (RTP and RTCP, RFC 4733 events included, unchanged) out of the other leg's
+    /// socket to the other far side: its SDP address ([`LegSpec::sources`] `connection` and
+    /// `port`, RTCP on the next port) until that side's own packets show where it really is
+    /// (symmetric RTP). Both legs run on one receive thread, which forwards from the thread that
+    /// received: no lock, no copy and no allocation per packet.
+    pub fn start_relay(
+        &self,
+        a: (PortReservation, LegSpec),
+        b: (PortReservation, LegSpec),
+    ) -> Result<(LegHandle, LegHandle)> {
+        let (start_a, handle_a) = self.prepare(a.0, a.1)?;
+        let (start_b, handle_b) = match self.prepare(b.0, b.1) {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                self.abandon(start_a);
+                return Err(error);
+            }
+        };
+        self.hand_over(vec![start_a, start_b], |a| {
+            let mut pair = a.into_iter();
+            ThreadCommand::StartPair(
+                pair.next().expect("a pair holds two legs"),
+                pair.next().expect("a pair holds two legs"),
+            )
+        })?;
+        Ok((handle_a, handle_b))
+    }
+
+    /// A leg's stream and the writer's file, ready to hand to a receive thread.
+    fn prepare(
+        &self,
+        reservation: PortReservation,
+        spec: LegSpec,
+    ) -> Result<(Box<LegStart>, LegHandle)> {
         let running = self.running.as_ref().ok_or(Error::ShutDown)?;
         check_relative(&spec.path)?;
         let leg = LegId(self.next_leg.fetch_add(1, Ordering::Relaxed));
@@ -207,34 +250,54 @@ impl MediaEngine {
             .map_err(|_| Error::ShutDown)?;
         self.stats.active_legs.fetch_add(1, Ordering::Relaxed);
         self.stats.legs_started.fetch_add(1, Ordering::Relaxed);
-
-        let index = self.next_thread.fetch_add(1, Ordering::Relaxed) % running.threads.len();
-        let start = Box::new(LegStart {
-            leg,
-            reservation,
-            stream,
-            commands: commands_rx,
-        });
-        if let Err(mpsc::error::SendError(ThreadCommand::Start(start))) = running.threads[index]
-            .commands
-            .send(ThreadCommand::Start(start))
-        {
-            // The thread is gone (the engine is being torn down): close the file the writer just
-            // opened, empty.
-            let _ = running.writer_control.send(WriterControl::Close {
+        tracing::debug!(%leg, label = %spec.label, port, "leg started");
+        Ok((
+            Box::new(LegStart {
                 leg,
+                reservation,
+                stream,
+                commands: commands_rx,
+            }),
+            LegHandle {
+                id: leg,
+                label: spec.label,
+                port,
+                commands,
+            },
+        ))
+    }
+
+    /// Sends prepared legs to the next receive thread; if it is gone (the engine is being torn
+    /// down) their files, just opened, are closed empty.
+    fn hand_over(
+        &self,
+        starts: Vec<Box<LegStart>>,
+        command: impl FnOnce(Vec<Box<LegStart>>) -> ThreadCommand,
+    ) -> Result<()> {
+        let running = self.running.as_ref().ok_or(Error::ShutDown)?;
+        let index = self.next_thread.fetch_add(1, Ordering::Relaxed) % running.threads.len();
+        match running.threads[index].commands.send(command(starts)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendError(ThreadCommand::Start(start))) => {
+                self.abandon(start);
+                Err(Error::ShutDown)
+            }
+            Err(mpsc::error::SendError(ThreadCommand::StartPair(a, b))) => {
+                self.abandon(a);
+                self.abandon(b);
+                Err(Error::ShutDown)
+            }
+        }
+    }
+
+    fn abandon(&self, start: Box<LegStart>) {
+        if let Some(running) = self.running.as_ref() {
+            let _ = running.writer_control.send(WriterControl::Close {
+                leg: start.leg,
                 blocks_sent: 0,
                 counters: Some(Box::new(start.stream.counters())),
             });
-            return Err(Error::ShutDown);
         }
-        tracing::debug!(%leg, label = %spec.label, port, "leg started");
-        Ok(LegHandle {
-            id: leg,
-            label: spec.label,
-            port,
-            commands,
-        })
     }
 
     /// Changes codecs, payload types, direction or allowed sources (re-INVITE). `active: false`

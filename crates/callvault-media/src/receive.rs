@@ -9,7 +9,7 @@
 //! so they share the buffer without holding it across an await; it is as large as a UDP datagram
 //! can be, so no datagram is ever cut, and a call costs no buffer of its own.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
@@ -50,6 +50,9 @@ const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 /// Messages from the control plane to a receive thread.
 pub(crate) enum ThreadCommand {
     Start(Box<LegStart>),
+    /// Two legs of one relayed call (pass-through): each forwards what it admits out of the
+    /// other's socket, so both run on this thread (see [`RelaySide`]).
+    StartPair(Box<LegStart>, Box<LegStart>),
 }
 
 /// Messages from the control plane to one leg task.
@@ -154,6 +157,11 @@ pub(crate) fn run(setup: ThreadSetup) {
                     Some(ThreadCommand::Start(start)) => {
                         legs.spawn_local(run_leg(*start, Rc::clone(&context), shutdown.clone()));
                     }
+                    Some(ThreadCommand::StartPair(a, b)) => {
+                        let (a, b) = pair(*a, *b);
+                        legs.spawn_local(run_leg_on(a, Rc::clone(&context), shutdown.clone()));
+                        legs.spawn_local(run_leg_on(b, Rc::clone(&context), shutdown.clone()));
+                    }
                     None => break,
                 },
                 _ = shutdown.changed() => break,
@@ -166,8 +174,17 @@ pub(crate) fn run(setup: ThreadSetup) {
         }
         // Legs handed over in the same instant as the shutdown start too, so that they close
         // their files like the others.
-        while let Ok(ThreadCommand::Start(start)) = commands.try_recv() {
-            legs.spawn_local(run_leg(*start, Rc::clone(&context), shutdown.clone()));
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                ThreadCommand::Start(start) => {
+                    legs.spawn_local(run_leg(*start, Rc::clone(&context), shutdown.clone()));
+                }
+                ThreadCommand::StartPair(a, b) => {
+                    let (a, b) = pair(*a, *b);
+                    legs.spawn_local(run_leg_on(a, Rc::clone(&context), shutdown.clone()));
+                    legs.spawn_local(run_leg_on(b, Rc::clone(&context), shutdown.clone()));
+                }
+            }
         }
         // Every leg task sees the shutdown too (or its handle dropped) and closes its file.
         while legs.join_next().await.is_some() {}
@@ -233,28 +250,160 @@ enum Ending {
     Abandoned,
 }
 
-async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watch::Receiver<bool>) {
+/// One end of a relayed call, shared (`Rc`, one thread, no lock) by the two leg tasks of the
+/// pair: this end's sockets, which the other leg sends from, and where this end's far side
+/// takes media. That address starts as its SDP's (`c=` and port, RTCP one above) and follows
+/// the source its leg latched (symmetric RTP: behind NAT the real address is where packets
+/// come from); a re-offer that moves the SDP address starts over from the new one.
+pub(crate) struct RelaySide {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    rtp_to: Cell<Option<SocketAddr>>,
+    rtcp_to: Cell<Option<SocketAddr>>,
+    sdp: Cell<(Option<std::net::IpAddr>, u16)>,
+}
+
+impl RelaySide {
+    fn new(rtp: UdpSocket, rtcp: UdpSocket, sources: &crate::AllowedSources) -> RelaySide {
+        let side = RelaySide {
+            rtp,
+            rtcp,
+            rtp_to: Cell::new(None),
+            rtcp_to: Cell::new(None),
+            sdp: Cell::new((None, 0)),
+        };
+        side.handle_sources(sources);
+        side
+    }
+
+    /// The far side's SDP address (at the start and on every update): a new one replaces
+    /// what was latched.
+    fn handle_sources(&self, sources: &crate::AllowedSources) {
+        let sdp = (sources.connection, sources.port);
+        if sdp == self.sdp.get() {
+            return;
+        }
+        self.sdp.set(sdp);
+        let usable = sources
+            .connection
+            .filter(|ip| !ip.is_unspecified() && sources.port != 0);
+        self.rtp_to
+            .set(usable.map(|ip| SocketAddr::new(ip, sources.port)));
+        self.rtcp_to
+            .set(usable.map(|ip| SocketAddr::new(ip, sources.port.saturating_add(1))));
+    }
+
+    /// Sends `datagram` to this side's far end, if it is known yet. A send that fails (full
+    /// socket buffer, unreachable) loses the packet, as the network would.
+    fn send_rtp(&self, datagram: &[u8]) {
+        if let Some(to) = self.rtp_to.get() {
+            let _ = self.rtp.try_send_to(datagram, to);
+        }
+    }
+
+    fn send_rtcp(&self, datagram: &[u8]) {
+        if let Some(to) = self.rtcp_to.get() {
+            let _ = self.rtcp.try_send_to(datagram, to);
+        }
+    }
+}
+
+/// A relayed leg's two ends: `own` receives from its far side, `other` sends to the other's.
+struct Relay {
+    own: Rc<RelaySide>,
+    other: Rc<RelaySide>,
+}
+
+/// What a leg task runs with once its sockets are registered.
+struct LegRun {
+    leg: LegId,
+    stream: Stream,
+    commands: mpsc::UnboundedReceiver<LegCommand>,
+    sockets: io::Result<Rc<RelaySide>>,
+    lease: crate::port::PortLease,
+    relay: Option<Rc<RelaySide>>,
+}
+
+/// Registers both legs' sockets and links them: each forwards to the other's far end.
+fn pair(a: LegStart, b: LegStart) -> (LegRun, LegRun) {
+    let (a_run, a_side) = registered(a);
+    let (mut b_run, b_side) = registered(b);
+    let mut a_run = a_run;
+    if let (Some(a_side), Some(b_side)) = (a_side, b_side) {
+        a_run.relay = Some(Rc::clone(&b_side));
+        b_run.relay = Some(a_side);
+    }
+    (a_run, b_run)
+}
+
+fn registered(start: LegStart) -> (LegRun, Option<Rc<RelaySide>>) {
     let LegStart {
         leg,
         reservation,
+        stream,
+        commands,
+    } = start;
+    let (rtp, rtcp, lease) = reservation.into_parts();
+    let sockets = UdpSocket::from_std(rtp)
+        .and_then(|rtp| Ok((rtp, UdpSocket::from_std(rtcp)?)))
+        .map(|(rtp, rtcp)| Rc::new(RelaySide::new(rtp, rtcp, &stream.sources())));
+    let side = sockets.as_ref().ok().map(Rc::clone);
+    (
+        LegRun {
+            leg,
+            stream,
+            commands,
+            sockets,
+            lease,
+            relay: None,
+        },
+        side,
+    )
+}
+
+async fn run_leg(start: LegStart, context: Rc<ThreadContext>, shutdown: watch::Receiver<bool>) {
+    let (run, _) = registered(start);
+    run_leg_on(run, context, shutdown).await;
+}
+
+async fn run_leg_on(run: LegRun, context: Rc<ThreadContext>, mut shutdown: watch::Receiver<bool>) {
+    let LegRun {
+        leg,
         mut stream,
         mut commands,
-    } = start;
+        sockets,
+        lease,
+        relay,
+    } = run;
     let mut sink = BlockSink::new(leg, Rc::clone(&context));
-    let (rtp, rtcp, lease) = reservation.into_parts();
-    let sockets = UdpSocket::from_std(rtp).and_then(|rtp| Ok((rtp, UdpSocket::from_std(rtcp)?)));
+    let relay = match (&sockets, relay) {
+        (Ok(own), Some(other)) => Some(Relay {
+            own: Rc::clone(own),
+            other,
+        }),
+        _ => None,
+    };
     let mut errors = 0u64;
     let mut published = Refusals::default();
     let ending = match sockets {
-        Ok((rtp, rtcp)) => {
+        Ok(side) => {
+            let (rtp, rtcp) = (&side.rtp, &side.rtcp);
             let mut tick = tokio::time::interval(TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tokio::select! {
                     ready = rtp.readable() => {
                         let failed = ready.err().or_else(|| {
-                            receive(&rtp, &context, RECEIVE_BATCH, |now, from, datagram| {
-                                stream.handle_rtp_from(now, from, datagram, &mut sink);
+                            receive(rtp, &context, RECEIVE_BATCH, |now, from, datagram| {
+                                match &relay {
+                                    // Forwarded from this thread, out of the other end's
+                                    // socket: no lock, no copy, no allocation.
+                                    Some(relay) => stream.handle_rtp_relayed(now, from, datagram, &mut sink, |bytes| {
+                                        relay.own.rtp_to.set(Some(from));
+                                        relay.other.send_rtp(bytes);
+                                    }),
+                                    None => stream.handle_rtp_from(now, from, datagram, &mut sink),
+                                }
                                 context.send_events(&mut stream);
                             })
                         });
@@ -264,8 +413,14 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
                     }
                     ready = rtcp.readable() => {
                         let failed = ready.err().or_else(|| {
-                            receive(&rtcp, &context, RECEIVE_BATCH, |now, from, datagram| {
-                                stream.handle_rtcp_from(now, from, datagram)
+                            receive(rtcp, &context, RECEIVE_BATCH, |now, from, datagram| {
+                                match &relay {
+                                    Some(relay) => stream.handle_rtcp_relayed(now, from, datagram, |bytes| {
+                                        relay.own.rtcp_to.set(Some(from));
+                                        relay.other.send_rtcp(bytes);
+                                    }),
+                                    None => stream.handle_rtcp_from(now, from, datagram),
+                                }
                             })
                         });
                         if let Some(error) = failed {
@@ -280,16 +435,19 @@ async fn run_leg(start: LegStart, context: Rc<ThreadContext>, mut shutdown: watc
                         published.publish(stream.refusals(), &context.stats);
                     }
                     command = commands.recv() => match command {
-                        Some(LegCommand::Update(update)) => stream.handle_update(Instant::now(), &update),
+                        Some(LegCommand::Update(update)) => {
+                            side.handle_sources(&update.sources);
+                            stream.handle_update(Instant::now(), &update);
+                        }
                         Some(LegCommand::Stop { end }) => {
                             // `select!` picks among ready branches at random: datagrams that
                             // arrived before the stop may still wait in the socket. Record them.
-                            drain(&rtp, &context, STOP_DRAIN_LIMIT, |now, from, datagram| {
+                            drain(rtp, &context, STOP_DRAIN_LIMIT, |now, from, datagram| {
                                 stream.handle_rtp_from(now, from, datagram, &mut sink);
                             });
                             // RTCP too, so the leg's counts (its foreign packets among them)
                             // hold what came before the stop.
-                            drain(&rtcp, &context, STOP_DRAIN_LIMIT, |now, from, datagram| {
+                            drain(rtcp, &context, STOP_DRAIN_LIMIT, |now, from, datagram| {
                                 stream.handle_rtcp_from(now, from, datagram);
                             });
                             break Ending::Stop { end };

@@ -129,6 +129,10 @@ impl SourceLatch {
         }
     }
 
+    pub(crate) fn allowed(&self) -> AllowedSources {
+        self.allowed
+    }
+
     pub(crate) fn last_foreign(&self) -> Option<SocketAddr> {
         self.last_foreign
     }

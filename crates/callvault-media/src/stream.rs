@@ -202,6 +202,42 @@ impl Stream {
         }
     }
 
+    /// Where the leg's media may come from now (its SDP's address, for a relay).
+    pub(crate) fn sources(&self) -> crate::AllowedSources {
+        self.sources.allowed()
+    }
+
+    /// As [`Stream::handle_rtp_from`] for a relayed leg: an admitted datagram is handed to
+    /// `forward` as it arrived (before SRTP and anything else reads it, RFC 4733 events
+    /// included), then recorded.
+    pub fn handle_rtp_relayed(
+        &mut self,
+        arrival: Instant,
+        from: SocketAddr,
+        datagram: &mut [u8],
+        sink: &mut impl Sink,
+        forward: impl FnOnce(&[u8]),
+    ) {
+        if self.admit(Port::Rtp, from) {
+            forward(datagram);
+            self.handle_datagram(arrival, datagram, sink);
+        }
+    }
+
+    /// As [`Stream::handle_rtcp_from`] for a relayed leg.
+    pub fn handle_rtcp_relayed(
+        &mut self,
+        arrival: Instant,
+        from: SocketAddr,
+        datagram: &mut [u8],
+        forward: impl FnOnce(&[u8]),
+    ) {
+        if self.admit(Port::Rtcp, from) {
+            forward(datagram);
+            self.handle_rtcp(arrival, datagram);
+        }
+    }
+
     /// One datagram from `from` on the RTCP port, checked as on the RTP port (its own latch).
     pub fn handle_rtcp_from(&mut self, arrival: Instant, from: SocketAddr, datagram: &mut [u8]) {
         if self.admit(Port::Rtcp, from) {

@@ -1154,3 +1154,126 @@ fn unbound_legs_record_every_source() {
     assert_eq!(media.stats().foreign_packets, 0);
     media.shutdown();
 }
+
+/// Receives datagrams on `socket` until `count` came or `PATIENCE` passed.
+fn receive_datagrams(socket: &UdpSocket, count: usize) -> Vec<Vec<u8>> {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut got = Vec::new();
+    let mut buffer = [0u8; 2048];
+    while got.len() < count && Instant::now() < deadline {
+        if let Ok((len, _)) = socket.recv_from(&mut buffer) {
+            got.push(buffer[..len].to_vec());
+        }
+    }
+    got
+}
+
+fn relay_spec(label: &str, anchor: Instant, far_end: &UdpSocket) -> LegSpec {
+    LegSpec {
+        telephone_event_pt: Some(101),
+        sources: AllowedSources {
+            connection: Some(LOCALHOST),
+            port: far_end.local_addr().unwrap().port(),
+            signalling: None,
+        },
+        ..LegSpec::new(
+            label,
+            PathBuf::from(format!("recordings/relay/{label}.wav")),
+            0,
+            Codec::Pcmu,
+            anchor,
+        )
+    }
+}
+
+#[test]
+fn a_relayed_call_forwards_each_direction_unchanged_latches_and_records_both_legs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut media = engine(dir.path(), 43600, 43609);
+    let caller = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    let callee_sdp = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    // Behind NAT the callee's media leaves from another port than its SDP names.
+    let callee_nat = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    let caller_side = media.allocate().unwrap();
+    let callee_side = media.allocate().unwrap();
+    let (caller_port, callee_port) = (caller_side.port(), callee_side.port());
+    let anchor = Instant::now();
+    let (a, b) = media
+        .start_relay(
+            (caller_side, relay_spec("caller", anchor, &caller)),
+            (callee_side, relay_spec("callee", anchor, &callee_sdp)),
+        )
+        .unwrap();
+
+    // The caller speaks first: its packets go to the callee's SDP address, byte for byte.
+    let sent: Vec<Vec<u8>> = (0..25u32)
+        .map(|frame| packet(frame as u16, frame * 160, 0xaaaa, tone(440.0, frame)))
+        .collect();
+    for (frame, datagram) in sent.iter().enumerate() {
+        let due = anchor + Duration::from_millis(frame as u64 * 20);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        caller.send_to(datagram, (LOCALHOST, caller_port)).unwrap();
+    }
+    assert_eq!(receive_datagrams(&callee_sdp, 25), sent);
+
+    // The callee answers from its NAT port: the caller gets it, and from now on the caller's
+    // packets follow the callee to where it really is.
+    for frame in 25..50u32 {
+        let due = anchor + Duration::from_millis(u64::from(frame) * 20);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let datagram = packet(frame as u16, frame * 160, 0xbbbb, tone(1000.0, frame));
+        callee_nat
+            .send_to(&datagram, (LOCALHOST, callee_port))
+            .unwrap();
+        let back = receive_datagrams(&caller, 1);
+        assert_eq!(back, [datagram]);
+        let datagram = packet(frame as u16, frame * 160, 0xaaaa, tone(440.0, frame));
+        caller.send_to(&datagram, (LOCALHOST, caller_port)).unwrap();
+        assert_eq!(receive_datagrams(&callee_nat, 1), [datagram]);
+    }
+    // A key press from the caller: forwarded unchanged, and recorded as the caller's digit.
+    let press: Vec<Vec<u8>> = (0..3u16)
+        .map(|i| {
+            packet_of_type(
+                101,
+                50 + i,
+                50 * 160,
+                0xaaaa,
+                telephone_event(5, i == 2, 160 * (i + 1)),
+            )
+        })
+        .collect();
+    for datagram in &press {
+        caller.send_to(datagram, (LOCALHOST, caller_port)).unwrap();
+    }
+    assert_eq!(receive_datagrams(&callee_nat, 3), press);
+
+    let end = anchor + Duration::from_millis(1000);
+    let (a_id, b_id) = (a.id(), b.id());
+    let report_a = media.stop(a, end);
+    let report_b = media.stop(b, end);
+    let digits: Vec<MediaEvent> = media.shutdown();
+    assert!(
+        digits
+            .iter()
+            .any(|e| matches!(e, MediaEvent::Dtmf { leg, digit: '5', .. } if *leg == a_id)),
+        "{digits:?}"
+    );
+    assert!(
+        !digits
+            .iter()
+            .any(|e| matches!(e, MediaEvent::Dtmf { leg, .. } if *leg == b_id))
+    );
+    let (_, caller_audio) = read_wav(&report_a.path);
+    let (_, callee_audio) = read_wav(&report_b.path);
+    assert_eq!(report_a.counters.packets, 53);
+    assert_eq!(report_b.counters.packets, 25);
+    let tone_of = |samples: &[i16], f: f64| goertzel(samples, f);
+    let caller_first = &caller_audio[..4000];
+    assert!(tone_of(caller_first, 440.0) > 10.0 * tone_of(caller_first, 1000.0));
+    let callee_part = &callee_audio[4000..8000];
+    assert!(tone_of(callee_part, 1000.0) > 10.0 * tone_of(callee_part, 440.0));
+}

@@ -71,6 +71,72 @@ impl Dialog {
         }
     }
 
+    /// The dialog our INVITE `invite` (as we built it, before the endpoint added its Via)
+    /// creates with the 2xx `response` (RFC 3261 §12.1.2): the remote target is the 2xx's
+    /// Contact, the route set its Record-Route reversed, our CSeq the INVITE's.
+    pub fn new_uac(invite: &Request, response: &Response, local_contact: String) -> Dialog {
+        let remote_target = response
+            .header("contact")
+            .and_then(|value| split_list(value).into_iter().next())
+            .map(|first| name_addr(first).uri.to_owned())
+            .filter(|uri| !uri.is_empty())
+            .unwrap_or_else(|| invite.uri().to_owned());
+        let mut route_set: Vec<String> = response
+            .header_values("record-route")
+            .flat_map(split_list)
+            .map(str::to_owned)
+            .collect();
+        route_set.reverse();
+        Dialog {
+            id: DialogId {
+                call_id: invite.call_id().to_owned(),
+                local_tag: invite.from_tag().unwrap_or("").to_owned(),
+                remote_tag: response.to_tag().unwrap_or("").to_owned(),
+            },
+            local_uri: invite.from_uri(),
+            remote_uri: invite.to_uri(),
+            remote_target,
+            route_set,
+            local_contact,
+            local_cseq: invite.cseq().0,
+            // §12.1.2: the UAC's remote sequence number starts empty.
+            remote_cseq: 0,
+            remote_rport: false,
+        }
+    }
+
+    /// The ACK for the 2xx to the INVITE (or re-INVITE) with CSeq `cseq` in this dialog
+    /// (§13.2.2.4): the CSeq number of that INVITE, no new local CSeq.
+    pub fn make_ack(&self, cseq: u32) -> Request {
+        let mut request = Request::new(Method::Ack, self.remote_target.clone())
+            .with_header(
+                "From",
+                format!("<{}>;tag={}", self.local_uri, self.id.local_tag),
+            )
+            .with_header(
+                "To",
+                format!("<{}>;tag={}", self.remote_uri, self.id.remote_tag),
+            )
+            .with_header("Call-ID", self.id.call_id.clone())
+            .with_header("CSeq", format!("{cseq} ACK"));
+        for route in &self.route_set {
+            request = request.with_header("Route", route.clone());
+        }
+        request
+    }
+
+    /// A 2xx to our re-INVITE/UPDATE may move the remote target (§12.2.1.2).
+    pub fn update_remote_target(&mut self, response: &Response) {
+        if let Some(uri) = response
+            .header("contact")
+            .and_then(|value| split_list(value).into_iter().next())
+            .map(|first| name_addr(first).uri.to_owned())
+            .filter(|uri| !uri.is_empty())
+        {
+            self.remote_target = uri;
+        }
+    }
+
     pub fn id(&self) -> &DialogId {
         &self.id
     }
@@ -204,6 +270,19 @@ pub fn peer_for_in_dialog_request(dialog: &Dialog, received_from: Peer) -> Peer 
         Some((addr, TransportKind::Tcp)) => Peer::tcp(addr, None),
         _ => received_from,
     }
+}
+
+/// Where to send a request to `uri` outside a dialog (a route's target): its IP address and
+/// port (default 5060, 5061 for `sips:`) over the transport it names (`;transport=tcp|tls`,
+/// `sips:`), UDP otherwise. `None` for a host name (nothing here resolves DNS) or a URI that
+/// names no usable address.
+pub fn peer_for_uri(uri: &str) -> Option<Peer> {
+    let (addr, transport) = uri_address(uri)?;
+    Some(match transport {
+        TransportKind::Udp => Peer::udp(addr),
+        TransportKind::Tcp => Peer::tcp(addr, None),
+        TransportKind::Tls => Peer::tls(addr, None),
+    })
 }
 
 /// The URI of our Contact in the 2xx that creates a dialog with `invite`, received over

@@ -1,5 +1,6 @@
 //! The sans-IO transaction layer: RFC 3261 §17.2 server transactions (with the RFC 6026
-//! "Accepted" state), §17.1.2 non-INVITE client transactions, §18.2 response routing and
+//! "Accepted" state), §17.1.1 INVITE client transactions (with RFC 6026's Accepted state and
+//! CANCEL, §9.1), §17.1.2 non-INVITE client transactions, §18.2 response routing and
 //! RFC 3581 `rport`. Fed bytes and `Instant`s; returns what to send and when to wake.
 
 use crate::error::Rejection;
@@ -7,7 +8,8 @@ use crate::limits::{Bounded, RequestLimits, bound_udp_response};
 use crate::message::{Message, Method, Request, Response, salvage_request};
 use crate::peer::{Peer, Transmit, TransportKind};
 use crate::transaction::{
-    AckId, ClientState, ClientTransaction, ServerState, ServerTransaction, TransactionKey,
+    AckId, CancelState, ClientState, ClientTransaction, InviteClient, ServerState,
+    ServerTransaction, TransactionKey,
 };
 use crate::via::Via;
 use std::cmp::Reverse;
@@ -219,7 +221,10 @@ impl Endpoint {
         let failed: Vec<TransactionKey> = self
             .clients
             .iter()
-            .filter(|(_, tx)| tx.state != ClientState::Completed && same_destination(&tx.to, to))
+            .filter(|(_, tx)| {
+                matches!(tx.state, ClientState::Trying | ClientState::Proceeding)
+                    && same_destination(&tx.to, to)
+            })
             .map(|(key, _)| key.clone())
             .collect();
         for key in failed {
@@ -366,8 +371,30 @@ impl Endpoint {
 
     /// Starts a non-INVITE client transaction: adds the top Via (with a fresh branch and
     /// `rport`), Max-Forwards and User-Agent when missing, and sends the request.
-    /// INVITE client transactions (Timer A/B, ACK for non-2xx) are not implemented.
+    /// An INVITE goes through [`Endpoint::send_invite`] instead.
     pub fn send_request(&mut self, now: Instant, to: Peer, request: Request) -> TransactionKey {
+        self.start_client(now, to, request, false)
+    }
+
+    /// Starts an INVITE client transaction (RFC 3261 §17.1.1 with RFC 6026): Timer A
+    /// retransmits over UDP (T1, 2T1, 4T1…) until a response; Timer B (64*T1) without any
+    /// response ends it with `Event::Response { response: None }` (the TU answers its own
+    /// caller 408). After a provisional the transaction waits up to `invite_unanswered_limit`
+    /// for the final (a callee left ringing), then ends the same way. A non-2xx final is
+    /// ACKed here, hop by hop, and its retransmissions absorbed (Timer D); a 2xx goes to the
+    /// TU, which ACKs it end to end with [`Endpoint::send_ack`]; retransmissions of that 2xx
+    /// get the same ACK again for 64*T1 (Timer M) without reaching the TU.
+    pub fn send_invite(&mut self, now: Instant, to: Peer, request: Request) -> TransactionKey {
+        self.start_client(now, to, request, true)
+    }
+
+    fn start_client(
+        &mut self,
+        now: Instant,
+        to: Peer,
+        request: Request,
+        invite: bool,
+    ) -> TransactionKey {
         let branch = format!("z9hG4bK{}", self.new_tag());
         let key = TransactionKey::client(&branch, request.method());
         let mut request = request;
@@ -391,6 +418,13 @@ impl Endpoint {
         let t1 = self.config.t1;
         let retransmit_at = (!to.transport.is_reliable()).then_some(now + t1);
         let end_at = now + 64 * t1;
+        let invite = invite.then(|| {
+            Box::new(InviteClient {
+                request,
+                ack: None,
+                cancel: CancelState::NotAsked,
+            })
+        });
         self.clients.insert(
             key.clone(),
             ClientTransaction {
@@ -400,6 +434,7 @@ impl Endpoint {
                 retransmit_at,
                 interval: t1,
                 end_at,
+                invite,
             },
         );
         if let Some(at) = retransmit_at {
@@ -407,6 +442,106 @@ impl Endpoint {
         }
         self.timers.push(Reverse((end_at, key.clone())));
         key
+    }
+
+    /// Cancels the INVITE client transaction `key` (RFC 3261 §9.1): a CANCEL with the
+    /// INVITE's Request-URI, Call-ID, From, To, CSeq number, Route and top Via (the same
+    /// branch), in a non-INVITE client transaction of its own. Before any provisional response
+    /// it is held and sent with the first one (a final response makes it moot). Returns
+    /// `false` when there is nothing left to cancel (no such transaction, or a final response
+    /// already came).
+    pub fn cancel(&mut self, now: Instant, key: &TransactionKey) -> bool {
+        let Some(tx) = self.clients.get_mut(key) else {
+            return false;
+        };
+        let state = tx.state;
+        let Some(invite) = tx.invite.as_mut() else {
+            return false;
+        };
+        match (state, invite.cancel) {
+            (ClientState::Completed | ClientState::Accepted, _) => false,
+            (_, CancelState::Pending | CancelState::Sent) => true,
+            (ClientState::Trying, CancelState::NotAsked) => {
+                invite.cancel = CancelState::Pending;
+                true
+            }
+            (ClientState::Proceeding, CancelState::NotAsked) => {
+                self.send_cancel(now, key);
+                true
+            }
+        }
+    }
+
+    fn send_cancel(&mut self, now: Instant, key: &TransactionKey) {
+        let Some(tx) = self.clients.get_mut(key) else {
+            return;
+        };
+        let to = tx.to;
+        let Some(invite) = tx.invite.as_mut() else {
+            return;
+        };
+        invite.cancel = CancelState::Sent;
+        let cancel = derived_request(&invite.request, Method::Cancel, None);
+        let branch = key.branch().unwrap_or_default().to_owned();
+        let cancel_key = TransactionKey::client(&branch, &Method::Cancel);
+        let bytes = cancel.to_bytes();
+        self.transmits.push_back(Transmit {
+            to,
+            bytes: bytes.clone(),
+        });
+        let t1 = self.config.t1;
+        let retransmit_at = (!to.transport.is_reliable()).then_some(now + t1);
+        let end_at = now + 64 * t1;
+        self.clients.insert(
+            cancel_key.clone(),
+            ClientTransaction {
+                state: ClientState::Trying,
+                to,
+                request: bytes,
+                retransmit_at,
+                interval: t1,
+                end_at,
+                invite: None,
+            },
+        );
+        if let Some(at) = retransmit_at {
+            self.timers.push(Reverse((at, cancel_key.clone())));
+        }
+        self.timers.push(Reverse((end_at, cancel_key)));
+    }
+
+    /// Sends the TU's ACK for a 2xx (RFC 3261 §13.2.2.4: a request of its own, with a new
+    /// branch; no transaction). With the INVITE's `key` the ACK is also kept: a retransmission
+    /// of that 2xx (same To tag) gets it again without reaching the TU.
+    pub fn send_ack(
+        &mut self,
+        _now: Instant,
+        invite_key: Option<&TransactionKey>,
+        to: Peer,
+        ack: Request,
+    ) {
+        let branch = format!("z9hG4bK{}", self.new_tag());
+        let mut ack = ack;
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            to.transport.via_token(),
+            self.config.via_sent_by
+        );
+        ack.prepend_header("Via", via);
+        if ack.header("max-forwards").is_none() {
+            ack = ack.with_header("Max-Forwards", "70");
+        }
+        let bytes = ack.to_bytes();
+        self.transmits.push_back(Transmit {
+            to,
+            bytes: bytes.clone(),
+        });
+        if let Some(tx) = invite_key.and_then(|key| self.clients.get_mut(key))
+            && let Some(invite) = tx.invite.as_mut()
+        {
+            let tag = ack.to_tag().unwrap_or("").to_owned();
+            invite.ack = Some((tag, bytes));
+        }
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -772,6 +907,10 @@ impl Endpoint {
         };
         let t2 = self.config.t2;
         let t4 = self.config.t4;
+        if self.clients.get(&key).is_some_and(|tx| tx.invite.is_some()) {
+            self.handle_invite_response(now, key, response);
+            return;
+        }
         let Some(tx) = self.clients.get_mut(&key) else {
             return;
         };
@@ -796,6 +935,89 @@ impl Endpoint {
             } else {
                 tx.end_at = now + t4;
                 self.timers.push(Reverse((tx.end_at, key.clone())));
+            }
+        }
+        self.events.push_back(Event::Response {
+            key,
+            response: Some(response),
+        });
+    }
+
+    /// A response to one of our INVITEs (RFC 3261 figure 5, RFC 6026 figure 4).
+    fn handle_invite_response(&mut self, now: Instant, key: TransactionKey, response: Response) {
+        let t1 = self.config.t1;
+        let unanswered = self.config.invite_unanswered_limit;
+        let Some(tx) = self.clients.get_mut(&key) else {
+            return;
+        };
+        let Some(invite) = tx.invite.as_mut() else {
+            return;
+        };
+        let status = response.status();
+        match tx.state {
+            ClientState::Completed => {
+                // A retransmitted non-2xx final: our ACK was lost (§17.1.1.2).
+                if status >= 300 {
+                    let ack = derived_request(&invite.request, Method::Ack, Some(&response));
+                    self.transmits.push_back(Transmit {
+                        to: tx.to,
+                        bytes: ack.to_bytes(),
+                    });
+                }
+                self.stats.retransmissions_absorbed += 1;
+                return;
+            }
+            ClientState::Accepted => {
+                // A retransmitted 2xx gets the same ACK; another 2xx (a fork, another To tag)
+                // and any other response go to the TU.
+                if let Some((tag, bytes)) = &invite.ack
+                    && (200..300).contains(&status)
+                    && response.to_tag().unwrap_or("") == tag
+                {
+                    self.transmits.push_back(Transmit {
+                        to: tx.to,
+                        bytes: bytes.clone(),
+                    });
+                    self.stats.retransmissions_absorbed += 1;
+                    return;
+                }
+                if !(200..300).contains(&status) {
+                    self.stats.retransmissions_absorbed += 1;
+                    return;
+                }
+            }
+            ClientState::Trying | ClientState::Proceeding => {
+                tx.retransmit_at = None;
+                if response.is_provisional() {
+                    if tx.state == ClientState::Trying {
+                        // Timer B gives way: the callee may ring for as long as the caller
+                        // waits, up to the endpoint's limit.
+                        tx.end_at = now + unanswered;
+                        self.timers.push(Reverse((tx.end_at, key.clone())));
+                    }
+                    tx.state = ClientState::Proceeding;
+                    if invite.cancel == CancelState::Pending {
+                        self.send_cancel(now, &key);
+                    }
+                } else if status < 300 {
+                    tx.state = ClientState::Accepted;
+                    tx.end_at = now + 64 * t1;
+                    self.timers.push(Reverse((tx.end_at, key.clone())));
+                } else {
+                    let ack = derived_request(&invite.request, Method::Ack, Some(&response));
+                    self.transmits.push_back(Transmit {
+                        to: tx.to,
+                        bytes: ack.to_bytes(),
+                    });
+                    tx.state = ClientState::Completed;
+                    // Timer D: 32 s on UDP to absorb retransmitted finals, 0 on TCP.
+                    if tx.to.transport.is_reliable() {
+                        self.clients.remove(&key);
+                    } else {
+                        tx.end_at = now + Duration::from_secs(32).max(64 * t1);
+                        self.timers.push(Reverse((tx.end_at, key.clone())));
+                    }
+                }
             }
         }
         self.events.push_back(Event::Response {
@@ -858,8 +1080,8 @@ impl Endpoint {
             return;
         };
         if tx.end_at <= now {
-            if tx.state != ClientState::Completed {
-                // Timer F: no final response.
+            if matches!(tx.state, ClientState::Trying | ClientState::Proceeding) {
+                // Timer F (B for an INVITE): no final response.
                 self.events.push_back(Event::Response {
                     key: key.clone(),
                     response: None,
@@ -876,7 +1098,10 @@ impl Endpoint {
                 bytes: tx.request.clone(),
             });
             self.stats.retransmissions_sent += 1;
-            tx.interval = if tx.state == ClientState::Proceeding {
+            tx.interval = if tx.invite.is_some() {
+                // Timer A doubles without the T2 cap (§17.1.1.2).
+                tx.interval * 2
+            } else if tx.state == ClientState::Proceeding {
                 t2
             } else {
                 (tx.interval * 2).min(t2)
@@ -894,6 +1119,34 @@ impl Endpoint {
             self.acks.remove(&ack_id);
         }
     }
+}
+
+/// The ACK for a non-2xx (§17.1.1.3) or the CANCEL (§9.1) of an INVITE we sent: its
+/// Request-URI, top Via only, From, Call-ID, Route and CSeq number; To from the response (its
+/// tag) for the ACK, the INVITE's for the CANCEL.
+fn derived_request(invite: &Request, method: Method, response: Option<&Response>) -> Request {
+    let mut request = Request::new(method.clone(), invite.uri());
+    if let Some(via) = invite.header_values("via").next() {
+        let top = crate::header::split_list(via)
+            .first()
+            .map_or(via, |top| *top)
+            .to_owned();
+        request = request.with_header("Via", top);
+    }
+    let to = response
+        .and_then(|r| r.header("to"))
+        .unwrap_or(invite.to_header())
+        .to_owned();
+    request = request
+        .with_header("Max-Forwards", "70")
+        .with_header("From", invite.from_header())
+        .with_header("To", to)
+        .with_header("Call-ID", invite.call_id())
+        .with_header("CSeq", format!("{} {method}", invite.cseq().0));
+    for route in invite.header_values("route") {
+        request = request.with_header("Route", route);
+    }
+    request
 }
 
 /// Whether we understand the Request-URI's scheme: `sip`, `sips` (RFC 3261) or `tel` (RFC 3966),

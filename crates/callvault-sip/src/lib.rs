@@ -86,6 +86,7 @@ pub mod session_timer;
 
 pub use dialog::{
     Dialog, DialogId, dialog_id_of_request, local_contact_uri, peer_for_in_dialog_request,
+    peer_for_uri,
 };
 pub use dtmf_info::{InfoDtmf, parse_info_dtmf};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointStats, Event};

@@ -179,12 +179,36 @@ impl ServerTransaction {
 /// gives it a new branch, so the branch cannot be used).
 pub(crate) type AckId = (String, u32, String);
 
-/// Where a non-INVITE client transaction stands (RFC 3261 figure 6).
+/// Where a client transaction stands: RFC 3261 figure 6 (non-INVITE), figure 5 with RFC 6026's
+/// Accepted state (INVITE: `Trying` is "Calling").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ClientState {
     Trying,
     Proceeding,
     Completed,
+    /// INVITE only: a 2xx arrived; kept for Timer M so that its retransmissions get our ACK
+    /// again rather than reach the TU as new answers.
+    Accepted,
+}
+
+/// What an INVITE client transaction keeps beyond a non-INVITE one: the request (the ACK for a
+/// non-2xx and the CANCEL are built from it, §17.1.1.3 and §9.1), the TU's ACK for the 2xx
+/// (resent on each retransmission of that 2xx) and whether the TU asked to cancel.
+#[derive(Debug)]
+pub(crate) struct InviteClient {
+    pub request: Request,
+    /// The ACK for the 2xx as sent, and the To tag of the 2xx it acknowledges.
+    pub ack: Option<(String, Vec<u8>)>,
+    pub cancel: CancelState,
+}
+
+/// RFC 3261 §9.1: a CANCEL may only be sent once a provisional response arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CancelState {
+    NotAsked,
+    /// Asked while still Calling: sent with the first provisional, dropped with a final.
+    Pending,
+    Sent,
 }
 
 #[derive(Debug)]
@@ -195,6 +219,10 @@ pub(crate) struct ClientTransaction {
     /// Timer E and its interval.
     pub retransmit_at: Option<Instant>,
     pub interval: Duration,
-    /// Timer F while Trying/Proceeding, Timer K once Completed.
+    /// Timer F while Trying/Proceeding, Timer K once Completed (INVITE: Timer B while
+    /// Calling, the unanswered limit while Proceeding, Timer D once Completed, Timer M once
+    /// Accepted).
     pub end_at: Instant,
+    /// `Some` for an INVITE client transaction.
+    pub invite: Option<Box<InviteClient>>,
 }

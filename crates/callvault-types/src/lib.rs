@@ -15,4 +15,4 @@ mod vocabulary;
 
 pub use counters::{LegCounters, SourceCounters};
 pub use srtp::{KeyLengthError, Mki, SrtpKeying, SrtpSuite};
-pub use vocabulary::{DtmfSource, EndReason, UnknownName};
+pub use vocabulary::{DtmfSource, EndReason, Party, RecordingMode, UnknownName};

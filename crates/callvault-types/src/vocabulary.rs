@@ -79,6 +79,29 @@ names! {
         /// Found on disk with no catalog row at start (the row was lost): catalogued from its
         /// files.
         Recovered = "recovered",
+        /// Pass-through: the call was never answered (busy, declined, cancelled, no answer,
+        /// target unreachable); its `final_status` says how.
+        NotAnswered = "not-answered",
+    }
+}
+
+names! {
+    /// How a call reached the recorder.
+    "recording mode", RecordingMode {
+        /// A recording session (RFC 7866) forked to us by an SBC or PBX.
+        Siprec = "siprec",
+        /// Routed through us (a `[[routes]]` route): we are a B2BUA in the call path.
+        Passthrough = "passthrough",
+    }
+}
+
+names! {
+    /// Which side of a pass-through call hung up.
+    "party", Party {
+        /// The side whose INVITE reached us.
+        Caller = "caller",
+        /// The side we sent our INVITE to.
+        Callee = "callee",
     }
 }
 

@@ -152,8 +152,9 @@ fn configuration(file: Option<&Path>, config: &Config) -> String {
         None => "no file (defaults, CALLVAULT_* variables and flags)".to_owned(),
     };
     format!(
-        "{source}: every key known and valid, {} [[tenants]] rule(s)",
-        config.tenants.len()
+        "{source}: every key known and valid, {} [[tenants]] rule(s), {} [[routes]]",
+        config.tenants.len(),
+        config.routes.len()
     )
 }
 

@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::notify::{HooksConfig, NotifyTarget};
+use crate::routes::{RouteRule, Routes};
 use crate::tenants::{TenantRule, Tenants};
 
 /// Every key of the TOML file. Sections mirror the flags: `--sip-listen` is `[sip] listen`.
@@ -34,6 +35,9 @@ pub struct Config {
     pub notify: Vec<NotifyTarget>,
     /// `[hooks]`: the `on_complete` command.
     pub hooks: HooksConfig,
+    /// `[[routes]]`: pass-through recording (see `routes.rs`); tried in order, the first match
+    /// wins. None: every INVITE is a SIPREC recording session.
+    pub routes: Vec<RouteRule>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -460,7 +464,23 @@ impl Config {
         }
         self.tenants()?;
         crate::notify::settings::validate(&self.notify, &self.hooks)?;
+        self.routes()?;
         Ok(())
+    }
+
+    /// Who may send SIP: `[sip] allowed_sources` and every route's target (it answers our
+    /// INVITEs and sends in-dialog requests: trusted as an SBC is).
+    pub fn sip_sources(&self) -> Vec<IpNet> {
+        let mut sources = self.sip.allowed_sources.clone();
+        if let Ok(routes) = self.routes() {
+            sources.extend(routes.iter().map(|r| IpNet::from(r.target_peer.addr.ip())));
+        }
+        sources
+    }
+
+    /// The `[[routes]]`, compiled (validated at load, so this fails only there).
+    pub fn routes(&self) -> anyhow::Result<Routes> {
+        Routes::new(&self.routes)
     }
 
     /// The `[[tenants]]` rules, compiled (validated at load, so this fails only there).

@@ -19,6 +19,7 @@ mod notify;
 mod operator;
 mod recorder;
 mod recovery;
+mod routes;
 mod server;
 mod sources;
 mod storage;
@@ -69,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         command: operator::users::TokensCommand,
     },
+    /// Pass-through routes of the configuration ([[routes]]): list.
+    Routes {
+        #[command(subcommand)]
+        command: RoutesCommand,
+    },
     /// The hash-chained audit trail: verify, list.
     Audit {
         #[command(subcommand)]
@@ -77,6 +83,19 @@ enum Command {
     /// Make a real SIPREC call to a recording server (two streams of tone, RFC 4733 digits),
     /// hang up, and print the recording id the server gives back.
     TestCall(test_call::TestCallArgs),
+}
+
+#[derive(Subcommand)]
+enum RoutesCommand {
+    /// The [[routes]] as `serve` would load them, in match order: name, match keys, target,
+    /// record, DTMF, tenant. Exits 1 when the configuration does not load.
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// One JSON object per route instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -200,6 +219,15 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::TestCall(args) => {
             init_logging("warn");
             test_call::run(args).await
+        }
+        Command::Routes {
+            command: RoutesCommand::List { config, json },
+        } => {
+            init_logging("warn");
+            let (file, overrides) = config.into_parts();
+            let config = Config::load(file.as_deref(), &overrides)?;
+            print!("{}", routes::listing(&config.routes()?, json));
+            Ok(std::process::ExitCode::SUCCESS)
         }
     }
 }

@@ -46,6 +46,18 @@ impl MediaPlane for EngineMedia {
         Ok(id)
     }
 
+    fn start_relay(
+        &mut self,
+        a: (PortReservation, LegSpec),
+        b: (PortReservation, LegSpec),
+    ) -> Result<(LegId, LegId), callvault_media::Error> {
+        let (a, b) = self.engine.start_relay(a, b)?;
+        let ids = (a.id(), b.id());
+        self.handles.insert(ids.0, a);
+        self.handles.insert(ids.1, b);
+        Ok(ids)
+    }
+
     fn update_leg(&mut self, leg: LegId, update: LegUpdate) {
         if let Some(handle) = self.handles.get(&leg)
             && let Err(error) = self.engine.update_leg(handle, update)

@@ -117,6 +117,8 @@ impl Recovery {
             "completing a recording an earlier run left active"
         );
         Completion {
+            final_status: None,
+            hung_up_by: None,
             recording_id: recording.id.clone(),
             state: RecordingState::Interrupted,
             ended_at: recording.started_at + time::Duration::milliseconds(end_ms),
@@ -228,6 +230,8 @@ impl Recovery {
         let leg_count = new_legs.len();
         self.archive
             .send(ArchiveCommand::Insert(Box::new(NewRecording {
+                mode: callvault_types::RecordingMode::Siprec,
+                route: None,
                 id: id.clone(),
                 node_id: self.node_id.clone(),
                 session_id: first
@@ -264,6 +268,8 @@ impl Recovery {
             });
         }
         let completion = Completion {
+            final_status: None,
+            hung_up_by: None,
             recording_id: id,
             state: RecordingState::Interrupted,
             ended_at: started_at + time::Duration::milliseconds(end_ms),
@@ -510,6 +516,8 @@ mod tests {
 
     fn active(id: &str, node: &str, started_at: OffsetDateTime, path: &str) -> NewRecording {
         NewRecording {
+            mode: callvault_types::RecordingMode::Siprec,
+            route: None,
             id: id.to_owned(),
             node_id: node.to_owned(),
             session_id: format!("s-{id}"),

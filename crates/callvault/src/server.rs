@@ -42,6 +42,7 @@ pub async fn serve(
     config.apply_umask();
     // Compiled once; every INVITE is matched against these.
     let tenants = config.tenants()?;
+    let routes = config.routes()?;
     // The TLS certificate before anything is created or bound: a file that cannot be read, a
     // key that does not match, a bad CA file stops us here, having changed nothing.
     let tls = crate::tls::listen(&config)?;
@@ -57,7 +58,7 @@ pub async fn serve(
     for (_, warning) in config.warnings() {
         warn!(%rtp_ip, "{warning}");
     }
-    let gate = SourceGate::new(config.sip.allowed_sources.clone());
+    let gate = SourceGate::new(config.sip_sources());
     if !config.media.bind_to_source {
         warn!(
             "[media] bind_to_source = false: streams record RTP from any address that finds their port"
@@ -159,6 +160,7 @@ pub async fn serve(
             tls_contact_host,
             node_id.clone(),
             tenants,
+            routes,
         ),
         media_plane,
         Arc::clone(&gauges),
@@ -246,9 +248,7 @@ fn transport_config(config: &Config, tls: Option<TlsListen>) -> TransportConfig 
         },
         // A connection from outside the allow-list is closed at accept, never read; what
         // comes by UDP is dropped by the SourceGate in the SIP loop.
-        accept_from: Some(SourceFilter::new(sources::allows(
-            config.sip.allowed_sources.clone(),
-        ))),
+        accept_from: Some(SourceFilter::new(sources::allows(config.sip_sources()))),
         tcp_idle_timeout: Duration::from_secs(600),
         tls,
         tls_handshake_timeout: config.tls_handshake_timeout(),
@@ -284,6 +284,7 @@ fn recorder_config(
     tls_contact_host: Option<String>,
     node_id: String,
     tenants: Tenants,
+    routes: crate::routes::Routes,
 ) -> RecorderConfig {
     RecorderConfig {
         max_sessions: config.sip.max_sessions,
@@ -312,6 +313,7 @@ fn recorder_config(
         max_dtmf_per_recording: config.sip.max_dtmf_per_recording,
         max_metadata_revisions: config.sip.max_metadata_revisions,
         tenants,
+        routes,
     }
 }
 

@@ -160,12 +160,13 @@ pub(super) fn state_condition(filter: &mut Conditions<'_>, state: RecordingState
 /// The columns of `recordings` that [`recording_from_row`] reads.
 pub(super) const RECORDING_COLUMNS: &str = "id, session_id, ingress_call_id, egress_call_id, \
      from_uri, to_uri, started_at, ended_at, duration_ms, state, end_reason, source_address, \
-     transport, node_id, deleted_at";
+     transport, node_id, deleted_at, mode, route, final_status, hung_up_by";
 
 /// `SELECT` [`RECORDING_COLUMNS`] `FROM recordings`.
 pub(super) const RECORDING_SELECT: &str = "SELECT id, session_id, ingress_call_id, \
      egress_call_id, from_uri, to_uri, started_at, ended_at, duration_ms, state, end_reason, \
-     source_address, transport, node_id, deleted_at FROM recordings";
+     source_address, transport, node_id, deleted_at, mode, route, final_status, hung_up_by \
+     FROM recordings";
 
 /// A `recordings` row, without its children.
 pub(super) fn recording_from_row(row: &Row) -> Result<Recording> {
@@ -195,6 +196,12 @@ pub(super) fn recording_from_row(row: &Row) -> Result<Recording> {
         associations: Vec::new(),
         source_address: row.text("source_address")?,
         transport: row.text("transport")?,
+        mode: row.parse("mode")?,
+        route: row.opt_text("route")?,
+        final_status: row
+            .opt_int("final_status")?
+            .and_then(|status| u16::try_from(status).ok()),
+        hung_up_by: row.opt_parse("hung_up_by")?,
     })
 }
 

@@ -261,7 +261,8 @@ async fn old_rows_read_back_after_migration(url: &str, version: usize) {
             20261130000002,
             20261130000003,
             20261130000004,
-            20261130000005
+            20261130000005,
+            20261203000006
         ]
     );
     let old = get(&catalog, "old").await;
@@ -747,7 +748,7 @@ async fn reopening_keeps_rows_and_does_not_migrate_twice() {
         .fetch_one(pool)
         .await
         .unwrap();
-    assert_eq!(applied, 5);
+    assert_eq!(applied, 6);
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(pool)
         .await
@@ -833,7 +834,7 @@ async fn schema_version_reads_without_changing(url: &str) {
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
             version: 3,
-            latest: 5
+            latest: 6
         }
     );
     // Still version 3: looking did not migrate.
@@ -841,15 +842,15 @@ async fn schema_version_reads_without_changing(url: &str) {
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
             version: 3,
-            latest: 5
+            latest: 6
         }
     );
     let catalog = Catalog::open(url).await.unwrap();
     assert_eq!(
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
-            version: 5,
-            latest: 5
+            version: 6,
+            latest: 6
         }
     );
     // A newer build's migration, then one that failed part-way.
@@ -862,7 +863,7 @@ async fn schema_version_reads_without_changing(url: &str) {
     .await;
     assert_eq!(
         Catalog::schema_version(url).await.unwrap(),
-        SchemaVersion::Newer { latest: 5 }
+        SchemaVersion::Newer { latest: 6 }
     );
     execute_raw(
         &catalog,

@@ -28,7 +28,8 @@ impl Catalog {
             .execute(
                 "INSERT INTO recordings (id, session_id, ingress_call_id, egress_call_id, \
                  from_uri, to_uri, started_at, state, source_address, transport, dtmf_digits, \
-                 node_id, tenant) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', $11, $12)",
+                 node_id, tenant, mode, route) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', $11, $12, $13, $14)",
                 &[
                     Arg::Text(&rec.id),
                     Arg::Text(&rec.session_id),
@@ -42,6 +43,8 @@ impl Catalog {
                     Arg::Text(&rec.transport),
                     Arg::Text(&rec.node_id),
                     Arg::OptText(rec.tenant.as_deref()),
+                    Arg::Text(rec.mode.as_str()),
+                    Arg::OptText(rec.route.as_deref()),
                 ],
             )
             .await;
@@ -202,13 +205,16 @@ impl Catalog {
         tx.run(
             "complete recording",
             "UPDATE recordings SET state = $2, ended_at = $3, duration_ms = $4, \
-                 end_reason = $5 WHERE id = $1",
+                 end_reason = $5, final_status = COALESCE($6, final_status), \
+                 hung_up_by = COALESCE($7, hung_up_by) WHERE id = $1",
             &[
                 Arg::Text(&c.recording_id),
                 Arg::Text(c.state.as_str()),
                 Arg::Int(to_unix_ms(c.ended_at)),
                 Arg::Int(c.duration_ms),
                 Arg::Text(c.end_reason.as_str()),
+                Arg::OptInt(c.final_status.map(i64::from)),
+                Arg::OptText(c.hung_up_by.map(|p| p.as_str())),
             ],
         )
         .await?;

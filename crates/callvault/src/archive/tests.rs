@@ -60,6 +60,8 @@ fn call(id: &str, digits: i64, metadata_bytes: usize) -> Vec<ArchiveCommand> {
     let xml = format!("<recording>{}</recording>", "m".repeat(metadata_bytes));
     let mut commands = vec![
         ArchiveCommand::Insert(Box::new(NewRecording {
+            mode: callvault_types::RecordingMode::Siprec,
+            route: None,
             id: id.to_owned(),
             node_id: "node-a".to_owned(),
             session_id: format!("session-{id}"),
@@ -126,6 +128,8 @@ fn call(id: &str, digits: i64, metadata_bytes: usize) -> Vec<ArchiveCommand> {
         ],
     });
     commands.push(ArchiveCommand::Complete(Completion {
+        final_status: None,
+        hung_up_by: None,
         recording_id: id.to_owned(),
         state: RecordingState::Complete,
         ended_at: datetime!(2026-11-30 10:01 UTC),

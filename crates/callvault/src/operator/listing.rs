@@ -105,18 +105,22 @@ fn table(items: &[RecordingItem]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<36}  {:<19}  {:>9}  {:<11}  {:<6}  {:<12}  {:<24}  {:<24}  LEGS",
-        "ID", "STARTED", "DURATION", "STATE", "LOCKED", "TENANT", "FROM", "TO"
+        "{:<36}  {:<19}  {:>9}  {:<11}  {:<11}  {:<6}  {:<6}  {:<12}  {:<24}  {:<24}  LEGS",
+        "ID", "STARTED", "DURATION", "STATE", "MODE", "STATUS", "LOCKED", "TENANT", "FROM", "TO"
     );
     for item in items {
         let r = &item.recording;
         let _ = writeln!(
             out,
-            "{:<36}  {:<19}  {:>9}  {:<11}  {:<6}  {:<12}  {:<24}  {:<24}  {}",
+            "{:<36}  {:<19}  {:>9}  {:<11}  {:<11}  {:<6}  {:<6}  {:<12}  {:<24}  {:<24}  {}",
             clip(&r.id, 36),
             timestamp(r.started_at),
             r.duration_ms.map(seconds).unwrap_or_else(|| "-".to_owned()),
             r.state.as_str(),
+            r.mode.as_str(),
+            r.final_status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".to_owned()),
             if item.locked { "yes" } else { "-" },
             clip(item.tenant.as_deref().unwrap_or("-"), 12),
             clip(&r.from, 24),
@@ -136,6 +140,16 @@ fn details(d: &RecordingDetails) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "recording    {}", esc(&r.id));
     let _ = writeln!(out, "state        {}", r.state.as_str());
+    let _ = writeln!(out, "mode         {}", r.mode.as_str());
+    if let Some(route) = &r.route {
+        let _ = writeln!(out, "route        {}", esc(route));
+    }
+    if let Some(status) = r.final_status {
+        let _ = writeln!(out, "final status {status}");
+    }
+    if let Some(party) = r.hung_up_by {
+        let _ = writeln!(out, "hung up by   {}", party.as_str());
+    }
     if let (Some(at), Some(by)) = (item.deleted_at, &item.deleted_by) {
         let _ = writeln!(
             out,

@@ -336,6 +336,8 @@ impl<M: MediaPlane> Recorder<M> {
         );
         self.archive
             .push_back(ArchiveCommand::Insert(Box::new(catalog::NewRecording {
+                mode: callvault_types::RecordingMode::Siprec,
+                route: None,
                 id: recording_id.clone(),
                 node_id: self.config.node_id.clone(),
                 session_id,

@@ -99,6 +99,8 @@ impl<M: MediaPlane> Recorder<M> {
             }
         }
         let completion = catalog::Completion {
+            final_status: None,
+            hung_up_by: None,
             recording_id: session.recording_id.clone(),
             state: catalog::RecordingState::Active,
             ended_at: session.started_at + duration,

@@ -24,6 +24,14 @@ pub trait MediaPlane {
         reservation: Self::Reservation,
         spec: LegSpec,
     ) -> Result<LegId, callvault_media::Error>;
+    /// Starts the two legs of a relayed call (pass-through) on their reserved pairs: each
+    /// records what arrives on its own pair and forwards it to the other leg's far end (its
+    /// `sources` address until its packets latch the real one).
+    fn start_relay(
+        &mut self,
+        a: (Self::Reservation, LegSpec),
+        b: (Self::Reservation, LegSpec),
+    ) -> Result<(LegId, LegId), callvault_media::Error>;
     /// New codecs, payload types or direction (a re-offer).
     fn update_leg(&mut self, leg: LegId, update: LegUpdate);
     /// Ends the leg at `end` (its file is padded to `end - anchor`); `MediaEvent::LegClosed`

@@ -57,6 +57,7 @@ use self::admission::{SourceAdmission, SourceLimits};
 use self::session::CallLimits;
 use self::sessions::{Due, Sessions};
 use crate::archive::ArchiveCommand;
+use crate::routes::{Routes, is_recording_session};
 use crate::tenants::Tenants;
 
 pub use self::control::ControlError;
@@ -68,6 +69,7 @@ mod control;
 mod ending;
 mod media;
 mod parties;
+mod passthrough;
 mod reoffer;
 mod session;
 mod sessions;
@@ -120,6 +122,9 @@ pub struct RecorderConfig {
     pub max_metadata_revisions: u32,
     /// `[[tenants]]`: the tenant each recording belongs to, decided at its answer.
     pub tenants: Tenants,
+    /// `[[routes]]`: INVITEs that are not recording sessions go through us to a route's target
+    /// (`passthrough`); none: every INVITE is a SIPREC recording session.
+    pub routes: Routes,
 }
 
 /// The time, as an input: the monotonic instant that orders everything, and the wall clock
@@ -184,6 +189,8 @@ pub struct Recorder<M: MediaPlane> {
     sources: SourceAdmission,
     media: M,
     sessions: Sessions,
+    /// Pass-through calls (B2BUA), apart from the SIPREC sessions.
+    calls: passthrough::Calls<M::Reservation>,
     archive: VecDeque<ArchiveCommand>,
     gauges: Arc<RecorderGauges>,
     refusal: Option<Refusal>,
@@ -206,6 +213,7 @@ impl<M: MediaPlane> Recorder<M> {
             config,
             media,
             sessions: Sessions::default(),
+            calls: passthrough::Calls::default(),
             archive: VecDeque::new(),
             gauges,
             refusal: None,
@@ -292,11 +300,12 @@ impl<M: MediaPlane> Recorder<M> {
         for key in self.sessions.keys() {
             self.hang_up(now, endpoint, key, EndReason::Shutdown);
         }
+        self.passthrough_shutdown(now, endpoint);
     }
 
     /// No session live, every leg closed and its completion queued.
     pub fn is_drained(&self) -> bool {
-        self.sessions.calls() == 0 && self.sessions.closing_len() == 0
+        self.sessions.calls() == 0 && self.sessions.closing_len() == 0 && self.calls.is_empty()
     }
 
     /// Our BYEs without an answer yet.
@@ -306,6 +315,17 @@ impl<M: MediaPlane> Recorder<M> {
 
     /// What the media plane reports: key presses, silent streams, failed and closed files.
     pub fn handle_media(&mut self, now: Now, endpoint: &mut Endpoint, event: MediaEvent) {
+        let leg = match &event {
+            MediaEvent::Dtmf { leg, .. }
+            | MediaEvent::Inactive { leg, .. }
+            | MediaEvent::LegFailed { leg, .. }
+            | MediaEvent::LegClosed { leg, .. } => Some(*leg),
+            _ => None,
+        };
+        if leg.is_some_and(|leg| self.calls.owns_leg(leg)) {
+            self.passthrough_media(now, endpoint, event);
+            return;
+        }
         match event {
             MediaEvent::Dtmf {
                 leg,
@@ -397,6 +417,20 @@ impl<M: MediaPlane> Recorder<M> {
             Event::Request { key, request, from } => {
                 self.handle_request(now, endpoint, key, request, from)
             }
+            // The caller's ACK of our 2xx completes its side (the callee's 2xx was ACKed as it
+            // came): nothing to do.
+            Event::Ack { request, .. }
+                if dialog_id_of_request(&request).is_some_and(|id| self.calls.owns_dialog(&id)) => {
+            }
+            Event::Cancelled { key } if self.calls.owns_ingress(&key) => {
+                self.passthrough_cancelled(now, endpoint, &key)
+            }
+            Event::AckTimeout { key, .. } if self.calls.owns_ingress(&key) => {
+                self.passthrough_ack_timeout(now, endpoint, &key)
+            }
+            Event::Response { key, response } if self.calls.owns_client(&key) => {
+                self.passthrough_response(now, endpoint, key, response)
+            }
             Event::Ack { request, .. } => {
                 if let Some(key) =
                     dialog_id_of_request(&request).and_then(|id| self.sessions.by_dialog(&id))
@@ -436,6 +470,12 @@ impl<M: MediaPlane> Recorder<M> {
         from: Peer,
     ) {
         let method = request.method().clone();
+        if request.to_tag().is_some()
+            && dialog_id_of_request(&request).is_some_and(|id| self.calls.owns_dialog(&id))
+        {
+            self.passthrough_in_dialog(now, endpoint, key, request);
+            return;
+        }
         if request.to_tag().is_some() {
             let Some(session_key) =
                 dialog_id_of_request(&request).and_then(|id| self.sessions.by_dialog(&id))
@@ -450,6 +490,9 @@ impl<M: MediaPlane> Recorder<M> {
             return;
         }
         match method {
+            Method::Invite if !self.config.routes.is_empty() && !is_recording_session(&request) => {
+                self.passthrough_invite(now, endpoint, key, request, from)
+            }
             Method::Invite => self.handle_invite(now, endpoint, key, request, from),
             Method::Options => {
                 // An SBC's recording-server group pings with OPTIONS: a node that would refuse
@@ -475,7 +518,8 @@ impl<M: MediaPlane> Recorder<M> {
         if let Some(refusal) = &self.refusal {
             return Some(refusal.clone());
         }
-        (self.sessions.calls() >= self.config.max_sessions).then_some(Refusal::Full)
+        (self.sessions.calls() + self.calls.live() >= self.config.max_sessions)
+            .then_some(Refusal::Full)
     }
 
     /// The 503 for a refused call or OPTIONS: the client retries later or elsewhere.
@@ -521,9 +565,10 @@ impl<M: MediaPlane> Recorder<M> {
     }
 
     fn publish_gauges(&self) {
-        self.gauges
-            .active_sessions
-            .store(self.sessions.live_len(), Ordering::Relaxed);
+        self.gauges.active_sessions.store(
+            self.sessions.live_len() + self.calls.live(),
+            Ordering::Relaxed,
+        );
         self.gauges
             .closing_sessions
             .store(self.sessions.closing_len(), Ordering::Relaxed);

@@ -85,6 +85,14 @@ impl MediaPlane for FakeMedia {
         Ok(id)
     }
 
+    fn start_relay(
+        &mut self,
+        a: (u16, LegSpec),
+        b: (u16, LegSpec),
+    ) -> Result<(LegId, LegId), callvault_media::Error> {
+        Ok((self.start_leg(a.0, a.1)?, self.start_leg(b.0, b.1)?))
+    }
+
     fn update_leg(&mut self, leg: LegId, update: LegUpdate) {
         if let Some(fake) = self.legs.get_mut(&leg) {
             fake.updates.push(update);
@@ -137,6 +145,7 @@ fn config() -> RecorderConfig {
         max_dtmf_per_recording: 10_000,
         max_metadata_revisions: 1_000,
         tenants: Tenants::default(),
+        routes: Routes::default(),
     }
 }
 
@@ -1509,5 +1518,6 @@ fn a_pause_lasts_until_the_end_of_the_call_and_only_live_calls_pause() {
     );
 }
 
+mod passthrough;
 mod sources;
 mod srtp;

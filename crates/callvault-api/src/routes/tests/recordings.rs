@@ -82,6 +82,11 @@ async fn search_applies_every_filter(h: &Harness) {
         "id",
         "session_id",
         "ingress_call_id",
+        "egress_call_id",
+        "mode",
+        "route",
+        "final_status",
+        "hung_up_by",
         "from",
         "to",
         "started_at",
@@ -97,6 +102,7 @@ async fn search_applies_every_filter(h: &Harness) {
         assert!(item.get(field).is_some(), "{field} missing from {item}");
     }
     assert_eq!(item["locked"], true);
+    assert_eq!(item["mode"], "siprec");
     assert_eq!(page["next_cursor"], Value::Null);
 
     for bad in [

@@ -12,6 +12,8 @@ use time::macros::datetime;
 
 async fn insert_then_get_round_trips_every_field(catalog: &Catalog) {
     let rec = NewRecording {
+        mode: callvault_types::RecordingMode::Siprec,
+        route: None,
         id: "0193c1a2-0000-7000-8000-000000000001".to_owned(),
         node_id: "node-a".to_owned(),
         session_id: "ZGVhZGJlZWY=".to_owned(),
@@ -49,6 +51,10 @@ async fn insert_then_get_round_trips_every_field(catalog: &Catalog) {
     catalog.insert_recording(&rec).await.unwrap();
 
     let expected = Recording {
+        mode: callvault_types::RecordingMode::Siprec,
+        route: None,
+        final_status: None,
+        hung_up_by: None,
         id: rec.id.clone(),
         session_id: "ZGVhZGJlZWY=".to_owned(),
         ingress_call_id: "a84b4c76e66710@src.example".to_owned(),
@@ -229,6 +235,8 @@ async fn active_recordings_are_per_node(catalog: &Catalog) {
     // Node a repairs its rows: node b's live call is untouched.
     for id in ["legacy", "a-live", "a-later"] {
         let repaired = Completion {
+            final_status: None,
+            hung_up_by: None,
             state: RecordingState::Interrupted,
             end_reason: EndReason::Crash,
             legs: Vec::new(),
@@ -302,8 +310,14 @@ async fn json_has_exactly_the_contract_fields(catalog: &Catalog) {
             "associations",
             "source_address",
             "transport",
+            "mode",
+            "route",
+            "final_status",
+            "hung_up_by",
         ])
     );
+    assert_eq!(active["mode"], "siprec");
+    assert_eq!(active["final_status"], serde_json::Value::Null);
     assert_eq!(active["started_at"], "2026-11-30T10:00:00.5Z");
     assert_eq!(active["ended_at"], serde_json::Value::Null);
     assert_eq!(active["state"], "active");
@@ -407,6 +421,8 @@ async fn quality_figures_and_added_at_round_trip(catalog: &Catalog) {
         ..LegCompletion::default()
     };
     let done = Completion {
+        final_status: None,
+        hung_up_by: None,
         legs: vec![
             figures(0, Some(3.25), 10),
             figures(1, Some(f64::NAN), 20),

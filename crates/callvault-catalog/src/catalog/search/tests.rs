@@ -129,6 +129,8 @@ async fn varied(catalog: &Catalog) {
     catalog.insert_recording(&a).await.unwrap();
     catalog
         .complete_recording(&Completion {
+            final_status: None,
+            hung_up_by: None,
             duration_ms: 30_000,
             ..completion("alice-call", 0, 1, "x")
         })
@@ -146,6 +148,8 @@ async fn varied(catalog: &Catalog) {
     catalog.insert_recording(&b).await.unwrap();
     catalog
         .complete_recording(&Completion {
+            final_status: None,
+            hung_up_by: None,
             duration_ms: 600_000,
             ..completion("named-bob", 0, 1, "y")
         })

@@ -93,6 +93,8 @@ async fn legs_with_the_same_label_are_distinct(catalog: &Catalog) {
         .await
         .unwrap();
     let done = Completion {
+        final_status: None,
+        hung_up_by: None,
         legs: [
             (0, 100, "aa", None),
             (1, 200, "bb", None),
@@ -573,7 +575,60 @@ async fn constraint_violations_and_missing_rows_are_permanent(catalog: &Catalog)
     assert!(matches!(err, Error::InvalidQuery { .. }) && !err.is_transient());
 }
 
+async fn a_passthrough_call_keeps_its_mode_route_ids_status_and_who_hung_up(catalog: &Catalog) {
+    let mut rec = new_recording("pt", datetime!(2026-12-03 10:00 UTC));
+    rec.mode = callvault_types::RecordingMode::Passthrough;
+    rec.route = Some("pbx".to_owned());
+    rec.egress_call_id = Some("egress@callvault".to_owned());
+    rec.legs = Vec::new();
+    catalog.insert_recording(&rec).await.unwrap();
+    let active = get(catalog, "pt").await;
+    assert_eq!(active.mode, callvault_types::RecordingMode::Passthrough);
+    assert_eq!(active.route.as_deref(), Some("pbx"));
+    assert_eq!(active.final_status, None);
+
+    let mut done = completion("pt", 0, 0, "");
+    done.legs.clear();
+    done.end_reason = EndReason::NotAnswered;
+    done.final_status = Some(486);
+    catalog.complete_recording(&done).await.unwrap();
+    let busy = get(catalog, "pt").await;
+    assert_eq!(busy.final_status, Some(486));
+    assert_eq!(busy.hung_up_by, None);
+    assert_eq!(busy.end_reason, Some(EndReason::NotAnswered));
+    assert_eq!(busy.egress_call_id.as_deref(), Some("egress@callvault"));
+    // Found by either Call-ID.
+    let by_egress = catalog
+        .list_recordings(&ListQuery {
+            call_id: Some("egress@callvault".to_owned()),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_egress.len(), 1);
+
+    // A replayed completion without the pass-through facts keeps them.
+    let mut answered = new_recording("pt2", datetime!(2026-12-03 11:00 UTC));
+    answered.mode = callvault_types::RecordingMode::Passthrough;
+    catalog.insert_recording(&answered).await.unwrap();
+    let mut done = completion("pt2", 0, 100, "ab");
+    done.final_status = Some(200);
+    done.hung_up_by = Some(callvault_types::Party::Callee);
+    catalog.complete_recording(&done).await.unwrap();
+    done.final_status = None;
+    done.hung_up_by = None;
+    catalog.complete_recording(&done).await.unwrap();
+    let stored = get(catalog, "pt2").await;
+    assert_eq!(stored.final_status, Some(200));
+    assert_eq!(stored.hung_up_by, Some(callvault_types::Party::Callee));
+    let json = serde_json::to_value(&stored).unwrap();
+    assert_eq!(json["mode"], "passthrough");
+    assert_eq!(json["hung_up_by"], "callee");
+    assert_eq!(json["final_status"], 200);
+}
+
 on_both_engines!(
+    a_passthrough_call_keeps_its_mode_route_ids_status_and_who_hung_up,
     insert_of_a_known_id_is_already_exists_and_changes_nothing,
     complete_updates_state_counts_and_digests_once,
     legs_with_the_same_label_are_distinct,
