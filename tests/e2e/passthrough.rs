@@ -226,6 +226,23 @@ fn sipp_through_a_route_is_relayed_both_ways_and_recorded_as_two_legs() {
     assert!(text.contains(&format!("call-id in   {ingress}")), "{text}");
     assert!(text.contains(&format!("call-id out  {egress}")), "{text}");
     assert!(text.contains("mode         passthrough"), "{text}");
+
+    // Announced final like a SIPREC recording: its recording.json beside the WAVs.
+    let folder = server
+        .path_of(leg(&rec, "caller"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let written: Value = loop {
+        if let Ok(bytes) = std::fs::read(folder.join("recording.json")) {
+            break serde_json::from_slice(&bytes).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no recording.json in {folder:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(written["mode"], "passthrough");
+    assert_eq!(written["egress_call_id"], egress);
 }
 
 #[test]

@@ -53,6 +53,8 @@ async fn catalog_with_a_call(data_dir: &std::path::Path, state: RecordingState) 
             source_address: "127.0.0.1:5060".to_owned(),
             transport: "udp".to_owned(),
             tenant: None,
+            mode: callvault_types::RecordingMode::Siprec,
+            route: None,
         })
         .await
         .unwrap();
@@ -62,6 +64,8 @@ async fn catalog_with_a_call(data_dir: &std::path::Path, state: RecordingState) 
     catalog
         .complete_recording(&Completion {
             recording_id: ID.to_owned(),
+            final_status: None,
+            hung_up_by: None,
             state,
             ended_at: datetime!(2026-11-30 10:01 UTC),
             duration_ms: 60_000,

@@ -1352,6 +1352,12 @@ impl<M: MediaPlane> Recorder<M> {
                 final_status: call.final_status,
                 hung_up_by: call.hung_up_by,
             }));
+        // Announced after the completion, as a SIPREC recording is (see `ending.rs`).
+        self.archive.push_back(ArchiveCommand::Notify {
+            recording_id: call.recording_id.clone(),
+            event: crate::notify::Event::of_final(state),
+            lock_id: None,
+        });
         self.publish_gauges();
     }
 
