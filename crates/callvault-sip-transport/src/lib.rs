@@ -123,17 +123,38 @@ pub(crate) struct Shared {
     tls: Option<tls::TlsShared>,
 }
 
+/// How many ports an ephemeral listen address (port 0) tries before giving up.
+const EPHEMERAL_BIND_ATTEMPTS: usize = 16;
+
+/// UDP and TCP on one address. With port 0 the kernel picks the UDP port, and that port's TCP
+/// side may already be taken (another process's listener, or a local end of some outgoing
+/// connection): then another port is picked, rather than failing at random.
+async fn bind_udp_and_tcp(listen: SocketAddr) -> Result<(tokio::net::UdpSocket, TcpListener)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let socket = udp::bind(listen)?;
+        let local_addr = socket.local_addr().map_err(io("read UDP local address"))?;
+        match TcpListener::bind(local_addr).await {
+            Ok(listener) => return Ok((socket, listener)),
+            Err(error)
+                if listen.port() == 0
+                    && error.kind() == std::io::ErrorKind::AddrInUse
+                    && attempt < EPHEMERAL_BIND_ATTEMPTS => {}
+            Err(error) => return Err(io("bind TCP listener")(error)),
+        }
+    }
+}
+
 impl Transports {
     /// Binds UDP and TCP on the same address, and TLS on its own when `config.tls` is set,
     /// and starts the driver tasks.
     pub async fn bind(
         mut config: TransportConfig,
     ) -> Result<(Transports, mpsc::Receiver<TransportEvent>)> {
-        let socket = Arc::new(udp::bind(config.listen)?);
+        let (socket, listener) = bind_udp_and_tcp(config.listen).await?;
+        let socket = Arc::new(socket);
         let local_addr = socket.local_addr().map_err(io("read UDP local address"))?;
-        let listener = TcpListener::bind(local_addr)
-            .await
-            .map_err(io("bind TCP listener"))?;
         let tls_listener = match config.tls.take() {
             None => None,
             Some(tls) => {
