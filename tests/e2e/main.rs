@@ -12,6 +12,7 @@ mod dialects;
 mod fidelity;
 mod lifecycle;
 mod limits;
+mod operations;
 mod security;
 mod sipp;
 mod srtp;

@@ -199,6 +199,7 @@ impl MediaEngine {
             .writer_control
             .send(WriterControl::Open {
                 leg,
+                call: spec.call.clone(),
                 label: spec.label.clone(),
                 path,
                 sample_rate,
@@ -227,7 +228,14 @@ impl MediaEngine {
             });
             return Err(Error::ShutDown);
         }
-        tracing::debug!(%leg, label = %spec.label, port, "leg started");
+        tracing::debug!(
+            call_id = %spec.call.call_id,
+            recording_id = %spec.call.recording_id,
+            %leg,
+            label = %spec.label,
+            port,
+            "leg started"
+        );
         Ok(LegHandle {
             id: leg,
             label: spec.label,

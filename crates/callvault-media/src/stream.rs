@@ -16,7 +16,7 @@ use crate::sequence::{SequenceOutcome, SequenceTracker};
 use crate::source::{Admission, ForeignLog, Port, SourceLatch};
 use crate::srtp::{Refusal, SrtpReceiver};
 use crate::timeline::{Placement, REANCHOR_AFTER, Sink, Timeline};
-use crate::{LegCounters, LegId, LegSpec, LegUpdate, MediaEvent};
+use crate::{CallIds, LegCounters, LegId, LegSpec, LegUpdate, MediaEvent};
 
 /// Audio payload types a leg accepts; further formats offered are ignored.
 const MAX_FORMATS: usize = 16;
@@ -54,6 +54,7 @@ impl Formats {
     /// decoders of formats that stay keep their state.
     fn new(
         label: &str,
+        call: &CallIds,
         formats: impl IntoIterator<Item = AudioFormat>,
         mut old: Vec<Slot>,
     ) -> Formats {
@@ -71,7 +72,14 @@ impl Formats {
                 Some(index) => old.swap_remove(index).1,
                 None => Decoder::new(format.codec)
                     .inspect_err(|error| {
-                        tracing::warn!(label, codec = format.codec.name(), %error, "cannot create decoder; its packets are not recorded");
+                        tracing::warn!(
+                            call_id = %call.call_id,
+                            recording_id = %call.recording_id,
+                            label,
+                            codec = format.codec.name(),
+                            %error,
+                            "cannot create decoder; its packets are not recorded"
+                        );
                     })
                     .ok(),
             };
@@ -181,6 +189,8 @@ pub(crate) struct Refusals {
 pub struct Stream {
     leg: LegId,
     label: String,
+    /// For the leg's log lines only.
+    call: CallIds,
     formats: Formats,
     /// The negotiated codec: a change of it re-anchors the timeline.
     primary: AudioFormat,
@@ -229,8 +239,10 @@ impl Stream {
         Stream {
             leg,
             label: spec.label.clone(),
+            call: spec.call.clone(),
             formats: Formats::new(
                 &spec.label,
+                &spec.call,
                 std::iter::once(primary).chain(spec.other_formats.iter().copied()),
                 Vec::new(),
             ),
@@ -263,6 +275,11 @@ impl Stream {
 
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The call the leg belongs to, for log lines.
+    pub fn call(&self) -> &CallIds {
+        &self.call
     }
 
     pub fn sample_rate(&self) -> u32 {
@@ -301,7 +318,7 @@ impl Stream {
         match self.sources.admit(port, from) {
             Admission::Accept => true,
             Admission::Latched => {
-                tracing::debug!(leg = %self.leg, label = %self.label, port = port.as_str(), source = %from, "media source latched");
+                tracing::debug!(call_id = %self.call.call_id, recording_id = %self.call.recording_id, leg = %self.leg, label = %self.label, port = port.as_str(), source = %from, "media source latched");
                 true
             }
             Admission::Foreign => {
@@ -475,6 +492,8 @@ impl Stream {
         self.timeline.handle_tick(now, sink);
         if let Some(dropped) = self.foreign_log.poll(now, self.counters.foreign_packets) {
             tracing::info!(
+                call_id = %self.call.call_id,
+                recording_id = %self.call.recording_id,
                 leg = %self.leg,
                 label = %self.label,
                 dropped,
@@ -516,6 +535,7 @@ impl Stream {
         let old = std::mem::take(&mut self.formats.decoders);
         self.formats = Formats::new(
             &self.label,
+            &self.call,
             std::iter::once(primary).chain(update.other_formats.iter().copied()),
             old,
         );

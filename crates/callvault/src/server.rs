@@ -23,7 +23,8 @@ use crate::media_plane::EngineMedia;
 use crate::metrics;
 use crate::recorder::{Recorder, RecorderConfig, RecorderGauges};
 use crate::recovery::Recovery;
-use crate::sources::{self, SourceGate};
+use crate::reload::Reloader;
+use crate::sources::{self, AllowList, SourceGate};
 use crate::storage;
 use crate::tenants::Tenants;
 
@@ -31,7 +32,16 @@ use crate::tenants::Tenants;
 /// disk and applied at the next start.
 const ARCHIVE_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// What SIGHUP needs besides the configuration: where it came from, and the log's filter.
+pub struct ReloadFrom {
+    pub file: Option<std::path::PathBuf>,
+    pub overrides: crate::config::Overrides,
+    /// The keys as the file and the variables set them.
+    pub table: toml::Table,
+    pub filter: crate::log::FilterHandle,
+}
+
+pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()> {
     // Before anything is created: what callvault makes is never more open than the umask lets.
     config.apply_umask();
     // Compiled once; every INVITE is matched against these.
@@ -51,7 +61,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for (_, warning) in config.warnings() {
         warn!(%rtp_ip, "{warning}");
     }
-    let gate = SourceGate::new(config.sip.allowed_sources.clone());
+    let allow_list = AllowList::new(config.sip.allowed_sources.clone());
+    let gate = SourceGate::new(allow_list.clone());
     if !config.media.bind_to_source {
         warn!(
             "[media] bind_to_source = false: streams record RTP from any address that finds their port"
@@ -59,7 +70,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     // Sockets next, before anything is marked or replayed: a port already taken stops us here.
-    let (transports, incoming) = Transports::bind(transport_config(&config, tls))
+    let (transports, incoming) = Transports::bind(transport_config(&config, tls, &allow_list))
         .await
         .with_context(|| match config.sip.tls_listen {
             Some(tls) => format!("binding SIP on {} and TLS on {tls}", config.sip.listen),
@@ -67,7 +78,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         })?;
     let sip_addr = transports.local_addr();
     let tls_addr = transports.tls_local_addr();
-    crate::tls::reload_on_sighup(transports.clone(), config.tls.clone());
+    Reloader {
+        file: reload_from.file,
+        overrides: reload_from.overrides,
+        config: config.clone(),
+        started_with: reload_from.table,
+        filter: reload_from.filter,
+        allow_list: allow_list.clone(),
+        transports: transports.clone(),
+    }
+    .on_sighup();
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
@@ -190,8 +210,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         node = %node_id,
         "callvault listening"
     );
+    crate::notify::ready(&format!(
+        "recording: SIP on {sip_addr}, HTTP on {http_addr}"
+    ));
+    crate::notify::watchdog(Arc::clone(&health));
+    let shutdown = async {
+        shutdown_signal().await;
+        crate::notify::stopping();
+    };
     driver
-        .run(incoming, media_events, storage, control, shutdown_signal())
+        .run(incoming, media_events, storage, control, shutdown)
         .await;
 
     // An unfinished recovery is redone by the next start: its rows are still active.
@@ -214,7 +242,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn transport_config(config: &Config, tls: Option<TlsListen>) -> TransportConfig {
+fn transport_config(
+    config: &Config,
+    tls: Option<TlsListen>,
+    allow_list: &AllowList,
+) -> TransportConfig {
     TransportConfig {
         listen: config.sip.listen,
         max_message_size: config.sip.max_message_size,
@@ -225,9 +257,7 @@ fn transport_config(config: &Config, tls: Option<TlsListen>) -> TransportConfig 
         },
         // A connection from outside the allow-list is closed at accept, never read; what
         // comes by UDP is dropped by the SourceGate in the SIP loop.
-        accept_from: Some(SourceFilter::new(sources::allows(
-            config.sip.allowed_sources.clone(),
-        ))),
+        accept_from: Some(SourceFilter::new(sources::allows(allow_list.clone()))),
         tcp_idle_timeout: Duration::from_secs(600),
         tls,
         tls_handshake_timeout: config.tls_handshake_timeout(),
