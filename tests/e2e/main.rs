@@ -13,6 +13,7 @@ mod fidelity;
 mod lifecycle;
 mod limits;
 mod operations;
+mod packaging;
 mod security;
 mod sipp;
 mod srtp;
