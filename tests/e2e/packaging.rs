@@ -112,9 +112,10 @@ fn the_deb_metadata_names_files_that_exist() {
     let postinst = std::fs::read_to_string(scripts.join("postinst")).unwrap();
     assert!(postinst.contains("adduser --system"), "{postinst}");
     assert!(postinst.contains("/var/lib/callvault"));
-    assert!(
-        postinst.contains("#DEBHELPER#"),
-        "cargo deb puts the unit's snippets there"
+    assert_eq!(
+        postinst.matches("#DEBHELPER#").count(),
+        1,
+        "cargo deb puts the unit's snippets there, at every occurrence of the token"
     );
     let sh = Command::new("sh")
         .arg("-n")
