@@ -92,9 +92,41 @@ async fn records_opus_at_48_khz() {
     records_codec(TestCodec::Opus, 800.0, 3000.0).await;
 }
 
+#[cfg(feature = "g729")]
 #[tokio::test]
 async fn records_g729() {
     records_codec(TestCodec::G729, 500.0, 1000.0).await;
+}
+
+/// Without the `g729` feature (the default build, see docs/LICENSING.md) a G.729 stream is
+/// declined in the answer, not recorded and not a crash; the server goes on.
+#[cfg(not(feature = "g729"))]
+#[tokio::test]
+async fn g729_is_declined_by_a_build_without_it() {
+    let server = Server::start();
+    let mut spec = CallSpec::two_parties(500.0, 1000.0);
+    spec.codec = TestCodec::G729;
+    let mut call = Call::new(Transport::Udp, server.sip, spec).await;
+    let answer = call.invite().await;
+    if answer.status == 200 {
+        call.ack().await;
+        let media = answer.answered_media();
+        assert!(!media.is_empty());
+        assert!(
+            media.iter().all(|m| m.port == 0),
+            "every G.729-only m-line declined: {media:?}"
+        );
+        assert_eq!(call.bye().await.status, 200);
+    } else {
+        assert!(
+            (400..500).contains(&answer.status),
+            "refused as a client error: {} {}",
+            answer.status,
+            answer.reason
+        );
+    }
+    let mut client = crate::support::client::SipClient::connect(Transport::Udp, server.sip).await;
+    assert_eq!(client.options().await.status, 200, "still serving");
 }
 
 #[tokio::test]

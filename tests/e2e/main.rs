@@ -16,6 +16,8 @@ mod fidelity;
 mod lifecycle;
 mod limits;
 mod notify;
+mod operations;
+mod packaging;
 mod passthrough;
 mod security;
 mod sipp;

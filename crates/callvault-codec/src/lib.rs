@@ -18,10 +18,12 @@
 //! - **Opus** goes through the `opus` crate over the system libopus (a mono decoder: libopus
 //!   downmixes stereo streams itself). Version 0.3, because 0.4's sys crate always builds a bundled
 //!   libopus with cmake; 0.3 links the distribution's through pkg-config.
-//! - **G.729/G.729A** uses `g729-sys`, a pure-Rust, bit-exact port of bcg729: no C toolchain, no
-//!   `unsafe` in our crate, and its decoder returns a stack array (no heap per frame). G.729A
-//!   streams decode with the same decoder (Annex A changes only the encoder's complexity).
-//!   Annex B SID frames become comfort noise.
+//! - **G.729/G.729A**, only with the `g729` feature (off by default: `g729-sys` is a
+//!   translation of bcg729, which is GPL; see docs/LICENSING.md), uses `g729-sys`, a pure-Rust,
+//!   bit-exact port of bcg729: no C toolchain, no `unsafe` in our crate, and its decoder returns
+//!   a stack array (no heap per frame). G.729A streams decode with the same decoder (Annex A
+//!   changes only the encoder's complexity). Annex B SID frames become comfort noise. Without the
+//!   feature [`CodecKind::from_rtpmap`] does not know G.729, so offers of it are declined.
 //!
 //! | codec | SDP rtpmap | RTP clock | WAV rate | samples per tick |
 //! |-------|------------|-----------|----------|------------------|
@@ -34,6 +36,7 @@
 
 mod g711;
 mod g722;
+#[cfg(feature = "g729")]
 mod g729;
 mod l16;
 mod opus;
@@ -86,6 +89,12 @@ pub enum Error {
         samples: usize,
         problem: &'static str,
     },
+    /// A codec this build leaves out (a cargo feature that was not enabled).
+    #[error("{codec} is not in this build (cargo feature `{feature}`)")]
+    NotInThisBuild {
+        codec: &'static str,
+        feature: &'static str,
+    },
     /// libopus refused a call (its own description of the failure).
     #[error("libopus {operation} failed: {message}")]
     Opus {
@@ -131,7 +140,7 @@ impl CodecKind {
             Some(CodecKind::Pcma)
         } else if is("G722") && mono_8k {
             Some(CodecKind::G722)
-        } else if (is("G729") || is("G729A")) && mono_8k {
+        } else if cfg!(feature = "g729") && (is("G729") || is("G729A")) && mono_8k {
             Some(CodecKind::G729)
         } else if is("opus") && clock_rate == 48000 && channels <= 2 {
             Some(CodecKind::Opus)
@@ -194,7 +203,10 @@ impl CodecKind {
             CodecKind::G722 => payload_len.saturating_mul(2),
             CodecKind::L16 { channels, .. } => payload_len / (2 * usize::from(channels.max(1))),
             CodecKind::Opus => MAX_FRAME_SAMPLES,
+            #[cfg(feature = "g729")]
             CodecKind::G729 => g729::decoded_samples(payload_len).unwrap_or(0),
+            #[cfg(not(feature = "g729"))]
+            CodecKind::G729 => 0,
         }
     }
 }
@@ -225,8 +237,11 @@ enum DecoderState {
     Pcma,
     // Boxed so the enum stays small; allocated once per leg.
     G722(Box<g722::Decoder>),
-    L16 { channels: u8 },
+    L16 {
+        channels: u8,
+    },
     Opus(opus::Decoder),
+    #[cfg(feature = "g729")]
     G729(Box<g729::Decoder>),
 }
 
@@ -250,7 +265,10 @@ impl Decoder {
                 channels: l16::check_parameters(channels, clock_rate)?,
             },
             CodecKind::Opus => DecoderState::Opus(opus::Decoder::new()?),
+            #[cfg(feature = "g729")]
             CodecKind::G729 => DecoderState::G729(Box::default()),
+            #[cfg(not(feature = "g729"))]
+            CodecKind::G729 => return Err(g729_not_built()),
         };
         let plc = match kind {
             CodecKind::Opus | CodecKind::G729 => None,
@@ -275,6 +293,7 @@ impl Decoder {
             DecoderState::G722(decoder) => decoder.decode(payload, out),
             DecoderState::L16 { channels } => l16::decode(*channels, payload, out),
             DecoderState::Opus(decoder) => decoder.decode(payload, out),
+            #[cfg(feature = "g729")]
             DecoderState::G729(decoder) => decoder.decode(payload, out),
         }?;
         if let Some(plc) = &mut self.plc
@@ -298,6 +317,7 @@ impl Decoder {
     pub fn conceal(&mut self, next: Option<&[u8]>, out: &mut [i16]) -> usize {
         let concealed = match (&mut self.state, &mut self.plc) {
             (DecoderState::Opus(decoder), _) => decoder.conceal(next, out),
+            #[cfg(feature = "g729")]
             (DecoderState::G729(decoder), _) => decoder.conceal(out),
             (_, Some(plc)) => plc.conceal(out),
             _ => 0,
@@ -317,8 +337,11 @@ enum EncoderState {
     Pcmu,
     Pcma,
     G722(Box<g722::Encoder>),
-    L16 { channels: u8 },
+    L16 {
+        channels: u8,
+    },
     Opus(opus::Encoder),
+    #[cfg(feature = "g729")]
     G729(Box<g729::Encoder>),
 }
 
@@ -343,7 +366,10 @@ impl Encoder {
                 channels: l16::check_parameters(channels, clock_rate)?,
             },
             CodecKind::Opus => EncoderState::Opus(opus::Encoder::new()?),
+            #[cfg(feature = "g729")]
             CodecKind::G729 => EncoderState::G729(Box::default()),
+            #[cfg(not(feature = "g729"))]
+            CodecKind::G729 => return Err(g729_not_built()),
         };
         Ok(Encoder { kind, state })
     }
@@ -365,9 +391,18 @@ impl Encoder {
             EncoderState::G722(encoder) => encoder.encode(pcm, out)?,
             EncoderState::L16 { channels } => l16::encode(*channels, pcm, out),
             EncoderState::Opus(encoder) => encoder.encode(pcm, out)?,
+            #[cfg(feature = "g729")]
             EncoderState::G729(encoder) => encoder.encode(pcm, out)?,
         }
         Ok(())
+    }
+}
+
+#[cfg(not(feature = "g729"))]
+fn g729_not_built() -> Error {
+    Error::NotInThisBuild {
+        codec: "G729",
+        feature: "g729",
     }
 }
 
@@ -376,6 +411,7 @@ mod tests {
     use super::*;
     use crate::test_signal::{Rng, assert_tone, rms, tone};
 
+    #[cfg(feature = "g729")]
     const ALL: [CodecKind; 7] = [
         CodecKind::Pcmu,
         CodecKind::Pcma,
@@ -391,6 +427,21 @@ mod tests {
         CodecKind::Opus,
         CodecKind::G729,
     ];
+    #[cfg(not(feature = "g729"))]
+    const ALL: [CodecKind; 6] = [
+        CodecKind::Pcmu,
+        CodecKind::Pcma,
+        CodecKind::G722,
+        CodecKind::L16 {
+            channels: 1,
+            clock_rate: 8000,
+        },
+        CodecKind::L16 {
+            channels: 2,
+            clock_rate: 44100,
+        },
+        CodecKind::Opus,
+    ];
 
     #[test]
     fn from_rtpmap_accepts_each_name_case_insensitively() {
@@ -401,9 +452,6 @@ mod tests {
             ("pCmA", 8000, 1, Some(CodecKind::Pcma)),
             ("G722", 8000, 1, Some(CodecKind::G722)),
             ("g722", 8000, 1, Some(CodecKind::G722)),
-            ("G729", 8000, 1, Some(CodecKind::G729)),
-            ("G729A", 8000, 1, Some(CodecKind::G729)),
-            ("g729a", 8000, 1, Some(CodecKind::G729)),
             ("opus", 48000, 2, Some(CodecKind::Opus)),
             ("OPUS", 48000, 1, Some(CodecKind::Opus)),
             (
@@ -585,6 +633,28 @@ mod tests {
         check_tone(CodecKind::Opus, 1000.0, 100, 6.0);
     }
 
+    #[test]
+    fn g729_is_known_only_with_its_feature_and_declined_without() {
+        let names = [("G729", 8000, 1), ("G729A", 8000, 1), ("g729a", 8000, 1)];
+        for (name, rate, channels) in names {
+            let kind = CodecKind::from_rtpmap(name, rate, channels);
+            if cfg!(feature = "g729") {
+                assert_eq!(kind, Some(CodecKind::G729), "{name}");
+            } else {
+                assert_eq!(kind, None, "{name} declined without the g729 feature");
+            }
+        }
+        if cfg!(not(feature = "g729")) {
+            assert!(matches!(
+                Decoder::new(CodecKind::G729),
+                Err(Error::NotInThisBuild { .. })
+            ));
+            assert!(Encoder::new(CodecKind::G729).is_err());
+            assert_eq!(CodecKind::G729.max_decoded_samples(10), 0);
+        }
+    }
+
+    #[cfg(feature = "g729")]
     #[test]
     fn g729_round_trips_a_1khz_tone() {
         check_tone(CodecKind::G729, 1000.0, 100, 6.0);

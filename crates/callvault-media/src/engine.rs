@@ -243,6 +243,7 @@ impl MediaEngine {
             .writer_control
             .send(WriterControl::Open {
                 leg,
+                call: spec.call.clone(),
                 label: spec.label.clone(),
                 path,
                 sample_rate,
@@ -250,7 +251,14 @@ impl MediaEngine {
             .map_err(|_| Error::ShutDown)?;
         self.stats.active_legs.fetch_add(1, Ordering::Relaxed);
         self.stats.legs_started.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(%leg, label = %spec.label, port, "leg started");
+        tracing::debug!(
+            call_id = %spec.call.call_id,
+            recording_id = %spec.call.recording_id,
+            %leg,
+            label = %spec.label,
+            port,
+            "leg started"
+        );
         Ok((
             Box::new(LegStart {
                 leg,

@@ -125,6 +125,7 @@ mod writer;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
@@ -256,6 +257,26 @@ pub struct LegSpec {
     /// Where the leg's media may come from (see [`MediaConfig::bind_to_source`]).
     /// [`LegSpec::new`] knows no address: such a leg, bound to its source, records nothing.
     pub sources: AllowedSources,
+    /// The call the leg belongs to: every warning and error the leg logs names it, so an
+    /// operator finds a media failure from the call (and the call's media failures).
+    pub call: CallIds,
+}
+
+/// A call's Call-ID and recording id, as the leg's log lines carry them (`call_id`,
+/// `recording_id`). Shared, not copied: cloned once per leg, read only when something is logged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallIds {
+    pub call_id: Arc<str>,
+    pub recording_id: Arc<str>,
+}
+
+impl CallIds {
+    pub fn new(call_id: &str, recording_id: &str) -> CallIds {
+        CallIds {
+            call_id: Arc::from(call_id),
+            recording_id: Arc::from(recording_id),
+        }
+    }
 }
 
 impl LegSpec {
@@ -282,6 +303,7 @@ impl LegSpec {
             active: true,
             srtp: None,
             sources: AllowedSources::default(),
+            call: CallIds::default(),
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::port::PortReservation;
 use crate::stream::{Refusals, Stream};
 use crate::timeline::Sink;
 use crate::writer::{Block, WriterControl};
-use crate::{LegCounters, LegId, LegUpdate, MediaEvent, SharedStats};
+use crate::{CallIds, LegCounters, LegId, LegUpdate, MediaEvent, SharedStats};
 
 /// How often a leg's timeline advances on the wall clock. 50 ms: fine enough for a 200 ms
 /// window, coarse enough that thousands of legs do not spend their time waking up.
@@ -375,7 +375,7 @@ async fn run_leg_on(run: LegRun, context: Rc<ThreadContext>, mut shutdown: watch
         lease,
         relay,
     } = run;
-    let mut sink = BlockSink::new(leg, Rc::clone(&context));
+    let mut sink = BlockSink::new(leg, stream.call().clone(), Rc::clone(&context));
     let relay = match (&sockets, relay) {
         (Ok(own), Some(other)) => Some(Relay {
             own: Rc::clone(own),
@@ -408,7 +408,7 @@ async fn run_leg_on(run: LegRun, context: Rc<ThreadContext>, mut shutdown: watch
                             })
                         });
                         if let Some(error) = failed {
-                            receive_error(&mut errors, stream.label(), &error);
+                            receive_error(&mut errors, &stream, &error);
                         }
                     }
                     ready = rtcp.readable() => {
@@ -424,7 +424,7 @@ async fn run_leg_on(run: LegRun, context: Rc<ThreadContext>, mut shutdown: watch
                             })
                         });
                         if let Some(error) = failed {
-                            receive_error(&mut errors, stream.label(), &error);
+                            receive_error(&mut errors, &stream, &error);
                         }
                     }
                     _ = tick.tick() => {
@@ -461,7 +461,13 @@ async fn run_leg_on(run: LegRun, context: Rc<ThreadContext>, mut shutdown: watch
             }
         }
         Err(error) => {
-            tracing::error!(label = stream.label(), %error, "cannot register leg sockets");
+            tracing::error!(
+                call_id = %stream.call().call_id,
+                recording_id = %stream.call().recording_id,
+                label = stream.label(),
+                %error,
+                "cannot register leg sockets"
+            );
             match commands.recv().await {
                 Some(LegCommand::Stop { end }) => Ending::Stop { end },
                 _ => Ending::Abandoned,
@@ -474,6 +480,8 @@ async fn run_leg_on(run: LegRun, context: Rc<ThreadContext>, mut shutdown: watch
         Ending::Stop { end } => end,
         Ending::Abandoned => {
             tracing::info!(
+                call_id = %stream.call().call_id,
+                recording_id = %stream.call().recording_id,
                 label = stream.label(),
                 "leg ended without stop (handle dropped or shutdown)"
             );
@@ -520,11 +528,19 @@ impl Refusals {
     }
 }
 
-fn receive_error(count: &mut u64, label: &str, error: &io::Error) {
+fn receive_error(count: &mut u64, stream: &Stream, error: &io::Error) {
     *count += 1;
     // Rate-limited by powers of two: a socket failing in a loop does not flood the log.
     if count.is_power_of_two() {
-        tracing::warn!(label, %error, errors = *count, "RTP receive error");
+        let call = stream.call();
+        tracing::warn!(
+            call_id = %call.call_id,
+            recording_id = %call.recording_id,
+            label = stream.label(),
+            %error,
+            errors = *count,
+            "RTP receive error"
+        );
     }
 }
 
@@ -534,6 +550,8 @@ fn receive_error(count: &mut u64, label: &str, error: &io::Error) {
 /// that panicked), so the writer always closes the file and the control plane always hears.
 struct BlockSink {
     leg: LegId,
+    /// For the warnings only.
+    call: CallIds,
     context: Rc<ThreadContext>,
     current: Vec<i16>,
     /// Sample offset in the file of `current[0]`.
@@ -547,10 +565,11 @@ struct BlockSink {
 }
 
 impl BlockSink {
-    fn new(leg: LegId, context: Rc<ThreadContext>) -> BlockSink {
+    fn new(leg: LegId, call: CallIds, context: Rc<ThreadContext>) -> BlockSink {
         let current = context.take_buffer();
         BlockSink {
             leg,
+            call,
             context,
             current,
             start: 0,
@@ -595,7 +614,12 @@ impl BlockSink {
             counters,
         };
         if self.context.writer_control.send(close).is_err() {
-            tracing::error!(leg = %self.leg, "writer thread is gone; leg file not finalised");
+            tracing::error!(
+                call_id = %self.call.call_id,
+                recording_id = %self.call.recording_id,
+                leg = %self.leg,
+                "writer thread is gone; leg file not finalised"
+            );
         }
     }
 
@@ -626,6 +650,8 @@ impl BlockSink {
                 {
                     self.last_warning = Some(now);
                     tracing::warn!(
+                        call_id = %self.call.call_id,
+                        recording_id = %self.call.recording_id,
                         leg = %self.leg,
                         dropped = self.dropped,
                         "writer is behind: audio block dropped (silence in the file)"
@@ -706,7 +732,7 @@ mod tests {
             data,
             stats,
         } = setup(1);
-        let mut sink = BlockSink::new(LegId(9), Rc::clone(&context));
+        let mut sink = BlockSink::new(LegId(9), CallIds::default(), Rc::clone(&context));
         // Three blocks' worth while nobody drains the queue of one.
         sink.write(&vec![1; BLOCK_SAMPLES * 3]);
         assert_eq!((sink.sent, sink.dropped), (1, 2));
@@ -739,7 +765,7 @@ mod tests {
     #[test]
     fn a_block_goes_once_its_oldest_sample_has_waited_block_wait() {
         let Setup { context, data, .. } = setup(8);
-        let mut sink = BlockSink::new(LegId(1), context);
+        let mut sink = BlockSink::new(LegId(1), CallIds::default(), context);
         let start = Instant::now();
         let tick = |sink: &mut BlockSink, at: Duration, samples: usize| {
             sink.write(&vec![5; samples]);
@@ -769,7 +795,7 @@ mod tests {
             data,
             ..
         } = setup(8);
-        let mut sink = BlockSink::new(LegId(3), context);
+        let mut sink = BlockSink::new(LegId(3), CallIds::default(), context);
         sink.write(&[4; 30]);
         // What a panicking leg task does to its locals.
         drop(sink);

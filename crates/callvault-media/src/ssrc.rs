@@ -93,13 +93,25 @@ pub(crate) struct Decoders(Vec<(AudioFormat, Option<Decoder>)>);
 
 impl Decoders {
     /// The decoder of `format`, created on first use; `None` when it cannot be.
-    pub(crate) fn get(&mut self, format: AudioFormat, label: &str) -> Option<&mut Decoder> {
+    pub(crate) fn get(
+        &mut self,
+        format: AudioFormat,
+        label: &str,
+        call: &crate::CallIds,
+    ) -> Option<&mut Decoder> {
         let index = match self.0.iter().position(|(kept, _)| *kept == format) {
             Some(index) => index,
             None => {
                 let decoder = Decoder::new(format.codec)
                     .inspect_err(|error| {
-                        tracing::warn!(label, codec = format.codec.name(), %error, "cannot create decoder; its packets are not recorded");
+                        tracing::warn!(
+                            call_id = %call.call_id,
+                            recording_id = %call.recording_id,
+                            label,
+                            codec = format.codec.name(),
+                            %error,
+                            "cannot create decoder; its packets are not recorded"
+                        );
                     })
                     .ok();
                 self.0.push((format, decoder));

@@ -18,7 +18,7 @@ use crate::source::{Admission, ForeignLog, Port, SourceLatch};
 use crate::srtp::{Refusal, SrtpReceiver};
 use crate::ssrc::{LastPacket, Sources};
 use crate::timeline::{Fill, Placement, REANCHOR_AFTER, Sink, Timeline};
-use crate::{LegCounters, LegId, LegSpec, LegUpdate, MediaEvent};
+use crate::{CallIds, LegCounters, LegId, LegSpec, LegUpdate, MediaEvent};
 
 /// Audio payload types a leg accepts; further formats offered are ignored.
 const MAX_FORMATS: usize = 16;
@@ -95,6 +95,8 @@ pub(crate) struct Refusals {
 pub struct Stream {
     leg: LegId,
     label: String,
+    /// For the leg's log lines only.
+    call: CallIds,
     formats: Formats,
     /// The negotiated codec: a change of it re-anchors the timeline.
     primary: AudioFormat,
@@ -147,6 +149,7 @@ impl Stream {
         Stream {
             leg,
             label: spec.label.clone(),
+            call: spec.call.clone(),
             formats: Formats::new(
                 std::iter::once(primary).chain(spec.other_formats.iter().copied()),
             ),
@@ -176,6 +179,11 @@ impl Stream {
 
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The call the leg belongs to, for log lines.
+    pub fn call(&self) -> &CallIds {
+        &self.call
     }
 
     pub fn sample_rate(&self) -> u32 {
@@ -250,7 +258,7 @@ impl Stream {
         match self.sources.admit(port, from) {
             Admission::Accept => true,
             Admission::Latched => {
-                tracing::debug!(leg = %self.leg, label = %self.label, port = port.as_str(), source = %from, "media source latched");
+                tracing::debug!(call_id = %self.call.call_id, recording_id = %self.call.recording_id, leg = %self.leg, label = %self.label, port = port.as_str(), source = %from, "media source latched");
                 true
             }
             Admission::Foreign => {
@@ -364,7 +372,7 @@ impl Stream {
         let resampler = &mut source.resampler;
         let decoded = source
             .decoders
-            .get(format, &self.label)
+            .get(format, &self.label, &self.call)
             .and_then(|decoder| {
                 if self.conceal_loss && in_order {
                     // A loss just before this packet: concealed first, since Opus's FEC and every
@@ -504,6 +512,8 @@ impl Stream {
         self.timeline.handle_tick(now, sink);
         if let Some(dropped) = self.foreign_log.poll(now, self.counters.foreign_packets) {
             tracing::info!(
+                call_id = %self.call.call_id,
+                recording_id = %self.call.recording_id,
                 leg = %self.leg,
                 label = %self.label,
                 dropped,

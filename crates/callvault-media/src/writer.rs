@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, chain};
 use crate::wav::{self, WavFile};
-use crate::{LegCounters, LegId, LegReport, MediaEvent, SharedStats};
+use crate::{CallIds, LegCounters, LegId, LegReport, MediaEvent, SharedStats};
 
 /// The longest a file's header lags the data on disk, and the shortest time between two header
 /// rewrites of one file. See the crate's design note for how it adds up to the loss of a crash.
@@ -49,6 +49,8 @@ const SILENCE_BYTES: usize = 16 * 1024;
 pub(crate) enum WriterControl {
     Open {
         leg: LegId,
+        /// For the leg's log lines.
+        call: CallIds,
         label: String,
         path: PathBuf,
         sample_rate: u32,
@@ -73,6 +75,7 @@ pub(crate) struct Block {
 /// A closed leg for the closer thread.
 pub(crate) struct Closed {
     leg: LegId,
+    call: CallIds,
     /// The file, still open, to sync and hash; `None` when it was never created.
     file: Option<File>,
     report: Box<LegReport>,
@@ -90,6 +93,7 @@ enum FileState {
 }
 
 struct LegFile {
+    call: CallIds,
     label: String,
     path: PathBuf,
     sample_rate: u32,
@@ -183,6 +187,7 @@ impl Writer {
         match message {
             WriterControl::Open {
                 leg,
+                call,
                 label,
                 path,
                 sample_rate,
@@ -203,6 +208,7 @@ impl Writer {
                 self.files.insert(
                     leg,
                     LegFile {
+                        call,
                         label,
                         path,
                         sample_rate,
@@ -301,11 +307,17 @@ impl Writer {
     }
 
     fn announce_failure(&self, leg: LegId, error: String) {
-        let path = self
-            .files
-            .get(&leg)
-            .map(|file| file.path.display().to_string());
-        tracing::error!(%leg, path = path.as_deref(), %error, "leg file failed");
+        let file = self.files.get(&leg);
+        let path = file.map(|file| file.path.display().to_string());
+        let call = file.map(|file| &file.call);
+        tracing::error!(
+            call_id = call.map(|call| &*call.call_id),
+            recording_id = call.map(|call| &*call.recording_id),
+            %leg,
+            path = path.as_deref(),
+            %error,
+            "leg file failed"
+        );
         self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
         let _ = self.events.send(MediaEvent::LegFailed { leg, error });
     }
@@ -325,6 +337,8 @@ impl Writer {
     fn finish(&mut self, leg: LegId, file: LegFile, pending: PendingClose) {
         if file.blocks_received < pending.blocks_sent {
             tracing::warn!(
+                call_id = %file.call.call_id,
+                recording_id = %file.call.recording_id,
                 path = %file.path.display(),
                 missing = pending.blocks_sent - file.blocks_received,
                 "leg closed before all its blocks reached the writer"
@@ -373,11 +387,18 @@ impl Writer {
         };
         let closed = Closed {
             leg,
+            call: file.call,
             file: handle,
             report: Box::new(report),
         };
-        if self.closer.send(closed).is_err() {
-            tracing::error!(%leg, "closer thread is gone; leg not reported");
+        if let Err(unsent) = self.closer.send(closed) {
+            let call = &unsent.0.call;
+            tracing::error!(
+                call_id = %call.call_id,
+                recording_id = %call.recording_id,
+                %leg,
+                "closer thread is gone; leg not reported"
+            );
         }
     }
 
@@ -448,6 +469,7 @@ pub(crate) fn run_closer(
 ) {
     for Closed {
         leg,
+        call,
         file,
         mut report,
     } in closed
@@ -475,6 +497,8 @@ pub(crate) fn run_closer(
         stats.active_legs.fetch_sub(1, Ordering::Relaxed);
         stats.legs_finished.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
+            call_id = %call.call_id,
+            recording_id = %call.recording_id,
             %leg,
             label = %report.label,
             path = %report.path.display(),

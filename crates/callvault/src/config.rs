@@ -1,7 +1,9 @@
 //! Configuration: embedded defaults, overlaid by a TOML file (`--config`), overlaid by
-//! environment variables and flags (clap merges those two). The result is one validated
-//! [`Config`]; each library crate then receives its own typed settings built from it.
-//! Library crates never read files, environment variables or globals themselves.
+//! `CALLVAULT_SECTION__KEY` environment variables (every key of the file, see [`env_overlay`]),
+//! overlaid by flags and their own variables (`CALLVAULT_SIP_LISTEN`…; clap merges those two).
+//! The result is one validated [`Config`]; each library crate then receives its own typed
+//! settings built from it. Library crates never read files, environment variables or globals
+//! themselves.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use anyhow::{Context, bail};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::log::LogFormat;
 use crate::notify::{HooksConfig, NotifyTarget};
 use crate::routes::{RouteRule, Routes};
 use crate::tenants::{TenantRule, Tenants};
@@ -26,6 +29,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub http: HttpConfig,
     pub tls: TlsSection,
+    pub log: LogSection,
     /// `[api]`: reasons required before actions, download file names, sign-in settings.
     pub api: callvault_api::ApiSettings,
     /// `[[tenants]]`: which tenant a recording belongs to (see `tenants.rs`); tried in order,
@@ -38,6 +42,26 @@ pub struct Config {
     /// `[[routes]]`: pass-through recording (see `routes.rs`); tried in order, the first match
     /// wins. None: every INVITE is a SIPREC recording session.
     pub routes: Vec<RouteRule>,
+}
+
+/// `[log]`: what the log shows and how.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// `text` (key=value) or `json` (one object per line). Read at start only.
+    pub format: LogFormat,
+    /// Which events are logged: an `EnvFilter` (`info`, `warn,callvault::recorder=debug`).
+    /// SIGHUP applies a new one; `CALLVAULT_LOG` (or `--log-filter`) overrides it.
+    pub filter: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: LogFormat::Text,
+            filter: "info".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -342,22 +366,60 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub http_listen: Option<SocketAddr>,
+    pub log_format: Option<LogFormat>,
+    /// `--log-filter` / `CALLVAULT_LOG`.
+    pub log_filter: Option<String>,
 }
 
+/// The prefix of the variables that set a key of the file: `CALLVAULT_SIP__MAX_SESSIONS`.
+const ENV_PREFIX: &str = "CALLVAULT_";
+/// Between section and key (and between nested tables): two underscores, since keys hold one.
+const ENV_SEPARATOR: &str = "__";
+
 impl Config {
-    /// Defaults, then the file (if any), then the overrides; validated.
+    /// Defaults, then the file (if any), then `CALLVAULT_SECTION__KEY` variables, then the
+    /// overrides; validated.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
-        let mut config = match file {
+        Self::load_from(file, std::env::vars(), overrides).map(|(config, _)| config)
+    }
+
+    /// As [`Config::load`], with the environment given, and also returning the keys as the
+    /// file and the variables set them (what SIGHUP compares to say what changed).
+    pub fn load_from(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> anyhow::Result<(Config, toml::Table)> {
+        let (mut table, text) = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading config file {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?
+                let table: toml::Table = text
+                    .parse()
+                    .with_context(|| format!("config file {}", path.display()))?;
+                (table, Some((path, text)))
             }
-            None => Config::default(),
+            None => (toml::Table::new(), None),
+        };
+        let from_env = env_overlay(&mut table, vars)?;
+        let mut config: Config = match (&text, from_env.is_empty()) {
+            // Parsed from the text itself, so that an error quotes the file's line.
+            (Some((path, text)), true) => {
+                toml::from_str(text).with_context(|| format!("config file {}", path.display()))?
+            }
+            (file, _) => toml::Value::Table(table.clone())
+                .try_into()
+                .with_context(|| {
+                    let file = file
+                        .as_ref()
+                        .map(|(path, _)| format!("config file {} with ", path.display()))
+                        .unwrap_or_default();
+                    format!("{file}environment variables {}", from_env.join(", "))
+                })?,
         };
         config.apply(overrides);
         config.validate()?;
-        Ok(config)
+        Ok((config, table))
     }
 
     fn apply(&mut self, o: &Overrides) {
@@ -397,10 +459,19 @@ impl Config {
         if let Some(v) = o.http_listen {
             self.http.listen = v;
         }
+        if let Some(v) = o.log_format {
+            self.log.format = v;
+        }
+        if let Some(v) = &o.log_filter {
+            self.log.filter = v.clone();
+        }
     }
 
     fn validate(&self) -> anyhow::Result<()> {
         self.api.validate()?;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            bail!("[log] filter {:?}: {e}", self.log.filter);
+        }
         if let Some(id) = &self.node.id
             && (id.is_empty()
                 || id.len() > 64
@@ -471,7 +542,13 @@ impl Config {
     /// Who may send SIP: `[sip] allowed_sources` and every route's target (it answers our
     /// INVITEs and sends in-dialog requests: trusted as an SBC is).
     pub fn sip_sources(&self) -> Vec<IpNet> {
-        let mut sources = self.sip.allowed_sources.clone();
+        self.sip_sources_with(&self.sip.allowed_sources)
+    }
+
+    /// `allowed` and every route's target: what a SIGHUP that changes `[sip] allowed_sources`
+    /// installs (the routes themselves change only at the next start).
+    pub fn sip_sources_with(&self, allowed: &[IpNet]) -> Vec<IpNet> {
+        let mut sources = allowed.to_vec();
         if let Ok(routes) = self.routes() {
             sources.extend(routes.iter().map(|r| IpNet::from(r.target_peer.addr.ip())));
         }
@@ -599,9 +676,169 @@ impl Config {
     }
 }
 
+/// Sets, in `table` (the file's keys), every key named by a `CALLVAULT_SECTION__KEY` variable
+/// of `vars`: `CALLVAULT_SIP__MAX_SESSIONS=200` is `[sip] max_sessions = 200`, and
+/// `CALLVAULT_API__REASONS='["audit", "dispute"]'` an array. A value is read as a TOML value
+/// when it is one (a number, a boolean, an array, an inline table, a quoted string) and as a
+/// string otherwise (`0.0.0.0:5060`, `postgres://…`, `027`). Returns the variables applied.
+/// Variables without the double underscore (`CALLVAULT_LOG`, `CALLVAULT_SIP_LISTEN`) are the
+/// flags' own and are left alone. Unknown keys are refused later, naming them, as in the file.
+pub fn env_overlay(
+    table: &mut toml::Table,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<Vec<String>> {
+    let mut applied: Vec<(String, String)> = vars
+        .into_iter()
+        .filter(|(name, _)| {
+            name.strip_prefix(ENV_PREFIX)
+                .is_some_and(|rest| rest.contains(ENV_SEPARATOR))
+        })
+        .collect();
+    // The same order whatever the environment's.
+    applied.sort();
+    for (name, value) in &applied {
+        let path: Vec<String> = name[ENV_PREFIX.len()..]
+            .split(ENV_SEPARATOR)
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if path.iter().any(String::is_empty) {
+            bail!("{name}: a variable names a key as CALLVAULT_SECTION__KEY");
+        }
+        let (key, sections) = path.split_last().expect("split gives at least one part");
+        let mut at = &mut *table;
+        for section in sections {
+            let entry = at
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            at = match entry {
+                toml::Value::Table(inner) => inner,
+                _ => bail!("{name}: {section} is not a section"),
+            };
+        }
+        at.insert(key.clone(), env_value(value));
+    }
+    Ok(applied.into_iter().map(|(name, _)| name).collect())
+}
+
+/// A variable's text as a TOML value, or as a string when it is not one.
+fn env_value(text: &str) -> toml::Value {
+    let parsed = format!("value = {text}")
+        .parse::<toml::Table>()
+        .ok()
+        .filter(|table| table.len() == 1)
+        .and_then(|mut table| table.remove("value"));
+    parsed.unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_key_can_come_from_the_environment_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[sip]\nlisten = \"127.0.0.1:5070\"\nmax_sessions = 10\n",
+        )
+        .unwrap();
+        let (config, _) = Config::load_from(
+            Some(&path),
+            vars(&[
+                ("CALLVAULT_SIP__MAX_SESSIONS", "200"),
+                (
+                    "CALLVAULT_SIP__ALLOWED_SOURCES",
+                    "[\"10.0.0.0/8\", \"192.0.2.0/24\"]",
+                ),
+                ("CALLVAULT_SIP__DTMF_CAPTURE", "false"),
+                ("CALLVAULT_MEDIA__RTP_PORTS", "30000-30099"),
+                ("CALLVAULT_MEDIA__RTP_IP", "192.0.2.1"),
+                ("CALLVAULT_STORAGE__DATABASE_URL", "postgres://cv@db/cv"),
+                ("CALLVAULT_STORAGE__UMASK", "077"),
+                ("CALLVAULT_NODE__ID", "\"42\""),
+                ("CALLVAULT_HTTP__LISTEN", "0.0.0.0:9090"),
+                ("CALLVAULT_LOG__FORMAT", "json"),
+                ("CALLVAULT_LOG__FILTER", "warn,callvault=debug"),
+                ("CALLVAULT_TLS__HANDSHAKE_TIMEOUT_MS", "2500"),
+                ("CALLVAULT_API__REASONS", "[\"audit\"]"),
+                // Not config keys: the flags' own variables and other programs'.
+                ("CALLVAULT_LOG", "debug"),
+                ("CALLVAULT_SIP_LISTEN", "nonsense"),
+                ("PATH", "/usr/bin"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            config.sip.listen,
+            "127.0.0.1:5070".parse().unwrap(),
+            "file kept"
+        );
+        assert_eq!(
+            config.sip.max_sessions, 200,
+            "the variable wins over the file"
+        );
+        assert_eq!(config.sip.allowed_sources.len(), 2);
+        assert!(!config.sip.dtmf_capture);
+        assert_eq!(config.media.rtp_ports.min, 30000);
+        assert_eq!(config.media.rtp_ip, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(config.database_url(), "postgres://cv@db/cv");
+        assert_eq!(config.umask(), Some(0o077), "027-like masks stay strings");
+        assert_eq!(config.node.id.as_deref(), Some("42"), "quoted: a string");
+        assert_eq!(config.http.listen, "0.0.0.0:9090".parse().unwrap());
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.log.filter, "warn,callvault=debug");
+        assert_eq!(config.tls.handshake_timeout_ms, 2500);
+        assert_eq!(config.api.reasons, ["audit"]);
+
+        // Flags win over both.
+        let (config, _) = Config::load_from(
+            None,
+            vars(&[
+                ("CALLVAULT_SIP__MAX_SESSIONS", "200"),
+                ("CALLVAULT_LOG__FORMAT", "json"),
+            ]),
+            &Overrides {
+                log_format: Some(LogFormat::Text),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            config.sip.max_sessions, 200,
+            "no file: the variable still applies"
+        );
+        assert_eq!(config.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn a_bad_variable_is_refused_naming_it() {
+        for (name, value, expect) in [
+            ("CALLVAULT_SIP__LISTN", "127.0.0.1:5060", "listn"),
+            (
+                "CALLVAULT_SIP__MAX_SESSIONS",
+                "many",
+                "CALLVAULT_SIP__MAX_SESSIONS",
+            ),
+            ("CALLVAULT_NOSUCH__KEY", "1", "nosuch"),
+            ("CALLVAULT_LOG__FORMAT", "xml", "xml"),
+            ("CALLVAULT_LOG__FILTER", "callvault=loud", "[log] filter"),
+            ("CALLVAULT_SIP____X", "1", "CALLVAULT_SIP____X"),
+        ] {
+            let err = Config::load_from(None, vars(&[(name, value)]), &Overrides::default())
+                .map(|_| ())
+                .unwrap_err();
+            let text = format!("{err:#}");
+            assert!(text.contains(expect), "{name}={value}: {text}");
+        }
+    }
 
     #[test]
     fn port_range_parses_and_rejects() {

@@ -1,5 +1,7 @@
-//! The log: one line per event on standard error, with every control character that reached it
-//! from the network escaped and the password of every URL in it hidden.
+//! The log: one line per event on standard error — `key=value` text or one JSON object — with
+//! every control character that reached it from the network escaped and the password of every
+//! URL in it hidden. The filter can be replaced while running (SIGHUP, see `reload.rs`); the
+//! format is chosen once, at start.
 //!
 //! Call-IDs, labels, display names, reason phrases and error texts come from outside; printed
 //! raw, an ESC sequence in one of them rewrites the operator's terminal, and a CR or LF forges
@@ -11,6 +13,100 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
+
+use serde::Deserialize;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Registry, reload};
+
+/// How each log line is written (`--log-format`, `[log] format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `2026-12-03T06:00:00Z  INFO callvault::recorder: answered: recording call_id=… recording_id=…`
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and every field of
+    /// the event (`call_id`, `recording_id`, …) at the top level, for log shippers.
+    Json,
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+/// Replaces the log filter of the running process.
+#[derive(Clone)]
+pub struct FilterHandle(reload::Handle<EnvFilter, Registry>);
+
+impl FilterHandle {
+    /// Parses `directives` (an `EnvFilter`: `info`, `warn,callvault::recorder=debug`) and uses
+    /// it from now on; a bad one changes nothing.
+    pub fn set(&self, directives: &str) -> Result<(), String> {
+        let filter = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        self.0.reload(filter).map_err(|e| e.to_string())
+    }
+}
+
+/// Starts the log on standard error with `directives` (an `EnvFilter`; a bad one falls back
+/// to `info` and says so) in `format`. Once per process.
+pub fn init(format: LogFormat, directives: &str) -> FilterHandle {
+    let (filter, bad) = match EnvFilter::try_new(directives) {
+        Ok(filter) => (filter, None),
+        Err(e) => (EnvFilter::new("info"), Some(e.to_string())),
+    };
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(|| Escaping(io::stderr()))
+                    .with_ansi(false),
+            )
+            .init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(|| JsonEscaping(io::stderr())),
+            )
+            .init(),
+    }
+    if let Some(error) = bad {
+        tracing::warn!(filter = directives, %error, "bad log filter: using info");
+    }
+    FilterHandle(handle)
+}
+
+/// Writes JSON log lines with the user info of URLs hidden ([`redact_urls`]) and DEL and the
+/// C1 controls written as `\u` escapes ([`escape_json`]); serde_json has escaped the C0 ones
+/// (a CR or LF inside a value never splits the line).
+pub struct JsonEscaping<W>(pub W);
+
+impl<W: Write> Write for JsonEscaping<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(text) => {
+                let text = escape_json(redact_urls(text).into_owned());
+                self.0.write_all(text.as_bytes())?;
+            }
+            // The formatter writes UTF-8 only; anything else is escaped like a text line.
+            Err(_) => Escaping(&mut self.0).write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
 
 /// Writes formatted log lines, each control character (C0, DEL, C1) but the line's own final
 /// newline replaced by a visible escape (`\x1b`, `\u{9b}`), and URLs' user info hidden
@@ -188,6 +284,40 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "WARN catalog url=postgres://***@db:5432/cv error=refused\n"
         );
+    }
+
+    #[test]
+    fn a_json_line_stays_one_valid_object_without_raw_controls_or_passwords() {
+        let value = serde_json::json!({
+            "message": "catalog unreachable",
+            "call_id": "abc\u{1b}[31m\r\n{\"forged\":1}\u{9b}2J",
+            "url": "postgres://vault:s3cr3t@db:5432/cv",
+        });
+        let mut line = serde_json::to_string(&value).unwrap();
+        line.push('\n');
+        let mut out = Vec::new();
+        JsonEscaping(&mut out).write_all(line.as_bytes()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        assert!(text.ends_with('\n'));
+        assert!(!text.trim_end().chars().any(char::is_control), "{text:?}");
+        let back: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(back["call_id"], value["call_id"], "the value survives");
+        assert_eq!(back["url"], "postgres://***@db:5432/cv");
+        assert!(!text.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn the_format_reads_from_toml_and_the_command_line() {
+        #[derive(Deserialize)]
+        struct T {
+            format: LogFormat,
+        }
+        let t: T = toml::from_str("format = \"json\"").unwrap();
+        assert_eq!(t.format, LogFormat::Json);
+        assert!(toml::from_str::<T>("format = \"xml\"").is_err());
+        use clap::ValueEnum as _;
+        assert_eq!(LogFormat::from_str("text", false).unwrap(), LogFormat::Text);
     }
 
     #[test]

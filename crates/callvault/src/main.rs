@@ -19,10 +19,12 @@ mod notify;
 mod operator;
 mod recorder;
 mod recovery;
+mod reload;
 mod routes;
 mod server;
 mod sources;
 mod storage;
+mod systemd;
 mod tenants;
 mod test_call;
 mod tls;
@@ -49,7 +51,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the recording server: SIP on UDP, TCP and TLS, RTP to WAV, the catalog, /health,
-    /// /metrics. SIGHUP reloads the TLS certificate and the webhook receivers ([[notify]]).
+    /// /metrics. SIGHUP reloads the log filter, the allowed sources, the TLS certificate and
+    /// the webhook receivers ([[notify]]).
     Serve(ServeArgs),
     /// Check a configuration as `serve` would load it (the file, CALLVAULT_* variables and the
     /// same flags), with its TLS certificate, data directory, RTP ports and database URL,
@@ -164,6 +167,13 @@ struct ConfigArgs {
     /// HTTP address for /health and /metrics ([http] listen; default 127.0.0.1:8080).
     #[arg(long, env = "CALLVAULT_HTTP_LISTEN")]
     http_listen: Option<SocketAddr>,
+    /// Log lines as `text` (key=value) or `json` (one object per line) ([log] format).
+    #[arg(long, value_name = "FORMAT", env = "CALLVAULT_LOG_FORMAT")]
+    log_format: Option<log::LogFormat>,
+    /// Which events are logged, e.g. `info` or `warn,callvault::recorder=debug` ([log]
+    /// filter; default info). Set this way, SIGHUP does not change it.
+    #[arg(long, value_name = "FILTER", env = "CALLVAULT_LOG")]
+    log_filter: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -199,10 +209,18 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(check::run(file.as_deref(), &overrides, args.connect).await)
         }
         Command::Serve(args) => {
-            init_logging("info");
             let (file, overrides) = args.config.into_parts();
-            let config = Config::load(file.as_deref(), &overrides)?;
-            server::serve(config, move || Config::load(file.as_deref(), &overrides)).await?;
+            // Before the log starts: the file says how it looks. An error here goes to
+            // standard error as text, as every CLI error does.
+            let (config, table) = Config::load_from(file.as_deref(), std::env::vars(), &overrides)?;
+            let filter = log::init(config.log.format, &config.log.filter);
+            let reload_from = server::ReloadFrom {
+                file,
+                overrides,
+                table,
+                filter,
+            };
+            server::serve(config, reload_from).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::CheckConfig(args) => {
@@ -248,20 +266,18 @@ impl ConfigArgs {
             data_dir: self.storage.data_dir,
             database_url: self.storage.database_url,
             http_listen: self.http_listen,
+            log_format: self.log_format,
+            log_filter: self.log_filter,
         };
         (self.storage.config, overrides)
     }
 }
 
-/// The log on standard error; `CALLVAULT_LOG` (an `EnvFilter`) overrides `default`.
+/// The log of the commands but `serve`, as text on standard error; `CALLVAULT_LOG` (an
+/// `EnvFilter`) overrides `default`.
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLVAULT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(|| log::Escaping(std::io::stderr()))
-        .with_ansi(false)
-        .init();
+    let filter = std::env::var("CALLVAULT_LOG").unwrap_or_else(|_| default.to_owned());
+    log::init(log::LogFormat::Text, &filter);
 }
 
 #[cfg(test)]

@@ -24,7 +24,8 @@ use crate::metrics;
 use crate::notify::{ApiEvents, Notifier};
 use crate::recorder::{Recorder, RecorderConfig, RecorderGauges};
 use crate::recovery::Recovery;
-use crate::sources::{self, SourceGate};
+use crate::reload::Reloader;
+use crate::sources::{self, AllowList, SourceGate};
 use crate::storage;
 use crate::tenants::Tenants;
 
@@ -32,12 +33,16 @@ use crate::tenants::Tenants;
 /// disk and applied at the next start.
 const ARCHIVE_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
-/// Runs the server on `config`; `reload` loads the configuration again (file, variables,
-/// flags) for SIGHUP.
-pub async fn serve(
-    config: Config,
-    reload: impl Fn() -> anyhow::Result<Config> + Send + 'static,
-) -> anyhow::Result<()> {
+/// What SIGHUP needs besides the configuration: where it came from, and the log's filter.
+pub struct ReloadFrom {
+    pub file: Option<std::path::PathBuf>,
+    pub overrides: crate::config::Overrides,
+    /// The keys as the file and the variables set them.
+    pub table: toml::Table,
+    pub filter: crate::log::FilterHandle,
+}
+
+pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()> {
     // Before anything is created: what callvault makes is never more open than the umask lets.
     config.apply_umask();
     // Compiled once; every INVITE is matched against these.
@@ -58,7 +63,8 @@ pub async fn serve(
     for (_, warning) in config.warnings() {
         warn!(%rtp_ip, "{warning}");
     }
-    let gate = SourceGate::new(config.sip_sources());
+    let allow_list = AllowList::new(config.sip_sources());
+    let gate = SourceGate::new(allow_list.clone());
     if !config.media.bind_to_source {
         warn!(
             "[media] bind_to_source = false: streams record RTP from any address that finds their port"
@@ -66,7 +72,7 @@ pub async fn serve(
     }
 
     // Sockets next, before anything is marked or replayed: a port already taken stops us here.
-    let (transports, incoming) = Transports::bind(transport_config(&config, tls))
+    let (transports, incoming) = Transports::bind(transport_config(&config, tls, &allow_list))
         .await
         .with_context(|| match config.sip.tls_listen {
             Some(tls) => format!("binding SIP on {} and TLS on {tls}", config.sip.listen),
@@ -74,7 +80,27 @@ pub async fn serve(
         })?;
     let sip_addr = transports.local_addr();
     let tls_addr = transports.tls_local_addr();
-    crate::tls::reload_on_sighup(transports.clone(), config.tls.clone());
+    // The webhook receivers reload on SIGHUP too, from the same sources.
+    let reload_notify = {
+        let (file, overrides) = (reload_from.file.clone(), reload_from.overrides.clone());
+        move || {
+            Ok(
+                Config::load_from(file.as_deref(), std::env::vars(), &overrides)?
+                    .0
+                    .notify,
+            )
+        }
+    };
+    Reloader {
+        file: reload_from.file,
+        overrides: reload_from.overrides,
+        config: config.clone(),
+        started_with: reload_from.table,
+        filter: reload_from.filter,
+        allow_list: allow_list.clone(),
+        transports: transports.clone(),
+    }
+    .on_sighup();
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", config.http.listen))?;
@@ -100,7 +126,7 @@ pub async fn serve(
     let notifier = Notifier::start(data_dir.clone(), &config.notify, &config.hooks)
         .context("starting the webhook deliveries")?;
     let notify_stats = notifier.stats();
-    crate::notify::reload_on_sighup(notifier.clone(), move || Ok(reload()?.notify));
+    crate::notify::reload_on_sighup(notifier.clone(), reload_notify);
     let (archive, archive_task, archive_health) = archive::start_notifying(
         catalog.clone(),
         data_dir.clone(),
@@ -213,8 +239,16 @@ pub async fn serve(
         node = %node_id,
         "callvault listening"
     );
+    crate::systemd::ready(&format!(
+        "recording: SIP on {sip_addr}, HTTP on {http_addr}"
+    ));
+    crate::systemd::watchdog(Arc::clone(&health));
+    let shutdown = async {
+        shutdown_signal().await;
+        crate::systemd::stopping();
+    };
     driver
-        .run(incoming, media_events, storage, control, shutdown_signal())
+        .run(incoming, media_events, storage, control, shutdown)
         .await;
 
     // An unfinished recovery is redone by the next start: its rows are still active.
@@ -237,7 +271,11 @@ pub async fn serve(
     Ok(())
 }
 
-fn transport_config(config: &Config, tls: Option<TlsListen>) -> TransportConfig {
+fn transport_config(
+    config: &Config,
+    tls: Option<TlsListen>,
+    allow_list: &AllowList,
+) -> TransportConfig {
     TransportConfig {
         listen: config.sip.listen,
         max_message_size: config.sip.max_message_size,
@@ -248,7 +286,7 @@ fn transport_config(config: &Config, tls: Option<TlsListen>) -> TransportConfig 
         },
         // A connection from outside the allow-list is closed at accept, never read; what
         // comes by UDP is dropped by the SourceGate in the SIP loop.
-        accept_from: Some(SourceFilter::new(sources::allows(config.sip_sources()))),
+        accept_from: Some(SourceFilter::new(sources::allows(allow_list.clone()))),
         tcp_idle_timeout: Duration::from_secs(600),
         tls,
         tls_handshake_timeout: config.tls_handshake_timeout(),

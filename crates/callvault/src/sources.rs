@@ -2,6 +2,10 @@
 //! core sees it, so an outsider gets no transaction, no port and no file — not even a response
 //! (a response to a spoofed source is an amplifier). Refusals are counted for `/metrics` and
 //! logged at most once a minute per source, never per packet.
+//!
+//! The list is an [`AllowList`]: SIGHUP replaces it whole while every datagram and every
+//! accepted connection reads it without a lock (`arc-swap`: a read is a couple of atomic
+//! operations, never a wait on the writer).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,8 +13,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use tracing::warn;
+
+/// The networks allowed to send SIP, shared by the SIP loop (UDP) and the listeners (TCP,
+/// TLS at accept), replaceable while they run.
+#[derive(Debug, Clone)]
+pub struct AllowList(Arc<ArcSwap<Vec<IpNet>>>);
+
+impl AllowList {
+    pub fn new(allowed: Vec<IpNet>) -> AllowList {
+        AllowList(Arc::new(ArcSwap::from_pointee(allowed)))
+    }
+
+    /// Whether `ip` may send SIP under the current list.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        contains(&self.0.load(), canonical(ip))
+    }
+
+    /// From now on, `allowed` decides; messages and connections already admitted stay.
+    pub fn set(&self, allowed: Vec<IpNet>) {
+        self.0.store(Arc::new(allowed));
+    }
+}
 
 /// How often one refused source is logged.
 const LOG_EVERY: Duration = Duration::from_secs(60);
@@ -19,13 +45,13 @@ const REMEMBERED: usize = 10_000;
 
 #[derive(Debug)]
 pub struct SourceGate {
-    allowed: Vec<IpNet>,
+    allowed: AllowList,
     logged: HashMap<IpAddr, Instant>,
     refused: Arc<AtomicU64>,
 }
 
 impl SourceGate {
-    pub fn new(allowed: Vec<IpNet>) -> SourceGate {
+    pub fn new(allowed: AllowList) -> SourceGate {
         SourceGate {
             allowed,
             logged: HashMap::new(),
@@ -40,10 +66,10 @@ impl SourceGate {
 
     /// Whether a message from `ip`, received at `now`, may reach the SIP core.
     pub fn admit(&mut self, now: Instant, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        if contains(&self.allowed, ip) {
+        if self.allowed.allows(ip) {
             return true;
         }
+        let ip = canonical(ip);
         self.refused.fetch_add(1, Ordering::Relaxed);
         if self.logged.len() >= REMEMBERED {
             self.logged.clear();
@@ -60,16 +86,16 @@ impl SourceGate {
     }
 }
 
-/// An IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`: compare it as IPv4.
 /// The allow-list as a predicate, for the TCP listener to close strangers at accept.
-pub fn allows(allowed: Vec<IpNet>) -> impl Fn(IpAddr) -> bool + Send + Sync + 'static {
-    move |ip| contains(&allowed, canonical(ip))
+pub fn allows(allowed: AllowList) -> impl Fn(IpAddr) -> bool + Send + Sync + 'static {
+    move |ip| allowed.allows(ip)
 }
 
 fn contains(allowed: &[IpNet], ip: IpAddr) -> bool {
     allowed.iter().any(|net| net.contains(&ip))
 }
 
+/// An IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`: compare it as IPv4.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -82,7 +108,27 @@ mod tests {
     use super::*;
 
     fn gate(nets: &[&str]) -> SourceGate {
-        SourceGate::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+        SourceGate::new(AllowList::new(
+            nets.iter().map(|n| n.parse().unwrap()).collect(),
+        ))
+    }
+
+    #[test]
+    fn a_new_list_applies_to_the_next_message_and_connection() {
+        let list = AllowList::new(vec!["192.0.2.0/24".parse().unwrap()]);
+        let mut gate = SourceGate::new(list.clone());
+        let accept = allows(list.clone());
+        let t0 = Instant::now();
+        let sbc: IpAddr = "198.51.100.7".parse().unwrap();
+        assert!(!gate.admit(t0, sbc));
+        assert!(!accept(sbc));
+        list.set(vec!["198.51.100.0/24".parse().unwrap()]);
+        assert!(gate.admit(t0, sbc), "the SIP loop sees the new list");
+        assert!(accept(sbc), "so does the listener");
+        assert!(
+            !gate.admit(t0, "192.0.2.1".parse().unwrap()),
+            "the old one is gone"
+        );
     }
 
     #[test]

@@ -197,37 +197,12 @@ fn system_roots() -> Vec<Vec<u8>> {
     found.certs.iter().map(|der| der.to_vec()).collect()
 }
 
-/// From now on, on each SIGHUP, reads `[tls]` again and swaps the certificates for new
-/// handshakes; live connections keep theirs. A certificate that does not load is refused with a
-/// log line and the current one stays. Without TLS, SIGHUP is logged and ignored (rather than
-/// ending the process, its default). The handler is installed before this returns, so a
-/// SIGHUP sent once `serve` says it is listening never kills it.
-pub fn reload_on_sighup(transports: Transports, section: TlsSection) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = match signal(SignalKind::hangup()) {
-            Ok(hangups) => hangups,
-            Err(e) => {
-                warn!(error = %e, "no SIGHUP handler: TLS certificates cannot be reloaded");
-                return;
-            }
-        };
-        tokio::spawn(async move {
-            while hangups.recv().await.is_some() {
-                reload(&transports, &section).await;
-            }
-        });
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (transports, section);
-    }
-}
-
-async fn reload(transports: &Transports, section: &TlsSection) {
+/// Reads `[tls]` again and swaps the certificates for new handshakes; live connections keep
+/// theirs (SIGHUP, see `reload.rs`). A certificate that does not load is refused with a log line
+/// and the current one stays.
+pub async fn reload(transports: &Transports, section: &TlsSection) {
     if transports.tls_local_addr().is_none() {
-        info!("SIGHUP: nothing to reload (TLS is not enabled)");
+        tracing::debug!("SIGHUP: no TLS certificate to reload (TLS is not enabled)");
         return;
     }
     let section = section.clone();

@@ -68,11 +68,31 @@ impl Server {
         std::mem::replace(&mut self._dir, placeholder)
     }
 
+    /// Starts `callvault serve` with extra TOML, extra flags and extra environment variables.
+    pub fn start_with_options(extra_toml: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::launch_with(tempfile::tempdir().unwrap(), None, extra_toml, args, env)
+    }
+
+    /// The configuration file the server was started with (SIGHUP reads it again).
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("callvault.toml")
+    }
+
     fn launch(dir: tempfile::TempDir, extra_toml: &str) -> Server {
         Server::launch_at(dir, None, extra_toml)
     }
 
     fn launch_at(dir: tempfile::TempDir, data_dir: Option<PathBuf>, extra_toml: &str) -> Server {
+        Server::launch_with(dir, data_dir, extra_toml, &[], &[])
+    }
+
+    fn launch_with(
+        dir: tempfile::TempDir,
+        data_dir: Option<PathBuf>,
+        extra_toml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let data_dir = data_dir.unwrap_or_else(|| dir.path().join("data"));
         let n = NEXT_RANGE.fetch_add(1, Ordering::Relaxed);
         let lo = 20_000 + (std::process::id() as u16 % 4) * 4_000 + (n % 20) * 200;
@@ -96,7 +116,9 @@ impl Server {
             .arg(&data_dir)
             .arg("--config")
             .arg(&config)
+            .args(args)
             .env("CALLVAULT_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -275,7 +297,7 @@ impl Server {
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
     }
 
-    /// Sends SIGHUP (reload the TLS certificate).
+    /// Sends SIGHUP (reload the configuration and the TLS certificate).
     pub fn hangup(&self) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-HUP", &pid]).status();
@@ -337,8 +359,15 @@ impl Drop for Server {
     }
 }
 
-/// `key=value` from a tracing line.
+/// `key=value` from a tracing line (or `"key": "value"` from a JSON one).
 fn field(line: &str, key: &str) -> String {
+    if line.starts_with('{') {
+        let json: Value = serde_json::from_str(line).unwrap();
+        return match &json[key] {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+    }
     let pattern = format!("{key}=");
     let start = line
         .find(&pattern)

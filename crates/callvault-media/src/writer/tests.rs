@@ -44,6 +44,7 @@ impl Harness {
         self.stats.active_legs.fetch_add(1, Ordering::Relaxed);
         self.writer.handle_control(WriterControl::Open {
             leg: LegId(leg),
+            call: CallIds::default(),
             label: format!("label-{leg}"),
             path: path.to_path_buf(),
             sample_rate: 8000,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use callvault_catalog as catalog;
-use callvault_media::{AllowedSources, Codec, LegSpec, SrtpKeying, SrtpSuite};
+use callvault_media::{AllowedSources, CallIds, Codec, LegSpec, SrtpKeying, SrtpSuite};
 use callvault_sip::{Dialog, Endpoint, Negotiation, Peer, Request, SessionTimer, TransactionKey};
 use callvault_siprec::{
     self as siprec, AnswerCrypto, AnswerParams, Format, MediaAnswer, Protection, RecordingOffer,
@@ -192,6 +192,7 @@ impl<M: MediaPlane> Recorder<M> {
             .as_ref()
             .map(|m| m.warnings.clone())
             .unwrap_or_default();
+        let call = CallIds::new(&call_id, &recording_id);
         let mut file_names = Vec::new();
         let mut legs = Vec::with_capacity(sdp.media.len());
         let mut new_legs = Vec::new();
@@ -206,7 +207,7 @@ impl<M: MediaPlane> Recorder<M> {
                 let why = match srtp_decline(media) {
                     Err(decline) => {
                         // An SBC set up for SRTP the recorder cannot take: the admin must hear.
-                        warn!(call_id = %call_id, m_line = index, %decline, "m-line declined");
+                        warn!(call_id = %call_id, %recording_id, m_line = index, %decline, "m-line declined");
                         decline.to_string()
                     }
                     Ok(()) => "nothing this server can record".to_owned(),
@@ -226,6 +227,7 @@ impl<M: MediaPlane> Recorder<M> {
                 reservation,
                 index,
                 &label,
+                &call,
                 &rel_dir,
                 &mut file_names,
                 now.at,
@@ -243,7 +245,7 @@ impl<M: MediaPlane> Recorder<M> {
                 }
                 Err(error) => {
                     // Only a media engine that is shutting down refuses a reserved port.
-                    warn!(call_id = %call_id, %error, "cannot start a leg: 503");
+                    warn!(call_id = %call_id, %recording_id, %error, "cannot start a leg: 503");
                     for slot in &legs {
                         if let LegSlot::Recording { leg, .. } = slot {
                             self.media.stop_leg(*leg, now.at);
@@ -428,6 +430,7 @@ impl<M: MediaPlane> Recorder<M> {
         reservation: M::Reservation,
         position: usize,
         label: &str,
+        call: &CallIds,
         rel_dir: &Path,
         file_names: &mut Vec<String>,
         anchor: Instant,
@@ -451,8 +454,9 @@ impl<M: MediaPlane> Recorder<M> {
         spec.inactivity_timeout = self.config.rtp_timeout;
         spec.srtp = plan.srtp.as_ref().map(|srtp| srtp.theirs.clone());
         spec.sources = plan.sources;
+        spec.call = call.clone();
         if let Some(srtp) = &plan.srtp {
-            info!(leg = %label, suite = %srtp.theirs.suite(), tag = srtp.ours.tag, "SDES-SRTP leg");
+            info!(call_id = %call.call_id, recording_id = %call.recording_id, leg = %label, suite = %srtp.theirs.suite(), tag = srtp.ours.tag, "SDES-SRTP leg");
         }
         let on_hold = media.is_on_hold();
         spec.active = !on_hold;

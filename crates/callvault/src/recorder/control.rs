@@ -45,7 +45,7 @@ impl<M: MediaPlane> Recorder<M> {
             from_ms,
             by: by.to_owned(),
         });
-        info!(%recording_id, by, at_ms = from_ms, "recording paused");
+        info!(call_id = %session.dialog.id().call_id, %recording_id, by, at_ms = from_ms, "recording paused");
         self.archive.push_back(ArchiveCommand::Pause {
             recording_id: recording_id.to_owned(),
             pause: Pause {
@@ -67,8 +67,9 @@ impl<M: MediaPlane> Recorder<M> {
             .ok_or(ControlError::NotActive)?;
         let session = self.sessions.get_mut(key).ok_or(ControlError::NotActive)?;
         let to_ms = offset_ms(session, now);
+        let call_id = session.dialog.id().call_id.clone();
         self.close_pause(key, to_ms)?;
-        info!(%recording_id, by, at_ms = to_ms, "recording resumed");
+        info!(%call_id, %recording_id, by, at_ms = to_ms, "recording resumed");
         self.apply_activity(key);
         Ok(())
     }

@@ -76,8 +76,9 @@ mod sessions;
 #[cfg(test)]
 mod tests;
 
-/// Codecs this build decodes; each m-line is answered with the first of these the client
-/// offers, in the client's order of preference.
+/// Codecs we record; each m-line is answered with the first of these the client offers, in the
+/// client's order of preference. G.729 only in a build with the `g729` feature: without it
+/// `codec_of` does not know it, so it is declined like any codec we do not decode.
 const SUPPORTED_CODECS: &[&str] = &["PCMU", "PCMA", "G722", "OPUS", "G729", "G729A", "L16"];
 /// The 200 OK's header naming the recording (the README's contract with clients).
 pub const RECORDING_ID_HEADER: &str = "X-Callvault-Recording-Id";
@@ -342,6 +343,7 @@ impl<M: MediaPlane> Recorder<M> {
                 };
                 warn!(
                     call_id = %session.dialog.id().call_id,
+                    recording_id = %session.recording_id,
                     leg = session.label_of(leg).unwrap_or(""),
                     silent_ms = silent_for.as_millis() as u64,
                     "no RTP on an active stream: ending the recording"
@@ -371,14 +373,16 @@ impl<M: MediaPlane> Recorder<M> {
         // press when the leg stops, before the leg's file is closed.
         let cap = i64::from(self.config.max_dtmf_per_recording);
         let offset = i64::try_from(offset_ms).unwrap_or(i64::MAX);
-        let (recording_id, seq, label) = if let Some(session) = self.sessions.get_mut(key) {
+        let (recording_id, call_id, seq, label) = if let Some(session) = self.sessions.get_mut(key)
+        {
             if control::in_pause(session, offset) {
                 return;
             }
             let seq = session.dtmf_seq;
             session.dtmf_seq += 1;
             let label = session.label_of(leg).unwrap_or("").to_owned();
-            (session.recording_id.clone(), seq, label)
+            let call_id = session.dialog.id().call_id.clone();
+            (session.recording_id.clone(), call_id, seq, label)
         } else if let Some(closing) = self.sessions.closing_mut(key) {
             if closing
                 .pauses
@@ -390,15 +394,22 @@ impl<M: MediaPlane> Recorder<M> {
             let seq = closing.dtmf_seq;
             closing.dtmf_seq += 1;
             let label = closing.label(leg);
-            (closing.completion.recording_id.clone(), seq, label)
+            let call_id = closing.call_id.clone();
+            (closing.completion.recording_id.clone(), call_id, seq, label)
         } else {
             return;
         };
         if seq >= cap {
-            over_cap(&self.gauges, &recording_id, seq == cap, "DTMF digits");
+            over_cap(
+                &self.gauges,
+                &call_id,
+                &recording_id,
+                seq == cap,
+                "DTMF digits",
+            );
             return;
         }
-        debug!(%recording_id, "DTMF");
+        debug!(%call_id, %recording_id, "DTMF");
         self.archive.push_back(ArchiveCommand::Dtmf {
             recording_id,
             event: dtmf_event(
@@ -448,7 +459,13 @@ impl<M: MediaPlane> Recorder<M> {
                 // Only the transaction that was answered 2xx names the session: an INVITE that
                 // merely reuses a live call's Call-ID (and was refused) ends nothing.
                 if let Some(session_key) = self.sessions.by_unacked_invite(&key) {
-                    warn!("no ACK for our 2xx: ending the recording (RFC 3261 §13.3.1.4)");
+                    if let Some(session) = self.sessions.get(session_key) {
+                        warn!(
+                            call_id = %session.dialog.id().call_id,
+                            recording_id = %session.recording_id,
+                            "no ACK for our 2xx: ending the recording (RFC 3261 §13.3.1.4)"
+                        );
+                    }
                     self.hang_up(now, endpoint, session_key, EndReason::AckTimeout);
                 }
             }
@@ -596,10 +613,13 @@ fn dtmf_event(
 }
 
 /// Something a recording would store is over its cap: counted, logged the first time.
-fn over_cap(gauges: &RecorderGauges, recording_id: &str, first: bool, what: &str) {
+fn over_cap(gauges: &RecorderGauges, call_id: &str, recording_id: &str, first: bool, what: &str) {
     gauges.capped_total.fetch_add(1, Ordering::Relaxed);
     if first {
-        warn!(%recording_id, what, "a recording reached its cap: no more of these are stored");
+        warn!(
+            call_id,
+            recording_id, what, "a recording reached its cap: no more of these are stored"
+        );
     }
 }
 

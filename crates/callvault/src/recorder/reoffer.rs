@@ -60,7 +60,13 @@ impl<M: MediaPlane> Recorder<M> {
                         } else if capped && self.config.capture_dtmf {
                             let first = seq == i64::from(self.config.max_dtmf_per_recording);
                             session.dtmf_seq += 1;
-                            over_cap(&self.gauges, &session.recording_id, first, "DTMF digits");
+                            over_cap(
+                                &self.gauges,
+                                &session.dialog.id().call_id,
+                                &session.recording_id,
+                                first,
+                                "DTMF digits",
+                            );
                         } else if self.config.capture_dtmf {
                             // INFO says nothing of the stream the key was pressed on, only when.
                             let offset = now.at.saturating_duration_since(session.anchor);
@@ -110,19 +116,27 @@ impl<M: MediaPlane> Recorder<M> {
         request: Request,
         session_key: SessionKey,
     ) {
-        let offer =
-            match siprec::parse_body(request.content_type(), request.body(), &self.config.limits) {
-                Ok(offer) => offer,
-                Err(error) => {
-                    // A bad re-offer changes nothing already recorded: the session goes on.
-                    warn!(call_id = %request.call_id(), %error, "re-offer refused");
-                    let response = request
-                        .response(error.sip_status())
-                        .with_reason(&reason_phrase(&error.to_string()));
-                    endpoint.respond(now.at, &key, response);
-                    return;
-                }
-            };
+        let recording_id = self
+            .sessions
+            .get(session_key)
+            .map(|session| session.recording_id.clone())
+            .unwrap_or_default();
+        let offer = match siprec::parse_body(
+            request.content_type(),
+            request.body(),
+            &self.config.limits,
+        ) {
+            Ok(offer) => offer,
+            Err(error) => {
+                // A bad re-offer changes nothing already recorded: the session goes on.
+                warn!(call_id = %request.call_id(), recording_id = %recording_id, %error, "re-offer refused");
+                let response = request
+                    .response(error.sip_status())
+                    .with_reason(&reason_phrase(&error.to_string()));
+                endpoint.respond(now.at, &key, response);
+                return;
+            }
+        };
         let timer = match callvault_sip::session_timer::negotiate(
             &request,
             &self.config.session_timer,
@@ -159,7 +173,7 @@ impl<M: MediaPlane> Recorder<M> {
             match self.apply_media(now, session_key, sdp, offer.metadata.as_ref(), at_ms) {
                 Ok(new_legs) => added = new_legs,
                 Err(error) => {
-                    warn!(call_id = %request.call_id(), %error, "cannot add a stream: 503");
+                    warn!(call_id = %request.call_id(), recording_id = %recording_id, %error, "cannot add a stream: 503");
                     endpoint.respond(now.at, &key, self.no_media_ports(&request));
                     return;
                 }
@@ -183,6 +197,7 @@ impl<M: MediaPlane> Recorder<M> {
             let first = session.revisions_dropped == 1;
             over_cap(
                 &self.gauges,
+                &session.dialog.id().call_id,
                 &session.recording_id,
                 first,
                 "metadata revisions",
@@ -275,6 +290,8 @@ impl<M: MediaPlane> Recorder<M> {
         let known = session.legs.len();
         let rel_dir = session.rel_dir.clone();
         let call_id = session.dialog.id().call_id.clone();
+        let call = callvault_media::CallIds::new(&call_id, &session.recording_id);
+        let recording_id = std::sync::Arc::clone(&call.recording_id);
         let anchor = session.anchor;
         let signalling = session.peer.addr.ip();
         let mut file_names = std::mem::take(&mut session.file_names);
@@ -312,13 +329,14 @@ impl<M: MediaPlane> Recorder<M> {
                 reservation,
                 index,
                 &label,
+                &call,
                 &rel_dir,
                 &mut file_names,
                 anchor,
                 at_ms,
             ) {
                 Ok((slot, mut new_leg)) => {
-                    info!(call_id = %call_id, leg = %label, "stream added");
+                    info!(call_id = %call_id, recording_id = %call.recording_id, leg = %label, "stream added");
                     new_leg.participant = binding.and_then(|b| b.participant_id.clone());
                     new_leg.binding_rule = binding
                         .map(|b| b.rule.as_str())
@@ -370,6 +388,7 @@ impl<M: MediaPlane> Recorder<M> {
                 if offered != *sources {
                     info!(
                         call_id = %call_id,
+                        %recording_id,
                         leg = %label,
                         connection = ?offered.connection,
                         port = offered.port,
@@ -387,7 +406,7 @@ impl<M: MediaPlane> Recorder<M> {
             if media_line.port != 0
                 && let Err(Some(decline)) = &offered
             {
-                warn!(call_id = %call_id, leg = %label, %decline, "re-offer's SRTP declined: stream answered port 0");
+                warn!(call_id = %call_id, %recording_id, leg = %label, %decline, "re-offer's SRTP declined: stream answered port 0");
             }
             *removed = media_line.port == 0 || recordable.is_none() || offered.is_err();
             // A removed stream keeps its keys: its packets still in flight are not noise, and it
@@ -399,6 +418,7 @@ impl<M: MediaPlane> Recorder<M> {
                     // Suites only: keys never reach a log.
                     info!(
                         call_id = %call_id,
+                        %recording_id,
                         leg = %label,
                         from = before.map_or("RTP", |k| k.suite().as_str()),
                         to = after.map_or("RTP", |k| k.suite().as_str()),

@@ -954,7 +954,13 @@ impl<M: MediaPlane> Recorder<M> {
         let seq = call.dtmf_seq;
         call.dtmf_seq += 1;
         if seq >= cap {
-            over_cap(&self.gauges, &call.recording_id, seq == cap, "DTMF digits");
+            over_cap(
+                &self.gauges,
+                call.ingress_invite.call_id(),
+                &call.recording_id,
+                seq == cap,
+                "DTMF digits",
+            );
             return;
         }
         let offset = now
@@ -1240,7 +1246,13 @@ impl<M: MediaPlane> Recorder<M> {
                 let seq = call.dtmf_seq;
                 call.dtmf_seq += 1;
                 if seq >= cap {
-                    over_cap(&self.gauges, &call.recording_id, seq == cap, "DTMF digits");
+                    over_cap(
+                        &self.gauges,
+                        call.ingress_invite.call_id(),
+                        &call.recording_id,
+                        seq == cap,
+                        "DTMF digits",
+                    );
                     return;
                 }
                 self.archive.push_back(ArchiveCommand::Dtmf {
