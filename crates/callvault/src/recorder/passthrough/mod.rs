@@ -943,6 +943,33 @@ impl<M: MediaPlane> Recorder<M> {
         let Ok(Some(dtmf)) = parse_info_dtmf(request.content_type(), request.body()) else {
             return;
         };
+        let Some(call) = self.calls.calls.get(&id) else {
+            return;
+        };
+        let offset = now
+            .at
+            .saturating_duration_since(call.anchor.unwrap_or(call.started));
+        self.passthrough_digit(
+            id,
+            side,
+            dtmf.digit,
+            offset.as_millis() as u64,
+            u64::from(dtmf.duration_ms.unwrap_or(0)),
+            DtmfSource::SipInfo,
+        );
+    }
+
+    /// Stores a key press of `side` (INFO or RFC 4733) when the route keeps digits, up to the
+    /// recording's cap.
+    fn passthrough_digit(
+        &mut self,
+        id: CallKey,
+        side: Party,
+        digit: char,
+        offset_ms: u64,
+        duration_ms: u64,
+        source: DtmfSource,
+    ) {
         let cap = i64::from(self.config.max_dtmf_per_recording);
         let capture = self.config.capture_dtmf;
         let Some(call) = self.calls.calls.get_mut(&id) else {
@@ -963,19 +990,9 @@ impl<M: MediaPlane> Recorder<M> {
             );
             return;
         }
-        let offset = now
-            .at
-            .saturating_duration_since(call.anchor.unwrap_or(call.started));
         self.archive.push_back(ArchiveCommand::Dtmf {
             recording_id: call.recording_id.clone(),
-            event: dtmf_event(
-                seq,
-                dtmf.digit,
-                side.as_str(),
-                offset.as_millis() as u64,
-                u64::from(dtmf.duration_ms.unwrap_or(0)),
-                DtmfSource::SipInfo,
-            ),
+            event: dtmf_event(seq, digit, side.as_str(), offset_ms, duration_ms, source),
         });
     }
 
@@ -1235,37 +1252,17 @@ impl<M: MediaPlane> Recorder<M> {
                 let Some(&id) = self.calls.by_leg.get(&leg) else {
                     return;
                 };
-                let cap = i64::from(self.config.max_dtmf_per_recording);
-                let capture = self.config.capture_dtmf;
-                let Some(call) = self.calls.calls.get_mut(&id) else {
+                let Some(side) = self.calls.calls.get(&id).and_then(|c| c.label_of(leg)) else {
                     return;
                 };
-                let (Some(side), true) = (call.label_of(leg), capture && call.route.dtmf) else {
-                    return;
-                };
-                let seq = call.dtmf_seq;
-                call.dtmf_seq += 1;
-                if seq >= cap {
-                    over_cap(
-                        &self.gauges,
-                        call.ingress_invite.call_id(),
-                        &call.recording_id,
-                        seq == cap,
-                        "DTMF digits",
-                    );
-                    return;
-                }
-                self.archive.push_back(ArchiveCommand::Dtmf {
-                    recording_id: call.recording_id.clone(),
-                    event: dtmf_event(
-                        seq,
-                        digit,
-                        side.as_str(),
-                        offset_ms,
-                        duration_ms,
-                        DtmfSource::Rfc4733,
-                    ),
-                });
+                self.passthrough_digit(
+                    id,
+                    side,
+                    digit,
+                    offset_ms,
+                    duration_ms,
+                    DtmfSource::Rfc4733,
+                );
             }
             MediaEvent::Inactive { leg, .. } => {
                 // One side silent is a muted phone or one-way audio, not a dead call: only
