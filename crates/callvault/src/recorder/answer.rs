@@ -19,7 +19,7 @@ use super::media::MediaPlane;
 use super::parties::{participants_of, parties};
 use super::session::{LegSlot, Pending, Session};
 use super::{
-    ACCEPT, Now, RECORDING_ID_HEADER, Recorder, Refusal, SUPPORTED_CODECS, rand_u32, reason_phrase,
+    ACCEPT, Now, RECORDING_ID_HEADER, Recorder, SUPPORTED_CODECS, rand_u32, reason_phrase,
 };
 use crate::archive::ArchiveCommand;
 
@@ -52,32 +52,7 @@ impl<M: MediaPlane> Recorder<M> {
     ) {
         let call_id = request.call_id().to_owned();
         info!(call_id = %call_id, from = %from.addr, transport = %from.transport.as_str(), "INVITE");
-        if let Some(refusal) = self.refusal_now() {
-            warn!(call_id = %call_id, ?refusal, "refusing the call: 503");
-            self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
-            if matches!(refusal, Refusal::Storage(_)) {
-                self.gauges
-                    .refused_storage_total
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            endpoint.respond(now.at, &key, self.refused(&request, &refusal));
-            return;
-        }
-        let source = from.addr.ip();
-        if self
-            .sources
-            .admit(now.at, source, self.sessions.calls_from(source))
-            .is_err()
-        {
-            self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
-            self.gauges
-                .refused_source_total
-                .fetch_add(1, Ordering::Relaxed);
-            let response = request
-                .response(503)
-                .with_reason("Source Over Its Limit")
-                .with_header("Retry-After", self.config.retry_after_secs.to_string());
-            endpoint.respond(now.at, &key, response);
+        if !self.admit_new_call(now, endpoint, &key, &request, &from) {
             return;
         }
         let offer =

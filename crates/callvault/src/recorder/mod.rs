@@ -539,6 +539,45 @@ impl<M: MediaPlane> Recorder<M> {
             .then_some(Refusal::Full)
     }
 
+    /// Whether a new call (a recording session or a routed call) may start now: not while the
+    /// node refuses calls, nor past its source's limits, which count both kinds of call. A call
+    /// that may not is answered 503 here.
+    fn admit_new_call(
+        &mut self,
+        now: Now,
+        endpoint: &mut Endpoint,
+        key: &TransactionKey,
+        request: &Request,
+        from: &Peer,
+    ) -> bool {
+        if let Some(refusal) = self.refusal_now() {
+            warn!(call_id = %request.call_id(), ?refusal, "refusing the call: 503");
+            self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
+            if matches!(refusal, Refusal::Storage(_)) {
+                self.gauges
+                    .refused_storage_total
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            endpoint.respond(now.at, key, self.refused(request, &refusal));
+            return false;
+        }
+        let source = from.addr.ip();
+        let held = self.sessions.calls_from(source) + self.calls.live_from(source);
+        if self.sources.admit(now.at, source, held).is_err() {
+            self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
+            self.gauges
+                .refused_source_total
+                .fetch_add(1, Ordering::Relaxed);
+            let response = request
+                .response(503)
+                .with_reason("Source Over Its Limit")
+                .with_header("Retry-After", self.config.retry_after_secs.to_string());
+            endpoint.respond(now.at, key, response);
+            return false;
+        }
+        true
+    }
+
     /// The 503 for a refused call or OPTIONS: the client retries later or elsewhere.
     fn refused(&self, request: &Request, refusal: &Refusal) -> Response {
         let reason = match refusal {

@@ -231,7 +231,7 @@ impl<R> Calls<R> {
     }
 
     /// Live calls whose caller is `source`.
-    fn live_from(&self, source: IpAddr) -> usize {
+    pub(super) fn live_from(&self, source: IpAddr) -> usize {
         self.calls
             .values()
             .filter(|c| c.stage != Stage::Ended && c.caller.addr.ip() == source)
@@ -283,25 +283,7 @@ impl<M: MediaPlane> Recorder<M> {
         from: Peer,
     ) {
         let call_id = request.call_id().to_owned();
-        if let Some(refusal) = self.refusal_now() {
-            warn!(call_id = %call_id, ?refusal, "refusing the call: 503");
-            self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
-            endpoint.respond(now.at, &key, self.refused(&request, &refusal));
-            return;
-        }
-        // The per-source limits hold for routed calls as for recording sessions.
-        let source = from.addr.ip();
-        let held = self.sessions.calls_from(source) + self.calls.live_from(source);
-        if self.sources.admit(now.at, source, held).is_err() {
-            self.gauges.rejected_total.fetch_add(1, Ordering::Relaxed);
-            self.gauges
-                .refused_source_total
-                .fetch_add(1, Ordering::Relaxed);
-            let response = request
-                .response(503)
-                .with_reason("Source Over Its Limit")
-                .with_header("Retry-After", self.config.retry_after_secs.to_string());
-            endpoint.respond(now.at, &key, response);
+        if !self.admit_new_call(now, endpoint, &key, &request, &from) {
             return;
         }
         // RFC 3261 §16.3: a request with no hops left, or one of our own INVITEs coming back

@@ -649,4 +649,24 @@ fn a_source_over_its_session_limit_gets_503_for_routed_calls_too() {
         pair.recorder.gauges.active_sessions.load(Ordering::Relaxed),
         1
     );
+    // A recording session from the same source counts its routed call too.
+    let invite = Call::new("siprec-1").request(
+        "INVITE",
+        "",
+        Some(("application/sdp", &sdp(&two_streams()))),
+    );
+    pair.deliver(src(), &invite);
+    let refused = pair
+        .responses()
+        .into_iter()
+        .find(|r| r.status() >= 200)
+        .unwrap();
+    assert_eq!(
+        (refused.status(), refused.reason()),
+        (503, "Source Over Its Limit")
+    );
+    assert_eq!(
+        pair.recorder.gauges.active_sessions.load(Ordering::Relaxed),
+        1
+    );
 }
