@@ -118,6 +118,8 @@ mod source;
 mod srtp;
 mod ssrc;
 mod stream;
+#[cfg(test)]
+mod test_signal;
 mod timeline;
 mod wav;
 mod writer;

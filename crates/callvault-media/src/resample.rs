@@ -224,26 +224,7 @@ impl Resampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tone(frequency: f64, rate: u32, count: usize) -> Vec<i16> {
-        (0..count)
-            .map(|i| {
-                let t = i as f64 / f64::from(rate);
-                (8000.0 * (2.0 * std::f64::consts::PI * frequency * t).sin()) as i16
-            })
-            .collect()
-    }
-
-    fn power(samples: &[i16], rate: u32, frequency: f64) -> f64 {
-        let coefficient = 2.0 * (2.0 * std::f64::consts::PI * frequency / f64::from(rate)).cos();
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for sample in samples {
-            let s0 = f64::from(*sample) + coefficient * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        s1 * s1 + s2 * s2 - coefficient * s1 * s2
-    }
+    use crate::test_signal::{power, tone};
 
     /// Feeds `input` in packets of `packet` samples from position 0; returns the leg samples.
     fn run(resampler: &mut Resampler, input: &[i16], packet: usize, out_len: usize) -> Vec<i16> {
@@ -270,9 +251,9 @@ mod tests {
     #[test]
     fn downsampling_a_5khz_tone_leaves_no_alias_at_3khz() {
         let mut resampler = Resampler::new(16000, 8000).unwrap();
-        let input = tone(5000.0, 16000, 16000);
+        let input = tone(5000.0, 16000, 0, 16000);
         let out = run(&mut resampler, &input, 320, 8000);
-        let reference = power(&tone(1000.0, 8000, 8000)[1000..7000], 8000, 1000.0);
+        let reference = power(&tone(1000.0, 8000, 0, 8000)[1000..7000], 8000, 1000.0);
         let alias = power(&out[1000..7000], 8000, 3000.0);
         assert!(
             alias < reference * 1e-6,
@@ -284,13 +265,13 @@ mod tests {
     #[test]
     fn upsampling_a_3khz_tone_leaves_no_image_at_5khz_and_keeps_it_in_time() {
         let mut resampler = Resampler::new(8000, 16000).unwrap();
-        let input = tone(3000.0, 8000, 8000);
+        let input = tone(3000.0, 8000, 0, 8000);
         let out = run(&mut resampler, &input, 160, 16000);
         let kept = power(&out[2000..14000], 16000, 3000.0);
         let image = power(&out[2000..14000], 16000, 5000.0);
         assert!(image < kept * 1e-6, "image {:.2e}", image / kept);
         // In time: the output matches the tone generated at 16 kHz (no delay, no drift).
-        let expected = tone(3000.0, 16000, 16000);
+        let expected = tone(3000.0, 16000, 0, 16000);
         let error: f64 = out[2000..14000]
             .iter()
             .zip(&expected[2000..14000])
@@ -307,7 +288,7 @@ mod tests {
         let mut emit = |position: i64, pcm: &[i16]| {
             out[position as usize..position as usize + pcm.len()].copy_from_slice(pcm);
         };
-        let packet = tone(440.0, 48000, 960);
+        let packet = tone(440.0, 48000, 0, 960);
         resampler.process(0, &packet, &mut emit);
         // 20 ms lost: the next packet starts 320 samples later at 8 kHz.
         resampler.process(320, &packet, &mut emit);

@@ -716,6 +716,7 @@ fn place(
 mod tests {
     use super::*;
     use crate::codec::Codec;
+    use crate::test_signal::{power, tone};
     use ::rtp::header::Header;
     use ::rtp::packet::Packet;
     use bytes::Bytes;
@@ -1431,28 +1432,6 @@ mod tests {
             300,
             "only the active, silent part"
         );
-    }
-
-    /// `count` samples of a sine tone at `rate`, from sample `start`.
-    fn tone(frequency: f64, rate: u32, start: usize, count: usize) -> Vec<i16> {
-        (start..start + count)
-            .map(|i| {
-                let t = i as f64 / f64::from(rate);
-                (8000.0 * (2.0 * std::f64::consts::PI * frequency * t).sin()) as i16
-            })
-            .collect()
-    }
-
-    /// Relative power of `frequency` in `samples` at `rate` (Goertzel).
-    fn power(samples: &[i16], rate: u32, frequency: f64) -> f64 {
-        let coefficient = 2.0 * (2.0 * std::f64::consts::PI * frequency / f64::from(rate)).cos();
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for sample in samples {
-            let s0 = f64::from(*sample) + coefficient * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        s1 * s1 + s2 * s2 - coefficient * s1 * s2
     }
 
     /// Encodes `ms` of a tone with `codec` starting at `elapsed_ms`, as one payload.
