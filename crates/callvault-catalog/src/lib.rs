@@ -49,7 +49,8 @@
 //!   `legs.added_at_ms`, `participant_associations` and `recordings.dtmf_digits`; version 3
 //!   adds `recordings.node_id`, rebuilds `legs` keyed by `(recording_id, position)` with every
 //!   old column kept, and adds `legs.counters` and `legs.error`; version 4 everything for
-//!   managing recordings; version 5 a token's `label` and `expires_at`), with defaults so older rows
+//!   managing recordings; version 5 a token's `label` and `expires_at`; version 6 pass-through
+//!   recordings; version 7 export packages and share links), with defaults so older rows
 //!   read back unchanged. What portable SQL cannot compute is done once by [`Catalog::open`]:
 //!   `dtmf_digits` of version-1 rows, `counters` of version 1-2 legs (from the old per-counter
 //!   columns, which nothing writes or reads otherwise any more).
@@ -105,9 +106,10 @@ pub mod testing;
 pub use callvault_types::{DtmfSource, EndReason, LegCounters};
 pub use catalog::{
     Annotation, AuditAction, AuditEntry, AuditPage, AuditProblem, AuditQuery, AuditVerification,
-    Authenticated, Catalog, CustomField, CustomFieldKind, DeletedLeg, Deletion, Lock,
-    NewAnnotation, NewAuditEntry, NewToken, NewUser, Permission, RecordingDetails, RecordingItem,
-    Review, ReviewUpdate, Role, SQLITE_FILE_NAME, SearchPage, SearchQuery, TOKEN_PREFIX, Token,
+    Authenticated, Catalog, CustomField, CustomFieldKind, DeletedLeg, Deletion, Export,
+    ExportState, FinishedExport, Lock, NewAnnotation, NewAuditEntry, NewExport, NewShare,
+    NewShareLink, NewToken, NewUser, Permission, RecordingDetails, RecordingItem, Review,
+    ReviewUpdate, Role, SQLITE_FILE_NAME, SearchPage, SearchQuery, ShareLink, TOKEN_PREFIX, Token,
     TokenOptions, UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,
 };
 pub use error::{Error, Result, redact_url};

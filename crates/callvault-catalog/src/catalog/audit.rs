@@ -53,10 +53,16 @@ pub enum AuditAction {
     Users,
     /// Custom field definitions.
     Fields,
+    /// An export package asked for (its download is a `download`).
+    Export,
+    /// A share link made.
+    Share,
+    /// A share link revoked.
+    Unshare,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 12] = [
+    pub const ALL: [AuditAction; 15] = [
         AuditAction::Login,
         AuditAction::Play,
         AuditAction::Download,
@@ -69,6 +75,9 @@ impl AuditAction {
         AuditAction::Resume,
         AuditAction::Users,
         AuditAction::Fields,
+        AuditAction::Export,
+        AuditAction::Share,
+        AuditAction::Unshare,
     ];
 
     /// The stored and serialized name.
@@ -86,6 +95,9 @@ impl AuditAction {
             AuditAction::Resume => "resume",
             AuditAction::Users => "users",
             AuditAction::Fields => "fields",
+            AuditAction::Export => "export",
+            AuditAction::Share => "share",
+            AuditAction::Unshare => "unshare",
         }
     }
 }

@@ -4,13 +4,16 @@
 //! beside the SQL it runs: `write` (what the recorder stores while a call runs), `read`
 //! (recordings back, as the CLI and recovery read them), `search` (filtered pages within a
 //! scope, one recording in full), `locks` (legal holds and deletion), `review` (annotations,
-//! the review, custom fields), `users` (users and tokens), `audit` (the hash-chained trail).
+//! the review, custom fields), `users` (users and tokens), `audit` (the hash-chained trail),
+//! `exports` (export packages' state) and `shares` (share links, their tokens hashed).
 
 mod audit;
+mod exports;
 mod locks;
 mod read;
 mod review;
 mod search;
+mod shares;
 mod users;
 mod write;
 
@@ -18,12 +21,14 @@ pub use audit::{
     AuditAction, AuditEntry, AuditPage, AuditProblem, AuditQuery, AuditVerification, NewAuditEntry,
     UnknownAuditAction,
 };
+pub use exports::{Export, ExportState, FinishedExport, NewExport};
 pub use locks::{DeletedLeg, Deletion, Lock};
 pub use review::{
     Annotation, CustomField, CustomFieldKind, NewAnnotation, Review, ReviewUpdate,
     UnknownCustomFieldKind,
 };
 pub use search::{RecordingDetails, RecordingItem, SearchPage, SearchQuery};
+pub use shares::{NewShare, NewShareLink, ShareLink};
 pub use users::{
     Authenticated, NewToken, NewUser, Permission, Role, TOKEN_PREFIX, Token, TokenOptions,
     UnknownRole, User,

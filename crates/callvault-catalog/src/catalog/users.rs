@@ -33,7 +33,8 @@ pub enum Role {
     Viewer,
     /// + annotate, score and update the review.
     Reviewer,
-    /// + download, lock, unlock, delete, pause, resume, read the audit trail.
+    /// + download, lock, unlock, delete, pause, resume, read the audit trail, build export
+    /// packages, make share links.
     Compliance,
     /// Everything, users and custom fields included.
     Admin,
@@ -52,6 +53,10 @@ pub enum Permission {
     Pause,
     ReadAudit,
     ManageUsers,
+    /// Build export packages (many recordings, every catalog field, in one file).
+    Export,
+    /// Make and revoke links that let someone without an account play a recording.
+    Share,
 }
 
 impl Role {
@@ -76,7 +81,9 @@ impl Role {
             | Permission::Lock
             | Permission::Delete
             | Permission::Pause
-            | Permission::ReadAudit => Role::Compliance,
+            | Permission::ReadAudit
+            | Permission::Export
+            | Permission::Share => Role::Compliance,
             Permission::ManageUsers => Role::Admin,
         };
         self >= needed

@@ -346,6 +346,8 @@ fn each_role_includes_the_one_below() {
             Pause,
             ReadAudit,
             ManageUsers,
+            Export,
+            Share,
         ]
         .into_iter()
         .filter(|p| role.allows(*p))
@@ -355,7 +357,9 @@ fn each_role_includes_the_one_below() {
     assert!(Role::Reviewer.allows(Annotate) && !Role::Reviewer.allows(Download));
     assert!(Role::Compliance.allows(Delete) && Role::Compliance.allows(ReadAudit));
     assert!(!Role::Compliance.allows(ManageUsers));
-    assert_eq!(allowed(Role::Admin), 9);
+    assert!(Role::Compliance.allows(Export) && Role::Compliance.allows(Share));
+    assert!(!Role::Reviewer.allows(Export) && !Role::Reviewer.allows(Share));
+    assert_eq!(allowed(Role::Admin), 11);
     for role in Role::ALL {
         assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         assert_eq!(serde_json::to_value(role).unwrap(), role.as_str());
