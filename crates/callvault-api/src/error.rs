@@ -35,8 +35,9 @@ pub enum Error {
     /// token in `X-Callvault-CSRF`.
     #[error("missing or wrong CSRF token")]
     Csrf,
-    /// Too many sign-in attempts from this client or for this user name.
-    #[error("too many sign-in attempts; retry in {retry_after:?}")]
+    /// Too many sign-in attempts from this client or for this user name, or too many requests
+    /// to the public share pages from this client.
+    #[error("too many requests; retry in {retry_after:?}")]
     RateLimited { retry_after: Duration },
     /// Nothing of this kind with this name, or nothing the caller may see.
     #[error("{what} not found")]
@@ -59,6 +60,20 @@ pub enum Error {
     /// A leg label that several legs of the recording share.
     #[error("several legs are labelled {label:?}")]
     AmbiguousLeg { label: String },
+    /// An export package that cannot be downloaded yet (or any more: failed).
+    #[error("the export is {state}, not ready")]
+    ExportNotReady {
+        state: callvault_catalog::ExportState,
+    },
+    /// An export package or a share link past its expiry, or a revoked share link.
+    #[error("the {what} has {how}")]
+    Gone {
+        what: &'static str,
+        how: &'static str,
+    },
+    /// A share link made for playing only was asked for a download.
+    #[error("this link allows playing only, not downloading")]
+    DownloadNotAllowed,
     /// The live recording cannot be paused or resumed now.
     #[error("live recording: {0}")]
     Live(#[from] LiveError),
@@ -113,6 +128,19 @@ pub enum Error {
     /// Writing the zip archive failed.
     #[error("zip archive: {0}")]
     Zip(#[from] zip::result::ZipError),
+    /// Encrypting an export package to its age recipient failed.
+    #[error("encrypting the export: {0}")]
+    Encrypt(#[from] age::EncryptError),
+    /// Writing an export's CSV table failed.
+    #[error("writing the export's CSV: {0}")]
+    Csv(#[from] csv::Error),
+    /// Writing an export package's file failed.
+    #[error("writing the export package {path}: {source}")]
+    ExportFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// A file-name pattern that cannot be used (a configuration error).
     #[error("file-name pattern {pattern:?}: {problem}")]
     Pattern {
@@ -148,7 +176,11 @@ impl Error {
         use callvault_catalog::Error as Catalog;
         match self {
             Error::Unauthenticated | Error::LoginFailed => StatusCode::UNAUTHORIZED,
-            Error::Forbidden { .. } | Error::Csrf => StatusCode::FORBIDDEN,
+            Error::Forbidden { .. } | Error::Csrf | Error::DownloadNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
+            Error::ExportNotReady { .. } => StatusCode::CONFLICT,
+            Error::Gone { .. } => StatusCode::GONE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -186,6 +218,10 @@ impl Error {
             Error::LoginFailed => "login_failed",
             Error::Forbidden { .. } => "forbidden",
             Error::Csrf => "csrf",
+            Error::DownloadNotAllowed => "download_not_allowed",
+            Error::ExportNotReady { .. } => "not_ready",
+            Error::Gone { how: "expired", .. } => "expired",
+            Error::Gone { .. } => "revoked",
             Error::RateLimited { .. } => "rate_limited",
             Error::NotFound { .. } => "not_found",
             Error::BadRequest { .. } => "bad_request",
@@ -235,9 +271,12 @@ impl Error {
             | Error::ReasonRequired(_)
             | Error::ReasonNotAllowed
             | Error::AmbiguousLeg { .. }
+            | Error::ExportNotReady { .. }
+            | Error::Gone { .. }
+            | Error::DownloadNotAllowed
             | Error::Live(_) => self.to_string(),
             Error::RateLimited { retry_after } => format!(
-                "too many sign-in attempts; retry in {} s",
+                "too many requests; retry in {} s",
                 retry_after.as_secs().max(1)
             ),
             Error::Catalog(error) => match error {

@@ -113,6 +113,7 @@ mod clock;
 mod dashboard;
 mod error;
 mod events;
+mod export;
 mod extract;
 mod files;
 mod live;

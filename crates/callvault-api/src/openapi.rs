@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{InfoBuilder, OpenApi, SecurityRequirement};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::routes::{api_routes, tags};
+use crate::routes::{api_routes, public_routes, tags};
 use crate::state::ApiState;
 
 /// The API's prefix.
@@ -16,7 +16,9 @@ pub const PREFIX: &str = "/api/v1";
 
 /// Every route of the API with its documentation, under [`PREFIX`].
 pub(crate) fn documented_routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::with_openapi(base()).nest(PREFIX, api_routes())
+    OpenApiRouter::with_openapi(base())
+        .nest(PREFIX, api_routes())
+        .merge(public_routes())
 }
 
 fn base() -> OpenApi {

@@ -1,5 +1,6 @@
-//! The sign-in rate limit: a token bucket (GCRA, `governor`) per client address and another per
-//! user name. An attempt must pass both; each attempt, right or wrong, takes a token from each.
+//! Rate limits: the sign-in limit, a token bucket (GCRA, `governor`) per client address and
+//! another per user name; and [`ClientLimiter`], one bucket per client address, for the public
+//! share pages. Sign-in: An attempt must pass both; each attempt, right or wrong, takes a token from each.
 //! The per-name bucket slows a guesser who spreads over many addresses; the price is that
 //! someone hammering a name makes its owner wait too (never longer than a token's refill),
 //! which bearer tokens do not suffer.
@@ -78,5 +79,44 @@ impl LoginLimiter {
         let user: String = user.chars().take(64).collect();
         self.by_user.check_key(&user).map_err(wait)?;
         Ok(())
+    }
+}
+
+/// One bucket per client address (the public share pages: nobody signs in there, so the
+/// address is all there is to limit by).
+pub(crate) struct ClientLimiter {
+    by_client: Keyed<Option<IpAddr>>,
+    clock: MonotonicOf,
+}
+
+impl std::fmt::Debug for ClientLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientLimiter").finish_non_exhaustive()
+    }
+}
+
+impl ClientLimiter {
+    pub(crate) fn new(per_minute: NonZeroU32, clock: Arc<dyn Clock>) -> Self {
+        let clock = MonotonicOf(clock);
+        ClientLimiter {
+            by_client: RateLimiter::hashmap_with_clock(
+                Quota::per_minute(per_minute),
+                clock.clone(),
+            ),
+            clock,
+        }
+    }
+
+    /// Takes a token for a request from `client`, or says how long to wait.
+    pub(crate) fn check(&self, client: Option<IpAddr>) -> Result<()> {
+        if self.by_client.len() > SWEEP_ABOVE {
+            self.by_client.retain_recent();
+        }
+        let now = self.clock.now();
+        self.by_client
+            .check_key(&client)
+            .map_err(|not_until| Error::RateLimited {
+                retry_after: not_until.wait_time_from(now).max(Duration::from_secs(1)),
+            })
     }
 }

@@ -58,6 +58,10 @@ impl fmt::Display for ReasonAction {
 /// session_lifetime_s = 28800
 /// login_attempts_per_minute_per_client = 10
 /// login_attempts_per_minute_per_user = 5
+/// export_ttl_s = 3600             # an export package is downloadable this long once ready
+/// share_max_days = 7              # the longest a share link may last
+/// share_requests_per_minute_per_client = 120
+/// public_url = "https://recordings.example.com"   # the start of share links' URLs
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -84,6 +88,18 @@ pub struct ApiSettings {
     pub login_attempts_per_minute_per_client: u32,
     /// Sign-in attempts allowed per minute for one user name, whatever the client.
     pub login_attempts_per_minute_per_user: u32,
+    /// How long an export package stays downloadable once built, in seconds; then its file
+    /// is removed and it answers 410.
+    pub export_ttl_s: u64,
+    /// The longest a share link may last, in days (1 to 365).
+    pub share_max_days: u32,
+    /// Requests to the public share pages (`/share/…`) allowed per minute from one client
+    /// address (a player seeking sends one per jump); 429 beyond.
+    pub share_requests_per_minute_per_client: u32,
+    /// Where people reach this server (`https://host[:port]`, no path): share links are
+    /// this followed by `/share/TOKEN`. Empty: `http://` and the `Host` of the request that
+    /// made the link (set it when a TLS proxy is in front).
+    pub public_url: String,
 }
 
 impl Default for ApiSettings {
@@ -96,6 +112,10 @@ impl Default for ApiSettings {
             session_lifetime_s: 8 * 3600,
             login_attempts_per_minute_per_client: 10,
             login_attempts_per_minute_per_user: 5,
+            export_ttl_s: 3600,
+            share_max_days: 7,
+            share_requests_per_minute_per_client: 120,
+            public_url: String::new(),
         }
     }
 }
@@ -120,7 +140,36 @@ impl ApiSettings {
         if self.reasons.iter().any(|r| r.trim().is_empty()) {
             return Err(invalid("reasons must not be blank"));
         }
+        if self.export_ttl_s == 0 {
+            return Err(invalid("export_ttl_s must be at least 1"));
+        }
+        if !(1..=365).contains(&self.share_max_days) {
+            return Err(invalid("share_max_days must be 1 to 365"));
+        }
+        if self.share_requests_per_minute_per_client == 0 {
+            return Err(invalid(
+                "share_requests_per_minute_per_client must be at least 1",
+            ));
+        }
+        let url = self.public_url.as_str();
+        let url_ok = url.is_empty()
+            || ((url.starts_with("https://") || url.starts_with("http://"))
+                && !url.trim_end_matches('/').ends_with(':')
+                && url.split("://").nth(1).is_some_and(|rest| {
+                    !rest.trim_end_matches('/').is_empty()
+                        && !rest.trim_end_matches('/').contains('/')
+                })
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control()));
+        if !url_ok {
+            return Err(invalid(
+                "public_url must be http(s)://host[:port] without a path",
+            ));
+        }
         Ok(())
+    }
+
+    pub fn export_ttl(&self) -> Duration {
+        Duration::from_secs(self.export_ttl_s)
     }
 
     /// The parsed `filename_pattern`.
@@ -155,6 +204,10 @@ mod tests {
             "session_lifetime_s": 60,
             "login_attempts_per_minute_per_client": 3,
             "login_attempts_per_minute_per_user": 2,
+            "export_ttl_s": 600,
+            "share_max_days": 30,
+            "share_requests_per_minute_per_client": 60,
+            "public_url": "https://recordings.example.com",
         }))
         .unwrap();
         assert!(set.requires_reason(ReasonAction::Play));
@@ -181,6 +234,26 @@ mod tests {
             },
             ApiSettings {
                 reasons: vec![" ".to_owned()],
+                ..ApiSettings::default()
+            },
+            ApiSettings {
+                export_ttl_s: 0,
+                ..ApiSettings::default()
+            },
+            ApiSettings {
+                share_max_days: 0,
+                ..ApiSettings::default()
+            },
+            ApiSettings {
+                share_requests_per_minute_per_client: 0,
+                ..ApiSettings::default()
+            },
+            ApiSettings {
+                public_url: "https://example.com/base".to_owned(),
+                ..ApiSettings::default()
+            },
+            ApiSettings {
+                public_url: "ftp://example.com".to_owned(),
                 ..ApiSettings::default()
             },
         ] {

@@ -10,8 +10,9 @@ use crate::audio::FileNamePattern;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::events::{NoRecordingEvents, RecordingEvents};
+use crate::export::Jobs;
 use crate::live::LiveRecordings;
-use crate::rate_limit::LoginLimiter;
+use crate::rate_limit::{ClientLimiter, LoginLimiter};
 use crate::session::Sessions;
 use crate::settings::ApiSettings;
 
@@ -31,6 +32,10 @@ struct Inner {
     clock: Arc<dyn Clock>,
     sessions: Sessions,
     login_limiter: LoginLimiter,
+    share_limiter: ClientLimiter,
+    /// The node this API runs on: export packages are built and kept on it.
+    node_id: String,
+    export_jobs: Jobs,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -74,6 +79,10 @@ impl ApiState {
             rate(settings.login_attempts_per_minute_per_user)?,
             Arc::clone(&clock),
         );
+        let share_limiter = ClientLimiter::new(
+            rate(settings.share_requests_per_minute_per_client)?,
+            Arc::clone(&clock),
+        );
         Ok(ApiState {
             inner: Arc::new(Inner {
                 catalog,
@@ -85,8 +94,22 @@ impl ApiState {
                 events: Arc::new(NoRecordingEvents),
                 clock,
                 login_limiter,
+                share_limiter,
+                node_id: "local".to_owned(),
+                export_jobs: Jobs::default(),
             }),
         })
+    }
+
+    /// The same state on node `node_id` (`[node] id`): export packages record the node that
+    /// builds them, and a node's start fails only its own interrupted ones. Call before
+    /// serving.
+    pub fn with_node(mut self, node_id: impl Into<String>) -> ApiState {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.node_id = node_id.into(),
+            None => panic!("ApiState::with_node is called before the state is cloned"),
+        }
+        self
     }
 
     /// The same state telling `events` of every deletion, lock and unlock the routes commit.
@@ -133,5 +156,17 @@ impl ApiState {
 
     pub(crate) fn login_limiter(&self) -> &LoginLimiter {
         &self.inner.login_limiter
+    }
+
+    pub(crate) fn share_limiter(&self) -> &ClientLimiter {
+        &self.inner.share_limiter
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    pub(crate) fn export_jobs(&self) -> &Jobs {
+        &self.inner.export_jobs
     }
 }

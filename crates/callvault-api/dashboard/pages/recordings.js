@@ -148,7 +148,7 @@ export async function recordingsPage(main, ctx) {
         const body = { ids: [...selected.keys()], format: form.elements.format.value, channels: form.elements.channels.value };
         const reason = form.elements.reason.value.trim();
         if (reason) body.reason = reason;
-        const response = await api('POST', '/exports', body, { raw: true });
+        const response = await api('POST', '/downloads', body, { raw: true });
         const blob = await response.blob();
         const name = /filename="?([^";]+)"?/.exec(response.headers.get('Content-Disposition') || '');
         const url = URL.createObjectURL(blob);

@@ -32,6 +32,7 @@ type Opener = Box<dyn FnOnce() -> Result<Box<dyn ChunkSource>> + Send>;
 /// One file of the archive: its name and how to open its body when its turn comes.
 pub struct ZipEntry {
     name: String,
+    folder: Option<String>,
     modified: Option<OffsetDateTime>,
     open: Opener,
 }
@@ -54,6 +55,7 @@ impl ZipEntry {
     ) -> ZipEntry {
         ZipEntry {
             name: name.into(),
+            folder: None,
             modified: None,
             open: Box::new(open),
         }
@@ -62,6 +64,13 @@ impl ZipEntry {
     /// Sets the entry's modification time (zip keeps local time to 2 s, years 1980-2107).
     pub fn modified(mut self, at: OffsetDateTime) -> ZipEntry {
         self.modified = Some(at);
+        self
+    }
+
+    /// Puts the entry in a folder of the archive (`folder/name`; the folder's name is
+    /// sanitised like a file's).
+    pub fn in_folder(mut self, folder: &str) -> ZipEntry {
+        self.folder = Some(folder.to_owned());
         self
     }
 
@@ -95,7 +104,12 @@ impl ZipStream {
         let pending = entries
             .into_iter()
             .map(|mut entry| {
-                entry.name = unique_name(&sanitize_file_name(&entry.name), &mut taken);
+                let file = sanitize_file_name(&entry.name);
+                let path = match &entry.folder {
+                    Some(folder) => format!("{}/{file}", sanitize_file_name(folder)),
+                    None => file,
+                };
+                entry.name = unique_name(&path, &mut taken);
                 entry
             })
             .collect();

@@ -39,11 +39,11 @@ use crate::state::ApiState;
 pub(crate) struct PlayParams {
     /// Why (or the `X-Callvault-Reason` header); required where `[api] require_reason` lists
     /// `play`.
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 /// Whether a request sends audio from the first byte (a new play, not a seek or a HEAD).
-fn starts_playback(method: &Method, range: Option<&HeaderValue>) -> bool {
+pub(crate) fn starts_playback(method: &Method, range: Option<&HeaderValue>) -> bool {
     *method != Method::HEAD && starts_at_zero(range)
 }
 
@@ -58,7 +58,7 @@ fn starts_at_zero(range: Option<&HeaderValue>) -> bool {
 }
 
 /// A leg's file, which the catalog names relative to the data dir.
-fn leg_file(data_dir: &FsPath, leg: &Leg) -> Result<PathBuf> {
+pub(crate) fn leg_file(data_dir: &FsPath, leg: &Leg) -> Result<PathBuf> {
     let relative = FsPath::new(&leg.path);
     if !relative
         .components()
@@ -95,7 +95,7 @@ fn find_leg<'a>(details: &'a RecordingDetails, label: &str) -> Result<&'a Leg> {
 /// caller (SIPREC metadata and pass-through both list the originating party first), any other
 /// the callee; a leg of no participant is heard on both channels. Without participants, the
 /// first leg is the caller's and the second the callee's.
-fn mix_legs(data_dir: &FsPath, details: &RecordingDetails) -> Result<Vec<MixLeg>> {
+pub(super) fn mix_legs(data_dir: &FsPath, details: &RecordingDetails) -> Result<Vec<MixLeg>> {
     let recording = &details.item.recording;
     if recording.legs.is_empty() {
         return Err(Error::NotFound { what: "audio" });
@@ -122,7 +122,12 @@ fn mix_legs(data_dir: &FsPath, details: &RecordingDetails) -> Result<Vec<MixLeg>
 }
 
 /// The download name of a recording's mix.
-fn file_name(state: &ApiState, details: &RecordingDetails, n: Option<u32>, ext: &str) -> String {
+pub(super) fn file_name(
+    state: &ApiState,
+    details: &RecordingDetails,
+    n: Option<u32>,
+    ext: &str,
+) -> String {
     let item = &details.item;
     let queue = details.custom.get("queue").and_then(Value::as_str);
     state.pattern().render(
@@ -142,7 +147,7 @@ fn file_name(state: &ApiState, details: &RecordingDetails, n: Option<u32>, ext: 
 }
 
 /// Opens a body on the blocking pool (file opens and header reads are blocking I/O).
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(work).await?
@@ -333,10 +338,11 @@ pub(crate) struct ExportBody {
 const MAX_EXPORT: usize = 100;
 
 /// Several recordings' mixes in one zip (entries stored, named from `[api] filename_pattern`
-/// with `{n}` their number), streamed as it is written.
+/// with `{n}` their number), streamed as it is written. (Export packages, built in the
+/// background with the catalog's fields and a manifest, are `POST /exports`.)
 #[utoipa::path(
     post,
-    path = "/exports",
+    path = "/downloads",
     tag = tags::AUDIO,
     request_body = ExportBody,
     responses(

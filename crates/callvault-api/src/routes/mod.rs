@@ -7,12 +7,17 @@
 mod audio;
 mod audit;
 mod custom_fields;
+mod exports;
 mod live;
 mod locks;
 mod recordings;
 mod review;
 mod session;
+mod share_page;
+mod shares;
 mod users;
+
+pub(crate) use audio::leg_file;
 
 use callvault_catalog::{AuditAction, NewAuditEntry, RecordingDetails};
 use time::OffsetDateTime;
@@ -37,6 +42,12 @@ pub(crate) fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(audio::peaks))
         .routes(routes!(audio::mix))
         .routes(routes!(audio::export))
+        .routes(routes!(exports::create, exports::list))
+        .routes(routes!(exports::details, exports::remove))
+        .routes(routes!(exports::download))
+        .routes(routes!(shares::create))
+        .routes(routes!(shares::list))
+        .routes(routes!(shares::revoke))
         .routes(routes!(locks::lock))
         .routes(routes!(locks::unlock))
         .routes(routes!(review::annotate))
@@ -55,6 +66,14 @@ pub(crate) fn api_routes() -> OpenApiRouter<ApiState> {
             session::sign_out
         ))
         .routes(routes!(crate::openapi::document))
+}
+
+/// The public share pages (outside `/api/v1`: a link's holder has no account), with their
+/// documentation.
+pub(crate) fn public_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(share_page::show))
+        .routes(routes!(share_page::audio))
 }
 
 /// Now, on the API's clock.
@@ -110,6 +129,8 @@ pub(crate) mod tags {
     pub(crate) const RECORDINGS: &str = "recordings";
     pub(crate) const AUDIO: &str = "audio";
     pub(crate) const AUDIT: &str = "audit";
+    pub(crate) const EXPORTS: &str = "exports";
+    pub(crate) const SHARES: &str = "share links";
     pub(crate) const ADMIN: &str = "administration";
     pub(crate) const SESSION: &str = "session";
 }

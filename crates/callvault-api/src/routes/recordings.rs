@@ -20,8 +20,9 @@ use crate::response::ErrorBody;
 use crate::settings::ReasonAction;
 use crate::state::ApiState;
 
-/// Filters of `GET /api/v1/recordings`; they combine with AND.
-#[derive(Debug, Default, Deserialize, IntoParams)]
+/// Filters of `GET /api/v1/recordings` (and the `filter` of `POST /api/v1/exports`, without
+/// `limit` and `cursor`); they combine with AND.
+#[derive(Debug, Default, Deserialize, IntoParams, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct SearchParams {
@@ -49,9 +50,9 @@ pub(crate) struct SearchParams {
     /// One tenant's recordings (a tenant's user finds only their own).
     tenant: Option<String>,
     /// 1 to 500 (default 100).
-    limit: Option<u32>,
+    pub(super) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(super) cursor: Option<String>,
 }
 
 /// A time parameter (RFC 3339); 400 naming `name` otherwise.
@@ -66,7 +67,7 @@ pub(super) fn parse_time(name: &str, value: Option<&str>) -> Result<Option<Offse
 }
 
 impl SearchParams {
-    fn query(self) -> Result<SearchQuery> {
+    pub(super) fn query(self) -> Result<SearchQuery> {
         let state = self
             .state
             .as_deref()

@@ -6,6 +6,7 @@
 mod audio;
 mod audit;
 mod auth;
+mod exports;
 mod live;
 mod locks;
 mod openapi;
@@ -13,6 +14,7 @@ mod permissions;
 mod recordings;
 mod review;
 mod session;
+mod shares;
 mod users;
 
 use std::collections::HashMap;
@@ -135,7 +137,8 @@ impl Harness {
         .unwrap()
         .with_events(Arc::clone(&self.events) as _);
         Api {
-            router: crate::router(state),
+            router: crate::router(state.clone()),
+            state: Some(state),
         }
     }
 
@@ -278,13 +281,20 @@ pub(crate) const TWO_LEGS: &[(&str, &str, f64)] = &[
 #[derive(Clone)]
 pub(crate) struct Api {
     router: Router,
+    state: Option<ApiState>,
 }
 
 impl Api {
     fn dummy() -> Api {
         Api {
             router: Router::new(),
+            state: None,
         }
+    }
+
+    /// The state behind the router.
+    pub(crate) fn state(&self) -> &ApiState {
+        self.state.as_ref().expect("a harness's API has a state")
     }
 
     pub(crate) async fn call(&self, call: Call) -> Reply {
@@ -346,6 +356,14 @@ impl Call {
 
     fn request(self) -> Request<Body> {
         let mut builder = Request::builder().method(self.method).uri(self.path);
+        // What every HTTP/1.1 client sends (share links are built from it).
+        if !self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+        {
+            builder = builder.header("host", "callvault.test");
+        }
         for (name, value) in self.headers {
             builder = builder.header(name, value);
         }

@@ -97,8 +97,6 @@ pub struct NewExport {
     pub encrypt_to: Option<String>,
     /// The recordings it holds, in order.
     pub recording_ids: Vec<String>,
-    /// Total files the package will hold (its progress counts towards this).
-    pub total: i64,
     pub created_at: OffsetDateTime,
     /// What the audit entry says about how the recordings were chosen (a filter, ids).
     pub chosen_by: String,
@@ -211,7 +209,7 @@ impl Catalog {
             "insert export",
             "INSERT INTO exports (id, name, owner, tenant, node_id, state, format, channels, \
              encrypt_to, recording_ids, done, total, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, 0, $10, $11)",
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, 0, 0, $10)",
             &[
                 Arg::Text(&export.id),
                 Arg::Text(&export.name),
@@ -222,7 +220,6 @@ impl Catalog {
                 Arg::Text(&export.channels),
                 Arg::OptText(export.encrypt_to.as_deref()),
                 Arg::Text(&ids),
-                Arg::Int(export.total),
                 Arg::Int(created_ms),
             ],
         )
@@ -310,12 +307,13 @@ impl Catalog {
         rows.iter().map(export_from_row).collect()
     }
 
-    /// `queued` → `running`; false when the package is no longer queued (removed meanwhile).
-    pub async fn start_export(&self, id: &str) -> Result<bool> {
+    /// `queued` → `running`, with the number of files it will hold; false when the package
+    /// is no longer queued (removed meanwhile).
+    pub async fn start_export(&self, id: &str, total: i64) -> Result<bool> {
         self.move_export(
             "start export",
-            "UPDATE exports SET state = 'running' WHERE id = $1 AND state = 'queued'",
-            &[Arg::Text(id)],
+            "UPDATE exports SET state = 'running', total = $2 WHERE id = $1 AND state = 'queued'",
+            &[Arg::Text(id), Arg::Int(total)],
         )
         .await
     }

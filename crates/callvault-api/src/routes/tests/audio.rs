@@ -201,7 +201,7 @@ async fn several_recordings_download_as_one_zip(h: &Harness) {
     let api = h.api_with(settings);
     let reply = api
         .call(
-            Call::new(Method::POST, "/api/v1/exports")
+            Call::new(Method::POST, "/api/v1/downloads")
                 .bearer(h.token("compliance"))
                 .json(json!({"ids": ["a", "b"], "format": "wav", "channels": "mono", "reason": "matter 7"})),
         )
@@ -243,7 +243,7 @@ async fn several_recordings_download_as_one_zip(h: &Harness) {
         .send(
             "compliance",
             Method::POST,
-            "/api/v1/exports",
+            "/api/v1/downloads",
             Some(json!({"ids": ["a", "b"]})),
         )
         .await;
@@ -255,7 +255,7 @@ async fn several_recordings_download_as_one_zip(h: &Harness) {
         h.send(
             "compliance",
             Method::POST,
-            "/api/v1/exports",
+            "/api/v1/downloads",
             Some(json!({"ids": ids})),
         )
         .await

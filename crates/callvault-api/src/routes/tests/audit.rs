@@ -151,7 +151,7 @@ async fn configured_actions_need_a_reason_from_the_list(h: &Harness) {
     for request in [
         call(Method::GET, "/api/v1/recordings/r/legs/caller/audio"),
         call(Method::GET, "/api/v1/recordings/r/audio"),
-        call(Method::POST, "/api/v1/exports").json(json!({"ids": ["r"]})),
+        call(Method::POST, "/api/v1/downloads").json(json!({"ids": ["r"]})),
         call(Method::POST, "/api/v1/recordings/r/annotations").json(json!({"text": "x"})),
         call(Method::POST, "/api/v1/recordings/live/pause"),
         call(Method::GET, "/api/v1/recordings/r/legs/caller/audio")

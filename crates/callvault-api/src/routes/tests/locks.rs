@@ -160,7 +160,7 @@ async fn a_locked_recording_is_deleted_only_once_every_lock_is_removed(h: &Harne
         (
             "compliance",
             Method::POST,
-            "/api/v1/exports",
+            "/api/v1/downloads",
             Some(json!({"ids": ["r"]})),
         ),
         (

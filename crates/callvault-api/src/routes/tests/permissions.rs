@@ -56,7 +56,7 @@ fn endpoints() -> Vec<(Method, &'static str, Option<Value>, Role)> {
         ),
         (
             Method::POST,
-            "/api/v1/exports",
+            "/api/v1/downloads",
             Some(json!({"ids": ["{id}"]})),
             Compliance,
         ),
@@ -85,6 +85,25 @@ fn endpoints() -> Vec<(Method, &'static str, Option<Value>, Role)> {
             Compliance,
         ),
         (Method::GET, "/api/v1/audit", None, Compliance),
+        (
+            Method::POST,
+            "/api/v1/exports",
+            Some(json!({"name": "p", "ids": ["{id}"]})),
+            Compliance,
+        ),
+        (Method::GET, "/api/v1/exports", None, Compliance),
+        (
+            Method::POST,
+            "/api/v1/recordings/{id}/share",
+            Some(json!({"days": 1})),
+            Compliance,
+        ),
+        (
+            Method::GET,
+            "/api/v1/recordings/{id}/shares",
+            None,
+            Compliance,
+        ),
         (Method::GET, "/api/v1/users", None, Admin),
         (
             Method::POST,

@@ -298,7 +298,7 @@ async fn a_tenant_sees_and_touches_only_its_own_recordings(h: &Harness) {
             (
                 "acme-compliance",
                 Method::POST,
-                "/api/v1/exports".to_owned(),
+                "/api/v1/downloads".to_owned(),
                 Some(json!({"ids": [id]})),
             ),
         ] {

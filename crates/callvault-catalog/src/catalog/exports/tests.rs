@@ -20,7 +20,6 @@ fn new_export(id: &str, owner: &str, tenant: Option<&str>, node: &str) -> NewExp
         channels: "mixed".to_owned(),
         encrypt_to: None,
         recording_ids: vec!["r1".to_owned(), "r2".to_owned()],
-        total: 5,
         created_at: T0,
         chosen_by: "ids".to_owned(),
         reason: Some("Legal request".to_owned()),
@@ -51,8 +50,11 @@ async fn an_export_moves_forward_only_and_is_audited(catalog: &Catalog) {
     assert_eq!(audit[0].reason.as_deref(), Some("Legal request"));
     assert!(audit[0].detail.as_deref().unwrap().contains("e1"));
 
-    assert!(catalog.start_export("e1").await.unwrap());
-    assert!(!catalog.start_export("e1").await.unwrap(), "started once");
+    assert!(catalog.start_export("e1", 5).await.unwrap());
+    assert!(
+        !catalog.start_export("e1", 5).await.unwrap(),
+        "started once"
+    );
     assert!(catalog.export_progress("e1", 2).await.unwrap());
     let running = catalog.export(&Scope::All, "e1").await.unwrap().unwrap();
     assert_eq!(
@@ -101,7 +103,7 @@ async fn a_removed_export_never_becomes_ready(catalog: &Catalog) {
         .insert_export(&new_export("e1", "alice", None, "n1"), &alice())
         .await
         .unwrap();
-    assert!(catalog.start_export("e1").await.unwrap());
+    assert!(catalog.start_export("e1", 1).await.unwrap());
     assert!(catalog.remove_export("e1").await.unwrap());
     let finished = FinishedExport {
         files: 1,
@@ -123,7 +125,7 @@ async fn a_nodes_interrupted_exports_fail_at_its_start(catalog: &Catalog) {
             .await
             .unwrap();
     }
-    assert!(catalog.start_export("a").await.unwrap());
+    assert!(catalog.start_export("a", 3).await.unwrap());
     let mut failed = catalog.fail_interrupted_exports("n1", T0).await.unwrap();
     failed.sort();
     assert_eq!(failed, ["a", "b"]);
