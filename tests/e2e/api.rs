@@ -16,7 +16,7 @@ use crate::support::{Server, leg};
 const PASSWORD: &str = "correct horse battery staple 42";
 
 /// A user with `role` and its bearer token, made with the CLI as an operator would.
-fn user_with_token(server: &Server, name: &str, role: &str) -> String {
+pub(crate) fn user_with_token(server: &Server, name: &str, role: &str) -> String {
     let out = server.operator(
         &["users", "add", name, "--role", role, "--password-stdin"],
         &format!("{PASSWORD}\n"),
@@ -66,7 +66,7 @@ impl Api<'_> {
     }
 }
 
-async fn recorded_call(server: &Server) -> Value {
+pub(crate) async fn recorded_call(server: &Server) -> Value {
     let mut call = Call::answered(
         Transport::Udp,
         server.sip,

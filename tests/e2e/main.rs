@@ -12,6 +12,7 @@ mod cli;
 mod concealment;
 mod dashboard;
 mod dialects;
+mod exports;
 mod fidelity;
 mod lifecycle;
 mod limits;

@@ -143,9 +143,16 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
         Arc::new(live),
     )
     .context("starting the HTTP API")?
+    .with_node(node_id.clone())
     .with_events(Arc::new(ApiEvents {
         archive: archive.clone(),
     }));
+    // Export packages this node was building when it stopped are failed (their partial files
+    // removed); expired ones are swept now and every minute.
+    if let Err(e) = api.recover_exports().await {
+        warn!(error = %e, "recovering export packages failed");
+    }
+    api.spawn_export_sweeper();
     let app = metrics::router(metrics::Sources {
         gauges: Arc::clone(&gauges),
         media: Arc::clone(&media),
