@@ -487,10 +487,10 @@ impl ApiState {
             };
             for entry in entries.flatten() {
                 let path = entry.path();
-                if path.extension().is_some_and(|e| e == "part") {
-                    if let Err(e) = std::fs::remove_file(&path) {
-                        tracing::warn!(path = %path.display(), error = %e, "cannot remove a partial export");
-                    }
+                if path.extension().is_some_and(|e| e == "part")
+                    && let Err(e) = std::fs::remove_file(&path)
+                {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a partial export");
                 }
             }
         })

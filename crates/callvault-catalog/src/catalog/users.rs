@@ -33,8 +33,8 @@ pub enum Role {
     Viewer,
     /// + annotate, score and update the review.
     Reviewer,
-    /// + download, lock, unlock, delete, pause, resume, read the audit trail, build export
-    /// packages, make share links.
+    /// Viewer's and reviewer's rights, and download, lock, unlock, delete, pause, resume,
+    /// read the audit trail, build export packages, make share links.
     Compliance,
     /// Everything, users and custom fields included.
     Admin,
