@@ -1,6 +1,7 @@
 //! The HTTP API of callvault: [`router`] serves `/api/v1` (recordings, audio, waveform peaks,
 //! metadata revisions, locks, deletion, review, pause/resume, audit, users, tokens, sessions,
-//! the OpenAPI document) and the browser dashboard at `/` (see `dashboard`), over
+//! export packages built in the background (see `export`), share links, the OpenAPI document),
+//! the public share pages at `/share/{token}`, and the browser dashboard at `/` (see `dashboard`), over
 //! the catalog ([`callvault_catalog::Catalog`]) and the recordings' files; [`audio`] is the
 //! export underneath (ranges, mixes, MP3, zip, file names).
 //!
