@@ -749,7 +749,7 @@ async fn reopening_keeps_rows_and_does_not_migrate_twice() {
         .fetch_one(pool)
         .await
         .unwrap();
-    assert_eq!(applied, 6);
+    assert_eq!(applied, 7);
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(pool)
         .await
@@ -835,7 +835,7 @@ async fn schema_version_reads_without_changing(url: &str) {
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
             version: 3,
-            latest: 6
+            latest: 7
         }
     );
     // Still version 3: looking did not migrate.
@@ -843,15 +843,15 @@ async fn schema_version_reads_without_changing(url: &str) {
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
             version: 3,
-            latest: 6
+            latest: 7
         }
     );
     let catalog = Catalog::open(url).await.unwrap();
     assert_eq!(
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
-            version: 6,
-            latest: 6
+            version: 7,
+            latest: 7
         }
     );
     // A newer build's migration, then one that failed part-way.
@@ -864,7 +864,7 @@ async fn schema_version_reads_without_changing(url: &str) {
     .await;
     assert_eq!(
         Catalog::schema_version(url).await.unwrap(),
-        SchemaVersion::Newer { latest: 6 }
+        SchemaVersion::Newer { latest: 7 }
     );
     execute_raw(
         &catalog,

@@ -461,8 +461,29 @@ async fn a_restart_fails_the_builds_it_interrupted(h: &Harness) {
     .expect(StatusCode::CONFLICT);
 }
 
+async fn the_sweep_removes_expired_packages_nobody_reads(h: &Harness) {
+    h.recording("r", None, datetime!(2026-11-30 08:00 UTC), TWO_LEGS)
+        .await;
+    let ready = built(h, "compliance", json!({"name": "p", "ids": ["r"]})).await;
+    let id = ready["id"].as_str().unwrap();
+    let file = h.path(&format!("exports/{id}.zip"));
+    h.api.state().sweep_exports().await.unwrap();
+    assert!(file.is_file(), "not before its expiry");
+    h.clock.advance(std::time::Duration::from_secs(3600));
+    h.api.state().sweep_exports().await.unwrap();
+    assert!(!file.exists(), "swept without anyone asking");
+    let stored = h
+        .catalog
+        .export(&callvault_catalog::Scope::All, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, callvault_catalog::ExportState::Expired);
+}
+
 on_both_engines!(
     a_filtered_package_holds_locked_and_deleted_recordings_until_it_expires,
+    the_sweep_removes_expired_packages_nobody_reads,
     an_encrypted_package_opens_with_the_recipients_identity,
     a_removed_package_is_gone_with_its_file,
     a_restart_fails_the_builds_it_interrupted,
