@@ -163,6 +163,8 @@ pub(crate) fn permission_names(role: Role) -> Vec<&'static str> {
         (Permission::Pause, "pause"),
         (Permission::ReadAudit, "read_audit"),
         (Permission::ManageUsers, "manage_users"),
+        (Permission::Export, "export"),
+        (Permission::Share, "share"),
     ]
     .into_iter()
     .filter(|(p, _)| role.allows(*p))

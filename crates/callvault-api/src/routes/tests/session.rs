@@ -118,7 +118,11 @@ async fn a_browser_signs_in_works_with_its_csrf_token_and_signs_out(h: &Harness)
         .expect(StatusCode::OK)
         .json();
     assert_eq!(me["csrf_token"], Value::Null);
-    assert_eq!(me["permissions"].as_array().unwrap().len(), 9);
+    assert_eq!(
+        me["permissions"].as_array().unwrap().len(),
+        11,
+        "every permission, export and share included"
+    );
 
     let logins = h.audit(AuditAction::Login).await;
     assert_eq!(logins.len(), 1);
