@@ -105,10 +105,12 @@ pub mod testing;
 pub use callvault_types::{DtmfSource, EndReason, LegCounters};
 pub use catalog::{
     Annotation, AuditAction, AuditEntry, AuditPage, AuditProblem, AuditQuery, AuditVerification,
-    Authenticated, Catalog, CustomField, CustomFieldKind, DeletedLeg, Deletion, Lock,
-    NewAnnotation, NewAuditEntry, NewToken, NewUser, Permission, RecordingDetails, RecordingItem,
-    Review, ReviewUpdate, Role, SQLITE_FILE_NAME, SearchPage, SearchQuery, TOKEN_PREFIX, Token,
-    TokenOptions, UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,
+    Authenticated, Catalog, CustomField, CustomFieldKind, DeletedLeg, Deletion, Expiry, Hold,
+    Lock, Matter, MediaUsage, NewAnnotation, NewAuditEntry, NewMatter, NewToken, NewUser,
+    Permission, RecordingDetails, RecordingFlag, RecordingItem, RetentionDefaults, RetentionItem,
+    RetentionPlan, RetentionPolicy, RetentionRule, Review, ReviewUpdate, Role, SQLITE_FILE_NAME,
+    SearchPage, SearchQuery, TOKEN_PREFIX, Token, TokenOptions, Transcript, TranscriptSegment,
+    UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,
 };
 pub use error::{Error, Result, redact_url};
 pub use inspect::{CatalogUrl, SchemaVersion};
@@ -117,4 +119,4 @@ pub use model::{
     MetadataRevision, NewLeg, NewMetadataRevision, NewParticipant, NewRecording, Participant,
     Pause, Recording, RecordingState, UnknownRecordingState,
 };
-pub use scope::{Actor, Scope};
+pub use scope::{Actor, Limits, Scope};

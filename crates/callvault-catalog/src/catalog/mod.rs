@@ -7,10 +7,14 @@
 //! the review, custom fields), `users` (users and tokens), `audit` (the hash-chained trail).
 
 mod audit;
+mod flags;
 mod locks;
+mod matters;
 mod read;
+mod retention;
 mod review;
 mod search;
+mod transcripts;
 mod users;
 mod write;
 
@@ -18,7 +22,14 @@ pub use audit::{
     AuditAction, AuditEntry, AuditPage, AuditProblem, AuditQuery, AuditVerification, NewAuditEntry,
     UnknownAuditAction,
 };
+pub use flags::RecordingFlag;
 pub use locks::{DeletedLeg, Deletion, Lock};
+pub use matters::{Matter, NewMatter};
+pub use retention::{
+    Expiry, Hold, MediaUsage, RetentionDefaults, RetentionItem, RetentionPlan, RetentionPolicy,
+    RetentionRule,
+};
+pub use transcripts::{Transcript, TranscriptSegment};
 pub use review::{
     Annotation, CustomField, CustomFieldKind, NewAnnotation, Review, ReviewUpdate,
     UnknownCustomFieldKind,
@@ -194,7 +205,7 @@ fn legacy_counters(row: &Row) -> Result<LegCounters> {
 }
 
 /// A recording's row as [`lock_recording`] found it.
-struct LockedRecording {
+pub(super) struct LockedRecording {
     /// The stored state (what the recording ended in, for a tombstone too).
     state: RecordingState,
     tenant: Option<String>,
@@ -210,7 +221,7 @@ async fn lock_recording(tx: &mut Tx, scope: &Scope, recording_id: &str) -> Resul
     let mut filter = Conditions::default();
     let id = filter.bind(Arg::Text(recording_id));
     filter.and(format!("id = {id}"));
-    scope.restrict(&mut filter, "tenant");
+    scope.restrict_recordings(&mut filter);
     let sql = format!(
         "UPDATE recordings SET state = state{}",
         filter.where_clause()

@@ -52,6 +52,14 @@ pub enum Permission {
     Pause,
     ReadAudit,
     ManageUsers,
+    /// Flag a recording restricted (or not).
+    Restrict,
+    /// See restricted recordings (everyone else gets 404 for them).
+    ViewRestricted,
+    /// Retention policies, the "never expire" flag, legal matters.
+    ManageRetention,
+    /// Write a recording's transcript (a speech-to-text service's token).
+    WriteTranscript,
 }
 
 impl Role {
@@ -71,12 +79,15 @@ impl Role {
     pub fn allows(self, permission: Permission) -> bool {
         let needed = match permission {
             Permission::View | Permission::Play => Role::Viewer,
-            Permission::Annotate => Role::Reviewer,
+            Permission::Annotate | Permission::WriteTranscript => Role::Reviewer,
             Permission::Download
             | Permission::Lock
             | Permission::Delete
             | Permission::Pause
-            | Permission::ReadAudit => Role::Compliance,
+            | Permission::ReadAudit
+            | Permission::Restrict
+            | Permission::ViewRestricted
+            | Permission::ManageRetention => Role::Compliance,
             Permission::ManageUsers => Role::Admin,
         };
         self >= needed
