@@ -120,6 +120,7 @@ mod openapi;
 mod rate_limit;
 mod reason;
 mod response;
+pub mod retention;
 mod router;
 mod routes;
 mod session;
@@ -130,13 +131,14 @@ pub use clock::{Clock, SystemClock};
 pub use dashboard::CONTENT_SECURITY_POLICY_VALUE;
 pub use error::{Error, PatternProblem, Result};
 pub use events::{NoRecordingEvents, RecordingChange, RecordingEvents};
-pub use files::{RemovedFiles, remove_deleted_files};
+pub use files::{RemovedFiles, remove_deleted_files, remove_media_files};
 pub use live::{BoxFuture, LiveError, LiveRecordings, NoLiveRecordings};
 pub use openapi::{PREFIX, openapi};
 pub use reason::REASON_HEADER;
 pub use router::router;
 pub use session::{CSRF_HEADER, SESSION_COOKIE};
-pub use settings::{ApiSettings, ReasonAction};
+pub use retention::{RetentionSettings, SweepReport, sweep};
+pub use settings::{ApiSettings, ReasonAction, RoleSettings};
 pub use state::ApiState;
 
 #[cfg(test)]
