@@ -452,9 +452,9 @@ impl Catalog {
                 "find recordings due for retention",
                 "recordings",
                 "SELECT id, tenant, route, from_uri, to_uri, custom, started_at, state, \
-                 never_expire, media_deleted_at, CASE WHEN EXISTS (SELECT 1 FROM locks WHERE \
+                 never_expire, media_deleted_at, CAST(CASE WHEN EXISTS (SELECT 1 FROM locks WHERE \
                  locks.recording_id = recordings.id AND locks.removed_at IS NULL) THEN 1 \
-                 ELSE 0 END AS locked \
+                 ELSE 0 END AS BIGINT) AS locked \
                  FROM recordings WHERE deleted_at IS NULL AND started_at < $1 \
                  AND (started_at, id) > ($2, $3) ORDER BY started_at, id LIMIT $4",
                 &[
@@ -573,8 +573,9 @@ impl Catalog {
                 "SELECT id, started_at, state, never_expire, \
                  (SELECT CAST(COALESCE(SUM(80 + 2 * samples), 0) AS BIGINT) FROM legs \
                  WHERE legs.recording_id = recordings.id) AS bytes, \
-                 CASE WHEN EXISTS (SELECT 1 FROM locks WHERE locks.recording_id = \
-                 recordings.id AND locks.removed_at IS NULL) THEN 1 ELSE 0 END AS locked \
+                 CAST(CASE WHEN EXISTS (SELECT 1 FROM locks WHERE locks.recording_id = \
+                 recordings.id AND locks.removed_at IS NULL) THEN 1 ELSE 0 END AS BIGINT) \
+                 AS locked \
                  FROM recordings WHERE deleted_at IS NULL AND media_deleted_at IS NULL \
                  ORDER BY started_at, id",
                 &[],
