@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::Result;
+use crate::events::{RecordingChange, RecordingEvents};
 use crate::files::{remove_deleted_files, remove_media_files};
 
 /// `[retention]` of the configuration file: for deployments without the API's policies (which
@@ -116,11 +117,13 @@ pub struct SweepReport {
     pub audit_pruned: i64,
 }
 
-/// Applies retention at `now` (`run`), or says what it would do (`!run`).
+/// Applies retention at `now` (`run`), or says what it would do (`!run`). `events` hears of
+/// every recording it turns into a tombstone (the webhooks' `recording.deleted`).
 pub async fn sweep(
     catalog: &Catalog,
     data_dir: &Path,
     settings: &RetentionSettings,
+    events: &dyn RecordingEvents,
     now: OffsetDateTime,
     run: bool,
 ) -> Result<SweepReport> {
@@ -139,7 +142,7 @@ pub async fn sweep(
         } else if !run {
             (Outcome::WouldDelete, None)
         } else {
-            match apply(catalog, data_dir, &item, now).await {
+            match apply(catalog, data_dir, &item, events, now).await {
                 Ok(()) => (Outcome::Deleted, None),
                 Err(e) => (Outcome::Failed, Some(e.public_message())),
             }
@@ -177,7 +180,7 @@ pub async fn sweep(
                 held: None,
             };
             let (outcome, error) = if run {
-                match apply(catalog, data_dir, &item, now).await {
+                match apply(catalog, data_dir, &item, events, now).await {
                     Ok(()) => (Outcome::Deleted, None),
                     Err(e) => (Outcome::Failed, Some(e.public_message())),
                 }
@@ -224,6 +227,7 @@ async fn apply(
     catalog: &Catalog,
     data_dir: &Path,
     item: &RetentionItem,
+    events: &dyn RecordingEvents,
     now: OffsetDateTime,
 ) -> Result<()> {
     let actor = Actor::new(item.actor.clone(), None);
@@ -263,6 +267,9 @@ async fn apply(
     for (path, error) in &removed.failed {
         tracing::error!(recording_id = %item.recording_id, path = %path.display(), %error,
             "a file of a recording deleted by retention could not be removed");
+    }
+    if !media_only {
+        events.recording_changed(&item.recording_id, RecordingChange::Deleted);
     }
     tracing::info!(recording_id = %item.recording_id, rule = %item.rule,
         expiry = ?item.expiry, "retention deleted a recording's {}",

@@ -143,9 +143,18 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
         Arc::new(live),
     )
     .context("starting the HTTP API")?
+    .with_retention(config.retention.clone())
     .with_events(Arc::new(ApiEvents {
         archive: archive.clone(),
     }));
+    crate::retention::spawn_sweeper(
+        catalog.clone(),
+        data_dir.clone(),
+        config.retention.clone(),
+        Arc::new(ApiEvents {
+            archive: archive.clone(),
+        }),
+    );
     let app = metrics::router(metrics::Sources {
         gauges: Arc::clone(&gauges),
         media: Arc::clone(&media),

@@ -120,6 +120,7 @@ pub(crate) async fn dry_run(
         state.catalog(),
         state.data_dir(),
         state.retention(),
+        state.events(),
         now(&state),
         false,
     )

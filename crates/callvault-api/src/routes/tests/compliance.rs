@@ -147,7 +147,7 @@ async fn retention_dry_run_lists_what_the_run_deletes_and_holds_locked_and_never
         days: Some(60),
         ..RetentionSettings::default()
     };
-    let report = sweep(&h.catalog, h.data.path(), &settings, T0, true)
+    let report = sweep(&h.catalog, h.data.path(), &settings, &*h.events, T0, true)
         .await
         .unwrap();
     let report = serde_json::to_value(&report).unwrap();
@@ -161,6 +161,14 @@ async fn retention_dry_run_lists_what_the_run_deletes_and_holds_locked_and_never
             row("untenanted", "deleted", ""),
         ]
     );
+    let heard: Vec<String> = h
+        .events
+        .taken()
+        .into_iter()
+        .filter(|(_, change)| matches!(change, crate::RecordingChange::Deleted))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(heard, ["a", "untenanted"], "the webhooks hear of each deletion");
     let gone = h.get("viewer", "/api/v1/recordings/a").await.json();
     assert_eq!(gone["state"], "deleted");
     assert_eq!(gone["deleted_by"], "policy:acme-30");
@@ -194,7 +202,7 @@ async fn retention_dry_run_lists_what_the_run_deletes_and_holds_locked_and_never
     )
     .await
     .expect(StatusCode::NO_CONTENT);
-    let report = sweep(&h.catalog, h.data.path(), &settings, T0, true)
+    let report = sweep(&h.catalog, h.data.path(), &settings, &*h.events, T0, true)
         .await
         .unwrap();
     assert!(
@@ -236,10 +244,7 @@ async fn a_media_period_removes_the_audio_and_keeps_the_metadata(h: &Harness) {
     )
     .await
     .expect(StatusCode::CREATED);
-    let report = sweep(
-        &h.catalog,
-        h.data.path(),
-        &RetentionSettings::default(),
+    let report = sweep(&h.catalog, h.data.path(), &RetentionSettings::default(), &*h.events,
         T0,
         true,
     )
@@ -262,10 +267,7 @@ async fn a_media_period_removes_the_audio_and_keeps_the_metadata(h: &Harness) {
         .await
         .expect(StatusCode::OK);
     // A second run has nothing more to do until the metadata period.
-    let again = sweep(
-        &h.catalog,
-        h.data.path(),
-        &RetentionSettings::default(),
+    let again = sweep(&h.catalog, h.data.path(), &RetentionSettings::default(), &*h.events,
         T0,
         true,
     )
@@ -293,7 +295,7 @@ async fn max_bytes_deletes_the_oldest_first_and_says_when_it_cannot(h: &Harness)
         max_bytes: Some(2 * per_recording),
         ..RetentionSettings::default()
     };
-    let report = sweep(&h.catalog, h.data.path(), &settings, T0, true)
+    let report = sweep(&h.catalog, h.data.path(), &settings, &*h.events, T0, true)
         .await
         .unwrap();
     let deleted: Vec<_> = report
@@ -308,7 +310,7 @@ async fn max_bytes_deletes_the_oldest_first_and_says_when_it_cannot(h: &Harness)
         max_bytes: Some(1),
         ..RetentionSettings::default()
     };
-    let report = sweep(&h.catalog, h.data.path(), &tight, T0, true)
+    let report = sweep(&h.catalog, h.data.path(), &tight, &*h.events, T0, true)
         .await
         .unwrap();
     assert!(report.over_max_bytes, "d1 is locked: it cannot get under");
@@ -343,7 +345,7 @@ async fn the_audit_period_prunes_old_entries_and_the_chain_still_verifies(h: &Ha
         audit_days: Some(10),
         ..RetentionSettings::default()
     };
-    let report = sweep(&h.catalog, h.data.path(), &settings, later, true)
+    let report = sweep(&h.catalog, h.data.path(), &settings, &*h.events, later, true)
         .await
         .unwrap();
     // Users, tokens and the first lock (all at T0) go; the second lock stays.
@@ -357,7 +359,7 @@ async fn the_audit_period_prunes_old_entries_and_the_chain_still_verifies(h: &Ha
     ));
     assert_eq!(h.audit(AuditAction::Prune).await.len(), 1);
     // Pruning again finds nothing older.
-    let again = sweep(&h.catalog, h.data.path(), &settings, later, true)
+    let again = sweep(&h.catalog, h.data.path(), &settings, &*h.events, later, true)
         .await
         .unwrap();
     assert_eq!(again.audit_pruned, 0);
