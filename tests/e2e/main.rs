@@ -8,6 +8,7 @@ mod api;
 mod baresip;
 mod calls;
 mod check_config;
+mod compliance;
 mod cli;
 mod concealment;
 mod dashboard;
