@@ -61,7 +61,14 @@ async fn a_matter_holds_a_call_recorded_after_it_and_retention_goes_around_it() 
     // days = 0: every ended recording is due at once, unless something holds it.
     let server = Server::start_with("[retention]\ndays = 0\ninterval_s = 3600\n");
     let out = server.operator(
-        &["users", "add", "lee", "--role", "compliance", "--password-stdin"],
+        &[
+            "users",
+            "add",
+            "lee",
+            "--role",
+            "compliance",
+            "--password-stdin",
+        ],
         &format!("{PASSWORD}\n"),
     );
     assert!(out.status.success());
@@ -83,7 +90,12 @@ async fn a_matter_holds_a_call_recorded_after_it_and_retention_goes_around_it() 
         "/matters",
         Some(json!({"name": "Long calls", "case_id": "CV-1", "filter": {"min_duration_ms": 1500}})),
     );
-    assert_eq!(matter.status, 201, "{}", String::from_utf8_lossy(&matter.body));
+    assert_eq!(
+        matter.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&matter.body)
+    );
     let matter = matter.json();
     assert_eq!(matter["locked_recordings"], 0);
     let matter_id = matter["id"].as_str().unwrap().to_owned();

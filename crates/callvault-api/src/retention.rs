@@ -10,9 +10,7 @@
 
 use std::path::Path;
 
-use callvault_catalog::{
-    Actor, Catalog, Expiry, Hold, RetentionDefaults, RetentionItem, Scope,
-};
+use callvault_catalog::{Actor, Catalog, Expiry, Hold, RetentionDefaults, RetentionItem, Scope};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -234,11 +232,7 @@ async fn apply(
     let reason = if item.rule == "max_bytes" {
         "retention: over [retention] max_bytes, oldest first".to_owned()
     } else {
-        format!(
-            "retention: {} {} days",
-            item.rule,
-            item.period_days
-        )
+        format!("retention: {} {} days", item.rule, item.period_days)
     };
     let (deletion, media_only) = match item.expiry {
         Expiry::Metadata => (

@@ -49,7 +49,9 @@
 //!   `legs.added_at_ms`, `participant_associations` and `recordings.dtmf_digits`; version 3
 //!   adds `recordings.node_id`, rebuilds `legs` keyed by `(recording_id, position)` with every
 //!   old column kept, and adds `legs.counters` and `legs.error`; version 4 everything for
-//!   managing recordings; version 5 a token's `label` and `expires_at`), with defaults so older rows
+//!   managing recordings; version 5 a token's `label` and `expires_at`; version 8 retention
+//!   policies, legal matters, the never-expire and restricted flags, transcripts, media-only
+//!   deletion and the audit checkpoint), with defaults so older rows
 //!   read back unchanged. What portable SQL cannot compute is done once by [`Catalog::open`]:
 //!   `dtmf_digits` of version-1 rows, `counters` of version 1-2 legs (from the old per-counter
 //!   columns, which nothing writes or reads otherwise any more).
@@ -105,9 +107,9 @@ pub mod testing;
 pub use callvault_types::{DtmfSource, EndReason, LegCounters};
 pub use catalog::{
     Annotation, AuditAction, AuditEntry, AuditPage, AuditProblem, AuditQuery, AuditVerification,
-    Authenticated, Catalog, CustomField, CustomFieldKind, DeletedLeg, Deletion, Expiry, Hold,
-    Lock, Matter, MediaUsage, NewAnnotation, NewAuditEntry, NewMatter, NewToken, NewUser,
-    Permission, RecordingDetails, RecordingFlag, RecordingItem, RetentionDefaults, RetentionItem,
+    Authenticated, Catalog, CustomField, CustomFieldKind, DeletedLeg, Deletion, Expiry, Hold, Lock,
+    Matter, MediaUsage, NewAnnotation, NewAuditEntry, NewMatter, NewToken, NewUser, Permission,
+    RecordingDetails, RecordingFlag, RecordingItem, RetentionDefaults, RetentionItem,
     RetentionPlan, RetentionPolicy, RetentionRule, Review, ReviewUpdate, Role, SQLITE_FILE_NAME,
     SearchPage, SearchQuery, TOKEN_PREFIX, Token, TokenOptions, Transcript, TranscriptSegment,
     UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,

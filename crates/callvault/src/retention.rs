@@ -25,8 +25,7 @@ pub fn spawn_sweeper(
         loop {
             ticks.tick().await;
             let now = time::OffsetDateTime::now_utc();
-            match callvault_api::sweep(&catalog, &data_dir, &settings, &*events, now, true).await
-            {
+            match callvault_api::sweep(&catalog, &data_dir, &settings, &*events, now, true).await {
                 Ok(report) => {
                     let deleted = report
                         .items

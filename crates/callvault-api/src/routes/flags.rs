@@ -60,9 +60,20 @@ pub(crate) async fn never_expire(
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<ReasonBody>,
 ) -> Result<StatusCode> {
-    caller.require(Permission::ManageRetention, "flag recordings never to expire")?;
+    caller.require(
+        Permission::ManageRetention,
+        "flag recordings never to expire",
+    )?;
     let reason = reason::given(&headers, body.and_then(|b| b.reason))?;
-    set(&state, &caller, &id, RecordingFlag::NeverExpire, true, reason).await
+    set(
+        &state,
+        &caller,
+        &id,
+        RecordingFlag::NeverExpire,
+        true,
+        reason,
+    )
+    .await
 }
 
 /// Clears a recording's "never expire" flag: retention applies to it again.
@@ -88,7 +99,15 @@ pub(crate) async fn expire(
 ) -> Result<StatusCode> {
     caller.require(Permission::ManageRetention, "clear the never-expire flag")?;
     let reason = reason::given(&headers, body.and_then(|b| b.reason))?;
-    set(&state, &caller, &id, RecordingFlag::NeverExpire, false, reason).await
+    set(
+        &state,
+        &caller,
+        &id,
+        RecordingFlag::NeverExpire,
+        false,
+        reason,
+    )
+    .await
 }
 
 /// Flags a recording restricted: from now on only roles with the `view_restricted`
@@ -121,7 +140,15 @@ pub(crate) async fn restrict(
         &headers,
         body.and_then(|b| b.reason),
     )?;
-    set(&state, &caller, &id, RecordingFlag::Restricted, true, reason).await
+    set(
+        &state,
+        &caller,
+        &id,
+        RecordingFlag::Restricted,
+        true,
+        reason,
+    )
+    .await
 }
 
 /// Clears a recording's restricted flag: every role that may view recordings sees it again.
@@ -153,5 +180,13 @@ pub(crate) async fn unrestrict(
         &headers,
         body.and_then(|b| b.reason),
     )?;
-    set(&state, &caller, &id, RecordingFlag::Restricted, false, reason).await
+    set(
+        &state,
+        &caller,
+        &id,
+        RecordingFlag::Restricted,
+        false,
+        reason,
+    )
+    .await
 }

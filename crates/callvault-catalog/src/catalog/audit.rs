@@ -597,7 +597,11 @@ impl Catalog {
         )
         .await?;
         let head = tx
-            .count("read the audit head", "SELECT seq FROM audit_head WHERE id = 0", &[])
+            .count(
+                "read the audit head",
+                "SELECT seq FROM audit_head WHERE id = 0",
+                &[],
+            )
             .await?;
         let first_kept = tx
             .rows(

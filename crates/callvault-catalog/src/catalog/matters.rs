@@ -125,7 +125,12 @@ async fn matching(
 
 /// Puts matter `matter`'s lock on `recording_id` unless it has one in force already;
 /// audited on the recording. Returns whether a lock was added.
-async fn hold(tx: &mut Tx, matter: &Matter, recording_id: &str, at: OffsetDateTime) -> Result<bool> {
+async fn hold(
+    tx: &mut Tx,
+    matter: &Matter,
+    recording_id: &str,
+    at: OffsetDateTime,
+) -> Result<bool> {
     let held = tx
         .count(
             "find a matter's lock",
@@ -203,7 +208,11 @@ async fn read_matter(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Matt
 /// Applies every open matter to `recording_id` (in the caller's transaction, after it locked
 /// the recording's row): each matter whose search finds it holds it. Called when a recording
 /// completes and when its transcript is written.
-pub(super) async fn apply_matters(tx: &mut Tx, recording_id: &str, at: OffsetDateTime) -> Result<()> {
+pub(super) async fn apply_matters(
+    tx: &mut Tx,
+    recording_id: &str,
+    at: OffsetDateTime,
+) -> Result<()> {
     let open = tx
         .rows(
             "read the open matters",

@@ -29,12 +29,12 @@ pub use retention::{
     Expiry, Hold, MediaUsage, RetentionDefaults, RetentionItem, RetentionPlan, RetentionPolicy,
     RetentionRule,
 };
-pub use transcripts::{Transcript, TranscriptSegment};
 pub use review::{
     Annotation, CustomField, CustomFieldKind, NewAnnotation, Review, ReviewUpdate,
     UnknownCustomFieldKind,
 };
 pub use search::{RecordingDetails, RecordingItem, SearchPage, SearchQuery};
+pub use transcripts::{Transcript, TranscriptSegment};
 pub use users::{
     Authenticated, NewToken, NewUser, Permission, Role, TOKEN_PREFIX, Token, TokenOptions,
     UnknownRole, User,

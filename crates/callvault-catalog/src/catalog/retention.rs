@@ -29,7 +29,9 @@ use time::{Duration, OffsetDateTime};
 
 use super::Catalog;
 use super::audit::{AuditAction, NewAuditEntry, append};
-use super::locks::{Deletion, audit_recording, deletable, deleted_legs, digests, started_at, validate_reason};
+use super::locks::{
+    Deletion, audit_recording, deletable, deleted_legs, digests, started_at, validate_reason,
+};
 use super::read::children;
 use crate::db::{Arg, Row};
 use crate::error::{Error, Result};
@@ -193,7 +195,9 @@ impl RetentionRule {
         };
         let party = self.participant.as_ref().is_none_or(|p| {
             let p = p.to_ascii_lowercase();
-            c.parties.iter().any(|s| s.to_ascii_lowercase().contains(&p))
+            c.parties
+                .iter()
+                .any(|s| s.to_ascii_lowercase().contains(&p))
         });
         let field = match (&self.field, &self.value) {
             (None, _) => true,
@@ -237,8 +241,7 @@ impl Catalog {
         at: OffsetDateTime,
     ) -> Result<RetentionPolicy> {
         validate_reason("name", name)?;
-        if rule.media_days.is_none() && rule.metadata_days.is_none() && rule.audit_days.is_none()
-        {
+        if rule.media_days.is_none() && rule.metadata_days.is_none() && rule.audit_days.is_none() {
             return Err(invalid("give media_days, metadata_days or audit_days"));
         }
         if let (Some(media), Some(metadata)) = (rule.media_days, rule.metadata_days)
@@ -622,8 +625,16 @@ fn plan_one(
         (Some((days, "config")), Some((days, "config")))
     } else {
         (
-            longest(matching.iter().map(|p| (p.rule.metadata_days, p.name.as_str()))),
-            longest(matching.iter().map(|p| (p.rule.media_period(), p.name.as_str()))),
+            longest(
+                matching
+                    .iter()
+                    .map(|p| (p.rule.metadata_days, p.name.as_str())),
+            ),
+            longest(
+                matching
+                    .iter()
+                    .map(|p| (p.rule.media_period(), p.name.as_str())),
+            ),
         )
     };
     let due = |days: u32| age_days >= i64::from(days);

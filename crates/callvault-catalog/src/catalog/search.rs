@@ -34,10 +34,16 @@ use crate::sql::{Conditions, digits_pattern, like_contains};
 #[serde(default, deny_unknown_fields)]
 pub struct SearchQuery {
     /// Started at or after this instant.
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub since: Option<OffsetDateTime>,
     /// Started before this instant.
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub until: Option<OffsetDateTime>,
     /// A substring (ASCII letters in any case) of From, To, or any participant's AOR or name.
     pub party: Option<String>,
@@ -178,7 +184,11 @@ fn item_columns() -> String {
 }
 
 /// The filters of `query` within `scope`, on `recordings`, with the cursor's position.
-pub(super) fn conditions<'a>(scope: &'a Scope, query: &'a SearchQuery, owned: &'a Owned) -> Conditions<'a> {
+pub(super) fn conditions<'a>(
+    scope: &'a Scope,
+    query: &'a SearchQuery,
+    owned: &'a Owned,
+) -> Conditions<'a> {
     let mut c = Conditions::default();
     scope.restrict_recordings(&mut c);
     if let Some(tenant) = &query.tenant {

@@ -124,7 +124,11 @@ impl Catalog {
             recording_id,
             recording.tenant.as_deref(),
             None,
-            Some(format!("{} characters, {} segments", text.chars().count(), segments.len())),
+            Some(format!(
+                "{} characters, {} segments",
+                text.chars().count(),
+                segments.len()
+            )),
         )
         .await?;
         apply_matters(&mut tx, recording_id, at).await?;
@@ -139,7 +143,11 @@ impl Catalog {
 
     /// A recording's transcript: `Ok(None)` when it has none. Unknown or out of scope:
     /// [`Error::NotFound`].
-    pub async fn transcript(&self, scope: &Scope, recording_id: &str) -> Result<Option<Transcript>> {
+    pub async fn transcript(
+        &self,
+        scope: &Scope,
+        recording_id: &str,
+    ) -> Result<Option<Transcript>> {
         let mut filter = crate::sql::Conditions::default();
         let p = filter.bind(Arg::Text(recording_id));
         filter.and(format!("id = {p}"));

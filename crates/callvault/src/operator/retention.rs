@@ -41,7 +41,9 @@ pub async fn run(args: RetentionArgs) -> anyhow::Result<ExitCode> {
         Some(RetentionCommand::Run { storage, json }) => (storage, json, true),
         None if args.dry_run => (args.storage, args.json, false),
         None => {
-            eprintln!("error: say what to do: `callvault retention --dry-run` or `callvault retention run`");
+            eprintln!(
+                "error: say what to do: `callvault retention --dry-run` or `callvault retention run`"
+            );
             return Ok(ExitCode::from(2));
         }
     };
@@ -79,10 +81,9 @@ fn print_report(report: &SweepReport) {
             (Outcome::Held, Some(hold)) => format!("kept ({})", hold_text(hold)),
             (Outcome::WouldDelete, _) => "would delete".to_owned(),
             (Outcome::Deleted, _) => "deleted".to_owned(),
-            (Outcome::Failed, _) => format!(
-                "refused: {}",
-                esc(i.error.as_deref().unwrap_or("unknown"))
-            ),
+            (Outcome::Failed, _) => {
+                format!("refused: {}", esc(i.error.as_deref().unwrap_or("unknown")))
+            }
             (Outcome::Held, None) => "kept".to_owned(),
         };
         println!(

@@ -139,7 +139,9 @@ async fn retention_dry_run_lists_what_the_run_deletes_and_holds_locked_and_never
     assert_eq!(a["expiry"], "metadata");
     assert_eq!(a["age_days"], 61);
     // A dry run changes nothing.
-    assert!(exists(&h.path(&format!("{}/0-caller.wav", folder("a", OLD)))));
+    assert!(exists(
+        &h.path(&format!("{}/0-caller.wav", folder("a", OLD)))
+    ));
     assert!(h.audit(AuditAction::Delete).await.is_empty());
 
     // The real run (the server's sweeper), with [retention] days for what no policy matches.
@@ -168,21 +170,32 @@ async fn retention_dry_run_lists_what_the_run_deletes_and_holds_locked_and_never
         .filter(|(_, change)| matches!(change, crate::RecordingChange::Deleted))
         .map(|(id, _)| id)
         .collect();
-    assert_eq!(heard, ["a", "untenanted"], "the webhooks hear of each deletion");
+    assert_eq!(
+        heard,
+        ["a", "untenanted"],
+        "the webhooks hear of each deletion"
+    );
     let gone = h.get("viewer", "/api/v1/recordings/a").await.json();
     assert_eq!(gone["state"], "deleted");
     assert_eq!(gone["deleted_by"], "policy:acme-30");
     assert_eq!(gone["delete_reason"], "retention: acme-30 30 days");
     assert!(!exists(&h.path(&folder("a", OLD))));
     assert_eq!(
-        h.get("viewer", "/api/v1/recordings/untenanted").await.json()["deleted_by"],
+        h.get("viewer", "/api/v1/recordings/untenanted")
+            .await
+            .json()["deleted_by"],
         "retention:config"
     );
     for kept in ["b", "c", "fresh", "live"] {
-        let r = h.get("viewer", &format!("/api/v1/recordings/{kept}")).await.json();
+        let r = h
+            .get("viewer", &format!("/api/v1/recordings/{kept}"))
+            .await
+            .json();
         assert_ne!(r["state"], "deleted", "{kept}");
     }
-    assert!(exists(&h.path(&format!("{}/0-caller.wav", folder("b", OLD)))));
+    assert!(exists(
+        &h.path(&format!("{}/0-caller.wav", folder("b", OLD)))
+    ));
     let deletions: Vec<String> = h
         .audit(AuditAction::Delete)
         .await
@@ -209,8 +222,7 @@ async fn retention_dry_run_lists_what_the_run_deletes_and_holds_locked_and_never
         report
             .items
             .iter()
-            .any(|i| i.item.recording_id == "c"
-                && i.outcome == crate::retention::Outcome::Deleted)
+            .any(|i| i.item.recording_id == "c" && i.outcome == crate::retention::Outcome::Deleted)
     );
     // Removing the policy stops it.
     let id = policy["id"].as_str().unwrap();
@@ -239,12 +251,18 @@ async fn a_media_period_removes_the_audio_and_keeps_the_metadata(h: &Harness) {
         "compliance",
         Method::POST,
         "/api/v1/retention/policies",
-        Some(json!({"name": "media", "participant": "ALICE-M@", "media_days": 10,
-                    "metadata_days": 1000})),
+        Some(
+            json!({"name": "media", "participant": "ALICE-M@", "media_days": 10,
+                    "metadata_days": 1000}),
+        ),
     )
     .await
     .expect(StatusCode::CREATED);
-    let report = sweep(&h.catalog, h.data.path(), &RetentionSettings::default(), &*h.events,
+    let report = sweep(
+        &h.catalog,
+        h.data.path(),
+        &RetentionSettings::default(),
+        &*h.events,
         T0,
         true,
     )
@@ -260,14 +278,25 @@ async fn a_media_period_removes_the_audio_and_keeps_the_metadata(h: &Harness) {
         .await
         .expect(StatusCode::GONE);
     assert_eq!(audio.code(), "media_deleted");
-    assert!(!exists(&h.path(&format!("{}/0-caller.wav", folder("m", OLD)))));
-    assert!(exists(&h.path(&format!("{}/metadata-1.xml", folder("m", OLD)))));
-    assert_eq!(h.audit(AuditAction::DeleteMedia).await[0].user, "policy:media");
+    assert!(!exists(
+        &h.path(&format!("{}/0-caller.wav", folder("m", OLD)))
+    ));
+    assert!(exists(
+        &h.path(&format!("{}/metadata-1.xml", folder("m", OLD)))
+    ));
+    assert_eq!(
+        h.audit(AuditAction::DeleteMedia).await[0].user,
+        "policy:media"
+    );
     h.get("viewer", "/api/v1/recordings/other/legs/caller/audio")
         .await
         .expect(StatusCode::OK);
     // A second run has nothing more to do until the metadata period.
-    let again = sweep(&h.catalog, h.data.path(), &RetentionSettings::default(), &*h.events,
+    let again = sweep(
+        &h.catalog,
+        h.data.path(),
+        &RetentionSettings::default(),
+        &*h.events,
         T0,
         true,
     )
@@ -345,9 +374,16 @@ async fn the_audit_period_prunes_old_entries_and_the_chain_still_verifies(h: &Ha
         audit_days: Some(10),
         ..RetentionSettings::default()
     };
-    let report = sweep(&h.catalog, h.data.path(), &settings, &*h.events, later, true)
-        .await
-        .unwrap();
+    let report = sweep(
+        &h.catalog,
+        h.data.path(),
+        &settings,
+        &*h.events,
+        later,
+        true,
+    )
+    .await
+    .unwrap();
     // Users, tokens and the first lock (all at T0) go; the second lock stays.
     assert!(report.audit_pruned >= 2, "{report:?}");
     let locks = h.audit(AuditAction::Lock).await;
@@ -359,9 +395,16 @@ async fn the_audit_period_prunes_old_entries_and_the_chain_still_verifies(h: &Ha
     ));
     assert_eq!(h.audit(AuditAction::Prune).await.len(), 1);
     // Pruning again finds nothing older.
-    let again = sweep(&h.catalog, h.data.path(), &settings, &*h.events, later, true)
-        .await
-        .unwrap();
+    let again = sweep(
+        &h.catalog,
+        h.data.path(),
+        &settings,
+        &*h.events,
+        later,
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(again.audit_pruned, 0);
     assert!(matches!(
         h.catalog.verify_audit().await.unwrap(),
@@ -404,8 +447,10 @@ async fn a_matter_holds_what_it_finds_now_and_later_and_its_release_leaves_other
             "compliance",
             Method::POST,
             "/api/v1/matters",
-            Some(json!({"name": "Smith v. Acme", "case_id": "CV-2026-17", "owner": "legal",
-                        "description": "calls of Alice P.", "filter": {"party": "alice-p"}})),
+            Some(
+                json!({"name": "Smith v. Acme", "case_id": "CV-2026-17", "owner": "legal",
+                        "description": "calls of Alice P.", "filter": {"party": "alice-p"}}),
+            ),
         )
         .await
         .expect(StatusCode::CREATED)
@@ -558,7 +603,10 @@ async fn a_restricted_recording_is_invisible_without_the_permission(h: &Harness)
     )
     .await
     .expect(StatusCode::NOT_FOUND);
-    let seen = h.get("compliance", "/api/v1/recordings/secret").await.json();
+    let seen = h
+        .get("compliance", "/api/v1/recordings/secret")
+        .await
+        .json();
     assert_eq!(seen["restricted"], true);
     assert_eq!(
         ids(&h
@@ -612,7 +660,10 @@ async fn max_age_days_limits_a_role_to_recent_recordings(h: &Harness) {
                 .await
         }
     };
-    assert_eq!(ids(&get("reviewer", "/api/v1/recordings").await.json()), ["new"]);
+    assert_eq!(
+        ids(&get("reviewer", "/api/v1/recordings").await.json()),
+        ["new"]
+    );
     get("reviewer", "/api/v1/recordings/old")
         .await
         .expect(StatusCode::NOT_FOUND);
@@ -695,19 +746,14 @@ async fn a_transcript_is_written_read_back_and_found_by_the_search(h: &Harness) 
             "{query}"
         );
     }
-    assert!(
-        ids(&h.get("viewer", "/api/v1/recordings?q=invoice").await.json()).is_empty()
-    );
+    assert!(ids(&h.get("viewer", "/api/v1/recordings?q=invoice").await.json()).is_empty());
     h.get("viewer", "/api/v1/recordings?q=a&transcript=b")
         .await
         .expect(StatusCode::BAD_REQUEST);
     let details = h.get("viewer", "/api/v1/recordings/t").await.json();
     assert_eq!(details["has_transcript"], true);
     assert_eq!(details["locked"], true, "the refunds matter holds it now");
-    assert_eq!(
-        h.audit(AuditAction::Transcript).await[0].user,
-        "reviewer"
-    );
+    assert_eq!(h.audit(AuditAction::Transcript).await[0].user, "reviewer");
     // Deleting the recording deletes its transcript with the rest of the metadata.
     h.send(
         "compliance",
