@@ -37,6 +37,9 @@ pub struct Lock {
     pub removed_at: Option<OffsetDateTime>,
     pub removed_by: Option<String>,
     pub remove_reason: Option<String>,
+    /// The legal matter whose hold this is: only releasing the matter removes it.
+    #[serde(default)]
+    pub matter_id: Option<String>,
 }
 
 /// A leg file of a deleted recording, as its tombstone keeps it.
@@ -72,8 +75,8 @@ pub(super) fn validate_reason(field: &'static str, reason: &str) -> Result<()> {
     Ok(())
 }
 
-pub(super) const LOCK_COLUMNS: &str =
-    "id, recording_id, reason, locked_by, locked_at, removed_at, removed_by, remove_reason";
+pub(super) const LOCK_COLUMNS: &str = "id, recording_id, reason, locked_by, locked_at, removed_at, removed_by, remove_reason, \
+     matter_id";
 
 pub(super) fn lock_from_row(row: &Row) -> Result<Lock> {
     Ok(Lock {
@@ -85,6 +88,7 @@ pub(super) fn lock_from_row(row: &Row) -> Result<Lock> {
         removed_at: row.opt_time("removed_at")?,
         removed_by: row.opt_text("removed_by")?,
         remove_reason: row.opt_text("remove_reason")?,
+        matter_id: row.opt_text("matter_id")?,
     })
 }
 
@@ -263,7 +267,8 @@ impl Catalog {
     }
 
     /// Removes a lock, keeping it as history (`removed_at`, `removed_by`, `remove_reason`).
-    /// A lock not in force on this recording: [`Error::UnknownLock`]. Audited (`unlock`).
+    /// A lock not in force on this recording: [`Error::UnknownLock`]; a legal matter's lock:
+    /// [`Error::InvalidInput`] (releasing the matter removes it). Audited (`unlock`).
     pub async fn unlock(
         &self,
         scope: &Scope,
@@ -278,6 +283,16 @@ impl Catalog {
         }
         let mut tx = self.pool.begin().await?;
         let recording = lock_recording(&mut tx, scope, recording_id).await?;
+        if let Some(matter) = read_lock(&mut tx, lock_id)
+            .await?
+            .filter(|l| l.recording_id == recording_id && l.removed_at.is_none())
+            .and_then(|l| l.matter_id)
+        {
+            return Err(Error::InvalidInput {
+                field: "lock",
+                reason: format!("the hold of legal matter {matter}: release the matter instead"),
+            });
+        }
         let removed = tx
             .run(
                 "remove lock",

@@ -496,6 +496,17 @@ async fn a_matter_holds_what_it_finds_now_and_later_and_its_release_leaves_other
         .await
         .expect(StatusCode::CONFLICT);
     assert_eq!(refused.code(), "locked");
+    // A matter's lock is not removed one recording at a time: only the release removes it.
+    let lock_id = p3["locks"][0]["id"].as_str().unwrap();
+    assert_eq!(p3["locks"][0]["matter_id"], id.as_str());
+    h.send(
+        "compliance",
+        Method::DELETE,
+        &format!("/api/v1/recordings/p3/locks/{lock_id}"),
+        Some(json!({"reason": "sneaky"})),
+    )
+    .await
+    .expect(StatusCode::UNPROCESSABLE_ENTITY);
     let shown = h
         .get("compliance", &format!("/api/v1/matters/{id}"))
         .await
