@@ -40,6 +40,7 @@ impl Catalog {
     /// [`Error::NotFound`]; a tombstone: [`Error::Deleted`]. Audited (`never_expire` or
     /// `restrict`, detail `on`/`off`) even when the flag already had that value: the request
     /// was made.
+    #[allow(clippy::too_many_arguments)] // reason: one change's fields, named at each call
     pub async fn set_flag(
         &self,
         scope: &Scope,

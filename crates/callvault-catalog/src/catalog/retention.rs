@@ -204,7 +204,8 @@ impl RetentionRule {
             (Some(name), None) => c.custom.contains_key(name),
             (Some(name), Some(value)) => match c.custom.get(name) {
                 Some(Value::String(s)) => s == value,
-                Some(other) => other.to_string() == *value,
+                // A number or a flag compares as the JSON it is written as (`3`, `true`).
+                Some(other) => serde_json::from_str::<Value>(value).is_ok_and(|v| v == *other),
                 None => false,
             },
         };
