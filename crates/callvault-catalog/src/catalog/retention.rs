@@ -664,3 +664,140 @@ fn plan_one(
         held: c.held,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-12-01 00:00 UTC);
+
+    fn policy(name: &str, rule: RetentionRule) -> RetentionPolicy {
+        RetentionPolicy {
+            id: name.to_owned(),
+            name: name.to_owned(),
+            rule,
+            created_by: "t".to_owned(),
+            created_at: NOW,
+        }
+    }
+
+    fn candidate(tenant: Option<&str>, age_days: i64) -> Candidate {
+        Candidate {
+            id: "r".to_owned(),
+            tenant: tenant.map(str::to_owned),
+            route: None,
+            parties: vec!["sip:Alice@example.com".to_owned()],
+            custom: serde_json::from_str(r#"{"queue": "sales", "vip": true}"#).unwrap(),
+            started_at: NOW - Duration::days(age_days),
+            media_deleted: false,
+            held: None,
+        }
+    }
+
+    fn plan(
+        c: &Candidate,
+        policies: &[RetentionPolicy],
+        days: Option<u32>,
+    ) -> Option<(Expiry, String)> {
+        plan_one(
+            c,
+            policies,
+            RetentionDefaults {
+                days,
+                audit_days: None,
+            },
+            NOW,
+        )
+        .map(|i| (i.expiry, i.actor))
+    }
+
+    #[test]
+    fn the_longest_matching_period_wins_and_the_default_only_where_no_policy_matches() {
+        let short = policy(
+            "short",
+            RetentionRule {
+                metadata_days: Some(30),
+                ..RetentionRule::default()
+            },
+        );
+        let acme_long = policy(
+            "acme-long",
+            RetentionRule {
+                tenant: Some("acme".to_owned()),
+                media_days: Some(35),
+                metadata_days: Some(365),
+                ..RetentionRule::default()
+            },
+        );
+        let keep_vip = policy(
+            "vip",
+            RetentionRule {
+                field: Some("vip".to_owned()),
+                value: Some("true".to_owned()),
+                media_days: Some(10),
+                ..RetentionRule::default()
+            },
+        );
+        let both = [short.clone(), acme_long.clone()];
+        // Not acme: only `short` matches, 40 days > 30.
+        assert_eq!(
+            plan(&candidate(None, 40), &both, None),
+            Some((Expiry::Metadata, "policy:short".to_owned()))
+        );
+        // Acme: the longest wins, so at 40 days only the media go, at 400 everything.
+        assert_eq!(
+            plan(&candidate(Some("acme"), 40), &both, None),
+            Some((Expiry::Media, "policy:acme-long".to_owned()))
+        );
+        assert_eq!(
+            plan(&candidate(Some("acme"), 400), &both, None),
+            Some((Expiry::Metadata, "policy:acme-long".to_owned()))
+        );
+        assert_eq!(plan(&candidate(Some("acme"), 32), &both, None), None);
+        // A matching policy without a metadata period keeps the metadata for ever; the media
+        // go after the longest media period (short's, whose media go with its metadata).
+        assert_eq!(
+            plan(&candidate(None, 4000), &[short.clone(), keep_vip], None),
+            Some((Expiry::Media, "policy:short".to_owned()))
+        );
+        // [retention] days applies only where no policy matches.
+        assert_eq!(
+            plan(&candidate(None, 40), &[acme_long.clone()], Some(35)),
+            Some((Expiry::Metadata, "retention:config".to_owned()))
+        );
+        assert_eq!(
+            plan(&candidate(Some("acme"), 40), &[acme_long], Some(35)),
+            Some((Expiry::Media, "policy:acme-long".to_owned()))
+        );
+        assert_eq!(plan(&candidate(None, 40), &[], None), None);
+    }
+
+    #[test]
+    fn criteria_match_participants_in_any_case_and_field_values_as_json() {
+        let c = candidate(None, 1);
+        let rule = |r: RetentionRule| r.matches(&c);
+        assert!(rule(RetentionRule {
+            participant: Some("alice@".to_owned()),
+            ..RetentionRule::default()
+        }));
+        assert!(!rule(RetentionRule {
+            participant: Some("bob".to_owned()),
+            ..RetentionRule::default()
+        }));
+        assert!(rule(RetentionRule {
+            field: Some("queue".to_owned()),
+            value: Some("sales".to_owned()),
+            ..RetentionRule::default()
+        }));
+        assert!(!rule(RetentionRule {
+            field: Some("vip".to_owned()),
+            value: Some("false".to_owned()),
+            ..RetentionRule::default()
+        }));
+        assert!(!rule(RetentionRule {
+            tenant: Some("acme".to_owned()),
+            ..RetentionRule::default()
+        }));
+    }
+}
