@@ -9,6 +9,7 @@ mod baresip;
 mod calls;
 mod check_config;
 mod cli;
+mod compliance;
 mod concealment;
 mod dashboard;
 mod dialects;

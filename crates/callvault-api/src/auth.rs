@@ -18,7 +18,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use callvault_catalog::{Actor, Permission, Role, Scope, User};
+use callvault_catalog::{Actor, Limits, Permission, Role, Scope, User};
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
 use http::{HeaderMap, Method};
@@ -35,6 +35,9 @@ pub(crate) struct Caller {
     pub(crate) client: Option<IpAddr>,
     /// How they proved it.
     pub(crate) credential: Credential,
+    /// What they may see: their tenant, and their role's limits (restricted recordings,
+    /// `max_age_days`), resolved when the request arrived.
+    scope: Scope,
 }
 
 #[derive(Debug, Clone)]
@@ -59,7 +62,7 @@ impl Caller {
 
     /// The recordings the caller may see and touch.
     pub(crate) fn scope(&self) -> Scope {
-        self.user.scope()
+        self.scope.clone()
     }
 
     /// The caller as an audit entry names them.
@@ -105,6 +108,24 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// The scope of `user` at `now`: their tenant's recordings, without restricted ones unless
+/// their role may view them, and only the last `max_age_days` when their role is so limited.
+pub(crate) fn scope_of(user: &User, state: &ApiState) -> Scope {
+    let restricted = user.role.allows(Permission::ViewRestricted);
+    let started_since = state
+        .settings()
+        .max_age_days(user.role)
+        .map(|days| state.clock().now() - time::Duration::days(i64::from(days)));
+    if restricted && started_since.is_none() {
+        return user.scope();
+    }
+    Scope::Limited(Limits {
+        tenant: user.tenant.clone(),
+        restricted,
+        started_since,
+    })
+}
+
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = Error;
 
@@ -117,6 +138,7 @@ impl FromRequestParts<ApiState> for Caller {
                 .await?
                 .ok_or(Error::Unauthenticated)?;
             return Ok(Caller {
+                scope: scope_of(&found.user, state),
                 user: found.user,
                 client,
                 credential: Credential::Token,
@@ -144,6 +166,7 @@ impl FromRequestParts<ApiState> for Caller {
             }
         }
         Ok(Caller {
+            scope: scope_of(&user, state),
             user,
             client,
             credential: Credential::Session { id, session },
@@ -165,6 +188,10 @@ pub(crate) fn permission_names(role: Role) -> Vec<&'static str> {
         (Permission::ManageUsers, "manage_users"),
         (Permission::Export, "export"),
         (Permission::Share, "share"),
+        (Permission::Restrict, "restrict"),
+        (Permission::ViewRestricted, "view_restricted"),
+        (Permission::ManageRetention, "manage_retention"),
+        (Permission::WriteTranscript, "write_transcript"),
     ]
     .into_iter()
     .filter(|(p, _)| role.allows(*p))

@@ -57,6 +57,9 @@ pub enum Error {
     /// The reason is not one of `[api] reasons`.
     #[error("the reason is not one of the allowed reasons")]
     ReasonNotAllowed,
+    /// Retention deleted the recording's media; its metadata is still there.
+    #[error("the recording's media were deleted by retention")]
+    MediaDeleted,
     /// A leg label that several legs of the recording share.
     #[error("several legs are labelled {label:?}")]
     AmbiguousLeg { label: String },
@@ -189,15 +192,18 @@ impl Error {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Error::AmbiguousLeg { .. } | Error::Live(_) => StatusCode::CONFLICT,
+            Error::MediaDeleted => StatusCode::GONE,
             Error::Catalog(error) => match error {
                 Catalog::NotFound { .. }
                 | Catalog::UnknownUser { .. }
                 | Catalog::UnknownToken { .. }
-                | Catalog::UnknownLock { .. } => StatusCode::NOT_FOUND,
+                | Catalog::UnknownLock { .. }
+                | Catalog::UnknownItem { .. } => StatusCode::NOT_FOUND,
                 Catalog::Deleted { .. } => StatusCode::GONE,
-                Catalog::Locked { .. } | Catalog::Active { .. } | Catalog::UserExists { .. } => {
-                    StatusCode::CONFLICT
-                }
+                Catalog::Locked { .. }
+                | Catalog::Active { .. }
+                | Catalog::UserExists { .. }
+                | Catalog::PolicyExists { .. } => StatusCode::CONFLICT,
                 Catalog::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
                 Catalog::InvalidInput { .. } | Catalog::UnknownCustomField { .. } => {
                     StatusCode::UNPROCESSABLE_ENTITY
@@ -233,15 +239,17 @@ impl Error {
             Error::Live(LiveError::NotActive) => "not_active",
             Error::Live(LiveError::AlreadyPaused) => "already_paused",
             Error::Live(LiveError::NotPaused) => "not_paused",
+            Error::MediaDeleted => "media_deleted",
             Error::Catalog(error) => match error {
                 Catalog::NotFound { .. }
                 | Catalog::UnknownUser { .. }
                 | Catalog::UnknownToken { .. }
-                | Catalog::UnknownLock { .. } => "not_found",
+                | Catalog::UnknownLock { .. }
+                | Catalog::UnknownItem { .. } => "not_found",
                 Catalog::Deleted { .. } => "deleted",
                 Catalog::Locked { .. } => "locked",
                 Catalog::Active { .. } => "active",
-                Catalog::UserExists { .. } => "exists",
+                Catalog::UserExists { .. } | Catalog::PolicyExists { .. } => "exists",
                 Catalog::InvalidQuery { .. } => "bad_request",
                 Catalog::InvalidInput { .. } => "invalid",
                 Catalog::UnknownCustomField { .. } => "unknown_custom_field",
@@ -274,6 +282,7 @@ impl Error {
             | Error::ExportNotReady { .. }
             | Error::Gone { .. }
             | Error::DownloadNotAllowed
+            | Error::MediaDeleted
             | Error::Live(_) => self.to_string(),
             Error::RateLimited { retry_after } => format!(
                 "too many requests; retry in {} s",
@@ -290,6 +299,7 @@ impl Error {
                 }
                 Catalog::Active { .. } => "the recording is still being recorded".to_owned(),
                 Catalog::UserExists { name } => format!("user {name:?} already exists"),
+                Catalog::UnknownItem { .. } | Catalog::PolicyExists { .. } => error.to_string(),
                 Catalog::InvalidQuery { reason } => reason.clone(),
                 Catalog::InvalidInput { .. } | Catalog::UnknownCustomField { .. } => {
                     error.to_string()

@@ -26,6 +26,17 @@ pub struct RemovedFiles {
 /// that is absolute or climbs out of `data_dir` (`..`) is never touched: the catalog's paths
 /// are relative to it, and one that is not was not written by callvault.
 pub fn remove_deleted_files(data_dir: &Path, deletion: &Deletion) -> RemovedFiles {
+    remove(data_dir, deletion, true)
+}
+
+/// Removes only the leg files of `deletion` (what [`callvault_catalog::Catalog::delete_media`]
+/// leaves to the caller): the recording's folder stays, with its SIPREC metadata documents
+/// and `recording.json`, which are metadata.
+pub fn remove_media_files(data_dir: &Path, deletion: &Deletion) -> RemovedFiles {
+    remove(data_dir, deletion, false)
+}
+
+fn remove(data_dir: &Path, deletion: &Deletion, with_folder: bool) -> RemovedFiles {
     let mut outcome = RemovedFiles::default();
     let mut folders = Vec::new();
     if is_one_component(&deletion.recording_id) {
@@ -63,6 +74,9 @@ pub fn remove_deleted_files(data_dir: &Path, deletion: &Deletion) -> RemovedFile
         {
             folders.push(parent.to_owned());
         }
+    }
+    if !with_folder {
+        return outcome;
     }
     for folder in folders {
         match std::fs::remove_dir_all(data_dir.join(&folder)) {

@@ -51,6 +51,12 @@
 //! included; files already gone are fine). A file that cannot be removed is logged; the
 //! deletion stands (`recordings verify --fix` finds it).
 //!
+//! **Compliance.** Retention policies and the dry run (`routes/retention.rs`, applied by
+//! [`sweep`] in `retention`, which the binary's sweeper and CLI call too), legal matters, the
+//! never-expire and restricted flags, transcripts: thin routes over the catalog, which audits
+//! each change in its transaction. A role's view (`Scope::Limited`: restricted recordings,
+//! `[api.roles.<role>] max_age_days`) is resolved once per request in `auth`.
+//!
 //! **Errors.** One [`Error`] for the crate; [`Error::status`] and [`Error::code`] map it in one
 //! place to `{"error": {"code", "message"}}` with 400/401/403/404/409/410/415/422/429, and
 //! 500/503 for what the server did wrong — logged in full, answered only as `internal` /
@@ -122,6 +128,7 @@ mod openapi;
 mod rate_limit;
 mod reason;
 mod response;
+pub mod retention;
 mod router;
 mod routes;
 mod session;
@@ -132,13 +139,14 @@ pub use clock::{Clock, SystemClock};
 pub use dashboard::CONTENT_SECURITY_POLICY_VALUE;
 pub use error::{Error, PatternProblem, Result};
 pub use events::{NoRecordingEvents, RecordingChange, RecordingEvents};
-pub use files::{RemovedFiles, remove_deleted_files};
+pub use files::{RemovedFiles, remove_deleted_files, remove_media_files};
 pub use live::{BoxFuture, LiveError, LiveRecordings, NoLiveRecordings};
 pub use openapi::{PREFIX, openapi};
 pub use reason::REASON_HEADER;
+pub use retention::{RetentionSettings, SweepReport, sweep};
 pub use router::router;
 pub use session::{CSRF_HEADER, SESSION_COOKIE};
-pub use settings::{ApiSettings, ReasonAction};
+pub use settings::{ApiSettings, ReasonAction, RoleSettings};
 pub use state::ApiState;
 
 #[cfg(test)]

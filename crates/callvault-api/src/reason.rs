@@ -45,7 +45,8 @@ pub(crate) fn given(headers: &HeaderMap, given: Option<String>) -> Result<Option
 /// The longest reason kept (as the catalog's).
 const MAX_REASON: usize = 1000;
 
-/// Applies `[api] require_reason` (and `reasons`) for `action` to the reason a request gave.
+/// Applies `[api] require_reason` (and `reasons`) for `action` to the reason a request gave:
+/// one of the pick list, or, with `allow_other_reason`, any reason typed.
 pub(crate) fn check(
     settings: &ApiSettings,
     action: ReasonAction,
@@ -55,7 +56,10 @@ pub(crate) fn check(
         return Ok(reason);
     }
     let reason = reason.ok_or(Error::ReasonRequired(action))?;
-    if !settings.reasons.is_empty() && !settings.reasons.iter().any(|r| r.trim() == reason) {
+    if !settings.reasons.is_empty()
+        && !settings.allow_other_reason
+        && !settings.reasons.iter().any(|r| r.trim() == reason)
+    {
         return Err(Error::ReasonNotAllowed);
     }
     Ok(Some(reason))

@@ -2,8 +2,11 @@
 //! defaults, embedded by the binary's configuration; [`ApiSettings::validate`] refuses what
 //! cannot work (a bad file-name pattern, a zero rate) when the configuration is loaded.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
+
+use callvault_catalog::Role;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +26,10 @@ pub enum ReasonAction {
     Update,
     Pause,
     Resume,
+    /// Flagging a recording restricted, or clearing the flag.
+    Restrict,
+    /// Releasing a legal matter.
+    Release,
 }
 
 impl ReasonAction {
@@ -37,6 +44,8 @@ impl ReasonAction {
             ReasonAction::Update => "update",
             ReasonAction::Pause => "pause",
             ReasonAction::Resume => "resume",
+            ReasonAction::Restrict => "restrict",
+            ReasonAction::Release => "release",
         }
     }
 }
@@ -62,6 +71,10 @@ impl fmt::Display for ReasonAction {
 /// share_max_days = 7              # the longest a share link may last
 /// share_requests_per_minute_per_client = 120
 /// public_url = "https://recordings.example.com"   # the start of share links' URLs
+/// allow_other_reason = true      # a typed reason besides the pick list
+///
+/// [api.roles.reviewer]
+/// max_age_days = 90              # reviewers see only the last 90 days' recordings
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -100,6 +113,19 @@ pub struct ApiSettings {
     /// this followed by `/share/TOKEN`. Empty: `http://` and the `Host` of the request that
     /// made the link (set it when a TLS proxy is in front).
     pub public_url: String,
+    /// With a `reasons` pick list: also accept a reason typed freely ("Other…").
+    pub allow_other_reason: bool,
+    /// Per role: what its users may see beyond what the role allows (`[api.roles.<role>]`).
+    pub roles: BTreeMap<Role, RoleSettings>,
+}
+
+/// `[api.roles.<role>]`: limits on what a role's users see.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoleSettings {
+    /// Only recordings started within the last this many days are visible (searches, details,
+    /// audio, everything: older ones are 404 as if absent). `None`: no limit.
+    pub max_age_days: Option<u32>,
 }
 
 impl Default for ApiSettings {
@@ -116,6 +142,8 @@ impl Default for ApiSettings {
             share_max_days: 7,
             share_requests_per_minute_per_client: 120,
             public_url: String::new(),
+            allow_other_reason: false,
+            roles: BTreeMap::new(),
         }
     }
 }
@@ -179,6 +207,11 @@ impl ApiSettings {
 
     pub fn session_lifetime(&self) -> Duration {
         Duration::from_secs(self.session_lifetime_s)
+    }
+
+    /// The `max_age_days` of `role`, if limited.
+    pub fn max_age_days(&self, role: Role) -> Option<u32> {
+        self.roles.get(&role).and_then(|r| r.max_age_days)
     }
 
     /// Whether `action` needs a reason.

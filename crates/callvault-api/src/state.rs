@@ -13,6 +13,7 @@ use crate::events::{NoRecordingEvents, RecordingEvents};
 use crate::export::Jobs;
 use crate::live::LiveRecordings;
 use crate::rate_limit::{ClientLimiter, LoginLimiter};
+use crate::retention::RetentionSettings;
 use crate::session::Sessions;
 use crate::settings::ApiSettings;
 
@@ -29,6 +30,7 @@ struct Inner {
     pattern: FileNamePattern,
     live: Arc<dyn LiveRecordings>,
     events: Arc<dyn RecordingEvents>,
+    retention: RetentionSettings,
     clock: Arc<dyn Clock>,
     sessions: Sessions,
     login_limiter: LoginLimiter,
@@ -92,6 +94,7 @@ impl ApiState {
                 pattern,
                 live,
                 events: Arc::new(NoRecordingEvents),
+                retention: RetentionSettings::default(),
                 clock,
                 login_limiter,
                 share_limiter,
@@ -120,6 +123,20 @@ impl ApiState {
             None => panic!("ApiState::with_events is called before the state is cloned"),
         }
         self
+    }
+
+    /// The same state with `[retention]` (what the dry run reports beside the policies).
+    /// Call before serving (the state is shared once cloned).
+    pub fn with_retention(mut self, retention: RetentionSettings) -> ApiState {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.retention = retention,
+            None => panic!("ApiState::with_retention is called before the state is cloned"),
+        }
+        self
+    }
+
+    pub fn retention(&self) -> &RetentionSettings {
+        &self.inner.retention
     }
 
     pub fn catalog(&self) -> &Catalog {

@@ -83,6 +83,12 @@ pub enum Error {
     /// No custom field has this name.
     #[error("no custom field {name:?}")]
     UnknownCustomField { name: String },
+    /// No retention policy or legal matter has this id (within the caller's scope).
+    #[error("no {what} {id:?}")]
+    UnknownItem { what: &'static str, id: String },
+    /// A retention policy of this name exists already.
+    #[error("a retention policy named {name:?} already exists")]
+    PolicyExists { name: String },
     /// Hashing a password (argon2id) failed: its parameters are fixed, so this is a bug.
     #[error("hashing a password failed")]
     PasswordHash {
@@ -134,6 +140,8 @@ impl Error {
             | Error::UnknownToken { .. }
             | Error::UnknownLock { .. }
             | Error::UnknownCustomField { .. }
+            | Error::UnknownItem { .. }
+            | Error::PolicyExists { .. }
             | Error::PasswordHash { .. }
             | Error::Random { .. } => false,
         }

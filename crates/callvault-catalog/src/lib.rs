@@ -50,7 +50,9 @@
 //!   adds `recordings.node_id`, rebuilds `legs` keyed by `(recording_id, position)` with every
 //!   old column kept, and adds `legs.counters` and `legs.error`; version 4 everything for
 //!   managing recordings; version 5 a token's `label` and `expires_at`; version 6 pass-through
-//!   recordings; version 7 export packages and share links), with defaults so older rows
+//!   recordings; version 7 export packages and share links; version 8 retention policies, legal
+//!   matters, the never-expire and restricted flags, transcripts, media-only deletion and the
+//!   audit checkpoint), with defaults so older rows
 //!   read back unchanged. What portable SQL cannot compute is done once by [`Catalog::open`]:
 //!   `dtmf_digits` of version-1 rows, `counters` of version 1-2 legs (from the old per-counter
 //!   columns, which nothing writes or reads otherwise any more).
@@ -106,11 +108,13 @@ pub mod testing;
 pub use callvault_types::{DtmfSource, EndReason, LegCounters};
 pub use catalog::{
     Annotation, AuditAction, AuditEntry, AuditPage, AuditProblem, AuditQuery, AuditVerification,
-    Authenticated, Catalog, CustomField, CustomFieldKind, DeletedLeg, Deletion, Export,
-    ExportState, FinishedExport, Lock, NewAnnotation, NewAuditEntry, NewExport, NewShare,
-    NewShareLink, NewToken, NewUser, Permission, RecordingDetails, RecordingItem, Review,
-    ReviewUpdate, Role, SQLITE_FILE_NAME, SearchPage, SearchQuery, ShareLink, TOKEN_PREFIX, Token,
-    TokenOptions, UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,
+    Authenticated, Catalog, CustomField, CustomFieldKind, DeletedLeg, Deletion, Expiry, Export,
+    ExportState, FinishedExport, Hold, Lock, Matter, MediaUsage, NewAnnotation, NewAuditEntry,
+    NewExport, NewMatter, NewShare, NewShareLink, NewToken, NewUser, Permission, RecordingDetails,
+    RecordingFlag, RecordingItem, RetentionDefaults, RetentionItem, RetentionPlan, RetentionPolicy,
+    RetentionRule, Review, ReviewUpdate, Role, SQLITE_FILE_NAME, SearchPage, SearchQuery,
+    ShareLink, TOKEN_PREFIX, Token, TokenOptions, Transcript, TranscriptSegment,
+    UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,
 };
 pub use error::{Error, Result, redact_url};
 pub use inspect::{CatalogUrl, SchemaVersion};
@@ -119,4 +123,4 @@ pub use model::{
     MetadataRevision, NewLeg, NewMetadataRevision, NewParticipant, NewRecording, Participant,
     Pause, Recording, RecordingState, UnknownRecordingState,
 };
-pub use scope::{Actor, Scope};
+pub use scope::{Actor, Limits, Scope};

@@ -32,6 +32,9 @@ pub struct Config {
     pub log: LogSection,
     /// `[api]`: reasons required before actions, download file names, sign-in settings.
     pub api: callvault_api::ApiSettings,
+    /// `[retention]`: age and size limits for deployments without the API's policies, the
+    /// audit period, how often the server sweeps.
+    pub retention: callvault_api::RetentionSettings,
     /// `[[tenants]]`: which tenant a recording belongs to (see `tenants.rs`); tried in order,
     /// the first match wins.
     pub tenants: Vec<TenantRule>,
@@ -469,6 +472,7 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.api.validate()?;
+        self.retention.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             bail!("[log] filter {:?}: {e}", self.log.filter);
         }

@@ -20,6 +20,7 @@ mod operator;
 mod recorder;
 mod recovery;
 mod reload;
+mod retention;
 mod routes;
 mod server;
 mod sources;
@@ -78,6 +79,9 @@ enum Command {
         #[command(subcommand)]
         command: RoutesCommand,
     },
+    /// Retention: `--dry-run` lists what is due now and why (policies, [retention] days and
+    /// max_bytes; locked, never-expire and live recordings held), `run` deletes it.
+    Retention(operator::retention::RetentionArgs),
     /// The hash-chained audit trail: verify, list.
     Audit {
         #[command(subcommand)]
@@ -234,6 +238,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Users { command } => operator::users::users(command).await,
         Command::Tokens { command } => operator::users::tokens(command).await,
         Command::Audit { command } => operator::audit::run(command).await,
+        Command::Retention(args) => operator::retention::run(args).await,
         Command::TestCall(args) => {
             init_logging("warn");
             test_call::run(args).await

@@ -144,6 +144,7 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
     )
     .context("starting the HTTP API")?
     .with_node(node_id.clone())
+    .with_retention(config.retention.clone())
     .with_events(Arc::new(ApiEvents {
         archive: archive.clone(),
     }));
@@ -153,6 +154,14 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
         warn!(error = %e, "recovering export packages failed");
     }
     api.spawn_export_sweeper();
+    crate::retention::spawn_sweeper(
+        catalog.clone(),
+        data_dir.clone(),
+        config.retention.clone(),
+        Arc::new(ApiEvents {
+            archive: archive.clone(),
+        }),
+    );
     let app = metrics::router(metrics::Sources {
         gauges: Arc::clone(&gauges),
         media: Arc::clone(&media),

@@ -19,7 +19,7 @@ use serde_json::Value;
 use time::macros::format_description;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{audit, live_recording, now, tags};
+use super::{audit, media_recording, now, tags};
 use crate::audio::{
     Channels, ExportFormat, MAX_BUCKETS, MixLeg, NameFields, Party, ZipEntry, ZipStream,
     content_disposition, download_response, leg_response, mix_response, mix_source,
@@ -189,7 +189,7 @@ pub(crate) async fn leg(
         &headers,
         params.reason,
     )?;
-    let details = live_recording(&state, &caller, &id).await?;
+    let details = media_recording(&state, &caller, &id).await?;
     let leg = find_leg(&details, &label)?;
     let path = leg_file(state.data_dir(), leg)?;
     let range = headers.get(RANGE).cloned();
@@ -297,7 +297,7 @@ pub(crate) async fn mix(
         (ReasonAction::Download, AuditAction::Download)
     };
     let reason = reason::require(state.settings(), action, &headers, params.reason)?;
-    let details = live_recording(&state, &caller, &id).await?;
+    let details = media_recording(&state, &caller, &id).await?;
     let legs = mix_legs(state.data_dir(), &details)?;
     let format = ExportFormat::from(params.format.unwrap_or_default());
     let channels = Channels::from(params.channels.unwrap_or_default());
@@ -376,7 +376,7 @@ pub(crate) async fn export(
     let mut entries = Vec::with_capacity(body.ids.len());
     let mut all_legs = Vec::new();
     for (n, id) in (1_u32..).zip(&body.ids) {
-        let details = live_recording(&state, &caller, id).await?;
+        let details = media_recording(&state, &caller, id).await?;
         let legs = mix_legs(state.data_dir(), &details)?;
         all_legs.extend(legs.iter().map(|leg| leg.path.clone()));
         let name = file_name(&state, &details, Some(n), format.extension());
@@ -482,7 +482,7 @@ pub(crate) async fn peaks(
             reason: format!("buckets must be 1 to {MAX_BUCKETS}"),
         });
     }
-    let details = live_recording(&state, &caller, &id).await?;
+    let details = media_recording(&state, &caller, &id).await?;
     let legs = &details.item.recording.legs;
     let files = legs
         .iter()

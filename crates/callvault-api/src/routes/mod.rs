@@ -8,13 +8,17 @@ mod audio;
 mod audit;
 mod custom_fields;
 mod exports;
+mod flags;
 mod live;
 mod locks;
+mod matters;
 mod recordings;
+mod retention;
 mod review;
 mod session;
 mod share_page;
 mod shares;
+mod transcripts;
 mod users;
 
 pub(crate) use audio::leg_file;
@@ -51,6 +55,15 @@ pub(crate) fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(locks::lock))
         .routes(routes!(locks::unlock))
         .routes(routes!(review::annotate))
+        .routes(routes!(flags::never_expire, flags::expire))
+        .routes(routes!(flags::restrict, flags::unrestrict))
+        .routes(routes!(transcripts::put, transcripts::get))
+        .routes(routes!(matters::create, matters::list))
+        .routes(routes!(matters::show))
+        .routes(routes!(matters::release))
+        .routes(routes!(retention::create, retention::list))
+        .routes(routes!(retention::remove))
+        .routes(routes!(retention::dry_run))
         .routes(routes!(live::pause))
         .routes(routes!(live::resume))
         .routes(routes!(audit::list))
@@ -99,6 +112,16 @@ async fn live_recording(state: &ApiState, caller: &Caller, id: &str) -> Result<R
     Ok(details)
 }
 
+/// The recording `id` with its media: 410 for a tombstone, and for a recording whose media
+/// retention deleted (`media_deleted`).
+async fn media_recording(state: &ApiState, caller: &Caller, id: &str) -> Result<RecordingDetails> {
+    let details = live_recording(state, caller, id).await?;
+    if details.item.media_deleted_at.is_some() {
+        return Err(Error::MediaDeleted);
+    }
+    Ok(details)
+}
+
 /// Appends an audit entry for what the catalog does not record itself (plays, downloads,
 /// sign-ins, pauses).
 async fn audit(
@@ -133,6 +156,7 @@ pub(crate) mod tags {
     pub(crate) const SHARES: &str = "share links";
     pub(crate) const ADMIN: &str = "administration";
     pub(crate) const SESSION: &str = "session";
+    pub(crate) const COMPLIANCE: &str = "compliance";
 }
 
 #[cfg(test)]

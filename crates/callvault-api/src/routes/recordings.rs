@@ -49,6 +49,17 @@ pub(crate) struct SearchParams {
     max_duration_ms: Option<i64>,
     /// One tenant's recordings (a tenant's user finds only their own).
     tenant: Option<String>,
+    /// Words in the transcript: a substring, ASCII letters in any case.
+    transcript: Option<String>,
+    /// The same as `transcript`.
+    q: Option<String>,
+    /// Flagged restricted (`true`) or not (`false`); only roles that may view restricted
+    /// recordings ever find restricted ones.
+    restricted: Option<bool>,
+    /// Flagged "never expire" (`true`) or not (`false`).
+    never_expire: Option<bool>,
+    /// A pass-through call's route, exactly.
+    route: Option<String>,
     /// 1 to 500 (default 100).
     pub(super) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
@@ -91,6 +102,17 @@ impl SearchParams {
             min_duration_ms: self.min_duration_ms,
             max_duration_ms: self.max_duration_ms,
             tenant: self.tenant,
+            transcript: match (self.transcript, self.q) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::BadRequest {
+                        reason: "give transcript or q, not both".to_owned(),
+                    });
+                }
+                (words, q) => words.or(q),
+            },
+            restricted: self.restricted,
+            never_expire: self.never_expire,
+            route: self.route,
             limit: self.limit.unwrap_or(SearchQuery::default().limit),
             cursor: self.cursor,
         })

@@ -6,6 +6,7 @@
 mod audio;
 mod audit;
 mod auth;
+mod compliance;
 mod exports;
 mod live;
 mod locks;

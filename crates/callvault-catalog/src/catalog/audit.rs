@@ -35,7 +35,7 @@ use crate::sql::{Conditions, like_contains};
 
 /// What an audit entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AuditAction {
     Login,
@@ -59,10 +59,24 @@ pub enum AuditAction {
     Share,
     /// A share link revoked.
     Unshare,
+    /// The "never expire" flag set or cleared.
+    NeverExpire,
+    /// The "restricted" flag set or cleared.
+    Restrict,
+    /// A transcript written.
+    Transcript,
+    /// A legal matter created or released.
+    Matter,
+    /// A retention policy added or removed.
+    Retention,
+    /// A recording's media deleted by retention (its metadata kept).
+    DeleteMedia,
+    /// Audit entries older than the audit period pruned (a checkpoint keeps the chain).
+    Prune,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 22] = [
         AuditAction::Login,
         AuditAction::Play,
         AuditAction::Download,
@@ -78,6 +92,13 @@ impl AuditAction {
         AuditAction::Export,
         AuditAction::Share,
         AuditAction::Unshare,
+        AuditAction::NeverExpire,
+        AuditAction::Restrict,
+        AuditAction::Transcript,
+        AuditAction::Matter,
+        AuditAction::Retention,
+        AuditAction::DeleteMedia,
+        AuditAction::Prune,
     ];
 
     /// The stored and serialized name.
@@ -98,6 +119,13 @@ impl AuditAction {
             AuditAction::Export => "export",
             AuditAction::Share => "share",
             AuditAction::Unshare => "unshare",
+            AuditAction::NeverExpire => "never_expire",
+            AuditAction::Restrict => "restrict",
+            AuditAction::Transcript => "transcript",
+            AuditAction::Matter => "matter",
+            AuditAction::Retention => "retention",
+            AuditAction::DeleteMedia => "delete_media",
+            AuditAction::Prune => "prune",
         }
     }
 }
@@ -483,8 +511,21 @@ impl Catalog {
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
         const BATCH: i64 = 1000;
         let mut tx = self.pool.begin_read().await?;
-        let mut prev_hash = GENESIS.to_owned();
-        let mut expected = 1_i64;
+        // After pruning, the chain starts from the checkpoint: the last pruned entry's seq and
+        // hash (see `prune_audit`).
+        let (mut expected, mut prev_hash) = match tx
+            .rows(
+                "read the audit checkpoint",
+                "audit_checkpoint",
+                "SELECT seq, hash FROM audit_checkpoint WHERE id = 0",
+                &[],
+            )
+            .await?
+            .first()
+        {
+            Some(row) => (row.int("seq")? + 1, row.text("hash")?),
+            None => (1_i64, GENESIS.to_owned()),
+        };
         loop {
             let rows = tx
                 .rows(
@@ -544,6 +585,101 @@ impl Catalog {
             entries: last,
             head: prev_hash,
         })
+    }
+}
+
+impl Catalog {
+    /// Prunes the audit entries that occurred before `before`, oldest first and only as a
+    /// prefix of the chain (an entry is kept if any older-numbered entry is kept), and keeps a
+    /// checkpoint — the last pruned entry's seq and hash — from which [`Catalog::verify_audit`]
+    /// checks the rest, so the chain stays verifiable. The pruning itself is audited
+    /// (`prune`, naming the checkpoint). Returns how many entries went.
+    pub async fn prune_audit(
+        &self,
+        before: OffsetDateTime,
+        by: &Actor,
+        at: OffsetDateTime,
+    ) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        // The head's row lock first, as an append takes it: no entry lands meanwhile.
+        tx.run(
+            "lock the audit head",
+            "UPDATE audit_head SET seq = seq WHERE id = 0",
+            &[],
+        )
+        .await?;
+        let head = tx
+            .count(
+                "read the audit head",
+                "SELECT seq FROM audit_head WHERE id = 0",
+                &[],
+            )
+            .await?;
+        let first_kept = tx
+            .rows(
+                "find the first entry to keep",
+                "audit",
+                "SELECT MIN(seq) AS seq FROM audit WHERE occurred_at >= $1",
+                &[Arg::Int(to_unix_ms(before))],
+            )
+            .await?
+            .first()
+            .map(|row| row.opt_int("seq"))
+            .transpose()?
+            .flatten();
+        let cut = first_kept.map_or(head, |seq| seq - 1);
+        let Some(last) = tx
+            .rows(
+                "read the last entry to prune",
+                "audit",
+                "SELECT hash FROM audit WHERE seq = $1",
+                &[Arg::Int(cut)],
+            )
+            .await?
+            .first()
+            .map(|row| row.text("hash"))
+            .transpose()?
+        else {
+            // Nothing older, or already pruned up to there.
+            tx.finish("end prune").await?;
+            return Ok(0);
+        };
+        let pruned = tx
+            .run(
+                "prune audit entries",
+                "DELETE FROM audit WHERE seq <= $1",
+                &[Arg::Int(cut)],
+            )
+            .await?;
+        tx.run(
+            "keep the audit checkpoint",
+            "INSERT INTO audit_checkpoint (id, seq, hash, pruned_at) VALUES (0, $1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
+             pruned_at = excluded.pruned_at",
+            &[Arg::Int(cut), Arg::Text(&last), Arg::Int(to_unix_ms(at))],
+        )
+        .await?;
+        let pruned = i64::try_from(pruned).unwrap_or(i64::MAX);
+        append(
+            &mut tx,
+            &NewAuditEntry {
+                at,
+                actor: by.clone(),
+                action: AuditAction::Prune,
+                recording_id: None,
+                reason: None,
+                detail: Some(format!(
+                    "{pruned} entries before {} pruned; the chain continues from entry {cut} \
+                     (hash {last})",
+                    to_unix_ms(before)
+                )),
+                tenant: None,
+            },
+            None,
+        )
+        .await?;
+        tx.finish("commit prune").await?;
+        Ok(pruned)
     }
 }
 

@@ -37,6 +37,9 @@ pub struct Lock {
     pub removed_at: Option<OffsetDateTime>,
     pub removed_by: Option<String>,
     pub remove_reason: Option<String>,
+    /// The legal matter whose hold this is: only releasing the matter removes it.
+    #[serde(default)]
+    pub matter_id: Option<String>,
 }
 
 /// A leg file of a deleted recording, as its tombstone keeps it.
@@ -72,8 +75,8 @@ pub(super) fn validate_reason(field: &'static str, reason: &str) -> Result<()> {
     Ok(())
 }
 
-pub(super) const LOCK_COLUMNS: &str =
-    "id, recording_id, reason, locked_by, locked_at, removed_at, removed_by, remove_reason";
+pub(super) const LOCK_COLUMNS: &str = "id, recording_id, reason, locked_by, locked_at, removed_at, removed_by, remove_reason, \
+     matter_id";
 
 pub(super) fn lock_from_row(row: &Row) -> Result<Lock> {
     Ok(Lock {
@@ -85,6 +88,7 @@ pub(super) fn lock_from_row(row: &Row) -> Result<Lock> {
         removed_at: row.opt_time("removed_at")?,
         removed_by: row.opt_text("removed_by")?,
         remove_reason: row.opt_text("remove_reason")?,
+        matter_id: row.opt_text("matter_id")?,
     })
 }
 
@@ -124,6 +128,88 @@ pub(super) async fn audit_recording(
     };
     append(tx, &entry, tenant).await?;
     Ok(())
+}
+
+/// Locks `recording_id`'s row (see the module notes) and checks that it may be deleted:
+/// [`Error::Deleted`], [`Error::Active`] or [`Error::Locked`] otherwise.
+pub(super) async fn deletable(
+    tx: &mut Tx,
+    scope: &Scope,
+    recording_id: &str,
+) -> Result<super::LockedRecording> {
+    // First: the row lock that orders this against `lock` (see the module notes).
+    let recording = lock_recording(tx, scope, recording_id).await?;
+    if recording.deleted {
+        return Err(Error::Deleted {
+            id: recording_id.to_owned(),
+        });
+    }
+    if recording.state == RecordingState::Active {
+        return Err(Error::Active {
+            id: recording_id.to_owned(),
+        });
+    }
+    let locks = tx
+        .count(
+            "count locks",
+            "SELECT COUNT(*) FROM locks WHERE recording_id = $1 AND removed_at IS NULL",
+            &[Arg::Text(recording_id)],
+        )
+        .await?;
+    if locks > 0 {
+        return Err(Error::Locked {
+            id: recording_id.to_owned(),
+            locks: u64::try_from(locks).expect("COUNT(*) is not negative"),
+        });
+    }
+    Ok(recording)
+}
+
+/// The leg files of `recording_id` as a tombstone keeps them.
+pub(super) async fn deleted_legs(tx: &mut Tx, recording_id: &str) -> Result<Vec<DeletedLeg>> {
+    tx.rows(
+        "read legs",
+        "legs",
+        "SELECT position, label, path, sha256 FROM legs WHERE recording_id = $1 \
+         ORDER BY position",
+        &[Arg::Text(recording_id)],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(DeletedLeg {
+            position: row.int("position")?,
+            label: row.text("label")?,
+            path: row.text("path")?,
+            sha256: row.opt_text("sha256")?,
+        })
+    })
+    .collect()
+}
+
+/// The detail of a deletion's audit entry: each file's path and digest.
+pub(super) fn digests(legs: &[DeletedLeg]) -> String {
+    legs.iter()
+        .map(|l| format!("{}={}", l.path, l.sha256.as_deref().unwrap_or("-")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Where a recording's folder is: its start.
+pub(super) async fn started_at(tx: &mut Tx, recording_id: &str) -> Result<OffsetDateTime> {
+    tx.rows(
+        "read recording",
+        "recordings",
+        "SELECT started_at FROM recordings WHERE id = $1",
+        &[Arg::Text(recording_id)],
+    )
+    .await?
+    .first()
+    .map(|row| row.time("started_at"))
+    .transpose()?
+    .ok_or_else(|| Error::NotFound {
+        id: recording_id.to_owned(),
+    })
 }
 
 impl Catalog {
@@ -181,7 +267,8 @@ impl Catalog {
     }
 
     /// Removes a lock, keeping it as history (`removed_at`, `removed_by`, `remove_reason`).
-    /// A lock not in force on this recording: [`Error::UnknownLock`]. Audited (`unlock`).
+    /// A lock not in force on this recording: [`Error::UnknownLock`]; a legal matter's lock:
+    /// [`Error::InvalidInput`] (releasing the matter removes it). Audited (`unlock`).
     pub async fn unlock(
         &self,
         scope: &Scope,
@@ -196,6 +283,16 @@ impl Catalog {
         }
         let mut tx = self.pool.begin().await?;
         let recording = lock_recording(&mut tx, scope, recording_id).await?;
+        if let Some(matter) = read_lock(&mut tx, lock_id)
+            .await?
+            .filter(|l| l.recording_id == recording_id && l.removed_at.is_none())
+            .and_then(|l| l.matter_id)
+        {
+            return Err(Error::InvalidInput {
+                field: "lock",
+                reason: format!("the hold of legal matter {matter}: release the matter instead"),
+            });
+        }
         let removed = tx
             .run(
                 "remove lock",
@@ -249,50 +346,8 @@ impl Catalog {
     ) -> Result<Deletion> {
         validate_reason("reason", reason)?;
         let mut tx = self.pool.begin().await?;
-        // First: the row lock that orders this against `lock` (see the module notes).
-        let recording = lock_recording(&mut tx, scope, recording_id).await?;
-        if recording.deleted {
-            return Err(Error::Deleted {
-                id: recording_id.to_owned(),
-            });
-        }
-        if recording.state == RecordingState::Active {
-            return Err(Error::Active {
-                id: recording_id.to_owned(),
-            });
-        }
-        let locks = tx
-            .count(
-                "count locks",
-                "SELECT COUNT(*) FROM locks WHERE recording_id = $1 AND removed_at IS NULL",
-                &[Arg::Text(recording_id)],
-            )
-            .await?;
-        if locks > 0 {
-            return Err(Error::Locked {
-                id: recording_id.to_owned(),
-                locks: u64::try_from(locks).expect("COUNT(*) is not negative"),
-            });
-        }
-        let legs = tx
-            .rows(
-                "read legs",
-                "legs",
-                "SELECT position, label, path, sha256 FROM legs WHERE recording_id = $1 \
-                 ORDER BY position",
-                &[Arg::Text(recording_id)],
-            )
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(DeletedLeg {
-                    position: row.int("position")?,
-                    label: row.text("label")?,
-                    path: row.text("path")?,
-                    sha256: row.opt_text("sha256")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let recording = deletable(&mut tx, scope, recording_id).await?;
+        let legs = deleted_legs(&mut tx, recording_id).await?;
         for table in [
             "participants",
             "legs",
@@ -318,7 +373,8 @@ impl Catalog {
             "UPDATE recordings SET deleted_at = $2, deleted_by = $3, delete_reason = $4, \
              deleted_legs = $5, from_uri = '', to_uri = '', dtmf_digits = '', score = NULL, \
              complete_transaction = NULL, categories = '[]', custom = '{}', \
-             review_seconds = NULL WHERE id = $1",
+             review_seconds = NULL, transcript = NULL, transcript_segments = NULL, \
+             transcript_at = NULL WHERE id = $1",
             &[
                 Arg::Text(recording_id),
                 Arg::Int(to_unix_ms(at)),
@@ -328,11 +384,6 @@ impl Catalog {
             ],
         )
         .await?;
-        let digests = legs
-            .iter()
-            .map(|l| format!("{}={}", l.path, l.sha256.as_deref().unwrap_or("-")))
-            .collect::<Vec<_>>()
-            .join(" ");
         audit_recording(
             &mut tx,
             by,
@@ -341,23 +392,10 @@ impl Catalog {
             recording_id,
             recording.tenant.as_deref(),
             Some(reason),
-            Some(digests),
+            Some(digests(&legs)),
         )
         .await?;
-        let started_at = tx
-            .rows(
-                "read recording",
-                "recordings",
-                "SELECT started_at FROM recordings WHERE id = $1",
-                &[Arg::Text(recording_id)],
-            )
-            .await?
-            .first()
-            .map(|row| row.time("started_at"))
-            .transpose()?
-            .ok_or_else(|| Error::NotFound {
-                id: recording_id.to_owned(),
-            })?;
+        let started_at = started_at(&mut tx, recording_id).await?;
         tx.finish("commit deletion").await?;
         Ok(Deletion {
             recording_id: recording_id.to_owned(),

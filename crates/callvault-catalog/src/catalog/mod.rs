@@ -9,11 +9,15 @@
 
 mod audit;
 mod exports;
+mod flags;
 mod locks;
+mod matters;
 mod read;
+mod retention;
 mod review;
 mod search;
 mod shares;
+mod transcripts;
 mod users;
 mod write;
 
@@ -22,13 +26,20 @@ pub use audit::{
     UnknownAuditAction,
 };
 pub use exports::{Export, ExportState, FinishedExport, NewExport};
+pub use flags::RecordingFlag;
 pub use locks::{DeletedLeg, Deletion, Lock};
+pub use matters::{Matter, NewMatter};
+pub use retention::{
+    Expiry, Hold, MediaUsage, RetentionDefaults, RetentionItem, RetentionPlan, RetentionPolicy,
+    RetentionRule,
+};
 pub use review::{
     Annotation, CustomField, CustomFieldKind, NewAnnotation, Review, ReviewUpdate,
     UnknownCustomFieldKind,
 };
 pub use search::{RecordingDetails, RecordingItem, SearchPage, SearchQuery};
 pub use shares::{NewShare, NewShareLink, ShareLink};
+pub use transcripts::{Transcript, TranscriptSegment};
 pub use users::{
     Authenticated, NewToken, NewUser, Permission, Role, TOKEN_PREFIX, Token, TokenOptions,
     UnknownRole, User,
@@ -199,7 +210,7 @@ fn legacy_counters(row: &Row) -> Result<LegCounters> {
 }
 
 /// A recording's row as [`lock_recording`] found it.
-struct LockedRecording {
+pub(super) struct LockedRecording {
     /// The stored state (what the recording ended in, for a tombstone too).
     state: RecordingState,
     tenant: Option<String>,
@@ -215,7 +226,7 @@ async fn lock_recording(tx: &mut Tx, scope: &Scope, recording_id: &str) -> Resul
     let mut filter = Conditions::default();
     let id = filter.bind(Arg::Text(recording_id));
     filter.and(format!("id = {id}"));
-    scope.restrict(&mut filter, "tenant");
+    scope.restrict_recordings(&mut filter);
     let sql = format!(
         "UPDATE recordings SET state = state{}",
         filter.where_clause()

@@ -28,11 +28,22 @@ use crate::scope::Scope;
 use crate::sql::{Conditions, digits_pattern, like_contains};
 
 /// What to find; filters combine with AND. `Default` finds everything, newest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serialized, it is a legal matter's saved search (`limit` and `cursor` then mean nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SearchQuery {
     /// Started at or after this instant.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub since: Option<OffsetDateTime>,
     /// Started before this instant.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub until: Option<OffsetDateTime>,
     /// A substring (ASCII letters in any case) of From, To, or any participant's AOR or name.
     pub party: Option<String>,
@@ -55,6 +66,15 @@ pub struct SearchQuery {
     /// One tenant's recordings (for a user without a tenant; within a tenant's scope another
     /// tenant finds nothing).
     pub tenant: Option<String>,
+    /// A substring (ASCII letters in any case) of the recording's transcript.
+    pub transcript: Option<String>,
+    /// Flagged restricted (`true`) or not (`false`); a scope that hides restricted
+    /// recordings finds none either way.
+    pub restricted: Option<bool>,
+    /// Flagged "never expire" (`true`) or not (`false`).
+    pub never_expire: Option<bool>,
+    /// The `[[routes]]` route of a pass-through call, exactly.
+    pub route: Option<String>,
     /// 1 to [`SearchQuery::MAX_LIMIT`]; anything else is [`Error::InvalidQuery`].
     pub limit: u32,
     /// The `next_cursor` of the previous page.
@@ -81,6 +101,10 @@ impl Default for SearchQuery {
             min_duration_ms: None,
             max_duration_ms: None,
             tenant: None,
+            transcript: None,
+            restricted: None,
+            never_expire: None,
+            route: None,
             limit: 100,
             cursor: None,
         }
@@ -117,6 +141,18 @@ pub struct RecordingItem {
     pub deleted_at: Option<OffsetDateTime>,
     pub deleted_by: Option<String>,
     pub delete_reason: Option<String>,
+    /// Seen only by roles with the `view_restricted` permission.
+    #[serde(default)]
+    pub restricted: bool,
+    /// Never deleted by retention.
+    #[serde(default)]
+    pub never_expire: bool,
+    /// When retention deleted the media (the metadata stays until its own period).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub media_deleted_at: Option<OffsetDateTime>,
+    /// Whether a transcript was written (`GET …/transcript` reads it).
+    #[serde(default)]
+    pub has_transcript: bool,
 }
 
 /// One recording in full: its [`RecordingItem`] and everything about managing it.
@@ -142,14 +178,19 @@ pub struct RecordingDetails {
 /// The columns of `recordings` a search reads.
 fn item_columns() -> String {
     format!(
-        "{RECORDING_COLUMNS}, tenant, deleted_by, delete_reason, deleted_legs, {REVIEW_COLUMNS}"
+        "{RECORDING_COLUMNS}, tenant, deleted_by, delete_reason, deleted_legs, restricted, \
+         never_expire, media_deleted_at, transcript_at, {REVIEW_COLUMNS}"
     )
 }
 
 /// The filters of `query` within `scope`, on `recordings`, with the cursor's position.
-fn conditions<'a>(scope: &'a Scope, query: &'a SearchQuery, owned: &'a Owned) -> Conditions<'a> {
+pub(super) fn conditions<'a>(
+    scope: &'a Scope,
+    query: &'a SearchQuery,
+    owned: &'a Owned,
+) -> Conditions<'a> {
     let mut c = Conditions::default();
-    scope.restrict(&mut c, "tenant");
+    scope.restrict_recordings(&mut c);
     if let Some(tenant) = &query.tenant {
         let p = c.bind(Arg::Text(tenant));
         c.and(format!("tenant = {p}"));
@@ -217,6 +258,20 @@ fn conditions<'a>(scope: &'a Scope, query: &'a SearchQuery, owned: &'a Owned) ->
              WHERE annotations.recording_id = recordings.id)"
         ));
     }
+    if let Some(pattern) = &owned.transcript {
+        let p = c.bind(Arg::Text(pattern));
+        c.and(format!("LOWER(transcript) LIKE {p} ESCAPE '\\'"));
+    }
+    if let Some(restricted) = query.restricted {
+        c.and(format!("restricted = {}", i64::from(restricted)));
+    }
+    if let Some(never_expire) = query.never_expire {
+        c.and(format!("never_expire = {}", i64::from(never_expire)));
+    }
+    if let Some(route) = &query.route {
+        let p = c.bind(Arg::Text(route));
+        c.and(format!("route = {p}"));
+    }
     if let Some(min) = query.min_duration_ms {
         let p = c.bind(Arg::Int(min));
         c.and(format!("duration_ms >= {p}"));
@@ -235,6 +290,7 @@ pub(super) struct Owned {
     after: Option<(i64, String)>,
     digits: Option<String>,
     party: Option<String>,
+    transcript: Option<String>,
 }
 
 impl Owned {
@@ -257,6 +313,10 @@ impl Owned {
                 .party
                 .as_deref()
                 .map(|party| like_contains(&party.to_lowercase())),
+            transcript: query
+                .transcript
+                .as_deref()
+                .map(|words| like_contains(&words.to_lowercase())),
         })
     }
 }
@@ -339,6 +399,10 @@ async fn load_items(tx: &mut Tx, rows: &[Row]) -> Result<Vec<RecordingItem>> {
                 deleted_at: row.opt_time("deleted_at")?,
                 deleted_by: row.opt_text("deleted_by")?,
                 delete_reason: row.opt_text("delete_reason")?,
+                restricted: row.opt_flag("restricted")?.unwrap_or(false),
+                never_expire: row.opt_flag("never_expire")?.unwrap_or(false),
+                media_deleted_at: row.opt_time("media_deleted_at")?,
+                has_transcript: row.opt_int("transcript_at")?.is_some(),
             })
         })
         .collect()
@@ -383,7 +447,7 @@ impl Catalog {
         let mut filter = Conditions::default();
         let p = filter.bind(Arg::Text(recording_id));
         filter.and(format!("id = {p}"));
-        scope.restrict(&mut filter, "tenant");
+        scope.restrict_recordings(&mut filter);
         let sql = format!(
             "SELECT {} FROM recordings{}",
             item_columns(),

@@ -263,7 +263,8 @@ async fn old_rows_read_back_after_migration(url: &str, version: usize) {
             20261130000004,
             20261130000005,
             20261203000006,
-            20261203000007
+            20261203000007,
+            20261203000008
         ]
     );
     let old = get(&catalog, "old").await;

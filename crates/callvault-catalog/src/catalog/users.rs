@@ -57,6 +57,14 @@ pub enum Permission {
     Export,
     /// Make and revoke links that let someone without an account play a recording.
     Share,
+    /// Flag a recording restricted (or not).
+    Restrict,
+    /// See restricted recordings (everyone else gets 404 for them).
+    ViewRestricted,
+    /// Retention policies, the "never expire" flag, legal matters.
+    ManageRetention,
+    /// Write a recording's transcript (a speech-to-text service's token).
+    WriteTranscript,
 }
 
 impl Role {
@@ -76,14 +84,17 @@ impl Role {
     pub fn allows(self, permission: Permission) -> bool {
         let needed = match permission {
             Permission::View | Permission::Play => Role::Viewer,
-            Permission::Annotate => Role::Reviewer,
+            Permission::Annotate | Permission::WriteTranscript => Role::Reviewer,
             Permission::Download
             | Permission::Lock
             | Permission::Delete
             | Permission::Pause
             | Permission::ReadAudit
             | Permission::Export
-            | Permission::Share => Role::Compliance,
+            | Permission::Share
+            | Permission::Restrict
+            | Permission::ViewRestricted
+            | Permission::ManageRetention => Role::Compliance,
             Permission::ManageUsers => Role::Admin,
         };
         self >= needed

@@ -263,6 +263,8 @@ impl Catalog {
                 position += i64::try_from(added).expect("one INSERT adds at most one row");
             }
         }
+        // A recording recorded after a legal matter was created is held by it from here on.
+        super::matters::apply_matters(&mut tx, &c.recording_id, c.ended_at).await?;
         tx.finish("commit completion").await
     }
 

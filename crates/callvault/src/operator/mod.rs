@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod listing;
 pub mod manage;
+pub mod retention;
 mod tombstone;
 pub mod users;
 pub mod verify;

@@ -23,6 +23,20 @@ const EXPECTED: &[(&str, &str)] = &[
     ("POST", "/api/v1/recordings/{id}/locks"),
     ("DELETE", "/api/v1/recordings/{id}/locks/{lock_id}"),
     ("POST", "/api/v1/recordings/{id}/annotations"),
+    ("PUT", "/api/v1/recordings/{id}/never-expire"),
+    ("DELETE", "/api/v1/recordings/{id}/never-expire"),
+    ("PUT", "/api/v1/recordings/{id}/restricted"),
+    ("DELETE", "/api/v1/recordings/{id}/restricted"),
+    ("PUT", "/api/v1/recordings/{id}/transcript"),
+    ("GET", "/api/v1/recordings/{id}/transcript"),
+    ("POST", "/api/v1/matters"),
+    ("GET", "/api/v1/matters"),
+    ("GET", "/api/v1/matters/{id}"),
+    ("POST", "/api/v1/matters/{id}/release"),
+    ("POST", "/api/v1/retention/policies"),
+    ("GET", "/api/v1/retention/policies"),
+    ("DELETE", "/api/v1/retention/policies/{id}"),
+    ("GET", "/api/v1/retention/dry-run"),
     ("POST", "/api/v1/recordings/{id}/pause"),
     ("POST", "/api/v1/recordings/{id}/resume"),
     ("POST", "/api/v1/downloads"),
@@ -98,7 +112,7 @@ async fn every_documented_route_is_served_and_nothing_else(h: &Harness) {
         );
     }
     // Undocumented paths and methods are not served.
-    let reply = h.get("admin", "/api/v1/recordings/r/transcript").await;
+    let reply = h.get("admin", "/api/v1/recordings/r/nothing-here").await;
     assert_eq!(
         (reply.status, reply.code().as_str()),
         (StatusCode::NOT_FOUND, "no_route")

@@ -42,7 +42,10 @@ async fn a_browser_signs_in_works_with_its_csrf_token_and_signs_out(h: &Harness)
     assert_eq!(info["user"], "reviewer");
     assert_eq!(info["role"], "reviewer");
     assert_eq!(info["tenant"], Value::Null);
-    assert_eq!(info["permissions"], json!(["view", "play", "annotate"]));
+    assert_eq!(
+        info["permissions"],
+        json!(["view", "play", "annotate", "write_transcript"])
+    );
     let csrf = info["csrf_token"].as_str().unwrap().to_owned();
     let cookie = cookie_pair(&set_cookie);
     assert!(
@@ -120,8 +123,8 @@ async fn a_browser_signs_in_works_with_its_csrf_token_and_signs_out(h: &Harness)
     assert_eq!(me["csrf_token"], Value::Null);
     assert_eq!(
         me["permissions"].as_array().unwrap().len(),
-        11,
-        "every permission, export and share included"
+        15,
+        "every permission: export, share, restrict, view_restricted, manage_retention and write_transcript included"
     );
 
     let logins = h.audit(AuditAction::Login).await;

@@ -459,6 +459,10 @@ async fn items_and_details_carry_the_contract_and_management_fields(catalog: &Ca
         "deleted_at",
         "deleted_by",
         "delete_reason",
+        "restricted",
+        "never_expire",
+        "media_deleted_at",
+        "has_transcript",
     ] {
         assert!(expected.insert(extra.to_owned()), "{extra} is new");
     }
@@ -498,6 +502,7 @@ async fn items_and_details_carry_the_contract_and_management_fields(catalog: &Ca
             "at",
             "by",
             "id",
+            "matter_id",
             "reason",
             "recording_id",
             "remove_reason",
