@@ -750,7 +750,7 @@ async fn reopening_keeps_rows_and_does_not_migrate_twice() {
         .fetch_one(pool)
         .await
         .unwrap();
-    assert_eq!(applied, 7);
+    assert_eq!(applied, 8);
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(pool)
         .await
@@ -836,7 +836,7 @@ async fn schema_version_reads_without_changing(url: &str) {
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
             version: 3,
-            latest: 7
+            latest: 8
         }
     );
     // Still version 3: looking did not migrate.
@@ -844,15 +844,15 @@ async fn schema_version_reads_without_changing(url: &str) {
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
             version: 3,
-            latest: 7
+            latest: 8
         }
     );
     let catalog = Catalog::open(url).await.unwrap();
     assert_eq!(
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
-            version: 7,
-            latest: 7
+            version: 8,
+            latest: 8
         }
     );
     // A newer build's migration, then one that failed part-way.
@@ -865,7 +865,7 @@ async fn schema_version_reads_without_changing(url: &str) {
     .await;
     assert_eq!(
         Catalog::schema_version(url).await.unwrap(),
-        SchemaVersion::Newer { latest: 7 }
+        SchemaVersion::Newer { latest: 8 }
     );
     execute_raw(
         &catalog,
