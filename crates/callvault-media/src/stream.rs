@@ -1061,8 +1061,15 @@ mod tests {
         assert_eq!(forwarded.len(), 2, "the tampered packet is not forwarded");
         for (packet_on_wire, sequence) in forwarded.iter().zip([0u16, 2]) {
             let plain = packet(0, sequence, u32::from(sequence) * 160, 9, 0x00);
-            assert_ne!(packet_on_wire[12..], plain[12..], "encrypted toward the far end");
-            assert_eq!(&far_end.decrypt_rtp(packet_on_wire).unwrap()[..], &plain[..]);
+            assert_ne!(
+                packet_on_wire[12..],
+                plain[12..],
+                "encrypted toward the far end"
+            );
+            assert_eq!(
+                &far_end.decrypt_rtp(packet_on_wire).unwrap()[..],
+                &plain[..]
+            );
         }
         let counters = stream.counters();
         assert_eq!((counters.packets, counters.srtp_auth_failures), (2, 1));

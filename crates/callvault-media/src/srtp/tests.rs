@@ -509,7 +509,9 @@ fn a_sender_rekeyed_protects_with_the_new_key_and_the_same_key_keeps_its_counter
     let mut sender = SrtpSender::new(Some(&old));
     let mut old_end = oracle(&old);
     for sequence in 65_530..=65_535u16 {
-        old_end.decrypt_rtp(&send(&mut sender, &rtp(sequence, 1))).unwrap();
+        old_end
+            .decrypt_rtp(&send(&mut sender, &rtp(sequence, 1)))
+            .unwrap();
     }
     // The same key again: the wrap still counts (a reset counter would fail the far end's tag).
     sender.rekey(Some(&old));
@@ -517,9 +519,16 @@ fn a_sender_rekeyed_protects_with_the_new_key_and_the_same_key_keeps_its_counter
     sender.rekey(Some(&new));
     let mut new_end = oracle(&new);
     let plain = rtp(3, 1);
-    assert_eq!(&new_end.decrypt_rtp(&send(&mut sender, &plain)).unwrap()[..], &plain[..]);
+    assert_eq!(
+        &new_end.decrypt_rtp(&send(&mut sender, &plain)).unwrap()[..],
+        &plain[..]
+    );
     sender.rekey(None);
-    assert_eq!(send(&mut sender, &plain)[..plain.len()], plain[..], "plain again");
+    assert_eq!(
+        send(&mut sender, &plain)[..plain.len()],
+        plain[..],
+        "plain again"
+    );
 }
 
 #[test]
@@ -528,7 +537,10 @@ fn a_sender_refuses_a_packet_without_room_or_header_and_never_panics() {
     let mut sender = SrtpSender::new(Some(&keying));
     let plain = rtp(1, 1);
     let mut tight = plain.clone();
-    assert_eq!(sender.protect_rtp(&mut tight, plain.len()), Err(Refusal::Malformed));
+    assert_eq!(
+        sender.protect_rtp(&mut tight, plain.len()),
+        Err(Refusal::Malformed)
+    );
     for garbage in [&[][..], &[0x80, 0][..], &[0xff; 40][..]] {
         let mut buffer = vec![0u8; garbage.len() + PROTECT_OVERHEAD];
         buffer[..garbage.len()].copy_from_slice(garbage);

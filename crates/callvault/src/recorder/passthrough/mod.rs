@@ -56,10 +56,12 @@ use crate::tenants::request_user;
 
 mod headers;
 mod legs;
+mod sdes;
 pub(crate) mod sdp;
 
 use self::headers::{contact_uri, route_uri, with_tag, without_tag};
 use self::legs::{first_audio, leg_spec, leg_update};
+use self::sdes::Sdes;
 
 /// Headers of the caller's INVITE carried over to ours (identity, privacy, call information);
 /// every `X-` header is carried too.
@@ -75,6 +77,14 @@ const CARRIED: &[&str] = &[
     "call-info",
     "accept-language",
 ];
+
+/// The reason phrase of a 488 for an SRTP offer we cannot relay (the details go to the log).
+fn srtp_reason(decline: &siprec::SrtpDecline) -> &'static str {
+    match decline {
+        siprec::SrtpDecline::DtlsSrtp => "DTLS-SRTP Not Supported",
+        _ => "No Acceptable Crypto Attribute",
+    }
+}
 
 /// Identifies a pass-through call in the recorder.
 pub(super) type CallKey = u64;
@@ -140,6 +150,8 @@ pub(super) struct Call<R> {
     anchor: Option<Instant>,
     caller_media: SideMedia,
     callee_media: SideMedia,
+    /// SDES-SRTP keys of both sides, ours and theirs.
+    sdes: Sdes,
     /// An INVITE or UPDATE is being relayed: another gets 491.
     offer_in_progress: bool,
     /// Legs that reported no RTP (`MediaEvent::Inactive`) since the last SDP.
@@ -328,13 +340,16 @@ impl<M: MediaPlane> Recorder<M> {
             endpoint.respond(now.at, &key, response);
             return;
         };
-        if caller_audio.protocol.to_ascii_uppercase().contains("SAVP") {
-            let response = request
-                .response(488)
-                .with_reason("SRTP Not Supported In Pass-Through");
-            endpoint.respond(now.at, &key, response);
-            return;
-        }
+        let mut sdes = Sdes::default();
+        let offer_crypto = match sdes.handle_offer(Party::Caller, &caller_audio) {
+            Ok(lines) => lines,
+            Err(decline) => {
+                warn!(call_id = %call_id, %decline, "SRTP offer not taken: 488");
+                let response = request.response(488).with_reason(srtp_reason(&decline));
+                endpoint.respond(now.at, &key, response);
+                return;
+            }
+        };
         let reservations = self
             .media
             .reserve()
@@ -372,7 +387,7 @@ impl<M: MediaPlane> Recorder<M> {
                 egress = egress.with_header(name, value);
             }
         }
-        let body = sdp::rewrite(request.body(), self.config.rtp_ip, ports.1);
+        let body = sdp::rewrite(request.body(), self.config.rtp_ip, ports.1, &offer_crypto);
         egress = egress.with_body("application/sdp", body);
         let egress_key = endpoint.send_invite(now.at, callee, egress.clone());
 
@@ -469,6 +484,7 @@ impl<M: MediaPlane> Recorder<M> {
                 sdp: Some(caller_audio),
             },
             callee_media: SideMedia::default(),
+            sdes,
             offer_in_progress: true,
             silent: Vec::new(),
             final_status: None,
@@ -598,9 +614,11 @@ impl<M: MediaPlane> Recorder<M> {
                 return;
             }
             let with_sdp = sdp::is_sdp(response.content_type()) && !response.body().is_empty();
-            if with_sdp {
-                self.callee_sdp(now, id, &response);
-            }
+            let crypto = if with_sdp {
+                self.callee_sdp(now, id, &response)
+            } else {
+                Vec::new()
+            };
             let Some(call) = self.calls.calls.get_mut(&id) else {
                 return;
             };
@@ -615,6 +633,7 @@ impl<M: MediaPlane> Recorder<M> {
                     response.body(),
                     self.config.rtp_ip,
                     call.port_facing(Party::Caller),
+                    &crypto,
                 );
                 relayed = relayed.with_body("application/sdp", body);
             }
@@ -700,9 +719,11 @@ impl<M: MediaPlane> Recorder<M> {
             return;
         }
         let with_sdp = sdp::is_sdp(response.content_type()) && !response.body().is_empty();
-        if with_sdp {
-            self.callee_sdp(now, id, &response);
-        }
+        let crypto = if with_sdp {
+            self.callee_sdp(now, id, &response)
+        } else {
+            Vec::new()
+        };
         let Some(call) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -727,7 +748,12 @@ impl<M: MediaPlane> Recorder<M> {
             .response(&call.ingress_invite, 200)
             .with_header("Allow", ALLOW);
         let body = if with_sdp {
-            sdp::rewrite(response.body(), rtp_ip, call.port_facing(Party::Caller))
+            sdp::rewrite(
+                response.body(),
+                rtp_ip,
+                call.port_facing(Party::Caller),
+                &crypto,
+            )
         } else {
             Vec::new()
         };
@@ -751,23 +777,26 @@ impl<M: MediaPlane> Recorder<M> {
         self.publish_gauges();
     }
 
-    /// The callee's SDP (183 or 2xx): the first one starts the relay, later ones update it.
-    fn callee_sdp(&mut self, now: Now, id: CallKey, response: &Response) {
+    /// The callee's SDP (183 or 2xx), the answer to the caller's offer: the first one starts
+    /// the relay, later ones update it. Returns our `a=crypto` lines for the caller's copy.
+    fn callee_sdp(&mut self, now: Now, id: CallKey, response: &Response) -> Vec<String> {
         let Ok(parsed) = siprec::parse_sdp(&String::from_utf8_lossy(response.body())) else {
-            return;
+            return Vec::new();
         };
         let Some(media) = first_audio(&parsed) else {
-            return;
+            return Vec::new();
         };
         let Some(call) = self.calls.calls.get_mut(&id) else {
-            return;
+            return Vec::new();
         };
+        let crypto = call.sdes.handle_answer(Party::Callee, &media);
         call.callee_media.sdp = Some(media);
         if call.legs.is_none() {
             self.start_relay(now, id);
         } else {
             self.update_legs(id);
         }
+        crypto
     }
 
     /// Both SDPs known: the two legs start as one relay pair.
@@ -810,9 +839,14 @@ impl<M: MediaPlane> Recorder<M> {
         })
         .collect();
         let mut specs = specs.into_iter();
-        let (Some((spec_a, new_a)), Some((spec_b, new_b))) = (specs.next(), specs.next()) else {
+        let (Some((mut spec_a, new_a)), Some((mut spec_b, new_b))) = (specs.next(), specs.next())
+        else {
             return;
         };
+        spec_a.srtp = call.sdes.sent_by(Party::Caller).cloned();
+        spec_a.srtp_forward = call.sdes.sent_to(Party::Callee).cloned();
+        spec_b.srtp = call.sdes.sent_by(Party::Callee).cloned();
+        spec_b.srtp_forward = call.sdes.sent_to(Party::Caller).cloned();
         match self.media.start_relay((a, spec_a), (b, spec_b)) {
             Ok((leg_a, leg_b)) => {
                 call.legs = Some((leg_a, leg_b));
@@ -845,13 +879,18 @@ impl<M: MediaPlane> Recorder<M> {
         ) else {
             return;
         };
-        let updates = [
+        let mut updates = [
             (leg_a, caller_media, call.caller.addr.ip()),
             (leg_b, callee_media, call.callee.addr.ip()),
         ]
         .map(|(leg, media, signalling)| {
             (leg, leg_update(media, callee_media, signalling, max_rate))
         });
+        let [(_, caller_update), (_, callee_update)] = &mut updates;
+        caller_update.srtp = call.sdes.sent_by(Party::Caller).cloned();
+        caller_update.srtp_forward = call.sdes.sent_to(Party::Callee).cloned();
+        callee_update.srtp = call.sdes.sent_by(Party::Callee).cloned();
+        callee_update.srtp_forward = call.sdes.sent_to(Party::Caller).cloned();
         for (leg, update) in updates {
             self.media.update_leg(leg, update);
         }
@@ -991,11 +1030,27 @@ impl<M: MediaPlane> Recorder<M> {
         let rtp_ip = self.config.rtp_ip;
         let to = other(side);
         let with_sdp = sdp::is_sdp(request.content_type()) && !request.body().is_empty();
+        let mut crypto = Vec::new();
         if with_sdp {
             let parsed = siprec::parse_sdp(&String::from_utf8_lossy(request.body()));
             if let Ok(media) = parsed.as_ref().map(first_audio)
                 && let Some(call) = self.calls.calls.get_mut(&id)
             {
+                if let Some(audio) = &media {
+                    match call.sdes.handle_offer(side, audio) {
+                        Ok(lines) => crypto = lines,
+                        Err(decline) => {
+                            warn!(%decline, "SRTP re-offer not taken: 488");
+                            let response = match call.dialog_mut(side) {
+                                Some(dialog) => dialog.response(&request, 488),
+                                None => request.response(488),
+                            }
+                            .with_reason(srtp_reason(&decline));
+                            endpoint.respond(now.at, &key, response);
+                            return;
+                        }
+                    }
+                }
                 match side {
                     Party::Caller => call.caller_media.sdp = media,
                     _ => call.callee_media.sdp = media,
@@ -1030,7 +1085,7 @@ impl<M: MediaPlane> Recorder<M> {
         if !request.body().is_empty() {
             let content_type = request.content_type().unwrap_or("application/octet-stream");
             let body = if with_sdp {
-                sdp::rewrite(request.body(), rtp_ip, port)
+                sdp::rewrite(request.body(), rtp_ip, port, &crypto)
             } else {
                 request.body().to_vec()
             };
@@ -1072,6 +1127,7 @@ impl<M: MediaPlane> Recorder<M> {
         let method = relayed.request.method().clone();
         let status = response.as_ref().map_or(408, Response::status);
         let success = (200..300).contains(&status);
+        let mut crypto = Vec::new();
         if let Some(response) = &response
             && success
             && sdp::is_sdp(response.content_type())
@@ -1079,9 +1135,13 @@ impl<M: MediaPlane> Recorder<M> {
             && let Ok(parsed) = siprec::parse_sdp(&String::from_utf8_lossy(response.body()))
             && let Some(call) = self.calls.calls.get_mut(&id)
         {
+            let media = first_audio(&parsed);
+            if let Some(audio) = &media {
+                crypto = call.sdes.handle_answer(to, audio);
+            }
             match to {
-                Party::Caller => call.caller_media.sdp = first_audio(&parsed),
-                _ => call.callee_media.sdp = first_audio(&parsed),
+                Party::Caller => call.caller_media.sdp = media,
+                _ => call.callee_media.sdp = media,
             }
             self.update_legs(id);
         }
@@ -1119,7 +1179,7 @@ impl<M: MediaPlane> Recorder<M> {
                     .content_type()
                     .unwrap_or("application/octet-stream");
                 let body = if sdp::is_sdp(response.content_type()) {
-                    sdp::rewrite(response.body(), rtp_ip, port)
+                    sdp::rewrite(response.body(), rtp_ip, port, &crypto)
                 } else {
                     response.body().to_vec()
                 };
