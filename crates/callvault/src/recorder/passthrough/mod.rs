@@ -164,6 +164,9 @@ pub(super) struct Call<R> {
     closed: Vec<(LegId, Box<LegReport>)>,
     dtmf_seq: i64,
     warnings: Vec<String>,
+    /// Our client transactions relaying this call's requests (keys of `Calls::relayed`), so
+    /// that removing the call touches only its own entries.
+    relaying: Vec<TransactionKey>,
 }
 
 impl<R> Call<R> {
@@ -212,6 +215,10 @@ pub(super) struct Calls<R> {
     by_leg: HashMap<LegId, CallKey>,
     /// Our egress Call-IDs: an INVITE that comes back with one is a loop.
     egress_call_ids: HashMap<String, CallKey>,
+    /// Calls not over yet, in all and per caller address: kept as calls start and end, so the
+    /// admission of each INVITE reads a number instead of scanning every call.
+    live: usize,
+    live_by_source: HashMap<IpAddr, usize>,
 }
 
 impl<R> Default for Calls<R> {
@@ -225,6 +232,8 @@ impl<R> Default for Calls<R> {
             relayed: HashMap::new(),
             by_leg: HashMap::new(),
             egress_call_ids: HashMap::new(),
+            live: 0,
+            live_by_source: HashMap::new(),
         }
     }
 }
@@ -232,22 +241,29 @@ impl<R> Default for Calls<R> {
 impl<R> Calls<R> {
     /// Calls not yet over (they count against `max_sessions`).
     pub(super) fn live(&self) -> usize {
-        self.calls
-            .values()
-            .filter(|c| c.stage != Stage::Ended)
-            .count()
+        self.live
     }
 
     pub(super) fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }
 
+    /// Entries in every index: 0 once every call is gone (nothing leaks).
+    #[cfg(test)]
+    pub(super) fn footprint(&self) -> usize {
+        self.calls.len()
+            + self.by_dialog.len()
+            + self.by_ingress.len()
+            + self.by_egress.len()
+            + self.relayed.len()
+            + self.by_leg.len()
+            + self.egress_call_ids.len()
+            + self.live_by_source.len()
+    }
+
     /// Live calls whose caller is `source`.
     pub(super) fn live_from(&self, source: IpAddr) -> usize {
-        self.calls
-            .values()
-            .filter(|c| c.stage != Stage::Ended && c.caller.addr.ip() == source)
-            .count()
+        self.live_by_source.get(&source).copied().unwrap_or(0)
     }
 
     pub(super) fn owns_leg(&self, leg: LegId) -> bool {
@@ -272,14 +288,78 @@ impl<R> Calls<R> {
         keys
     }
 
+    /// A new call, counted live.
+    fn insert(&mut self, call: Call<R>) -> CallKey {
+        let id = self.next;
+        self.next += 1;
+        self.by_ingress.insert(call.ingress_key.clone(), id);
+        self.by_egress.insert(call.egress_key.clone(), id);
+        self.egress_call_ids
+            .insert(call.egress_invite.call_id().to_owned(), id);
+        self.live += 1;
+        *self
+            .live_by_source
+            .entry(call.caller.addr.ip())
+            .or_default() += 1;
+        self.calls.insert(id, call);
+        id
+    }
+
+    /// The call is over (its stage becomes `Ended`): it no longer counts as live.
+    fn end(&mut self, id: CallKey) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.stage == Stage::Ended {
+            return;
+        }
+        call.stage = Stage::Ended;
+        self.live -= 1;
+        let source = call.caller.addr.ip();
+        if let Some(count) = self.live_by_source.get_mut(&source) {
+            *count -= 1;
+            if *count == 0 {
+                self.live_by_source.remove(&source);
+            }
+        }
+    }
+
+    /// A relayed request's client transaction, found by its key until its final response.
+    fn insert_relayed(&mut self, client: TransactionKey, relayed: Relayed) {
+        if let Some(call) = self.calls.get_mut(&relayed.call) {
+            call.relaying.push(client.clone());
+        }
+        self.relayed.insert(client, relayed);
+    }
+
+    fn take_relayed(&mut self, client: &TransactionKey) -> Option<Relayed> {
+        let relayed = self.relayed.remove(client)?;
+        if let Some(call) = self.calls.get_mut(&relayed.call) {
+            call.relaying.retain(|k| k != client);
+        }
+        Some(relayed)
+    }
+
+    /// Removes the call and every key that finds it: its own keys, not a scan of all calls.
     fn remove(&mut self, key: CallKey) -> Option<Call<R>> {
+        self.end(key);
         let call = self.calls.remove(&key)?;
-        self.by_dialog.retain(|_, (k, _)| *k != key);
-        self.by_ingress.retain(|_, k| *k != key);
-        self.by_egress.retain(|_, k| *k != key);
-        self.relayed.retain(|_, r| r.call != key);
-        self.by_leg.retain(|_, k| *k != key);
-        self.egress_call_ids.retain(|_, k| *k != key);
+        for dialog in [&call.ingress_dialog, &call.egress_dialog]
+            .into_iter()
+            .flatten()
+        {
+            self.by_dialog.remove(dialog.id());
+        }
+        self.by_ingress.remove(&call.ingress_key);
+        self.by_egress.remove(&call.egress_key);
+        for client in &call.relaying {
+            self.relayed.remove(client);
+        }
+        if let Some((a, b)) = call.legs {
+            self.by_leg.remove(&a);
+            self.by_leg.remove(&b);
+        }
+        self.egress_call_ids.remove(call.egress_invite.call_id());
         Some(call)
     }
 }
@@ -494,13 +574,9 @@ impl<M: MediaPlane> Recorder<M> {
             closed: Vec::new(),
             dtmf_seq: 0,
             warnings: Vec::new(),
+            relaying: Vec::new(),
         };
-        let id = self.calls.next;
-        self.calls.next += 1;
-        self.calls.by_ingress.insert(key, id);
-        self.calls.by_egress.insert(egress_key, id);
-        self.calls.egress_call_ids.insert(egress_call_id, id);
-        self.calls.calls.insert(id, call);
+        self.calls.insert(call);
         self.gauges.sessions_total.fetch_add(1, Ordering::Relaxed);
         self.publish_gauges();
     }
@@ -570,7 +646,7 @@ impl<M: MediaPlane> Recorder<M> {
             // 100 stays hop by hop; others (180 to a re-INVITE is rare) are not relayed.
             return;
         }
-        let Some(relayed) = self.calls.relayed.remove(&key) else {
+        let Some(relayed) = self.calls.take_relayed(&key) else {
             return;
         };
         self.relay_back(now, endpoint, relayed, &key, response);
@@ -1100,7 +1176,7 @@ impl<M: MediaPlane> Recorder<M> {
         } else {
             endpoint.send_request(now.at, peer, out)
         };
-        self.calls.relayed.insert(
+        self.calls.insert_relayed(
             client,
             Relayed {
                 call: id,
@@ -1244,7 +1320,6 @@ impl<M: MediaPlane> Recorder<M> {
                 EndReason::NotAnswered
             };
         }
-        call.stage = Stage::Ended;
         for side in [Party::Caller, Party::Callee] {
             if Some(side) == by {
                 continue;
@@ -1272,6 +1347,7 @@ impl<M: MediaPlane> Recorder<M> {
             duration_ms = ended_in.as_millis() as u64,
             "pass-through call ended"
         );
+        self.calls.end(id);
         self.finish_call_if_closed(now, id);
         self.publish_gauges();
     }

@@ -670,3 +670,44 @@ fn a_source_over_its_session_limit_gets_503_for_routed_calls_too() {
         1
     );
 }
+
+#[test]
+fn live_counts_and_indexes_follow_setup_and_teardown_churn() {
+    let mut pair = routed();
+    let source = src().addr.ip();
+    for round in 0..2 {
+        let mut calls = Vec::new();
+        for n in 0..4 {
+            let mut caller = Caller::new();
+            caller.call_id = format!("ingress-{round}-{n}@pbx");
+            let egress = answered(&mut pair, &mut caller);
+            calls.push((caller, egress));
+        }
+        assert_eq!(pair.recorder.calls.live(), 4);
+        assert_eq!(pair.recorder.calls.live_from(source), 4);
+        assert_eq!(
+            pair.recorder.calls.live_from("192.0.2.99".parse().unwrap()),
+            0
+        );
+        // Half hang up from each side: each ends once, whoever sends the BYE.
+        for (n, (caller, egress)) in calls.iter_mut().enumerate() {
+            if n % 2 == 0 {
+                let bye = caller.request("BYE", "", None);
+                pair.deliver(src(), &bye);
+            } else {
+                pair.deliver(callee(), &callee_request(egress, "BYE", 1, None));
+            }
+            assert_eq!(pair.recorder.calls.live(), 3 - n);
+            assert_eq!(pair.recorder.calls.live_from(source), 3 - n);
+        }
+        let _ = sent_to(&mut pair, src());
+        let _ = sent_to(&mut pair, callee());
+        pair.close_stopped_legs();
+        assert_eq!(
+            pair.recorder.calls.footprint(),
+            0,
+            "round {round}: nothing left"
+        );
+    }
+    assert_eq!(pair.completions().len(), 8);
+}
