@@ -247,6 +247,7 @@ impl MediaEngine {
                 label: spec.label.clone(),
                 path,
                 sample_rate,
+                record: spec.record,
             })
             .map_err(|_| Error::ShutDown)?;
         self.stats.active_legs.fetch_add(1, Ordering::Relaxed);

@@ -261,6 +261,9 @@ pub struct LegSpec {
     /// [`LegSpec::srtp`] is set). With SRTP on either side RTCP is not forwarded (SRTCP is
     /// authenticated, never decrypted). Unused by legs that are not relayed.
     pub srtp_forward: Option<SrtpKeying>,
+    /// False: nothing is written (a relayed leg on a route that does not record); `path` names
+    /// no file and the leg's report has no hash. True for every leg [`LegSpec::new`] makes.
+    pub record: bool,
     /// Where the leg's media may come from (see [`MediaConfig::bind_to_source`]).
     /// [`LegSpec::new`] knows no address: such a leg, bound to its source, records nothing.
     pub sources: AllowedSources,
@@ -310,6 +313,7 @@ impl LegSpec {
             active: true,
             srtp: None,
             srtp_forward: None,
+            record: true,
             sources: AllowedSources::default(),
             call: CallIds::default(),
         }

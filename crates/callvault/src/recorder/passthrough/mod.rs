@@ -539,6 +539,15 @@ impl<M: MediaPlane> Recorder<M> {
                 mode: RecordingMode::Passthrough,
                 route: Some(route.name.clone()),
             })));
+        // What the catalog keeps of a call relayed without recording: see the README.
+        let warnings = if route.record {
+            Vec::new()
+        } else {
+            vec![format!(
+                "not recorded: route {:?} relays without recording (record = false)",
+                route.name
+            )]
+        };
         let call = Call {
             recording_id,
             route,
@@ -573,7 +582,7 @@ impl<M: MediaPlane> Recorder<M> {
             waiting: Vec::new(),
             closed: Vec::new(),
             dtmf_seq: 0,
-            warnings: Vec::new(),
+            warnings,
             relaying: Vec::new(),
         };
         self.calls.insert(call);
@@ -891,7 +900,8 @@ impl<M: MediaPlane> Recorder<M> {
         let Some((a, b)) = call.reservations.take() else {
             return;
         };
-        let capture_dtmf = capture && call.route.dtmf;
+        // A route that does not record keeps no digits either.
+        let capture_dtmf = capture && call.route.dtmf && call.route.record;
         let specs: Vec<(LegSpec, catalog::NewLeg)> = [
             (Party::Caller, &caller_media, call.caller.addr.ip()),
             (Party::Callee, &callee_media, call.callee.addr.ip()),
@@ -919,6 +929,8 @@ impl<M: MediaPlane> Recorder<M> {
         else {
             return;
         };
+        spec_a.record = call.route.record;
+        spec_b.record = call.route.record;
         spec_a.srtp = call.sdes.sent_by(Party::Caller).cloned();
         spec_a.srtp_forward = call.sdes.sent_to(Party::Callee).cloned();
         spec_b.srtp = call.sdes.sent_by(Party::Callee).cloned();
@@ -929,10 +941,12 @@ impl<M: MediaPlane> Recorder<M> {
                 call.anchor = Some(now.at);
                 self.calls.by_leg.insert(leg_a, id);
                 self.calls.by_leg.insert(leg_b, id);
-                self.archive.push_back(ArchiveCommand::AddLegs {
-                    recording_id: call.recording_id.clone(),
-                    legs: vec![new_a, new_b],
-                });
+                if call.route.record {
+                    self.archive.push_back(ArchiveCommand::AddLegs {
+                        recording_id: call.recording_id.clone(),
+                        legs: vec![new_a, new_b],
+                    });
+                }
             }
             Err(error) => {
                 warn!(%error, "cannot start the relay; the call goes on unrecorded and without media");
@@ -1072,7 +1086,7 @@ impl<M: MediaPlane> Recorder<M> {
         let Some(call) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        if !capture || !call.route.dtmf {
+        if !capture || !call.route.dtmf || !call.route.record {
             return;
         }
         let seq = call.dtmf_seq;
@@ -1442,8 +1456,13 @@ impl<M: MediaPlane> Recorder<M> {
         let duration = now.at.saturating_duration_since(call.started);
         let mut warnings = call.warnings.clone();
         let mut failed = call.end_reason == EndReason::WriteFailed;
-        let legs = call
-            .closed
+        // A relay-only route's legs wrote nothing and are not in the catalog.
+        let recorded = if call.route.record {
+            &call.closed[..]
+        } else {
+            &[]
+        };
+        let legs = recorded
             .iter()
             .filter_map(|(leg, report)| {
                 let side = call.label_of(*leg)?;
