@@ -86,6 +86,28 @@ fn srtp_reason(decline: &siprec::SrtpDecline) -> &'static str {
     }
 }
 
+/// RFC 4028 end to end: when the caller asked for session timers (`Session-Expires`, or
+/// `timer` in its `Supported`), our INVITE says `Supported: timer` and carries its interval and
+/// `Min-SE`. The refreshes are re-INVITEs or UPDATEs of the dialogs, relayed like any other; a
+/// 422 from the callee reaches the caller with its `Min-SE`.
+fn with_session_timer(mut egress: Request, invite: &Request) -> Request {
+    let supports_timer = invite
+        .header_values("supported")
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("timer")));
+    let interval = invite.header("session-expires").map(str::to_owned);
+    if !supports_timer && interval.is_none() {
+        return egress;
+    }
+    egress = egress.with_header("Supported", "timer");
+    if let Some(interval) = interval {
+        egress = egress.with_header("Session-Expires", interval);
+    }
+    if let Some(min) = invite.header("min-se") {
+        egress = egress.with_header("Min-SE", min.to_owned());
+    }
+    egress
+}
+
 /// Identifies a pass-through call in the recorder.
 pub(super) type CallKey = u64;
 
@@ -467,6 +489,7 @@ impl<M: MediaPlane> Recorder<M> {
                 egress = egress.with_header(name, value);
             }
         }
+        egress = with_session_timer(egress, &request);
         let body = sdp::rewrite(request.body(), self.config.rtp_ip, ports.1, &offer_crypto);
         egress = egress.with_body("application/sdp", body);
         let egress_key = endpoint.send_invite(now.at, callee, egress.clone());
@@ -741,7 +764,7 @@ impl<M: MediaPlane> Recorder<M> {
                 .response(status)
                 .with_reason(response.reason())
                 .with_to_tag(&call.ingress_tag);
-            for name in ["contact", "retry-after", "warning", "reason"] {
+            for name in ["contact", "retry-after", "warning", "reason", "min-se"] {
                 if (300..400).contains(&status) || name != "contact" {
                     for value in response.header_values(name) {
                         relayed = relayed.with_header(name, value);
@@ -832,6 +855,17 @@ impl<M: MediaPlane> Recorder<M> {
         let mut ok = ingress_dialog
             .response(&call.ingress_invite, 200)
             .with_header("Allow", ALLOW);
+        // The callee's session timer answer (interval, refresher, `Require: timer`) is the
+        // caller's: refreshes are in-dialog requests, relayed end to end.
+        for value in response.header_values("session-expires") {
+            ok = ok.with_header("Session-Expires", value);
+        }
+        if response
+            .header_values("require")
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("timer")))
+        {
+            ok = ok.with_header("Require", "timer");
+        }
         let body = if with_sdp {
             sdp::rewrite(
                 response.body(),
@@ -1167,6 +1201,9 @@ impl<M: MediaPlane> Recorder<M> {
             "info-package",
             "content-disposition",
             "accept",
+            "session-expires",
+            "min-se",
+            "supported",
         ] {
             for value in request.header_values(name) {
                 out = out.with_header(name, value);
@@ -1259,7 +1296,16 @@ impl<M: MediaPlane> Recorder<M> {
         };
         if let Some(response) = &response {
             back = back.with_reason(response.reason());
-            for name in ["allow", "accept", "supported", "retry-after", "warning"] {
+            for name in [
+                "allow",
+                "accept",
+                "supported",
+                "retry-after",
+                "warning",
+                "session-expires",
+                "require",
+                "min-se",
+            ] {
                 for value in response.header_values(name) {
                     back = back.with_header(name, value);
                 }

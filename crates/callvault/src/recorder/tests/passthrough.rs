@@ -711,3 +711,56 @@ fn live_counts_and_indexes_follow_setup_and_teardown_churn() {
     }
     assert_eq!(pair.completions().len(), 8);
 }
+
+#[test]
+fn a_callers_session_timer_is_negotiated_end_to_end() {
+    let mut pair = routed();
+    let mut caller = Caller::new();
+    let invite = caller.request(
+        "INVITE",
+        "Supported: timer\r\nSession-Expires: 1800;refresher=uac\r\nMin-SE: 90\r\n",
+        Some(&phone_sdp("192.0.2.10", 6000, "sendrecv")),
+    );
+    pair.deliver(src(), &invite);
+    let _ = sent_to(&mut pair, src());
+    let egress = requests_of(&sent_to(&mut pair, callee())).remove(0);
+    assert_eq!(egress.header("session-expires"), Some("1800;refresher=uac"));
+    assert_eq!(egress.header("min-se"), Some("90"));
+    assert!(
+        egress
+            .header_values("supported")
+            .any(|v| v.contains("timer"))
+    );
+    let ok = egress
+        .response(200)
+        .with_to_tag("bob-tag")
+        .with_header("Contact", format!("<sip:bob@{CALLEE}>"))
+        .with_header("Session-Expires", "1800;refresher=uac")
+        .with_header("Require", "timer")
+        .with_body(
+            "application/sdp",
+            phone_sdp("192.0.2.20", 7000, "sendrecv").into_bytes(),
+        );
+    pair.deliver(callee(), &ok.to_bytes());
+    let answered: Vec<Message> = sent_to(&mut pair, src());
+    let Some(Message::Response(ok)) = answered
+        .iter()
+        .find(|m| matches!(m, Message::Response(r) if r.status() == 200))
+    else {
+        panic!("no 200 to the caller: {answered:?}");
+    };
+    assert_eq!(ok.header("session-expires"), Some("1800;refresher=uac"));
+    assert!(ok.header_values("require").any(|v| v.contains("timer")));
+
+    // A caller that did not ask gets no timer on its behalf.
+    let mut plain = Caller::new();
+    plain.call_id = "ingress-2@pbx".to_owned();
+    plain.invite(&mut pair);
+    let egress = requests_of(&sent_to(&mut pair, callee())).remove(0);
+    assert_eq!(egress.header("session-expires"), None);
+    assert!(
+        !egress
+            .header_values("supported")
+            .any(|v| v.contains("timer"))
+    );
+}
