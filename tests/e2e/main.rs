@@ -21,6 +21,7 @@ mod notify;
 mod operations;
 mod packaging;
 mod passthrough;
+mod passthrough_srtp;
 mod security;
 mod sipp;
 mod srtp;

@@ -379,3 +379,87 @@ fn routes_list_shows_the_routes_and_a_bad_route_fails_check_config() {
         "{said}"
     );
 }
+
+/// Every file under `dir` whose name ends with `.wav`.
+fn wav_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|e| e == "wav") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_route_with_record_false_relays_the_call_and_writes_no_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let tone_file = dir.path().join("tone.ulaw");
+    let bytes: Vec<u8> = tone(800.0, 0, 16_000)
+        .into_iter()
+        .map(ulaw_encode)
+        .collect();
+    std::fs::write(&tone_file, bytes).unwrap();
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let media_port = media.local_addr().unwrap().port();
+    let heard = callee_media(media);
+    let uas_port = free_udp_port();
+    let uas = scenario(
+        dir.path(),
+        "uas_answered.xml",
+        &[("@MEDIA_PORT@", media_port.to_string())],
+    );
+    let uas = sipp_uas(dir.path(), &uas, uas_port);
+    let server = Server::start_with(&format!(
+        "[[routes]]\nname = \"relay\"\nrequest_user = \"^\\\\+44\"\n\
+         target = \"sip:127.0.0.1:{uas_port}\"\nrecord = false\n"
+    ));
+    let uac = scenario(
+        dir.path(),
+        "uac_answered.xml",
+        &[("@TONE_FILE@", tone_file.to_string_lossy().into_owned())],
+    );
+    let caller = sipp_uac(dir.path(), &uac, &server);
+    assert_sipp_ok("caller", &caller);
+    assert_sipp_ok("callee", &uas.wait_with_output().unwrap());
+
+    // Relayed as on a recording route: the callee heard the caller (and its INFO digit).
+    let heard = heard.join().unwrap();
+    assert!(
+        heard.len() >= 8000,
+        "the callee got {} samples",
+        heard.len()
+    );
+    assert_eq!(dominant_frequency(&heard[..8000], 8000), 800.0);
+
+    // The catalog keeps the call (who, when, both Call-IDs, how it ended) and says why there
+    // is no audio; no leg, no digit, no WAV anywhere.
+    let rec = the_recording(&server);
+    assert_eq!(rec["state"], "complete", "{rec}");
+    assert_eq!(rec["mode"], "passthrough");
+    assert_eq!(rec["route"], "relay");
+    assert_eq!(rec["final_status"], 200);
+    assert_eq!(rec["hung_up_by"], "caller");
+    assert!(
+        rec["egress_call_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+    assert_eq!(rec["legs"].as_array().map(Vec::len), Some(0), "{rec}");
+    assert_eq!(
+        rec["dtmf"].as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "{rec}"
+    );
+    assert!(rec.to_string().contains("not recorded"), "{rec}");
+    assert_eq!(
+        wav_files(&server.data_dir),
+        Vec::<std::path::PathBuf>::new()
+    );
+}

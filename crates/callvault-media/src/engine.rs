@@ -247,6 +247,7 @@ impl MediaEngine {
                 label: spec.label.clone(),
                 path,
                 sample_rate,
+                record: spec.record,
             })
             .map_err(|_| Error::ShutDown)?;
         self.stats.active_legs.fetch_add(1, Ordering::Relaxed);
@@ -313,7 +314,7 @@ impl MediaEngine {
     /// another rate is resampled to it (counted in [`crate::LegCounters::resampled_packets`]).
     pub fn update_leg(&self, leg: &LegHandle, update: LegUpdate) -> Result<()> {
         leg.commands
-            .send(LegCommand::Update(update))
+            .send(LegCommand::Update(Box::new(update)))
             .map_err(|_| Error::LegGone {
                 label: leg.label.clone(),
             })

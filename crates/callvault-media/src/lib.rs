@@ -256,6 +256,14 @@ pub struct LegSpec {
     /// fails is counted ([`LegCounters::srtp_auth_failures`], [`LegCounters::srtp_replayed`])
     /// and dropped. `None`: plain RTP.
     pub srtp: Option<SrtpKeying>,
+    /// A relayed leg (pass-through): the key what it forwards is protected with (callvault's own
+    /// `a=crypto` toward the other side). `None`: forwarded as plain RTP (after decryption when
+    /// [`LegSpec::srtp`] is set). With SRTP on either side RTCP is not forwarded (SRTCP is
+    /// authenticated, never decrypted). Unused by legs that are not relayed.
+    pub srtp_forward: Option<SrtpKeying>,
+    /// False: nothing is written (a relayed leg on a route that does not record); `path` names
+    /// no file and the leg's report has no hash. True for every leg [`LegSpec::new`] makes.
+    pub record: bool,
     /// Where the leg's media may come from (see [`MediaConfig::bind_to_source`]).
     /// [`LegSpec::new`] knows no address: such a leg, bound to its source, records nothing.
     pub sources: AllowedSources,
@@ -304,6 +312,8 @@ impl LegSpec {
             anchor,
             active: true,
             srtp: None,
+            srtp_forward: None,
+            record: true,
             sources: AllowedSources::default(),
             call: CallIds::default(),
         }
@@ -331,6 +341,8 @@ pub struct LegUpdate {
     /// the leg's SRTP state (rollover counters, replay windows); a new one applies at once,
     /// and packets still arriving under the old one are accepted for a moment (a re-key).
     pub srtp: Option<SrtpKeying>,
+    /// As [`LegSpec::srtp_forward`], from this re-offer on (the same key keeps its counters).
+    pub srtp_forward: Option<SrtpKeying>,
     /// Where the leg's media may come from from now on (as [`LegSpec::sources`]). Always the
     /// leg's current ones: a change of address or port re-arms the latch on the new address,
     /// the same again keeps the source latched. [`LegUpdate::new`] knows no address.
@@ -348,6 +360,7 @@ impl LegUpdate {
             telephone_event_clock: DEFAULT_TELEPHONE_EVENT_CLOCK,
             active,
             srtp: None,
+            srtp_forward: None,
             sources: AllowedSources::default(),
         }
     }

@@ -57,7 +57,8 @@ pub(crate) enum ThreadCommand {
 
 /// Messages from the control plane to one leg task.
 pub(crate) enum LegCommand {
-    Update(LegUpdate),
+    // Boxed: an update (two SRTP keyings among its fields) is rare, a stop is not.
+    Update(Box<LegUpdate>),
     Stop { end: Instant },
 }
 

@@ -1,6 +1,8 @@
 //! SRTP and SRTCP on the receive side (RFC 3711, RFC 7714 for AES-GCM): every packet of an SDES
 //! leg is authenticated, checked against replay and decrypted in place, in the receive thread's
-//! datagram buffer, before the sequence tracker and the timeline see it.
+//! datagram buffer, before the sequence tracker and the timeline see it. A relayed leg
+//! (pass-through) also protects what it forwards ([`SrtpSender`]) under callvault's own key
+//! toward the other side, in place in the leg's forward buffer, with the same transforms.
 //!
 //! **Why our own transforms, on RustCrypto primitives, rather than an SRTP library.**
 //! `webrtc-srtp` returns every packet in a new buffer (`decrypt_rtp(&[u8]) -> Result<Bytes>`, plus
@@ -110,6 +112,11 @@ impl SrtpReceiver {
         }
     }
 
+    /// Whether packets are authenticated and decrypted (a key now, or one in its grace period).
+    pub(crate) fn is_keyed(&self) -> bool {
+        self.current.is_some() || self.previous.is_some()
+    }
+
     /// A re-offer's keying, applied at `now`: a different key becomes current and the old one
     /// stays for [`REKEY_GRACE`]; the same key keeps everything.
     pub(crate) fn rekey(&mut self, now: Instant, keying: Option<&SrtpKeying>) {
@@ -180,6 +187,59 @@ impl SrtpReceiver {
         {
             self.previous = None;
         }
+    }
+}
+
+/// Bytes SRTP adds to an RTP packet we protect: the longest tag (GCM's 16 octets). Keys we
+/// send with are our own and carry no MKI.
+pub(crate) const PROTECT_OVERHEAD: usize = GCM_TAG_LEN;
+
+/// The SRTP state of what a relayed leg forwards (pass-through recording): the key callvault put
+/// in its own `a=crypto` line toward the far side, and per SSRC the rollover counter of what was
+/// sent. Without keying the packets go out in clear.
+///
+/// The index of each packet is estimated from its sequence number as a receiver does (RFC 3711
+/// §3.3.1): packets are forwarded in the order they arrive, reordered ones included, and the far
+/// side's estimate then agrees with ours.
+pub(crate) struct SrtpSender {
+    current: Option<Context>,
+}
+
+impl fmt::Debug for SrtpSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SrtpSender")
+            .field("suite", &self.current.as_ref().map(|c| c.keying.suite()))
+            .finish()
+    }
+}
+
+impl SrtpSender {
+    pub(crate) fn new(keying: Option<&SrtpKeying>) -> SrtpSender {
+        SrtpSender {
+            current: keying.map(Context::new),
+        }
+    }
+
+    pub(crate) fn is_keyed(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// A new key applies from the next packet (rollover counters start over, as the far side's
+    /// new context does); the same key keeps everything.
+    pub(crate) fn rekey(&mut self, keying: Option<&SrtpKeying>) {
+        if self.current.as_ref().map(|c| &c.keying) != keying {
+            self.current = keying.map(Context::new);
+        }
+    }
+
+    /// Protects the plain RTP packet at the start of `buffer` (`len` bytes) in place and
+    /// appends its tag: returns the SRTP packet's length. `buffer` needs [`PROTECT_OVERHEAD`]
+    /// bytes of room after the packet. Without keying the packet is left as it is.
+    pub(crate) fn protect_rtp(&mut self, buffer: &mut [u8], len: usize) -> Result<usize, Refusal> {
+        let Some(current) = &mut self.current else {
+            return Ok(len);
+        };
+        current.protect_rtp(buffer, len)
     }
 }
 
@@ -302,6 +362,48 @@ impl Context {
         }
         source.accept(index);
         Ok(len)
+    }
+
+    /// The sending side of RFC 3711 §3.3: index from the SSRC's highest index sent, encryption
+    /// and tag. Packets of a new SSRC start at rollover counter 0.
+    fn protect_rtp(&mut self, buffer: &mut [u8], len: usize) -> Result<usize, Refusal> {
+        let packet = buffer.get(..len).ok_or(Refusal::Malformed)?;
+        let header = header_len(packet).map_err(|_| Refusal::Malformed)?;
+        if buffer.len() < len + PROTECT_OVERHEAD {
+            return Err(Refusal::Malformed);
+        }
+        let sequence = u16::from_be_bytes([buffer[2], buffer[3]]);
+        let ssrc = u32::from_be_bytes([buffer[8], buffer[9], buffer[10], buffer[11]]);
+        let slot = self
+            .sources
+            .iter()
+            .position(|s| s.is_some_and(|s| s.ssrc == ssrc));
+        let (slot, index) = match slot.and_then(|slot| Some((slot, self.sources[slot]?))) {
+            Some((slot, source)) => (slot, source.estimate(sequence).ok_or(Refusal::Replayed)?),
+            None => {
+                let slot = self
+                    .sources
+                    .iter()
+                    .position(Option::is_none)
+                    .unwrap_or_else(|| {
+                        let slot = self.next_slot;
+                        self.next_slot = (self.next_slot + 1) % SSRC_SLOTS;
+                        slot
+                    });
+                self.sources[slot] = Some(Source {
+                    ssrc,
+                    highest: u64::from(sequence),
+                    window: 0,
+                });
+                (slot, u64::from(sequence))
+            }
+        };
+        if let Some(source) = &mut self.sources[slot]
+            && index > source.highest
+        {
+            source.highest = index;
+        }
+        Ok(self.rtp.protect_rtp(buffer, len, header, ssrc, index))
     }
 
     fn authenticate_rtcp(&self, packet: &mut [u8]) -> Result<(), Refusal> {
@@ -434,6 +536,40 @@ impl Transform {
         }
     }
 
+    /// RFC 3711 §3.3 steps 4-5 (and RFC 7714 §8) for one packet: encryption in place and the
+    /// tag appended after `len`, where the caller left room. Returns the protected length.
+    fn protect_rtp(
+        &self,
+        buffer: &mut [u8],
+        len: usize,
+        header: usize,
+        ssrc: u32,
+        index: u64,
+    ) -> usize {
+        match self {
+            Transform::CounterMode {
+                cipher,
+                salt,
+                auth,
+                tag_len,
+            } => {
+                counter_mode_keystream(cipher, salt, ssrc, index, &mut buffer[header..len]);
+                let mut mac = auth.clone();
+                mac.update(&buffer[..len]);
+                mac.update(&((index >> 16) as u32).to_be_bytes());
+                let tag = mac.finalize().into_bytes();
+                buffer[len..len + tag_len].copy_from_slice(&tag[..*tag_len]);
+                len + tag_len
+            }
+            Transform::Gcm128 { aead, salt } => {
+                gcm_protect_rtp(aead, salt, buffer, len, header, ssrc, index)
+            }
+            Transform::Gcm256 { aead, salt } => {
+                gcm_protect_rtp(aead, salt, buffer, len, header, ssrc, index)
+            }
+        }
+    }
+
     /// RFC 3711 §3.4 / RFC 7714 §9: the SRTCP tag (GCM: by decrypting a copy in place, which the
     /// caller's buffer is).
     fn authenticate_rtcp(
@@ -533,6 +669,37 @@ fn check_mki(field: &[u8], mki: Option<Mki>) -> Result<(), Refusal> {
     }
 }
 
+/// The IV of RFC 7714 §8.1: (00 00 || SSRC || ROC || SEQ) ⊕ salt.
+fn gcm_rtp_iv(salt: &[u8; 12], ssrc: u32, index: u64) -> [u8; 12] {
+    let mut iv = *salt;
+    for (byte, x) in iv[2..6].iter_mut().zip(ssrc.to_be_bytes()) {
+        *byte ^= x;
+    }
+    for (byte, x) in iv[6..12].iter_mut().zip(&index.to_be_bytes()[2..]) {
+        *byte ^= x;
+    }
+    iv
+}
+
+/// RFC 7714 §8 on the sending side: the payload encrypted in place, the tag after it.
+fn gcm_protect_rtp<A: AeadInPlace>(
+    aead: &A,
+    salt: &[u8; 12],
+    buffer: &mut [u8],
+    len: usize,
+    header: usize,
+    ssrc: u32,
+    index: u64,
+) -> usize {
+    let iv = gcm_rtp_iv(salt, ssrc, index);
+    let (aad, plaintext) = buffer[..len].split_at_mut(header);
+    let tag = aead
+        .encrypt_in_place_detached(Nonce::from_slice(&iv), aad, plaintext)
+        .expect("AES-GCM encrypts any packet shorter than 2^36 bytes");
+    buffer[len..len + GCM_TAG_LEN].copy_from_slice(&tag);
+    len + GCM_TAG_LEN
+}
+
 /// RFC 7714 §8: header (AAD) | ciphertext with its 16-byte tag | MKI.
 #[allow(clippy::too_many_arguments)] // reason: one transform's inputs, called from one match
 fn gcm_unprotect_rtp<A: AeadInPlace>(
@@ -551,14 +718,7 @@ fn gcm_unprotect_rtp<A: AeadInPlace>(
         .filter(|end| *end >= header + GCM_TAG_LEN)
         .ok_or(Refusal::Authentication)?;
     check_mki(&packet[end..], mki)?;
-    // IV = (00 00 || SSRC || ROC || SEQ) ⊕ salt.
-    let mut iv = *salt;
-    for (byte, x) in iv[2..6].iter_mut().zip(ssrc.to_be_bytes()) {
-        *byte ^= x;
-    }
-    for (byte, x) in iv[6..12].iter_mut().zip(&index.to_be_bytes()[2..]) {
-        *byte ^= x;
-    }
+    let iv = gcm_rtp_iv(salt, ssrc, index);
     let (aad, rest) = packet[..end].split_at_mut(header);
     let (ciphertext, tag) = rest.split_at_mut(rest.len() - GCM_TAG_LEN);
     aead.decrypt_in_place_detached(

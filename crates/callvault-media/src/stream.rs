@@ -15,7 +15,7 @@ use crate::resample::Resampler;
 use crate::rtp::{RtpHeader, is_rtcp};
 use crate::sequence::SequenceOutcome;
 use crate::source::{Admission, ForeignLog, Port, SourceLatch};
-use crate::srtp::{Refusal, SrtpReceiver};
+use crate::srtp::{PROTECT_OVERHEAD, Refusal, SrtpReceiver, SrtpSender};
 use crate::ssrc::{LastPacket, Sources};
 use crate::timeline::{Fill, Placement, REANCHOR_AFTER, Sink, Timeline};
 use crate::{CallIds, LegCounters, LegId, LegSpec, LegUpdate, MediaEvent};
@@ -121,6 +121,11 @@ pub struct Stream {
     events: VecDeque<MediaEvent>,
     /// Authenticates and decrypts SRTP before anything else reads a packet; passes plain RTP.
     srtp: SrtpReceiver,
+    /// A relayed leg: protects what it forwards (plain when unkeyed).
+    forward: SrtpSender,
+    /// Where a forwarded packet is protected: allocated once when the leg gets a forwarding
+    /// key, reused for every packet; empty otherwise.
+    forward_buffer: Vec<u8>,
     /// Which sources the leg takes datagrams from, checked before anything else.
     sources: SourceLatch,
     /// Conceal lost packets (as [`crate::MediaConfig::conceal_loss`]).
@@ -171,6 +176,8 @@ impl Stream {
             scratch: vec![0; MAX_FRAME_SAMPLES],
             events: VecDeque::with_capacity(EVENT_QUEUE),
             srtp: SrtpReceiver::new(spec.srtp.as_ref()),
+            forward: SrtpSender::new(spec.srtp_forward.as_ref()),
+            forward_buffer: forward_buffer(spec.srtp_forward.is_some()),
             sources: SourceLatch::new(bind_to_source, spec.sources),
             conceal_loss,
             foreign_log: ForeignLog::default(),
@@ -216,8 +223,10 @@ impl Stream {
     }
 
     /// As [`Stream::handle_rtp_from`] for a relayed leg: an admitted datagram is handed to
-    /// `forward` as it arrived (before SRTP and anything else reads it, RFC 4733 events
-    /// included), then recorded.
+    /// `forward`, then recorded. Plain RTP both ways goes out as it arrived (before anything
+    /// else reads it, RFC 4733 events included). With SRTP on either side, only a packet that
+    /// authenticated is forwarded: decrypted in place, then (when the other side has a key of
+    /// ours) protected again in the leg's forward buffer; RTCP is then not forwarded.
     pub fn handle_rtp_relayed(
         &mut self,
         arrival: Instant,
@@ -226,13 +235,40 @@ impl Stream {
         sink: &mut impl Sink,
         forward: impl FnOnce(&[u8]),
     ) {
-        if self.admit(Port::Rtp, from) {
+        if !self.admit(Port::Rtp, from) {
+            return;
+        }
+        if !self.srtp.is_keyed() && !self.forward.is_keyed() {
             forward(datagram);
             self.handle_datagram(arrival, datagram, sink);
+            return;
         }
+        if is_rtcp(datagram) {
+            self.handle_rtcp(arrival, datagram);
+            return;
+        }
+        let Some(len) = self.unprotect(arrival, datagram) else {
+            return;
+        };
+        let plain = &datagram[..len];
+        if !self.forward.is_keyed() {
+            forward(plain);
+        } else if let Some(out) = self.forward_buffer.get_mut(..len + PROTECT_OVERHEAD) {
+            out[..len].copy_from_slice(plain);
+            match self.forward.protect_rtp(out, len) {
+                Ok(protected) => forward(&out[..protected]),
+                Err(_) => self.counters.malformed += 1,
+            }
+        } else {
+            // Larger than any RTP packet over an Ethernet MTU: recorded, not forwarded, and
+            // counted as malformed (no real phone sends it).
+            self.counters.malformed += 1;
+        }
+        self.handle_plain_rtp(arrival, plain, sink);
     }
 
-    /// As [`Stream::handle_rtcp_from`] for a relayed leg.
+    /// As [`Stream::handle_rtcp_from`] for a relayed leg: forwarded when neither side uses
+    /// SRTP (SRTCP is authenticated, not decrypted, so it cannot be protected again).
     pub fn handle_rtcp_relayed(
         &mut self,
         arrival: Instant,
@@ -241,7 +277,9 @@ impl Stream {
         forward: impl FnOnce(&[u8]),
     ) {
         if self.admit(Port::Rtcp, from) {
-            forward(datagram);
+            if !self.srtp.is_keyed() && !self.forward.is_keyed() {
+                forward(datagram);
+            }
             self.handle_rtcp(arrival, datagram);
         }
     }
@@ -274,21 +312,34 @@ impl Stream {
             self.handle_rtcp(arrival, datagram);
             return;
         }
-        let datagram = match self.srtp.unprotect_rtp(arrival, datagram) {
-            Ok(len) => &datagram[..len],
+        let Some(len) = self.unprotect(arrival, datagram) else {
+            return;
+        };
+        self.handle_plain_rtp(arrival, &datagram[..len], sink);
+    }
+
+    /// SRTP's check and decryption in place: the plain packet's length, or `None` when the
+    /// packet is dropped (and counted).
+    fn unprotect(&mut self, arrival: Instant, datagram: &mut [u8]) -> Option<usize> {
+        match self.srtp.unprotect_rtp(arrival, datagram) {
+            Ok(len) => Some(len),
             Err(Refusal::Malformed) => {
                 self.counters.malformed += 1;
-                return;
+                None
             }
             Err(Refusal::Authentication) => {
                 self.counters.srtp_auth_failures += 1;
-                return;
+                None
             }
             Err(Refusal::Replayed) => {
                 self.counters.srtp_replayed += 1;
-                return;
+                None
             }
-        };
+        }
+    }
+
+    /// One plain (or decrypted) RTP packet.
+    fn handle_plain_rtp(&mut self, arrival: Instant, datagram: &[u8], sink: &mut impl Sink) {
         let Ok(header) = RtpHeader::parse(datagram) else {
             self.counters.malformed += 1;
             return;
@@ -570,6 +621,10 @@ impl Stream {
             self.inactive_reported = false;
         }
         self.srtp.rekey(now, update.srtp.as_ref());
+        self.forward.rekey(update.srtp_forward.as_ref());
+        if update.srtp_forward.is_some() && self.forward_buffer.is_empty() {
+            self.forward_buffer = forward_buffer(true);
+        }
         self.sources.handle_update(update.sources);
         self.telephone_event_pt = update.telephone_event_pt;
         self.telephone_event_clock = event_clock(update.telephone_event_clock);
@@ -652,6 +707,18 @@ impl Stream {
 }
 
 /// The telephone-event clock, 8000 when the SDP gave none (0).
+/// Room for one forwarded SRTP packet: any RTP packet over an Ethernet MTU and its tag.
+const FORWARD_BUFFER: usize = 2048;
+
+/// A leg's forward buffer: [`FORWARD_BUFFER`] bytes when it protects what it forwards.
+fn forward_buffer(keyed: bool) -> Vec<u8> {
+    if keyed {
+        vec![0; FORWARD_BUFFER + PROTECT_OVERHEAD]
+    } else {
+        Vec::new()
+    }
+}
+
 fn event_clock(clock: u32) -> u32 {
     if clock == 0 {
         crate::DEFAULT_TELEPHONE_EVENT_CLOCK
@@ -958,6 +1025,54 @@ mod tests {
             (1, 0, 0, 1),
             "the genuine packet is not taken for a replay"
         );
+    }
+
+    #[test]
+    fn a_relayed_srtp_leg_forwards_under_its_own_key_and_drops_forgeries() {
+        let anchor = Instant::now();
+        let theirs = srtp_keying(crate::SrtpSuite::AesCm128HmacSha1_80, 1);
+        let ours = srtp_keying(crate::SrtpSuite::AeadAes128Gcm, 2);
+        let mut sender = srtp_sender(&theirs);
+        let mut far_end = srtp_sender(&ours);
+        let spec = LegSpec {
+            srtp: Some(theirs),
+            srtp_forward: Some(ours),
+            ..bound(spec(anchor), "192.0.2.10", "198.51.100.1")
+        };
+        let mut stream = stream(&spec);
+        let mut out = Collect::default();
+        let from = addr("192.0.2.10:41000");
+        let mut forwarded: Vec<Vec<u8>> = Vec::new();
+        for sequence in 0..3u16 {
+            let plain = packet(0, sequence, u32::from(sequence) * 160, 9, 0x00);
+            let mut protected = sender.encrypt_rtp(&plain).unwrap().to_vec();
+            if sequence == 1 {
+                let last = protected.len() - 1;
+                protected[last] ^= 1;
+            }
+            stream.handle_rtp_relayed(anchor, from, &mut protected, &mut out, |bytes| {
+                forwarded.push(bytes.to_vec())
+            });
+        }
+        // RTCP is not forwarded once SRTP is in play (it could not be protected again).
+        stream.handle_rtcp_relayed(anchor, from, &mut [0x80, 201, 0, 1, 0, 0, 0, 9], |bytes| {
+            forwarded.push(bytes.to_vec())
+        });
+        assert_eq!(forwarded.len(), 2, "the tampered packet is not forwarded");
+        for (packet_on_wire, sequence) in forwarded.iter().zip([0u16, 2]) {
+            let plain = packet(0, sequence, u32::from(sequence) * 160, 9, 0x00);
+            assert_ne!(
+                packet_on_wire[12..],
+                plain[12..],
+                "encrypted toward the far end"
+            );
+            assert_eq!(
+                &far_end.decrypt_rtp(packet_on_wire).unwrap()[..],
+                &plain[..]
+            );
+        }
+        let counters = stream.counters();
+        assert_eq!((counters.packets, counters.srtp_auth_failures), (2, 1));
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub(crate) enum WriterControl {
         label: String,
         path: PathBuf,
         sample_rate: u32,
+        /// False: a relay-only leg (a pass-through route with `record = false`): no file is
+        /// created and its blocks are dropped; its close reports its counters all the same.
+        record: bool,
     },
     Close {
         leg: LegId,
@@ -90,6 +93,8 @@ enum FileState {
         samples: u64,
         error: String,
     },
+    /// A relay-only leg: no file, nothing written.
+    Discarding,
 }
 
 struct LegFile {
@@ -191,10 +196,15 @@ impl Writer {
                 label,
                 path,
                 sample_rate,
+                record,
             } => {
-                let (state, failure) = match WavFile::create(&path, sample_rate, self.max_riff_size)
-                {
-                    Ok(wav) => (FileState::Writing(wav), None),
+                let created = if record {
+                    WavFile::create(&path, sample_rate, self.max_riff_size).map(FileState::Writing)
+                } else {
+                    Ok(FileState::Discarding)
+                };
+                let (state, failure) = match created {
+                    Ok(state) => (state, None),
                     Err(error) => {
                         let error = chain(&error);
                         let state = FileState::Failed {
@@ -269,6 +279,7 @@ impl Writer {
                         }
                     }
                     FileState::Failed { .. } => file.blocks_discarded += 1,
+                    FileState::Discarding => {}
                 }
             }
             None => tracing::error!(%leg, "block for a leg the writer never opened"),
@@ -302,6 +313,7 @@ impl Writer {
                 error: error.clone(),
             },
             failed @ FileState::Failed { .. } => failed,
+            FileState::Discarding => FileState::Discarding,
         };
         self.announce_failure(leg, error);
     }
@@ -384,6 +396,7 @@ impl Writer {
                 report.error = Some(error);
                 file
             }
+            FileState::Discarding => None,
         };
         let closed = Closed {
             leg,

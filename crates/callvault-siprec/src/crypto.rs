@@ -197,7 +197,7 @@ pub struct AnswerCrypto {
 
 impl AnswerCrypto {
     /// The attribute value, `<tag> <suite> inline:<base64 key||salt>[ UNENCRYPTED_SRTCP]`.
-    pub(crate) fn attribute_value(&self) -> String {
+    pub fn attribute_value(&self) -> String {
         let mut value = format!(
             "{} {} inline:{}",
             self.tag,

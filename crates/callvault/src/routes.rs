@@ -254,11 +254,6 @@ fn compile(rule: &RouteRule) -> anyhow::Result<Route> {
     if target_peer.addr.ip().is_unspecified() || target_peer.addr.port() == 0 {
         bail!("target {:?}: no usable address", rule.target);
     }
-    if !rule.record {
-        // A relay that records nothing needs legs without files in the media engine: not
-        // built yet, and a silent "not recorded" would surprise more than a refusal.
-        bail!("record = false is not supported yet: pass-through calls are always recorded");
-    }
     if let Some(tenant) = &rule.tenant
         && (tenant.trim().is_empty() || tenant.chars().any(char::is_control))
     {

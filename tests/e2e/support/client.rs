@@ -152,6 +152,7 @@ pub struct SipRequest {
     pub method: String,
     pub uri: String,
     headers: Vec<(String, String)>,
+    pub body: String,
 }
 
 impl SipRequest {
@@ -455,6 +456,7 @@ impl SipClient {
                     method: parts.next().unwrap_or("").to_owned(),
                     uri: parts.next().unwrap_or("").to_owned(),
                     headers,
+                    body,
                 });
             }
         }

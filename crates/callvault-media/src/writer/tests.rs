@@ -48,6 +48,7 @@ impl Harness {
             label: format!("label-{leg}"),
             path: path.to_path_buf(),
             sample_rate: 8000,
+            record: true,
         });
     }
 
@@ -269,4 +270,34 @@ fn legs_left_open_are_closed_and_reported_when_the_senders_go() {
     assert_eq!(report.samples, 80);
     assert!(report.sha256.is_some());
     assert!(report.error.as_deref().unwrap().contains("abnormally"));
+}
+
+#[test]
+fn a_relay_only_leg_creates_no_file_and_still_reports_its_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay/leg.wav");
+    let mut h = harness();
+    h.stats.active_legs.fetch_add(1, Ordering::Relaxed);
+    h.writer.handle_control(WriterControl::Open {
+        leg: LegId(5),
+        call: CallIds::default(),
+        label: "caller".to_owned(),
+        path: path.clone(),
+        sample_rate: 8000,
+        record: false,
+    });
+    h.block(Instant::now(), 5, 0, vec![7; 100]);
+    h.close(5, 1);
+    let report = report_of(&h.events(), 5);
+    assert_eq!(report.counters.packets, 42, "the stream's counters");
+    assert_eq!(
+        (report.samples, report.sha256, report.error),
+        (0, None, None)
+    );
+    assert!(
+        !path.exists() && !dir.path().join("relay").exists(),
+        "no file, no folder"
+    );
+    assert_eq!(h.recycled.try_iter().count(), 1, "the buffer came back");
+    assert_eq!(h.stats.active_legs.load(Ordering::Relaxed), 0);
 }

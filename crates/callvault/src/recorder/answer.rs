@@ -562,7 +562,7 @@ pub(super) fn srtp_decline(media: &siprec::Media) -> Result<(), siprec::SrtpDecl
 }
 
 /// A fresh master key and salt for our answer, from the operating system's random source.
-fn our_key(suite: SrtpSuite) -> SrtpKeying {
+pub(super) fn our_key(suite: SrtpSuite) -> SrtpKeying {
     let mut bytes = [0u8; 46];
     let bytes = &mut bytes[..suite.key_len() + suite.salt_len()];
     // The OS random source fails only on a system too broken to serve calls at all (no

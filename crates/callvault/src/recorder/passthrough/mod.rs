@@ -56,10 +56,12 @@ use crate::tenants::request_user;
 
 mod headers;
 mod legs;
+mod sdes;
 pub(crate) mod sdp;
 
 use self::headers::{contact_uri, route_uri, with_tag, without_tag};
 use self::legs::{first_audio, leg_spec, leg_update};
+use self::sdes::Sdes;
 
 /// Headers of the caller's INVITE carried over to ours (identity, privacy, call information);
 /// every `X-` header is carried too.
@@ -75,6 +77,36 @@ const CARRIED: &[&str] = &[
     "call-info",
     "accept-language",
 ];
+
+/// The reason phrase of a 488 for an SRTP offer we cannot relay (the details go to the log).
+fn srtp_reason(decline: &siprec::SrtpDecline) -> &'static str {
+    match decline {
+        siprec::SrtpDecline::DtlsSrtp => "DTLS-SRTP Not Supported",
+        _ => "No Acceptable Crypto Attribute",
+    }
+}
+
+/// RFC 4028 end to end: when the caller asked for session timers (`Session-Expires`, or
+/// `timer` in its `Supported`), our INVITE says `Supported: timer` and carries its interval and
+/// `Min-SE`. The refreshes are re-INVITEs or UPDATEs of the dialogs, relayed like any other; a
+/// 422 from the callee reaches the caller with its `Min-SE`.
+fn with_session_timer(mut egress: Request, invite: &Request) -> Request {
+    let supports_timer = invite
+        .header_values("supported")
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("timer")));
+    let interval = invite.header("session-expires").map(str::to_owned);
+    if !supports_timer && interval.is_none() {
+        return egress;
+    }
+    egress = egress.with_header("Supported", "timer");
+    if let Some(interval) = interval {
+        egress = egress.with_header("Session-Expires", interval);
+    }
+    if let Some(min) = invite.header("min-se") {
+        egress = egress.with_header("Min-SE", min.to_owned());
+    }
+    egress
+}
 
 /// Identifies a pass-through call in the recorder.
 pub(super) type CallKey = u64;
@@ -140,6 +172,8 @@ pub(super) struct Call<R> {
     anchor: Option<Instant>,
     caller_media: SideMedia,
     callee_media: SideMedia,
+    /// SDES-SRTP keys of both sides, ours and theirs.
+    sdes: Sdes,
     /// An INVITE or UPDATE is being relayed: another gets 491.
     offer_in_progress: bool,
     /// Legs that reported no RTP (`MediaEvent::Inactive`) since the last SDP.
@@ -152,6 +186,9 @@ pub(super) struct Call<R> {
     closed: Vec<(LegId, Box<LegReport>)>,
     dtmf_seq: i64,
     warnings: Vec<String>,
+    /// Our client transactions relaying this call's requests (keys of `Calls::relayed`), so
+    /// that removing the call touches only its own entries.
+    relaying: Vec<TransactionKey>,
 }
 
 impl<R> Call<R> {
@@ -200,6 +237,10 @@ pub(super) struct Calls<R> {
     by_leg: HashMap<LegId, CallKey>,
     /// Our egress Call-IDs: an INVITE that comes back with one is a loop.
     egress_call_ids: HashMap<String, CallKey>,
+    /// Calls not over yet, in all and per caller address: kept as calls start and end, so the
+    /// admission of each INVITE reads a number instead of scanning every call.
+    live: usize,
+    live_by_source: HashMap<IpAddr, usize>,
 }
 
 impl<R> Default for Calls<R> {
@@ -213,6 +254,8 @@ impl<R> Default for Calls<R> {
             relayed: HashMap::new(),
             by_leg: HashMap::new(),
             egress_call_ids: HashMap::new(),
+            live: 0,
+            live_by_source: HashMap::new(),
         }
     }
 }
@@ -220,22 +263,29 @@ impl<R> Default for Calls<R> {
 impl<R> Calls<R> {
     /// Calls not yet over (they count against `max_sessions`).
     pub(super) fn live(&self) -> usize {
-        self.calls
-            .values()
-            .filter(|c| c.stage != Stage::Ended)
-            .count()
+        self.live
     }
 
     pub(super) fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }
 
+    /// Entries in every index: 0 once every call is gone (nothing leaks).
+    #[cfg(test)]
+    pub(super) fn footprint(&self) -> usize {
+        self.calls.len()
+            + self.by_dialog.len()
+            + self.by_ingress.len()
+            + self.by_egress.len()
+            + self.relayed.len()
+            + self.by_leg.len()
+            + self.egress_call_ids.len()
+            + self.live_by_source.len()
+    }
+
     /// Live calls whose caller is `source`.
     pub(super) fn live_from(&self, source: IpAddr) -> usize {
-        self.calls
-            .values()
-            .filter(|c| c.stage != Stage::Ended && c.caller.addr.ip() == source)
-            .count()
+        self.live_by_source.get(&source).copied().unwrap_or(0)
     }
 
     pub(super) fn owns_leg(&self, leg: LegId) -> bool {
@@ -260,14 +310,78 @@ impl<R> Calls<R> {
         keys
     }
 
+    /// A new call, counted live.
+    fn insert(&mut self, call: Call<R>) -> CallKey {
+        let id = self.next;
+        self.next += 1;
+        self.by_ingress.insert(call.ingress_key.clone(), id);
+        self.by_egress.insert(call.egress_key.clone(), id);
+        self.egress_call_ids
+            .insert(call.egress_invite.call_id().to_owned(), id);
+        self.live += 1;
+        *self
+            .live_by_source
+            .entry(call.caller.addr.ip())
+            .or_default() += 1;
+        self.calls.insert(id, call);
+        id
+    }
+
+    /// The call is over (its stage becomes `Ended`): it no longer counts as live.
+    fn end(&mut self, id: CallKey) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.stage == Stage::Ended {
+            return;
+        }
+        call.stage = Stage::Ended;
+        self.live -= 1;
+        let source = call.caller.addr.ip();
+        if let Some(count) = self.live_by_source.get_mut(&source) {
+            *count -= 1;
+            if *count == 0 {
+                self.live_by_source.remove(&source);
+            }
+        }
+    }
+
+    /// A relayed request's client transaction, found by its key until its final response.
+    fn insert_relayed(&mut self, client: TransactionKey, relayed: Relayed) {
+        if let Some(call) = self.calls.get_mut(&relayed.call) {
+            call.relaying.push(client.clone());
+        }
+        self.relayed.insert(client, relayed);
+    }
+
+    fn take_relayed(&mut self, client: &TransactionKey) -> Option<Relayed> {
+        let relayed = self.relayed.remove(client)?;
+        if let Some(call) = self.calls.get_mut(&relayed.call) {
+            call.relaying.retain(|k| k != client);
+        }
+        Some(relayed)
+    }
+
+    /// Removes the call and every key that finds it: its own keys, not a scan of all calls.
     fn remove(&mut self, key: CallKey) -> Option<Call<R>> {
+        self.end(key);
         let call = self.calls.remove(&key)?;
-        self.by_dialog.retain(|_, (k, _)| *k != key);
-        self.by_ingress.retain(|_, k| *k != key);
-        self.by_egress.retain(|_, k| *k != key);
-        self.relayed.retain(|_, r| r.call != key);
-        self.by_leg.retain(|_, k| *k != key);
-        self.egress_call_ids.retain(|_, k| *k != key);
+        for dialog in [&call.ingress_dialog, &call.egress_dialog]
+            .into_iter()
+            .flatten()
+        {
+            self.by_dialog.remove(dialog.id());
+        }
+        self.by_ingress.remove(&call.ingress_key);
+        self.by_egress.remove(&call.egress_key);
+        for client in &call.relaying {
+            self.relayed.remove(client);
+        }
+        if let Some((a, b)) = call.legs {
+            self.by_leg.remove(&a);
+            self.by_leg.remove(&b);
+        }
+        self.egress_call_ids.remove(call.egress_invite.call_id());
         Some(call)
     }
 }
@@ -328,13 +442,16 @@ impl<M: MediaPlane> Recorder<M> {
             endpoint.respond(now.at, &key, response);
             return;
         };
-        if caller_audio.protocol.to_ascii_uppercase().contains("SAVP") {
-            let response = request
-                .response(488)
-                .with_reason("SRTP Not Supported In Pass-Through");
-            endpoint.respond(now.at, &key, response);
-            return;
-        }
+        let mut sdes = Sdes::default();
+        let offer_crypto = match sdes.handle_offer(Party::Caller, &caller_audio) {
+            Ok(lines) => lines,
+            Err(decline) => {
+                warn!(call_id = %call_id, %decline, "SRTP offer not taken: 488");
+                let response = request.response(488).with_reason(srtp_reason(&decline));
+                endpoint.respond(now.at, &key, response);
+                return;
+            }
+        };
         let reservations = self
             .media
             .reserve()
@@ -372,7 +489,8 @@ impl<M: MediaPlane> Recorder<M> {
                 egress = egress.with_header(name, value);
             }
         }
-        let body = sdp::rewrite(request.body(), self.config.rtp_ip, ports.1);
+        egress = with_session_timer(egress, &request);
+        let body = sdp::rewrite(request.body(), self.config.rtp_ip, ports.1, &offer_crypto);
         egress = egress.with_body("application/sdp", body);
         let egress_key = endpoint.send_invite(now.at, callee, egress.clone());
 
@@ -444,6 +562,15 @@ impl<M: MediaPlane> Recorder<M> {
                 mode: RecordingMode::Passthrough,
                 route: Some(route.name.clone()),
             })));
+        // What the catalog keeps of a call relayed without recording: see the README.
+        let warnings = if route.record {
+            Vec::new()
+        } else {
+            vec![format!(
+                "not recorded: route {:?} relays without recording (record = false)",
+                route.name
+            )]
+        };
         let call = Call {
             recording_id,
             route,
@@ -469,6 +596,7 @@ impl<M: MediaPlane> Recorder<M> {
                 sdp: Some(caller_audio),
             },
             callee_media: SideMedia::default(),
+            sdes,
             offer_in_progress: true,
             silent: Vec::new(),
             final_status: None,
@@ -477,14 +605,10 @@ impl<M: MediaPlane> Recorder<M> {
             waiting: Vec::new(),
             closed: Vec::new(),
             dtmf_seq: 0,
-            warnings: Vec::new(),
+            warnings,
+            relaying: Vec::new(),
         };
-        let id = self.calls.next;
-        self.calls.next += 1;
-        self.calls.by_ingress.insert(key, id);
-        self.calls.by_egress.insert(egress_key, id);
-        self.calls.egress_call_ids.insert(egress_call_id, id);
-        self.calls.calls.insert(id, call);
+        self.calls.insert(call);
         self.gauges.sessions_total.fetch_add(1, Ordering::Relaxed);
         self.publish_gauges();
     }
@@ -554,7 +678,7 @@ impl<M: MediaPlane> Recorder<M> {
             // 100 stays hop by hop; others (180 to a re-INVITE is rare) are not relayed.
             return;
         }
-        let Some(relayed) = self.calls.relayed.remove(&key) else {
+        let Some(relayed) = self.calls.take_relayed(&key) else {
             return;
         };
         self.relay_back(now, endpoint, relayed, &key, response);
@@ -598,9 +722,11 @@ impl<M: MediaPlane> Recorder<M> {
                 return;
             }
             let with_sdp = sdp::is_sdp(response.content_type()) && !response.body().is_empty();
-            if with_sdp {
-                self.callee_sdp(now, id, &response);
-            }
+            let crypto = if with_sdp {
+                self.callee_sdp(now, id, &response)
+            } else {
+                Vec::new()
+            };
             let Some(call) = self.calls.calls.get_mut(&id) else {
                 return;
             };
@@ -615,6 +741,7 @@ impl<M: MediaPlane> Recorder<M> {
                     response.body(),
                     self.config.rtp_ip,
                     call.port_facing(Party::Caller),
+                    &crypto,
                 );
                 relayed = relayed.with_body("application/sdp", body);
             }
@@ -637,7 +764,7 @@ impl<M: MediaPlane> Recorder<M> {
                 .response(status)
                 .with_reason(response.reason())
                 .with_to_tag(&call.ingress_tag);
-            for name in ["contact", "retry-after", "warning", "reason"] {
+            for name in ["contact", "retry-after", "warning", "reason", "min-se"] {
                 if (300..400).contains(&status) || name != "contact" {
                     for value in response.header_values(name) {
                         relayed = relayed.with_header(name, value);
@@ -700,9 +827,11 @@ impl<M: MediaPlane> Recorder<M> {
             return;
         }
         let with_sdp = sdp::is_sdp(response.content_type()) && !response.body().is_empty();
-        if with_sdp {
-            self.callee_sdp(now, id, &response);
-        }
+        let crypto = if with_sdp {
+            self.callee_sdp(now, id, &response)
+        } else {
+            Vec::new()
+        };
         let Some(call) = self.calls.calls.get_mut(&id) else {
             return;
         };
@@ -726,8 +855,24 @@ impl<M: MediaPlane> Recorder<M> {
         let mut ok = ingress_dialog
             .response(&call.ingress_invite, 200)
             .with_header("Allow", ALLOW);
+        // The callee's session timer answer (interval, refresher, `Require: timer`) is the
+        // caller's: refreshes are in-dialog requests, relayed end to end.
+        for value in response.header_values("session-expires") {
+            ok = ok.with_header("Session-Expires", value);
+        }
+        if response
+            .header_values("require")
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("timer")))
+        {
+            ok = ok.with_header("Require", "timer");
+        }
         let body = if with_sdp {
-            sdp::rewrite(response.body(), rtp_ip, call.port_facing(Party::Caller))
+            sdp::rewrite(
+                response.body(),
+                rtp_ip,
+                call.port_facing(Party::Caller),
+                &crypto,
+            )
         } else {
             Vec::new()
         };
@@ -751,23 +896,26 @@ impl<M: MediaPlane> Recorder<M> {
         self.publish_gauges();
     }
 
-    /// The callee's SDP (183 or 2xx): the first one starts the relay, later ones update it.
-    fn callee_sdp(&mut self, now: Now, id: CallKey, response: &Response) {
+    /// The callee's SDP (183 or 2xx), the answer to the caller's offer: the first one starts
+    /// the relay, later ones update it. Returns our `a=crypto` lines for the caller's copy.
+    fn callee_sdp(&mut self, now: Now, id: CallKey, response: &Response) -> Vec<String> {
         let Ok(parsed) = siprec::parse_sdp(&String::from_utf8_lossy(response.body())) else {
-            return;
+            return Vec::new();
         };
         let Some(media) = first_audio(&parsed) else {
-            return;
+            return Vec::new();
         };
         let Some(call) = self.calls.calls.get_mut(&id) else {
-            return;
+            return Vec::new();
         };
+        let crypto = call.sdes.handle_answer(Party::Callee, &media);
         call.callee_media.sdp = Some(media);
         if call.legs.is_none() {
             self.start_relay(now, id);
         } else {
             self.update_legs(id);
         }
+        crypto
     }
 
     /// Both SDPs known: the two legs start as one relay pair.
@@ -786,7 +934,8 @@ impl<M: MediaPlane> Recorder<M> {
         let Some((a, b)) = call.reservations.take() else {
             return;
         };
-        let capture_dtmf = capture && call.route.dtmf;
+        // A route that does not record keeps no digits either.
+        let capture_dtmf = capture && call.route.dtmf && call.route.record;
         let specs: Vec<(LegSpec, catalog::NewLeg)> = [
             (Party::Caller, &caller_media, call.caller.addr.ip()),
             (Party::Callee, &callee_media, call.callee.addr.ip()),
@@ -810,19 +959,28 @@ impl<M: MediaPlane> Recorder<M> {
         })
         .collect();
         let mut specs = specs.into_iter();
-        let (Some((spec_a, new_a)), Some((spec_b, new_b))) = (specs.next(), specs.next()) else {
+        let (Some((mut spec_a, new_a)), Some((mut spec_b, new_b))) = (specs.next(), specs.next())
+        else {
             return;
         };
+        spec_a.record = call.route.record;
+        spec_b.record = call.route.record;
+        spec_a.srtp = call.sdes.sent_by(Party::Caller).cloned();
+        spec_a.srtp_forward = call.sdes.sent_to(Party::Callee).cloned();
+        spec_b.srtp = call.sdes.sent_by(Party::Callee).cloned();
+        spec_b.srtp_forward = call.sdes.sent_to(Party::Caller).cloned();
         match self.media.start_relay((a, spec_a), (b, spec_b)) {
             Ok((leg_a, leg_b)) => {
                 call.legs = Some((leg_a, leg_b));
                 call.anchor = Some(now.at);
                 self.calls.by_leg.insert(leg_a, id);
                 self.calls.by_leg.insert(leg_b, id);
-                self.archive.push_back(ArchiveCommand::AddLegs {
-                    recording_id: call.recording_id.clone(),
-                    legs: vec![new_a, new_b],
-                });
+                if call.route.record {
+                    self.archive.push_back(ArchiveCommand::AddLegs {
+                        recording_id: call.recording_id.clone(),
+                        legs: vec![new_a, new_b],
+                    });
+                }
             }
             Err(error) => {
                 warn!(%error, "cannot start the relay; the call goes on unrecorded and without media");
@@ -845,13 +1003,18 @@ impl<M: MediaPlane> Recorder<M> {
         ) else {
             return;
         };
-        let updates = [
+        let mut updates = [
             (leg_a, caller_media, call.caller.addr.ip()),
             (leg_b, callee_media, call.callee.addr.ip()),
         ]
         .map(|(leg, media, signalling)| {
             (leg, leg_update(media, callee_media, signalling, max_rate))
         });
+        let [(_, caller_update), (_, callee_update)] = &mut updates;
+        caller_update.srtp = call.sdes.sent_by(Party::Caller).cloned();
+        caller_update.srtp_forward = call.sdes.sent_to(Party::Callee).cloned();
+        callee_update.srtp = call.sdes.sent_by(Party::Callee).cloned();
+        callee_update.srtp_forward = call.sdes.sent_to(Party::Caller).cloned();
         for (leg, update) in updates {
             self.media.update_leg(leg, update);
         }
@@ -957,7 +1120,7 @@ impl<M: MediaPlane> Recorder<M> {
         let Some(call) = self.calls.calls.get_mut(&id) else {
             return;
         };
-        if !capture || !call.route.dtmf {
+        if !capture || !call.route.dtmf || !call.route.record {
             return;
         }
         let seq = call.dtmf_seq;
@@ -991,11 +1154,27 @@ impl<M: MediaPlane> Recorder<M> {
         let rtp_ip = self.config.rtp_ip;
         let to = other(side);
         let with_sdp = sdp::is_sdp(request.content_type()) && !request.body().is_empty();
+        let mut crypto = Vec::new();
         if with_sdp {
             let parsed = siprec::parse_sdp(&String::from_utf8_lossy(request.body()));
             if let Ok(media) = parsed.as_ref().map(first_audio)
                 && let Some(call) = self.calls.calls.get_mut(&id)
             {
+                if let Some(audio) = &media {
+                    match call.sdes.handle_offer(side, audio) {
+                        Ok(lines) => crypto = lines,
+                        Err(decline) => {
+                            warn!(%decline, "SRTP re-offer not taken: 488");
+                            let response = match call.dialog_mut(side) {
+                                Some(dialog) => dialog.response(&request, 488),
+                                None => request.response(488),
+                            }
+                            .with_reason(srtp_reason(&decline));
+                            endpoint.respond(now.at, &key, response);
+                            return;
+                        }
+                    }
+                }
                 match side {
                     Party::Caller => call.caller_media.sdp = media,
                     _ => call.callee_media.sdp = media,
@@ -1022,6 +1201,9 @@ impl<M: MediaPlane> Recorder<M> {
             "info-package",
             "content-disposition",
             "accept",
+            "session-expires",
+            "min-se",
+            "supported",
         ] {
             for value in request.header_values(name) {
                 out = out.with_header(name, value);
@@ -1030,7 +1212,7 @@ impl<M: MediaPlane> Recorder<M> {
         if !request.body().is_empty() {
             let content_type = request.content_type().unwrap_or("application/octet-stream");
             let body = if with_sdp {
-                sdp::rewrite(request.body(), rtp_ip, port)
+                sdp::rewrite(request.body(), rtp_ip, port, &crypto)
             } else {
                 request.body().to_vec()
             };
@@ -1045,7 +1227,7 @@ impl<M: MediaPlane> Recorder<M> {
         } else {
             endpoint.send_request(now.at, peer, out)
         };
-        self.calls.relayed.insert(
+        self.calls.insert_relayed(
             client,
             Relayed {
                 call: id,
@@ -1072,6 +1254,7 @@ impl<M: MediaPlane> Recorder<M> {
         let method = relayed.request.method().clone();
         let status = response.as_ref().map_or(408, Response::status);
         let success = (200..300).contains(&status);
+        let mut crypto = Vec::new();
         if let Some(response) = &response
             && success
             && sdp::is_sdp(response.content_type())
@@ -1079,9 +1262,13 @@ impl<M: MediaPlane> Recorder<M> {
             && let Ok(parsed) = siprec::parse_sdp(&String::from_utf8_lossy(response.body()))
             && let Some(call) = self.calls.calls.get_mut(&id)
         {
+            let media = first_audio(&parsed);
+            if let Some(audio) = &media {
+                crypto = call.sdes.handle_answer(to, audio);
+            }
             match to {
-                Party::Caller => call.caller_media.sdp = first_audio(&parsed),
-                _ => call.callee_media.sdp = first_audio(&parsed),
+                Party::Caller => call.caller_media.sdp = media,
+                _ => call.callee_media.sdp = media,
             }
             self.update_legs(id);
         }
@@ -1109,7 +1296,16 @@ impl<M: MediaPlane> Recorder<M> {
         };
         if let Some(response) = &response {
             back = back.with_reason(response.reason());
-            for name in ["allow", "accept", "supported", "retry-after", "warning"] {
+            for name in [
+                "allow",
+                "accept",
+                "supported",
+                "retry-after",
+                "warning",
+                "session-expires",
+                "require",
+                "min-se",
+            ] {
                 for value in response.header_values(name) {
                     back = back.with_header(name, value);
                 }
@@ -1119,7 +1315,7 @@ impl<M: MediaPlane> Recorder<M> {
                     .content_type()
                     .unwrap_or("application/octet-stream");
                 let body = if sdp::is_sdp(response.content_type()) {
-                    sdp::rewrite(response.body(), rtp_ip, port)
+                    sdp::rewrite(response.body(), rtp_ip, port, &crypto)
                 } else {
                     response.body().to_vec()
                 };
@@ -1184,7 +1380,6 @@ impl<M: MediaPlane> Recorder<M> {
                 EndReason::NotAnswered
             };
         }
-        call.stage = Stage::Ended;
         for side in [Party::Caller, Party::Callee] {
             if Some(side) == by {
                 continue;
@@ -1212,6 +1407,7 @@ impl<M: MediaPlane> Recorder<M> {
             duration_ms = ended_in.as_millis() as u64,
             "pass-through call ended"
         );
+        self.calls.end(id);
         self.finish_call_if_closed(now, id);
         self.publish_gauges();
     }
@@ -1306,8 +1502,13 @@ impl<M: MediaPlane> Recorder<M> {
         let duration = now.at.saturating_duration_since(call.started);
         let mut warnings = call.warnings.clone();
         let mut failed = call.end_reason == EndReason::WriteFailed;
-        let legs = call
-            .closed
+        // A relay-only route's legs wrote nothing and are not in the catalog.
+        let recorded = if call.route.record {
+            &call.closed[..]
+        } else {
+            &[]
+        };
+        let legs = recorded
             .iter()
             .filter_map(|(leg, report)| {
                 let side = call.label_of(*leg)?;

@@ -10,13 +10,14 @@ use std::net::IpAddr;
 /// `sdp` as the other side must see it: every `c=` and the `o=` address are ours, the first
 /// audio m-line's port is `port` (others are declined, port 0: one audio stream is relayed),
 /// and the lines that would send media around us (`a=rtcp:` with its own address, ICE) are
-/// dropped. `c=` of `0.0.0.0` (hold, RFC 2543) is kept: it means "send nothing".
-pub(crate) fn rewrite(sdp: &[u8], ip: IpAddr, port: u16) -> Vec<u8> {
+/// dropped. `c=` of `0.0.0.0` (hold, RFC 2543) is kept: it means "send nothing". The relayed
+/// m-line's `a=crypto` lines are the other side's keys, never passed on: `crypto` (our own lines
+/// toward this side, see `sdes`) takes their place, right after the m-line.
+pub(crate) fn rewrite(sdp: &[u8], ip: IpAddr, port: u16, crypto: &[String]) -> Vec<u8> {
     let text = String::from_utf8_lossy(sdp);
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut out = String::with_capacity(text.len() + 32);
     let mut audio_done = false;
-    let mut in_relayed = true;
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
         if line.is_empty() {
@@ -30,10 +31,12 @@ pub(crate) fn rewrite(sdp: &[u8], ip: IpAddr, port: u16) -> Vec<u8> {
                 fields.next().unwrap_or(""),
             );
             let relayed = kind == "audio" && !audio_done && media_port != "0";
-            in_relayed = relayed;
             if relayed {
                 audio_done = true;
                 out.push_str(&format!("m={kind} {port} {tail}\r\n"));
+                for line in crypto {
+                    out.push_str(&format!("a=crypto:{line}\r\n"));
+                }
             } else {
                 out.push_str(&format!("m={kind} 0 {tail}\r\n"));
             }
@@ -74,7 +77,7 @@ pub(crate) fn rewrite(sdp: &[u8], ip: IpAddr, port: u16) -> Vec<u8> {
         ]
         .iter()
         .any(|prefix| line.starts_with(prefix));
-        if dropped || (!in_relayed && line.starts_with("a=crypto")) {
+        if dropped || line.starts_with("a=crypto") {
             continue;
         }
         out.push_str(line);
@@ -105,7 +108,7 @@ c=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0 8 101\r\na=rtpmap:101 tele
 a=rtcp:49171 IN IP4 10.0.0.1\r\na=candidate:1 1 UDP 1 10.0.0.1 49170 typ host\r\na=sendrecv\r\n\
 m=video 51372 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
         let out =
-            String::from_utf8(rewrite(offer, "198.51.100.5".parse().unwrap(), 40002)).unwrap();
+            String::from_utf8(rewrite(offer, "198.51.100.5".parse().unwrap(), 40002, &[])).unwrap();
         assert_eq!(
             out,
             "v=0\r\no=alice 2890844526 2890844527 IN IP4 198.51.100.5\r\ns=-\r\n\
@@ -117,11 +120,27 @@ a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\nm=video 0 RTP/AVP 96\r\na=rtp
     #[test]
     fn a_hold_address_stays_and_garbage_does_not_panic() {
         let hold = b"v=0\r\nc=IN IP4 0.0.0.0\r\nm=audio 49170 RTP/AVP 0\r\na=sendonly\r\n";
-        let out = String::from_utf8(rewrite(hold, "192.0.2.1".parse().unwrap(), 40000)).unwrap();
+        let out =
+            String::from_utf8(rewrite(hold, "192.0.2.1".parse().unwrap(), 40000, &[])).unwrap();
         assert!(out.contains("c=IN IP4 0.0.0.0\r\n"));
         assert!(out.contains("m=audio 40000 RTP/AVP 0\r\n"));
         for garbage in [&b"m="[..], b"o=", b"c=", b"\xff\xfe m=audio", b""] {
-            let _ = rewrite(garbage, "192.0.2.1".parse().unwrap(), 40000);
+            let _ = rewrite(garbage, "192.0.2.1".parse().unwrap(), 40000, &[]);
         }
+    }
+
+    #[test]
+    fn the_other_sides_keys_are_replaced_by_ours() {
+        let offer = b"v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 49170 RTP/SAVP 0\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:THEIRS\r\na=sendrecv\r\n\
+m=audio 49172 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:OTHER\r\n";
+        let ours = ["1 AES_CM_128_HMAC_SHA1_80 inline:OURS".to_owned()];
+        let out =
+            String::from_utf8(rewrite(offer, "192.0.2.1".parse().unwrap(), 40000, &ours)).unwrap();
+        assert_eq!(
+            out,
+            "v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 40000 RTP/SAVP 0\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:OURS\r\na=sendrecv\r\nm=audio 0 RTP/SAVP 0\r\n"
+        );
     }
 }

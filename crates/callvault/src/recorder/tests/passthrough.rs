@@ -670,3 +670,97 @@ fn a_source_over_its_session_limit_gets_503_for_routed_calls_too() {
         1
     );
 }
+
+#[test]
+fn live_counts_and_indexes_follow_setup_and_teardown_churn() {
+    let mut pair = routed();
+    let source = src().addr.ip();
+    for round in 0..2 {
+        let mut calls = Vec::new();
+        for n in 0..4 {
+            let mut caller = Caller::new();
+            caller.call_id = format!("ingress-{round}-{n}@pbx");
+            let egress = answered(&mut pair, &mut caller);
+            calls.push((caller, egress));
+        }
+        assert_eq!(pair.recorder.calls.live(), 4);
+        assert_eq!(pair.recorder.calls.live_from(source), 4);
+        assert_eq!(
+            pair.recorder.calls.live_from("192.0.2.99".parse().unwrap()),
+            0
+        );
+        // Half hang up from each side: each ends once, whoever sends the BYE.
+        for (n, (caller, egress)) in calls.iter_mut().enumerate() {
+            if n % 2 == 0 {
+                let bye = caller.request("BYE", "", None);
+                pair.deliver(src(), &bye);
+            } else {
+                pair.deliver(callee(), &callee_request(egress, "BYE", 1, None));
+            }
+            assert_eq!(pair.recorder.calls.live(), 3 - n);
+            assert_eq!(pair.recorder.calls.live_from(source), 3 - n);
+        }
+        let _ = sent_to(&mut pair, src());
+        let _ = sent_to(&mut pair, callee());
+        pair.close_stopped_legs();
+        assert_eq!(
+            pair.recorder.calls.footprint(),
+            0,
+            "round {round}: nothing left"
+        );
+    }
+    assert_eq!(pair.completions().len(), 8);
+}
+
+#[test]
+fn a_callers_session_timer_is_negotiated_end_to_end() {
+    let mut pair = routed();
+    let mut caller = Caller::new();
+    let invite = caller.request(
+        "INVITE",
+        "Supported: timer\r\nSession-Expires: 1800;refresher=uac\r\nMin-SE: 90\r\n",
+        Some(&phone_sdp("192.0.2.10", 6000, "sendrecv")),
+    );
+    pair.deliver(src(), &invite);
+    let _ = sent_to(&mut pair, src());
+    let egress = requests_of(&sent_to(&mut pair, callee())).remove(0);
+    assert_eq!(egress.header("session-expires"), Some("1800;refresher=uac"));
+    assert_eq!(egress.header("min-se"), Some("90"));
+    assert!(
+        egress
+            .header_values("supported")
+            .any(|v| v.contains("timer"))
+    );
+    let ok = egress
+        .response(200)
+        .with_to_tag("bob-tag")
+        .with_header("Contact", format!("<sip:bob@{CALLEE}>"))
+        .with_header("Session-Expires", "1800;refresher=uac")
+        .with_header("Require", "timer")
+        .with_body(
+            "application/sdp",
+            phone_sdp("192.0.2.20", 7000, "sendrecv").into_bytes(),
+        );
+    pair.deliver(callee(), &ok.to_bytes());
+    let answered: Vec<Message> = sent_to(&mut pair, src());
+    let Some(Message::Response(ok)) = answered
+        .iter()
+        .find(|m| matches!(m, Message::Response(r) if r.status() == 200))
+    else {
+        panic!("no 200 to the caller: {answered:?}");
+    };
+    assert_eq!(ok.header("session-expires"), Some("1800;refresher=uac"));
+    assert!(ok.header_values("require").any(|v| v.contains("timer")));
+
+    // A caller that did not ask gets no timer on its behalf.
+    let mut plain = Caller::new();
+    plain.call_id = "ingress-2@pbx".to_owned();
+    plain.invite(&mut pair);
+    let egress = requests_of(&sent_to(&mut pair, callee())).remove(0);
+    assert_eq!(egress.header("session-expires"), None);
+    assert!(
+        !egress
+            .header_values("supported")
+            .any(|v| v.contains("timer"))
+    );
+}
