@@ -141,46 +141,48 @@ impl CallMetrics {
     }
 
     /// Adds every family to `registry` (the families are shared: updates show in its scrapes).
+    /// A family shows once it has a series: `callvault_sessions_total` appears with the first
+    /// call. (The registry ends each help text with a period.)
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "callvault_sip_requests_received",
             "SIP requests that reached the recorder (new transactions and ACKs; retransmissions \
-             are absorbed before), by transport and method.",
+             are absorbed before), by transport and method",
             self.sip_requests.clone(),
         );
         registry.register(
             "callvault_sip_responses_sent",
             "SIP responses handed to the transports (retransmissions included), by transport \
-             and status code.",
+             and status code",
             self.sip_responses.clone(),
         );
         registry.register(
             "callvault_sessions",
             "Calls taken since start: recording sessions answered and routed calls sent on, by \
-             mode and source.",
+             mode and source",
             self.sessions.clone(),
         );
         registry.register(
             "callvault_sessions_refused_source_limit",
             "Recording INVITEs refused because their source was over its own sessions or rate \
-             limit, by source.",
+             limit, by source",
             self.refused_source.clone(),
         );
         registry.register(
             "callvault_recordings_completed",
             "Recordings finished (files closed, completion queued for the catalog), by mode, \
-             end reason and final state.",
+             end reason and final state",
             self.completed.clone(),
         );
         registry.register(
             "callvault_call_setup_seconds",
             "From the INVITE taken by the SIP loop to the 200 OK handed to the transport, by \
-             mode (a pass-through call's includes the callee's ringing).",
+             mode (a pass-through call's includes the callee's ringing)",
             self.setup.clone(),
         );
         registry.register(
             "callvault_call_duration_seconds",
-            "Recorded calls' duration, from the answer to the end, by mode.",
+            "Recorded calls' duration, from the answer to the end, by mode",
             self.duration.clone(),
         );
     }

@@ -165,7 +165,7 @@ fn registry(sources: Sources) -> Registry {
     registry.register(
         "callvault_catalog_write_seconds",
         "Time of each attempt at a catalog write (a recording's rows, its completion, a \
-         metadata file, a webhook's outbox entry), failed attempts included.",
+         metadata file, a webhook's outbox entry), failed attempts included",
         sources.archive.write_latency().clone(),
     );
     registry.register_collector(Box::new(scrape::Scrape {
