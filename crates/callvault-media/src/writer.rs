@@ -165,6 +165,7 @@ impl Writer {
             return;
         }
         self.header_pass = None;
+        let started = Instant::now();
         let stale = std::mem::take(&mut self.stale);
         for leg in &stale {
             let Some(file) = self.files.get_mut(leg) else {
@@ -181,6 +182,7 @@ impl Writer {
         // The list's allocation is kept for the next period.
         self.stale = stale;
         self.stale.clear();
+        self.stats.disk_writes.observe(started.elapsed());
     }
 
     pub(crate) fn handle_control(&mut self, message: WriterControl) {
@@ -252,9 +254,13 @@ impl Writer {
                     FileState::Writing(wav) => {
                         // Blocks dropped upstream leave a hole: silence keeps the rest in place.
                         let missing = block.start.saturating_sub(wav.samples());
+                        // The disk's latency as `/metrics` shows it: the real clock around the
+                        // write itself (the cadence above runs on `now`, an input).
+                        let started = Instant::now();
                         let written = wav
                             .append_silence(missing, &self.zeros)
                             .and_then(|()| wav.append(&block.samples, &mut self.bytes));
+                        self.stats.disk_writes.observe(started.elapsed());
                         match written {
                             Ok(()) => {
                                 file.silence_filled += missing;
@@ -447,11 +453,7 @@ pub(crate) fn run(mut writer: Writer, control: Receiver<WriterControl>, data: Re
                             writer.handle_control(message);
                         }
                     }
-                    let started = Instant::now();
-                    writer.handle_block(started, block);
-                    // One positioned write per block (plus silence for a hole): its time is
-                    // the disk's latency as `/metrics` shows it.
-                    writer.stats.disk_writes.observe(started.elapsed());
+                    writer.handle_block(Instant::now(), block);
                 }
                 Err(_) => {
                     data_open = false;
@@ -460,11 +462,7 @@ pub(crate) fn run(mut writer: Writer, control: Receiver<WriterControl>, data: Re
             },
             default(timeout) => {}
         }
-        let now = Instant::now();
-        if writer.header_pass.is_some_and(|due| now >= due) {
-            writer.handle_timeout(now);
-            writer.stats.disk_writes.observe(now.elapsed());
-        }
+        writer.handle_timeout(Instant::now());
     }
     writer.close_all();
 }
