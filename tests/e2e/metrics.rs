@@ -215,6 +215,7 @@ fn an_openmetrics_scraper_gets_openmetrics_and_others_the_classic_text_format() 
         open.header("content-type")
     );
     let body = String::from_utf8(open.body).unwrap();
+    assert!(body.contains("# TYPE callvault_build info\n"), "{body}");
     assert_eq!(
         body.lines().last(),
         Some("# EOF"),
@@ -232,6 +233,7 @@ fn an_openmetrics_scraper_gets_openmetrics_and_others_the_classic_text_format() 
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let body = String::from_utf8(classic.body).unwrap();
+    assert!(body.contains("# TYPE callvault_build_info gauge\n"));
     assert!(body.contains("# TYPE callvault_sessions_rejected_total counter\n"));
     assert!(!body.contains("# EOF"));
     // Every figure the page declares parses.

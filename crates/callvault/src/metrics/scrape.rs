@@ -48,16 +48,15 @@ impl Collector for Scrape {
         let g = &s.gauges;
         let load = |a: &AtomicUsize| a.load(Ordering::Relaxed) as u64;
 
-        let build = ConstGauge::new(1);
-        build.encode(
-            e.encode_descriptor(
-                "callvault_build_info",
-                "The running build: version, git commit, compiler. Always 1.",
-                None,
-                MetricType::Gauge,
-            )?
-            .encode_family(&BUILD)?,
-        )?;
+        // An info metric: `callvault_build_info{…} 1`, typed `info` in OpenMetrics and `gauge`
+        // in the classic format (the library adds the `_info`).
+        e.encode_descriptor(
+            "callvault_build",
+            "The running build: version, git commit, compiler. Always 1.",
+            None,
+            MetricType::Info,
+        )?
+        .encode_info(&BUILD)?;
         let started = self
             .started
             .duration_since(SystemTime::UNIX_EPOCH)
