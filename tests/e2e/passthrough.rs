@@ -227,6 +227,35 @@ fn sipp_through_a_route_is_relayed_both_ways_and_recorded_as_two_legs() {
     assert!(text.contains(&format!("call-id out  {egress}")), "{text}");
     assert!(text.contains("mode         passthrough"), "{text}");
 
+    // In /metrics: one pass-through call set up (the callee's ringing included) and ended by a
+    // BYE, its two legs' packets counted under PCMU with the catalog's figures.
+    let metrics = crate::support::metrics::Metrics::parse(&server.http_get("/metrics").1);
+    let passthrough = [("mode", "passthrough")];
+    let setup = metrics.histogram("callvault_call_setup_seconds", &passthrough);
+    setup.assert_consistent();
+    assert_eq!(setup.count, 1.0);
+    assert_eq!(
+        metrics.value(
+            "callvault_recordings_completed_total",
+            &[("mode", "passthrough"), ("end_reason", "bye")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metrics
+            .histogram("callvault_call_duration_seconds", &passthrough)
+            .count,
+        1.0
+    );
+    let packets: i64 = ["caller", "callee"]
+        .iter()
+        .map(|side| leg(&rec, side)["packets"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        metrics.value("callvault_media_packets_total", &[("codec", "PCMU")]),
+        packets as f64
+    );
+
     // Announced final like a SIPREC recording: its recording.json beside the WAVs.
     let folder = server
         .path_of(leg(&rec, "caller"))
@@ -293,6 +322,37 @@ fn sipp_busy_is_passed_to_the_caller_and_catalogued_unanswered() {
     assert_eq!(rec["hung_up_by"], Value::Null);
     assert_eq!(rec["legs"], serde_json::json!([]));
     assert_eq!(rec["mode"], "passthrough");
+    // In /metrics: a pass-through call taken, ended not answered, never set up; the callee's
+    // 486 passed on to the caller.
+    let metrics = crate::support::metrics::Metrics::parse(&server.http_get("/metrics").1);
+    let passthrough = [("mode", "passthrough")];
+    assert_eq!(metrics.total("callvault_sessions_total"), 1.0);
+    assert_eq!(
+        metrics
+            .series("callvault_sessions_total", &passthrough)
+            .len(),
+        1
+    );
+    assert_eq!(
+        metrics.value(
+            "callvault_recordings_completed_total",
+            &[("mode", "passthrough"), ("end_reason", "not-answered")]
+        ),
+        1.0
+    );
+    assert!(
+        metrics
+            .series("callvault_call_setup_seconds", &passthrough)
+            .is_empty(),
+        "a call never answered has no setup time"
+    );
+    assert_eq!(
+        metrics.value(
+            "callvault_sip_responses_sent_total",
+            &[("transport", "udp"), ("status", "486")]
+        ),
+        1.0
+    );
 }
 
 #[test]

@@ -11,12 +11,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn metric(server: &Server, name: &str) -> u64 {
     let (_, body) = server.http_get("/metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
+    crate::support::metric(&body, name)
 }
 
 #[tokio::test]

@@ -9,54 +9,7 @@ use std::process::Command;
 #[test]
 fn sipp_as_recording_client_is_recorded() {
     let server = Server::start();
-    let dir = tempfile::tempdir().unwrap();
-
-    // 2 s of 800 Hz as raw mu-law, what rtp_stream plays for payload type 0.
-    let tone_file = dir.path().join("tone.ulaw");
-    let bytes: Vec<u8> = tone(800.0, 0, 16_000)
-        .into_iter()
-        .map(ulaw_encode)
-        .collect();
-    std::fs::write(&tone_file, bytes).unwrap();
-    let template = include_str!("sipp/siprec_uac.xml");
-    let scenario = dir.path().join("siprec_uac.xml");
-    std::fs::write(
-        &scenario,
-        template
-            .replace("@TONE_FILE@", tone_file.to_str().unwrap())
-            .replace("@SECOND_PORT@", "45998"),
-    )
-    .unwrap();
-
-    let local_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let output = Command::new("sipp")
-        .arg(server.sip.to_string())
-        .arg("-sf")
-        .arg(&scenario)
-        .args(["-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-        .args(["-p", &local_port.to_string()])
-        .args(["-mp", "45000"])
-        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
-        .current_dir(dir.path())
-        .output()
-        .expect("sipp is installed (Debian package sip-tester; the test command installs it)");
-    assert!(
-        output.status.success(),
-        "sipp failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-
-    let recordings = server.list();
-    assert_eq!(recordings.len(), 1);
-    let call_id = recordings[0]["ingress_call_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let call_id = siprec_call(&server, 45000);
     let rec = server.completed(&call_id);
     assert_eq!(rec["state"], "complete");
     assert_eq!(rec["from"], "sip:carol@sipp.example.com");
@@ -73,4 +26,60 @@ fn sipp_as_recording_client_is_recorded() {
     let callee = server.wav(leg(&rec, "2"));
     assert!((callee.duration_ms() - ms).abs() <= 60);
     assert!(rms(&callee.samples) < 1.0);
+}
+
+/// One SIPREC call from sipp (`sipp/siprec_uac.xml`): two PCMU streams offered, 2 s of an
+/// 800 Hz tone on the first, nothing on the second, BYE 2.5 s after the ACK. Returns its
+/// Call-ID once sipp is done (the recording may still be closing). sipp sends its media from
+/// `media_port` and offers `media_port + 998` for the second stream: tests running at once
+/// each use their own.
+pub fn siprec_call(server: &Server, media_port: u16) -> String {
+    let dir = tempfile::tempdir().unwrap();
+
+    // 2 s of 800 Hz as raw mu-law, what rtp_stream plays for payload type 0.
+    let tone_file = dir.path().join("tone.ulaw");
+    let bytes: Vec<u8> = tone(800.0, 0, 16_000)
+        .into_iter()
+        .map(ulaw_encode)
+        .collect();
+    std::fs::write(&tone_file, bytes).unwrap();
+    let template = include_str!("sipp/siprec_uac.xml");
+    let scenario = dir.path().join("siprec_uac.xml");
+    std::fs::write(
+        &scenario,
+        template
+            .replace("@TONE_FILE@", tone_file.to_str().unwrap())
+            .replace("@SECOND_PORT@", &(media_port + 998).to_string()),
+    )
+    .unwrap();
+
+    let local_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = Command::new("sipp")
+        .arg(server.sip.to_string())
+        .arg("-sf")
+        .arg(&scenario)
+        .args(["-m", "1", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+        .args(["-p", &local_port.to_string()])
+        .args(["-mp", &media_port.to_string()])
+        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
+        .current_dir(dir.path())
+        .output()
+        .expect("sipp is installed (Debian package sip-tester; the test command installs it)");
+    assert!(
+        output.status.success(),
+        "sipp failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let recordings = server.list();
+    assert_eq!(recordings.len(), 1);
+    recordings[0]["ingress_call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

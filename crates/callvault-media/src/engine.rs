@@ -252,6 +252,7 @@ impl MediaEngine {
             .map_err(|_| Error::ShutDown)?;
         self.stats.active_legs.fetch_add(1, Ordering::Relaxed);
         self.stats.legs_started.fetch_add(1, Ordering::Relaxed);
+        self.stats.codecs.leg_started(spec.codec);
         tracing::debug!(
             call_id = %spec.call.call_id,
             recording_id = %spec.call.recording_id,
@@ -366,6 +367,8 @@ impl MediaEngine {
             srtp_replayed: self.stats.srtp_replayed.load(Ordering::Relaxed),
             srtcp_auth_failures: self.stats.srtcp_auth_failures.load(Ordering::Relaxed),
             foreign_packets: self.stats.foreign_packets.load(Ordering::Relaxed),
+            codecs: self.stats.codecs.snapshot(),
+            disk_writes: self.stats.disk_writes.snapshot(),
         }
     }
 

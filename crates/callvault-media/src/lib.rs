@@ -121,6 +121,7 @@ mod stream;
 #[cfg(test)]
 mod test_signal;
 mod timeline;
+mod totals;
 mod wav;
 mod writer;
 
@@ -136,6 +137,7 @@ pub use engine::{LegHandle, MediaEngine};
 pub use error::{Error, Result};
 pub use port::PortReservation;
 pub use source::AllowedSources;
+pub use totals::{CODEC_NAMES, CodecCount, DISK_WRITE_BUCKETS, HistogramSnapshot};
 pub use wav::{Repaired, repair};
 
 /// The counters of a leg ([`LegReport::counters`]), defined once for every crate.
@@ -442,7 +444,7 @@ pub struct LegReport {
 }
 
 /// A snapshot of the engine's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct MediaStats {
     /// Legs started and not yet closed (their `LegClosed` not yet sent).
     pub active_legs: u64,
@@ -467,6 +469,11 @@ pub struct MediaStats {
     /// RTP and RTCP packets of every leg from a source it is not bound to
     /// ([`LegCounters::foreign_packets`]), added up like the SRTP refusals.
     pub foreign_packets: u64,
+    /// Legs started and RTP packets received per codec (the leg's negotiated codec), in the
+    /// order of [`CODEC_NAMES`]; packets added up on each leg's tick and at its end.
+    pub codecs: [CodecCount; CODEC_NAMES.len()],
+    /// How long the writer thread took for each block write and each header pass.
+    pub disk_writes: HistogramSnapshot,
 }
 
 /// Counters shared by the engine's threads: updated per block, per leg tick or per leg, never
@@ -483,4 +490,6 @@ pub(crate) struct SharedStats {
     pub(crate) srtp_replayed: AtomicU64,
     pub(crate) srtcp_auth_failures: AtomicU64,
     pub(crate) foreign_packets: AtomicU64,
+    pub(crate) codecs: totals::CodecTotals,
+    pub(crate) disk_writes: totals::AtomicHistogram,
 }

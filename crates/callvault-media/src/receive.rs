@@ -386,6 +386,7 @@ async fn run_leg_on(run: LegRun, context: Rc<ThreadContext>, mut shutdown: watch
     };
     let mut errors = 0u64;
     let mut published = Refusals::default();
+    let mut published_packets = 0;
     let ending = match sockets {
         Ok(side) => {
             let (rtp, rtcp) = (&side.rtp, &side.rtcp);
@@ -434,6 +435,7 @@ async fn run_leg_on(run: LegRun, context: Rc<ThreadContext>, mut shutdown: watch
                         sink.handle_tick(now);
                         context.send_events(&mut stream);
                         published.publish(stream.refusals(), &context.stats);
+                        publish_packets(&mut published_packets, &stream, &context.stats);
                     }
                     command = commands.recv() => match command {
                         Some(LegCommand::Update(update)) => {
@@ -493,7 +495,20 @@ async fn run_leg_on(run: LegRun, context: Rc<ThreadContext>, mut shutdown: watch
     context.send_events(&mut stream);
     // Before the close: the totals include the leg by the time its `LegClosed` is sent.
     published.publish(stream.refusals(), &context.stats);
+    publish_packets(&mut published_packets, &stream, &context.stats);
     sink.close(stream.counters());
+}
+
+/// Adds the packets the leg took since the last call to its codec's total (for `/metrics`), on
+/// the tick like the refusals: no shared write per packet.
+fn publish_packets(published: &mut u64, stream: &Stream, stats: &SharedStats) {
+    let (codec, packets) = stream.packets_by_codec();
+    if let Some(codec) = codec {
+        stats
+            .codecs
+            .add_packets(codec, packets.saturating_sub(*published));
+    }
+    *published = packets;
 }
 
 impl Refusals {

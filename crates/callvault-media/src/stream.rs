@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use callvault_codec::MAX_FRAME_SAMPLES;
 
-use crate::codec::{AudioFormat, COMFORT_NOISE_PT};
+use crate::codec::{AudioFormat, COMFORT_NOISE_PT, CodecKind};
 use crate::dtmf::{DtmfDetector, DtmfPress};
 use crate::resample::Resampler;
 use crate::rtp::{RtpHeader, is_rtcp};
@@ -663,6 +663,15 @@ impl Stream {
     #[cfg(test)]
     pub fn committed(&self) -> u64 {
         self.timeline.committed()
+    }
+
+    /// The leg's codec (its first format) and the RTP packets it took so far, for the engine's
+    /// per-codec totals (read on the tick).
+    pub(crate) fn packets_by_codec(&self) -> (Option<CodecKind>, u64) {
+        (
+            self.formats.formats.first().map(|format| format.codec),
+            self.counters.packets,
+        )
     }
 
     /// The packets refused so far, for the engine's totals (read on the tick).

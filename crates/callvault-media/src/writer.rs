@@ -170,6 +170,7 @@ impl Writer {
             return;
         }
         self.header_pass = None;
+        let started = Instant::now();
         let stale = std::mem::take(&mut self.stale);
         for leg in &stale {
             let Some(file) = self.files.get_mut(leg) else {
@@ -186,6 +187,7 @@ impl Writer {
         // The list's allocation is kept for the next period.
         self.stale = stale;
         self.stale.clear();
+        self.stats.disk_writes.observe(started.elapsed());
     }
 
     pub(crate) fn handle_control(&mut self, message: WriterControl) {
@@ -262,9 +264,13 @@ impl Writer {
                     FileState::Writing(wav) => {
                         // Blocks dropped upstream leave a hole: silence keeps the rest in place.
                         let missing = block.start.saturating_sub(wav.samples());
+                        // The disk's latency as `/metrics` shows it: the real clock around the
+                        // write itself (the cadence above runs on `now`, an input).
+                        let started = Instant::now();
                         let written = wav
                             .append_silence(missing, &self.zeros)
                             .and_then(|()| wav.append(&block.samples, &mut self.bytes));
+                        self.stats.disk_writes.observe(started.elapsed());
                         match written {
                             Ok(()) => {
                                 file.silence_filled += missing;

@@ -1016,6 +1016,17 @@ fn srtp_forgeries_and_replays_are_dropped_and_added_to_the_engine_totals() {
         (2, 1, 1),
         "the engine's totals (for /metrics) hold the leg's refusals once it is closed"
     );
+    let pcmu = stats.codecs.iter().find(|c| c.codec == "PCMU").unwrap();
+    assert_eq!(
+        (pcmu.legs, pcmu.packets),
+        (1, 12),
+        "one PCMU leg, and only its genuine packets counted for its codec"
+    );
+    assert!(
+        stats.disk_writes.count() >= 1,
+        "the writer timed its writes: {:?}",
+        stats.disk_writes
+    );
     media.shutdown();
 }
 

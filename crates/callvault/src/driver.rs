@@ -15,13 +15,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callvault_sip::{Endpoint, EndpointStats};
+use callvault_sip::{Endpoint, EndpointStats, Event};
 use callvault_sip_transport::{TransportEvent, Transports};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::archive::ArchiveQueue;
 use crate::health::Health;
+use crate::metrics::CallMetrics;
 use crate::recorder::{ControlError, MediaPlane, Now, Recorder};
 use crate::sources::SourceGate;
 use crate::storage::StorageStatus;
@@ -144,6 +145,8 @@ pub struct Driver<M: MediaPlane> {
     pub gate: SourceGate,
     /// Whether the catalog queue can take new recordings (`Err(why)` otherwise).
     pub catalog_verdict: Box<dyn Fn() -> Result<(), String> + Send>,
+    /// Requests and responses by transport, for `/metrics`.
+    pub calls: Arc<CallMetrics>,
 }
 
 impl<M: MediaPlane> Driver<M> {
@@ -257,12 +260,22 @@ impl<M: MediaPlane> Driver<M> {
             let mut busy = false;
             while let Some(event) = self.endpoint.poll_event() {
                 busy = true;
+                if let Event::Request { request, from, .. } | Event::Ack { request, from } = &event
+                {
+                    self.calls
+                        .request_received(from.transport, request.method());
+                }
                 self.recorder
                     .handle_sip(Now::system(), &mut self.endpoint, event);
             }
             while let Some(transmit) = self.endpoint.poll_transmit() {
                 busy = true;
+                self.calls.transmitted(&transmit);
                 self.transports.send(transmit);
+            }
+            // After the transmits: the 200 OKs of these calls have just gone to the transports.
+            while let Some((mode, received_at)) = self.recorder.poll_answered() {
+                self.calls.answered(mode, received_at.elapsed());
             }
             while let Some(command) = self.recorder.poll_archive() {
                 busy = true;

@@ -20,7 +20,7 @@ use crate::driver::{Driver, LiveControl};
 use crate::health::Health;
 use crate::lock::DataDirLock;
 use crate::media_plane::EngineMedia;
-use crate::metrics;
+use crate::metrics::{self, CallMetrics};
 use crate::notify::{ApiEvents, Notifier};
 use crate::recorder::{Recorder, RecorderConfig, RecorderGauges};
 use crate::recovery::Recovery;
@@ -118,7 +118,8 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
     )
     .with_context(|| format!("reading the filesystem of {}", data_dir.display()))?;
 
-    let gauges = Arc::new(RecorderGauges::default());
+    let calls = Arc::new(CallMetrics::new(allow_list.clone()));
+    let gauges = Arc::new(RecorderGauges::new(Arc::clone(&calls)));
     let health = Arc::new(Health::default());
     // Webhook deliveries an earlier run left start going out now, each receiver in its own
     // task; events reach the notifier through the archive, after what they announce.
@@ -227,6 +228,7 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
             None => Ok(()),
             Some(why) => Err(why.to_string()),
         }),
+        calls,
     };
 
     // What an earlier run left unfinished, in the background: nothing it touches belongs to a

@@ -32,6 +32,11 @@ impl AllowList {
         contains(&self.0.load(), canonical(ip))
     }
 
+    /// The list now, for naming a source in `/metrics`.
+    pub fn current(&self) -> Arc<Vec<IpNet>> {
+        self.0.load_full()
+    }
+
     /// From now on, `allowed` decides; messages and connections already admitted stay.
     pub fn set(&self, allowed: Vec<IpNet>) {
         self.0.store(Arc::new(allowed));

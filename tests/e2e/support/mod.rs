@@ -5,6 +5,7 @@ pub mod audio;
 pub mod client;
 pub mod codec;
 pub mod http;
+pub mod metrics;
 pub mod receiver;
 pub mod srtp;
 
@@ -376,14 +377,9 @@ fn field(line: &str, key: &str) -> String {
     line[start..].split_whitespace().next().unwrap().to_owned()
 }
 
-/// The value of one metric in a Prometheus text page.
+/// A metric of a Prometheus text page, summed over its labels (PromQL's `sum(name)`).
 pub fn metric(page: &str, name: &str) -> u64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in:\n{page}"))
-        .trim()
-        .parse()
-        .unwrap()
+    metrics::Metrics::parse(page).total(name) as u64
 }
 
 /// The leg with this label.

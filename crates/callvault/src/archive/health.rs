@@ -5,10 +5,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::ArchiveConfig;
+
+/// Upper bounds (seconds) of the catalog write latency: SQLite commits in a millisecond or
+/// less, PostgreSQL over a network in a few; seconds mean a database that struggles.
+const WRITE_LATENCY_BUCKETS: [f64; 13] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 /// The worker's side of the health, published on every change.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +48,8 @@ pub struct ArchiveHealth {
     spool_after: Duration,
     unhealthy_after: Duration,
     max_backlog: u64,
+    /// Each attempt's time, observed by the worker (`/metrics`).
+    write_latency: Histogram,
 }
 
 /// The archive at one instant.
@@ -129,7 +138,13 @@ impl ArchiveHealth {
             spool_after: config.spool_after,
             unhealthy_after: config.unhealthy_after,
             max_backlog: config.max_backlog,
+            write_latency: Histogram::new(WRITE_LATENCY_BUCKETS),
         }
+    }
+
+    /// How long catalog writes take: one observation per attempt (`/metrics`).
+    pub fn write_latency(&self) -> &Histogram {
+        &self.write_latency
     }
 
     /// The archive now. `unhealthy` is set while the spool cannot be written when it has to be,

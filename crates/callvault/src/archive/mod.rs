@@ -288,7 +288,8 @@ pub fn start_notifying(
         state_tx,
         close_rx,
     )
-    .notifying(notifier);
+    .notifying(notifier)
+    .timing(health.write_latency().clone());
     let task = tokio::spawn(worker.run());
     let queue = ArchiveQueue { tx, incoming, lost };
     let archive = Archive {

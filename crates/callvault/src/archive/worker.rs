@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use callvault_catalog::Catalog;
+use prometheus_client::metrics::histogram::Histogram;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{mpsc, watch};
@@ -68,6 +69,7 @@ pub(super) struct Worker {
     head: Head,
     spill_delay: Duration,
     spill_retry_at: Option<Instant>,
+    write_latency: Option<Histogram>,
 }
 
 impl Worker {
@@ -105,7 +107,14 @@ impl Worker {
             },
             spill_delay: retry_initial,
             spill_retry_at: None,
+            write_latency: None,
         }
+    }
+
+    /// Where each attempt's time goes (`/metrics`).
+    pub(super) fn timing(mut self, write_latency: Histogram) -> Worker {
+        self.write_latency = Some(write_latency);
+        self
     }
 
     /// What prepares the `Notify` commands (without one they are applied as done).
@@ -171,6 +180,7 @@ impl Worker {
                 self.data_dir.clone(),
                 entry,
                 self.head.rejection.clone(),
+                self.write_latency.clone(),
             );
             tokio::pin!(attempt);
             let step = loop {
@@ -472,6 +482,7 @@ async fn attempt(
     data_dir: PathBuf,
     entry: Entry,
     rejection: Option<String>,
+    write_latency: Option<Histogram>,
 ) -> Step {
     if let Some(error) = rejection {
         let line = dead_letter_line(&entry, &error);
@@ -483,7 +494,12 @@ async fn attempt(
     match entry {
         Entry::Unreadable { error, .. } => Step::Permanent(error),
         Entry::Command(command) => {
-            match apply(&catalog, notifier.as_ref(), &data_dir, &command).await {
+            let started = std::time::Instant::now();
+            let outcome = apply(&catalog, notifier.as_ref(), &data_dir, &command).await;
+            if let Some(histogram) = &write_latency {
+                histogram.observe(started.elapsed().as_secs_f64());
+            }
+            match outcome {
                 Outcome::Applied => Step::Applied,
                 Outcome::Transient(error) => Step::Transient(error),
                 Outcome::Permanent(error) => Step::Permanent(error),

@@ -13,6 +13,7 @@ use callvault_siprec::{
     self as siprec, AnswerCrypto, AnswerParams, Format, MediaAnswer, Protection, RecordingOffer,
     Sdp,
 };
+use callvault_types::RecordingMode;
 use tracing::{info, warn};
 
 use super::media::MediaPlane;
@@ -91,7 +92,7 @@ impl<M: MediaPlane> Recorder<M> {
             return;
         }
         if self.config.answer_delay.is_zero() {
-            self.answer(now, endpoint, key, request, from, offer);
+            self.answer(now, endpoint, key, request, from, offer, now.at);
         } else {
             endpoint.respond(now.at, &key, request.response(180));
             self.sessions.hold(Pending {
@@ -99,13 +100,15 @@ impl<M: MediaPlane> Recorder<M> {
                 request,
                 from,
                 offer,
+                received_at: now.at,
                 answer_at: now.at + self.config.answer_delay,
             });
         }
     }
 
     /// Reserves ports, starts the legs and sends the 200 OK: the moment of the answer is offset
-    /// 0 of every leg.
+    /// 0 of every leg. `received_at`: when the INVITE came in (the call's setup time).
+    #[allow(clippy::too_many_arguments)] // reason: the held INVITE's parts, as it keeps them
     pub(super) fn answer(
         &mut self,
         now: Now,
@@ -114,6 +117,7 @@ impl<M: MediaPlane> Recorder<M> {
         request: Request,
         from: Peer,
         offer: RecordingOffer,
+        received_at: Instant,
     ) {
         let call_id = request.call_id().to_owned();
         let Some(sdp) = offer.sdp.as_ref() else {
@@ -257,6 +261,8 @@ impl<M: MediaPlane> Recorder<M> {
         }
         let response = response.with_body("application/sdp", answer_sdp.into_bytes());
         endpoint.respond(now.at, &key, response);
+        self.answered
+            .push_back((RecordingMode::Siprec, received_at));
 
         // The catalog rows, queued: written off the signalling path.
         let participants = participants_of(&request, &offer);
@@ -313,7 +319,7 @@ impl<M: MediaPlane> Recorder<M> {
         );
         self.archive
             .push_back(ArchiveCommand::Insert(Box::new(catalog::NewRecording {
-                mode: callvault_types::RecordingMode::Siprec,
+                mode: RecordingMode::Siprec,
                 route: None,
                 id: recording_id.clone(),
                 node_id: self.config.node_id.clone(),
@@ -361,6 +367,9 @@ impl<M: MediaPlane> Recorder<M> {
         self.sessions.insert(session, key, &self.limits);
         self.publish_gauges();
         self.gauges.sessions_total.fetch_add(1, Ordering::Relaxed);
+        self.gauges
+            .calls
+            .call_taken(RecordingMode::Siprec, signalling);
     }
 
     /// A port pair for every planned m-line, before any leg starts: a call that cannot have all

@@ -2,11 +2,12 @@
 //! catalog's completion once the media plane has closed every leg's file.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use callvault_catalog as catalog;
 use callvault_media::{LegId, LegReport};
 use callvault_sip::{Endpoint, Method, peer_for_in_dialog_request};
-use callvault_types::EndReason;
+use callvault_types::{EndReason, RecordingMode};
 use tracing::{error, info, warn};
 
 use super::media::MediaPlane;
@@ -229,6 +230,12 @@ impl<M: MediaPlane> Recorder<M> {
             recording_id = %completion.recording_id,
             state = %completion.state,
             "recording complete"
+        );
+        self.gauges.calls.completed(
+            RecordingMode::Siprec,
+            completion.end_reason,
+            completion.state.as_str(),
+            Duration::from_millis(u64::try_from(completion.duration_ms).unwrap_or(0)),
         );
         // After the completion, so the catalog holds the final recording when it is announced.
         let notify = ArchiveCommand::Notify {

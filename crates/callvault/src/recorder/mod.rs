@@ -49,7 +49,7 @@ use callvault_sip::{
     TransportKind, dialog_id_of_request, local_contact_uri,
 };
 use callvault_siprec::Limits;
-use callvault_types::{DtmfSource, EndReason};
+use callvault_types::{DtmfSource, EndReason, RecordingMode};
 use time::OffsetDateTime;
 use tracing::{debug, info, warn};
 
@@ -57,6 +57,7 @@ use self::admission::{SourceAdmission, SourceLimits};
 use self::session::CallLimits;
 use self::sessions::{Due, Sessions};
 use crate::archive::ArchiveCommand;
+use crate::metrics::CallMetrics;
 use crate::routes::{Routes, is_recording_session};
 use crate::tenants::Tenants;
 
@@ -171,6 +172,19 @@ pub struct RecorderGauges {
     pub refused_source_total: AtomicUsize,
     /// Digits and metadata revisions not stored because a recording reached its cap.
     pub capped_total: AtomicUsize,
+    /// The labelled families (calls by mode and source, recordings by end reason, setup and
+    /// duration histograms), shared with the driver and `/metrics`.
+    pub calls: Arc<CallMetrics>,
+}
+
+impl RecorderGauges {
+    /// Gauges whose families name sources after `calls`' allow-list.
+    pub fn new(calls: Arc<CallMetrics>) -> RecorderGauges {
+        RecorderGauges {
+            calls,
+            ..RecorderGauges::default()
+        }
+    }
 }
 
 /// Why new calls are refused.
@@ -197,6 +211,9 @@ pub struct Recorder<M: MediaPlane> {
     refusal: Option<Refusal>,
     /// Our BYEs still waiting for their answer (shutdown waits for them, up to a deadline).
     byes: Vec<TransactionKey>,
+    /// Calls answered since the last [`Recorder::poll_answered`]: their mode and when their
+    /// INVITE came in.
+    answered: VecDeque<(RecordingMode, Instant)>,
     new_recording_id: Box<dyn FnMut() -> String + Send>,
 }
 
@@ -219,6 +236,7 @@ impl<M: MediaPlane> Recorder<M> {
             gauges,
             refusal: None,
             byes: Vec::new(),
+            answered: VecDeque::new(),
             new_recording_id: Box::new(|| uuid::Uuid::now_v7().to_string()),
         }
     }
@@ -233,6 +251,14 @@ impl<M: MediaPlane> Recorder<M> {
     /// The next catalog write, in the order the recorder made them.
     pub fn poll_archive(&mut self) -> Option<ArchiveCommand> {
         self.archive.pop_front()
+    }
+
+    /// The next call whose 200 OK to the caller was just queued: its mode and when its INVITE
+    /// came in. The driver takes them once it has handed that 200 to the transports, and
+    /// measures the call's setup time on the real clock (the recorder's time stands still
+    /// while it answers).
+    pub fn poll_answered(&mut self) -> Option<(RecordingMode, Instant)> {
+        self.answered.pop_front()
     }
 
     /// The next instant the recorder must be woken: a held INVITE to answer, a session limit.
@@ -252,6 +278,7 @@ impl<M: MediaPlane> Recorder<M> {
                             pending.request,
                             pending.from,
                             pending.offer,
+                            pending.received_at,
                         );
                     }
                 }
@@ -568,6 +595,7 @@ impl<M: MediaPlane> Recorder<M> {
             self.gauges
                 .refused_source_total
                 .fetch_add(1, Ordering::Relaxed);
+            self.gauges.calls.refused_for_source(source);
             let response = request
                 .response(503)
                 .with_reason("Source Over Its Limit")

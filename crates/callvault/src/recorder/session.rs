@@ -18,6 +18,8 @@ pub(super) struct Pending {
     pub(super) request: Request,
     pub(super) from: Peer,
     pub(super) offer: RecordingOffer,
+    /// When the INVITE came in: the call's setup time runs from here.
+    pub(super) received_at: Instant,
     pub(super) answer_at: Instant,
 }
 

@@ -14,7 +14,7 @@ use callvault_sip::{
     Endpoint, EndpointConfig, Message, Method, Peer, Request, Response, SessionTimerConfig,
 };
 use callvault_siprec::Limits;
-use callvault_types::{EndReason, LegCounters};
+use callvault_types::{EndReason, LegCounters, RecordingMode};
 use time::macros::datetime;
 
 use super::*;
@@ -507,6 +507,20 @@ fn a_call_is_answered_recorded_and_completed_when_its_files_close() {
     assert_eq!(completion.end_reason, EndReason::Bye);
     assert_eq!(completion.duration_ms, 30_000);
     assert_eq!(completion.legs.len(), 2);
+    let mut registry = prometheus_client::registry::Registry::default();
+    pair.recorder.gauges.calls.register(&mut registry);
+    let mut metrics = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut metrics, &registry).unwrap();
+    for line in [
+        r#"callvault_sessions_total{mode="siprec",source="other"} 1"#,
+        r#"callvault_recordings_completed_total{mode="siprec",end_reason="bye",state="complete"} 1"#,
+        r#"callvault_call_duration_seconds_sum{mode="siprec"} 30.0"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
+    }
     assert!(pair.recorder.is_drained());
     assert_eq!(
         pair.recorder.sessions.footprint(),
@@ -613,6 +627,12 @@ fn a_held_invite_is_answered_when_its_delay_ends() {
         t0 + Duration::from_secs(2),
         "offset 0 of the legs is the 200 OK, not the INVITE"
     );
+    assert_eq!(
+        pair.recorder.poll_answered(),
+        Some((RecordingMode::Siprec, t0)),
+        "the call's setup time runs from its INVITE, answer delay included"
+    );
+    assert_eq!(pair.recorder.poll_answered(), None);
 }
 
 #[test]

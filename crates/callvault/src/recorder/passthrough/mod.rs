@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use callvault_catalog as catalog;
 use callvault_media::{LegId, LegReport, LegSpec};
@@ -608,8 +608,12 @@ impl<M: MediaPlane> Recorder<M> {
             warnings,
             relaying: Vec::new(),
         };
+        let source = call.caller.addr.ip();
         self.calls.insert(call);
         self.gauges.sessions_total.fetch_add(1, Ordering::Relaxed);
+        self.gauges
+            .calls
+            .call_taken(RecordingMode::Passthrough, source);
         self.publish_gauges();
     }
 
@@ -880,6 +884,8 @@ impl<M: MediaPlane> Recorder<M> {
             ok = ok.with_body("application/sdp", body);
         }
         endpoint.respond(now.at, &call.ingress_key, ok);
+        self.answered
+            .push_back((RecordingMode::Passthrough, call.started));
         self.calls
             .by_dialog
             .insert(ingress_dialog.id().clone(), (id, Party::Caller));
@@ -1532,6 +1538,15 @@ impl<M: MediaPlane> Recorder<M> {
         } else {
             catalog::RecordingState::Complete
         };
+        // From the answer, as for a recording session: a call never answered lasted nothing.
+        self.gauges.calls.completed(
+            RecordingMode::Passthrough,
+            call.end_reason,
+            state.as_str(),
+            call.anchor.map_or(Duration::ZERO, |anchor| {
+                now.at.saturating_duration_since(anchor)
+            }),
+        );
         self.archive
             .push_back(ArchiveCommand::Complete(catalog::Completion {
                 recording_id: call.recording_id.clone(),
