@@ -15,6 +15,7 @@ mod dialects;
 mod fidelity;
 mod lifecycle;
 mod limits;
+mod loadgen;
 mod notify;
 mod operations;
 mod packaging;
