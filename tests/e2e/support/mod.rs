@@ -73,11 +73,6 @@ impl Server {
         Server::launch_with(tempfile::tempdir().unwrap(), None, extra_toml, args, env)
     }
 
-    /// The server's process id (its `/proc` entry is what the load generator measures).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// The configuration file the server was started with (SIGHUP reads it again).
     pub fn config_path(&self) -> PathBuf {
         self._dir.path().join("callvault.toml")
