@@ -29,6 +29,8 @@ pub struct Outcome {
     pub answered_at: Option<Duration>,
     /// Packets sent on each stream (0 for one the answer declined).
     pub sent: [u32; 2],
+    /// 200 OK read → BYE sent: how long the recording should be, whatever the pacer managed.
+    pub answered_for: Option<Duration>,
     /// BYE sent → its final response.
     pub teardown: Option<Duration>,
     pub error: Option<String>,
@@ -148,7 +150,8 @@ async fn siprec_inner(
             signalling.send(&dialog.ack(&invite_branch)).await?;
             anyhow::bail!("INVITE answered {status} {}", answer.first);
         }
-        outcome.setup = Some(sent_at.elapsed());
+        let answered = Instant::now();
+        outcome.setup = Some(answered - sent_at);
         outcome.answered_at = Some(run_start.elapsed());
         dialog.to_tag = answer.to_tag();
         if let Some(contact) = answer.header("contact") {
@@ -156,10 +159,10 @@ async fn siprec_inner(
         }
         signalling.send(&dialog.ack(&branch())).await?;
         outcome.recording_id = answer.header(RECORDING_ID_HEADER).map(str::to_owned);
-        let answered = sip::answered_media(&String::from_utf8_lossy(&answer.body));
+        let media = sip::answered_media(&String::from_utf8_lossy(&answer.body));
         let targets = [
-            answered.first().copied().flatten(),
-            answered.get(1).copied().flatten(),
+            media.first().copied().flatten(),
+            media.get(1).copied().flatten(),
         ];
         let done = stream(sockets, targets, packets, index, &pacer);
         drop(pacer);
@@ -167,6 +170,7 @@ async fn siprec_inner(
         // The last packet holds 20 ms of audio: hang up after it has played, as a phone would.
         tokio::time::sleep(2 * crate::pacer::PTIME).await;
         let bye_at = Instant::now();
+        outcome.answered_for = Some(bye_at - answered);
         let answer = signalling
             .transaction(&mut responses, &dialog.bye(&branch()), "BYE")
             .await?;

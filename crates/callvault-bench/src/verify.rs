@@ -1,6 +1,8 @@
 //! Verification of every recording a run made, read from the catalog the server writes
 //! (SQLite in its data directory, or PostgreSQL): two legs, each leg's packet count equal to
-//! what was sent, each WAV holding at least the audio sent and at most a second more.
+//! what was sent, each WAV holding at least the audio sent and no more than the call lasted
+//! (200 OK to BYE, plus a second: a late pacer stretches a call, and its WAV with it, since the
+//! timeline follows the wall clock).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -109,14 +111,18 @@ fn check(
                 let samples = u64::from(wav.duration());
                 let rate = u64::from(wav.spec().sample_rate.max(1));
                 let audio = u64::from(sent) * SAMPLES_PER_PACKET;
+                let lasted = outcome
+                    .answered_for
+                    .map_or(audio, |d| (d.as_secs_f64() * rate as f64) as u64)
+                    .max(audio);
                 let excess = samples as i64 - audio as i64;
                 verified.wav_excess = Some(match verified.wav_excess {
                     Some((least, most)) => (least.min(excess), most.max(excess)),
                     None => (excess, excess),
                 });
-                if samples + SHORT_BY_AT_MOST < audio || samples > audio + rate {
+                if samples + SHORT_BY_AT_MOST < audio || samples > lasted + rate {
                     problems.push(format!(
-                        "leg {position}: {samples} samples in the WAV for {audio} sent"
+                        "leg {position}: {samples} samples in the WAV for {audio} sent in a call of {lasted}"
                     ));
                 }
             }
@@ -168,6 +174,24 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(verified.packets_received, 200);
         assert_eq!(verified.wav_excess, Some((-40, 80)));
+    }
+
+    #[test]
+    fn a_wav_longer_than_the_call_is_reported_and_one_as_long_as_a_slow_call_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        wav(dir.path(), "a.wav", 100 * 160 + 8_000 * 3);
+        wav(dir.path(), "b.wav", 100 * 160 + 8_000 * 3);
+        let mut outcome = Outcome {
+            sent: [100, 100],
+            ..Outcome::default()
+        };
+        let mut verified = Verified::default();
+        let problems = check(&recording([100, 100]), &outcome, dir.path(), &mut verified);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        // The pacer ran late: the call lasted 4.5 s for 2 s of audio.
+        outcome.answered_for = Some(Duration::from_millis(4_500));
+        let problems = check(&recording([100, 100]), &outcome, dir.path(), &mut verified);
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]
