@@ -267,6 +267,12 @@ fn measured_figures(
                 "%",
             );
             figures.add("window_s", window.elapsed.as_secs_f64(), "s");
+            // The load actually offered: below streams × 50 the generator could not keep up.
+            figures.add(
+                "window_packets_per_s",
+                window.packets as f64 / window.elapsed.as_secs_f64().max(0.001),
+                "packets/s",
+            );
             figures.add("window_streams", window.streams as f64, "streams");
             let per_call = window.end.rss_kib.saturating_sub(before.rss_kib) as f64
                 / (window.streams as f64 / 2.0).max(1.0);
