@@ -61,9 +61,8 @@ pub(crate) fn stream(
             .wrapping_add(index as u32)
             .rotate_left(13);
         let rtp = RtpStream::new(ssrc, TONES[index]);
-        if pacer
-            .send(Outgoing::new(socket, target, rtp, packets, tx))
-            .is_ok()
+        if let Ok(outgoing) = Outgoing::new(socket, target, rtp, packets, tx)
+            && pacer.send(outgoing).is_ok()
         {
             done[index] = Some(rx);
         }

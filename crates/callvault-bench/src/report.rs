@@ -79,9 +79,33 @@ pub fn combine(server: &Figures, before: &Figures, after: &Figures) -> Figures {
     out
 }
 
-/// min / median / max of every figure over the runs, in the order of the first run.
+/// Whether the generator offered the nominal load in a run's full-load window (50 packets a
+/// second per stream, within 5 %): a run where it fell behind measured a lighter load.
+pub fn offered_in_full(run: &Figures) -> bool {
+    match (run.get("window_packets_per_s"), run.get("window_streams")) {
+        (Some(rate), Some(streams)) => rate >= 0.95 * streams * 50.0,
+        _ => false,
+    }
+}
+
+/// min / median / max of every figure over the runs, in the order of the first run, after a
+/// warning for each run whose generator fell behind.
 pub fn summary(runs: &[Figures]) -> String {
-    let mut out = String::from("| Figure | Min | Median | Max | Unit |\n|---|---|---|---|---|\n");
+    let mut out = String::new();
+    for (index, run) in runs.iter().enumerate() {
+        if !offered_in_full(run) {
+            let streams = run.get("window_streams").unwrap_or(0.0);
+            let _ = writeln!(
+                out,
+                "WARNING: run {}: the generator offered {} packets/s to {streams} streams ({} nominal): \
+                 a lighter load than asked (see BENCHMARKS.md)\n",
+                index + 1,
+                round(run.get("window_packets_per_s").unwrap_or(0.0)),
+                streams * 50.0
+            );
+        }
+    }
+    out.push_str("| Figure | Min | Median | Max | Unit |\n|---|---|---|---|---|\n");
     let Some(first) = runs.first() else {
         return out;
     };
@@ -135,12 +159,25 @@ mod tests {
     fn the_summary_gives_min_median_and_max() {
         let runs: Vec<Figures> = [3.0, 1.0, 2.0]
             .iter()
-            .map(|v| Figures::parse(&format!("x\t{v}\tµs\n")).unwrap())
+            .map(|v| {
+                let run =
+                    format!("x\t{v}\tµs\nwindow_streams\t10\t\nwindow_packets_per_s\t500\t\n");
+                Figures::parse(&run).unwrap()
+            })
             .collect();
+        assert!(!summary(&runs).contains("WARNING"), "{}", summary(&runs));
         assert!(
             summary(&runs).contains("| x | 1 | 2 | 3 | µs |"),
             "{}",
             summary(&runs)
         );
+    }
+
+    #[test]
+    fn a_run_whose_generator_fell_behind_is_flagged() {
+        let slow =
+            Figures::parse("window_streams\t2000\t\nwindow_packets_per_s\t49000\t\n").unwrap();
+        assert!(!offered_in_full(&slow));
+        assert!(summary(&[slow]).starts_with("WARNING: run 1"));
     }
 }
