@@ -81,7 +81,7 @@ pub fn combine(server: &Figures, before: &Figures, after: &Figures) -> Figures {
 
 /// Whether the generator offered the nominal load in a run's full-load window (50 packets a
 /// second per stream, within 5 %): a run where it fell behind measured a lighter load.
-pub fn offered_in_full(run: &Figures) -> bool {
+pub(crate) fn offered_in_full(run: &Figures) -> bool {
     match (run.get("window_packets_per_s"), run.get("window_streams")) {
         (Some(rate), Some(streams)) => rate >= 0.95 * streams * 50.0,
         _ => false,
