@@ -17,6 +17,7 @@ mod exports;
 mod fidelity;
 mod lifecycle;
 mod limits;
+mod loadgen;
 mod metrics;
 mod notify;
 mod operations;

@@ -1,4 +1,4 @@
-//! The SIP side of `test-call`, as text: the requests a SIPREC client sends (a multipart
+//! The SIP side of a recording client, as text: the requests a SIPREC client sends (a multipart
 //! INVITE with SDP and RFC 7865 metadata, ACK, BYE) and a reading of the responses it gets.
 //!
 //! Why not the `callvault-sip` crate: its parser and dialogs serve the server side (UAS) and are

@@ -22,8 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::recorder::RECORDING_ID_HEADER;
 
-mod rtp;
-mod sip;
+use callvault_client::{rtp, sip};
 
 #[derive(Args)]
 pub struct TestCallArgs {
