@@ -105,10 +105,11 @@ pub mod testing;
 pub use callvault_types::{DtmfSource, EndReason, LegCounters};
 pub use catalog::{
     Annotation, AuditAction, AuditEntry, AuditPage, AuditProblem, AuditQuery, AuditVerification,
-    Authenticated, Catalog, CustomField, CustomFieldKind, DeletedLeg, Deletion, Lock,
-    NewAnnotation, NewAuditEntry, NewToken, NewUser, Permission, RecordingDetails, RecordingItem,
-    Review, ReviewUpdate, Role, SQLITE_FILE_NAME, SearchPage, SearchQuery, TOKEN_PREFIX, Token,
-    TokenOptions, UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,
+    Authenticated, Catalog, CustomField, CustomFieldKind, DeletedLeg, Deletion, LocalCopy, Lock,
+    NewAnnotation, NewAuditEntry, NewToken, NewUser, PendingUpload, Permission, RecordingDetails,
+    RecordingItem, Review, ReviewUpdate, Role, SQLITE_FILE_NAME, SearchPage, SearchQuery,
+    TOKEN_PREFIX, Token, TokenOptions, UnknownAuditAction, UnknownCustomFieldKind, UnknownRole,
+    User,
 };
 pub use error::{Error, Result, redact_url};
 pub use inspect::{CatalogUrl, SchemaVersion};

@@ -8,6 +8,7 @@
 
 mod audit;
 mod locks;
+mod objects;
 mod read;
 mod review;
 mod search;
@@ -19,6 +20,7 @@ pub use audit::{
     UnknownAuditAction,
 };
 pub use locks::{DeletedLeg, Deletion, Lock};
+pub use objects::{LocalCopy, PendingUpload};
 pub use review::{
     Annotation, CustomField, CustomFieldKind, NewAnnotation, Review, ReviewUpdate,
     UnknownCustomFieldKind,
