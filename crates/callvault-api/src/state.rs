@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use callvault_catalog::Catalog;
+use callvault_objects::Objects;
 
 use crate::audio::FileNamePattern;
 use crate::clock::{Clock, SystemClock};
@@ -29,6 +30,9 @@ struct Inner {
     live: Arc<dyn LiveRecordings>,
     events: Arc<dyn RecordingEvents>,
     clock: Arc<dyn Clock>,
+    /// The bucket legs are uploaded to (`[storage] backend = "s3"`), and this node's id.
+    objects: Option<Objects>,
+    node_id: Option<String>,
     sessions: Sessions,
     login_limiter: LoginLimiter,
 }
@@ -84,6 +88,8 @@ impl ApiState {
                 live,
                 events: Arc::new(NoRecordingEvents),
                 clock,
+                objects: None,
+                node_id: None,
                 login_limiter,
             }),
         })
@@ -97,6 +103,28 @@ impl ApiState {
             None => panic!("ApiState::with_events is called before the state is cloned"),
         }
         self
+    }
+
+    /// The same state reading legs from `objects` once they were uploaded there, on the node
+    /// `node_id` (a leg recorded on another node and not uploaded yet is answered 503
+    /// `not_archived`). Call before serving.
+    pub fn with_objects(mut self, objects: Objects, node_id: impl Into<String>) -> ApiState {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.objects = Some(objects);
+                inner.node_id = Some(node_id.into());
+            }
+            None => panic!("ApiState::with_objects is called before the state is cloned"),
+        }
+        self
+    }
+
+    pub fn objects(&self) -> Option<&Objects> {
+        self.inner.objects.as_ref()
+    }
+
+    pub fn node_id(&self) -> Option<&str> {
+        self.inner.node_id.as_deref()
     }
 
     pub fn catalog(&self) -> &Catalog {

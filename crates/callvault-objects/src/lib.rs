@@ -341,11 +341,11 @@ impl Objects {
     }
 
     /// Stores `bytes` as the object of `relative` (a small document such as `recording.json`).
-    pub async fn put_bytes(&self, relative: &str, bytes: Bytes) -> Result<String> {
+    pub async fn put_bytes(&self, relative: &str, bytes: impl Into<Bytes>) -> Result<String> {
         let key_text = self.key_for(relative);
         let key = Objects::parse_key(&key_text)?;
         self.store
-            .put(&key, PutPayload::from_bytes(bytes))
+            .put(&key, PutPayload::from_bytes(bytes.into()))
             .await
             .map_err(|e| Error::store(&key, e))?;
         Ok(key_text)

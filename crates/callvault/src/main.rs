@@ -28,6 +28,7 @@ mod systemd;
 mod tenants;
 mod test_call;
 mod tls;
+mod upload;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

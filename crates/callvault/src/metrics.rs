@@ -35,6 +35,8 @@ pub struct Sources {
     pub refused_sources: Arc<std::sync::atomic::AtomicU64>,
     /// Webhook deliveries and `on_complete` runs.
     pub notify: Arc<crate::notify::NotifyStats>,
+    /// The object storage uploader (all zero with the local backend).
+    pub uploads: Arc<crate::upload::UploadStats>,
 }
 
 pub fn router(sources: Sources) -> Router {
@@ -312,6 +314,43 @@ fn render(s: &Sources) -> String {
         "counter",
         "on_complete hook runs that failed (exit status, timeout, not started).",
         notify.hook_failures_total.load(Ordering::Relaxed),
+    );
+    let uploads = &s.uploads;
+    metric(
+        "callvault_upload_legs_total",
+        "counter",
+        "Legs uploaded to object storage, their SHA-256 checked.",
+        uploads.uploaded_total.load(Ordering::Relaxed),
+    );
+    metric(
+        "callvault_upload_bytes_total",
+        "counter",
+        "Bytes of legs uploaded to object storage.",
+        uploads.uploaded_bytes_total.load(Ordering::Relaxed),
+    );
+    metric(
+        "callvault_upload_failed_attempts_total",
+        "counter",
+        "Uploads to object storage that failed; each is retried with back-off.",
+        uploads.failed_attempts_total.load(Ordering::Relaxed),
+    );
+    metric(
+        "callvault_upload_refused_total",
+        "counter",
+        "Legs never uploaded: the file no longer matches its SHA-256, or is gone.",
+        uploads.refused_total.load(Ordering::Relaxed),
+    );
+    metric(
+        "callvault_upload_pending",
+        "gauge",
+        "Legs waiting for their upload (at most one batch of 16 is counted).",
+        uploads.pending.load(Ordering::Relaxed).max(0) as u64,
+    );
+    metric(
+        "callvault_upload_local_removed_total",
+        "counter",
+        "Local copies of uploaded legs removed after [storage] local_grace_secs.",
+        uploads.local_removed_total.load(Ordering::Relaxed),
     );
     let transport = &s.transport;
     metric(

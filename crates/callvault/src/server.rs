@@ -136,7 +136,7 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
     let (sip_stats, sip_stats_rx) = watch::channel(EndpointStats::default());
     // The API asks the SIP loop to pause and resume live recordings through this channel.
     let (live, control) = LiveControl::channel();
-    let api = callvault_api::ApiState::new(
+    let mut api = callvault_api::ApiState::new(
         catalog.clone(),
         data_dir.clone(),
         config.api.clone(),
@@ -146,6 +146,26 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
     .with_events(Arc::new(ApiEvents {
         archive: archive.clone(),
     }));
+    let uploads = match config.s3_settings(std::env::vars()) {
+        Some(settings) => {
+            let objects = callvault_objects::Objects::s3(&settings)
+                .context("setting up [storage] backend = \"s3\"")?;
+            api = api.with_objects(objects.clone(), node_id.clone());
+            crate::upload::start(
+                catalog.clone(),
+                objects,
+                crate::upload::UploadSettings {
+                    node_id: node_id.clone(),
+                    data_dir: data_dir.clone(),
+                    interval: Duration::from_millis(config.storage.upload_interval_ms),
+                    local_grace: Duration::from_secs(config.storage.local_grace_secs),
+                    retry_initial: Duration::from_millis(config.storage.upload_retry_initial_ms),
+                    retry_max: Duration::from_millis(config.storage.upload_retry_max_ms),
+                },
+            )
+        }
+        None => Arc::default(),
+    };
     let app = metrics::router(metrics::Sources {
         gauges: Arc::clone(&gauges),
         media: Arc::clone(&media),
@@ -156,6 +176,7 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
         transport: transports.stats(),
         refused_sources: gate.refused(),
         notify: notify_stats,
+        uploads,
     })
     .merge(callvault_api::router(api));
     tokio::spawn(async move {

@@ -7,7 +7,7 @@
 //! is read 32,768 samples at a time through [`WavFile::read_samples`], so memory does not grow
 //! with the call's length; a file still being recorded is taken as long as it is when opened.
 
-use std::path::PathBuf;
+use crate::audio::location::LegAudio;
 
 use crate::audio::WavFile;
 use crate::error::Result;
@@ -44,7 +44,7 @@ fn duration_ms(file: &WavFile) -> u64 {
 
 /// The peaks of `files` (16-bit PCM mono legs), `buckets` per lane (1 to [`MAX_BUCKETS`]).
 /// Blocking: run it off the async runtime.
-pub fn peaks(files: &[PathBuf], buckets: usize) -> Result<Peaks> {
+pub fn peaks(files: &[LegAudio], buckets: usize) -> Result<Peaks> {
     let buckets = buckets.clamp(1, MAX_BUCKETS);
     let opened = files
         .iter()
