@@ -16,6 +16,7 @@ mod fidelity;
 mod lifecycle;
 mod limits;
 mod notify;
+mod objects;
 mod operations;
 mod packaging;
 mod passthrough;
