@@ -12,6 +12,7 @@ mod cli;
 mod concealment;
 mod dashboard;
 mod dialects;
+mod drain;
 mod fidelity;
 mod lifecycle;
 mod limits;

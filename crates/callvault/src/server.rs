@@ -220,6 +220,7 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
     });
     let catalog_health = archive_health.clone();
     let driver = Driver {
+        drain: drain_signals(),
         endpoint,
         recorder,
         transports: transports.clone(),
@@ -374,6 +375,37 @@ fn recorder_config(
         tenants,
         routes,
     }
+}
+
+/// `callvault drain` sends SIGUSR1: the node takes no new calls; SIGUSR2 (`drain --cancel`)
+/// takes them again. The driver watches the value.
+fn drain_signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::user_defined1()),
+            signal(SignalKind::user_defined2()),
+        ) {
+            (Ok(mut drain), Ok(mut resume)) => {
+                tokio::spawn(async move {
+                    loop {
+                        let drained = tokio::select! {
+                            Some(()) = drain.recv() => true,
+                            Some(()) = resume.recv() => false,
+                            else => break,
+                        };
+                        tx.send_replace(drained);
+                    }
+                });
+            }
+            _ => warn!("no SIGUSR1/SIGUSR2 handler: `callvault drain` cannot reach this server"),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
 }
 
 async fn shutdown_signal() {
