@@ -16,6 +16,7 @@ mod drain;
 mod fidelity;
 mod lifecycle;
 mod limits;
+mod nodes;
 mod notify;
 mod objects;
 mod operations;

@@ -17,8 +17,8 @@ use crate::support::client::{Call, CallSpec, Transport};
 use crate::support::http::request;
 use crate::support::{Server, leg};
 
-const BUCKET: &str = "recordings";
-const ENV: &[(&str, &str)] = &[
+pub(crate) const BUCKET: &str = "recordings";
+pub(crate) const ENV: &[(&str, &str)] = &[
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing"),
     ("AWS_REGION", "us-east-1"),
@@ -26,9 +26,9 @@ const ENV: &[(&str, &str)] = &[
 
 /// A moto S3 server on loopback; killed when dropped. Its objects live in its memory, so a
 /// restarted one starts empty.
-struct S3 {
+pub(crate) struct S3 {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 fn moto_server() -> PathBuf {
@@ -47,7 +47,7 @@ fn moto_server() -> PathBuf {
     path
 }
 
-fn free_port() -> SocketAddr {
+pub(crate) fn free_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -55,7 +55,7 @@ fn free_port() -> SocketAddr {
 }
 
 impl S3 {
-    fn start(addr: SocketAddr) -> S3 {
+    pub(crate) fn start(addr: SocketAddr) -> S3 {
         let child = Command::new(moto_server())
             .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
             .stdout(Stdio::null())
@@ -79,7 +79,7 @@ impl S3 {
     }
 
     /// The object `key` as a signed S3 client reads it: `None` when there is none.
-    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+    pub(crate) async fn get(&self, key: &str) -> Option<Vec<u8>> {
         let objects = callvault_objects::Objects::s3(&callvault_objects::S3Settings {
             bucket: BUCKET.to_owned(),
             prefix: String::new(),
@@ -107,7 +107,7 @@ impl Drop for S3 {
     }
 }
 
-fn config(s3: SocketAddr, local_grace_secs: u64) -> String {
+pub(crate) fn config(s3: SocketAddr, local_grace_secs: u64) -> String {
     format!(
         "[storage]\nbackend = \"s3\"\nbucket = \"{BUCKET}\"\nprefix = \"site-a\"\n\
          endpoint = \"http://{s3}\"\nallow_http = true\nlocal_grace_secs = {local_grace_secs}\n\
