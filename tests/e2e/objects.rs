@@ -260,6 +260,21 @@ async fn a_call_goes_to_the_bucket_plays_from_it_by_range_and_its_delete_removes
     assert_eq!(peaks.status, 200);
     assert_eq!(peaks.json()["legs"].as_array().unwrap().len(), 2);
 
+    // `recordings verify` checks the legs whose local copy is gone in the bucket.
+    let verified = Command::new(crate::support::BIN)
+        .args(["recordings", "verify", &id, "--data-dir"])
+        .arg(&server.data_dir)
+        .arg("--config")
+        .arg(server.config_path())
+        .envs(ENV.iter().copied())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success() && said.contains("2 file(s) verified: 0 missing"),
+        "{said}"
+    );
+
     // A delete removes the objects; the tombstone keeps where they were.
     let deleted = request(
         server.http,

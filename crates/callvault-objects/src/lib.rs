@@ -382,6 +382,22 @@ impl Objects {
         result.bytes().await.map_err(|e| Error::store(&key, e))
     }
 
+    /// The object's SHA-256 (hex), read as a stream (`recordings verify`).
+    pub async fn sha256(&self, key: &str) -> Result<String> {
+        let key = Objects::parse_key(key)?;
+        let result = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| Error::store(&key, e))?;
+        let mut stream = result.into_stream();
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = stream.try_next().await.map_err(|e| Error::store(&key, e))? {
+            hasher.update(&chunk);
+        }
+        Ok(hex::encode(hasher.finalize()))
+    }
+
     /// Deletes every object under `relative/` (a recording's folder); returns their keys.
     /// Objects already gone are not an error.
     pub async fn delete_under(&self, relative: &str) -> Result<Vec<String>> {
