@@ -232,7 +232,10 @@ pub fn ranged_response(
 }
 
 /// A leg file for playback: see [`ranged_response`].
-pub fn leg_response(path: &LegAudio, range: Option<&HeaderValue>) -> Result<Response<StreamBody>> {
+pub fn leg_response(
+    path: impl Into<LegAudio>,
+    range: Option<&HeaderValue>,
+) -> Result<Response<StreamBody>> {
     ranged_response(WavFile::open(path)?, range)
 }
 
@@ -284,7 +287,7 @@ pub fn mix_source(
 }
 
 /// A leg file, whole, as a body (for a zip entry).
-pub fn leg_source(path: &LegAudio) -> Result<Box<dyn ChunkSource>> {
+pub fn leg_source(path: impl Into<LegAudio>) -> Result<Box<dyn ChunkSource>> {
     let wav = WavFile::open(path)?;
     let len = WavFile::len(&wav);
     wav.into_body(0..len)

@@ -453,7 +453,7 @@ mod tests {
                 "{name}"
             );
         }
-        let missing = WavFile::open(&dir.path().join("missing.wav")).unwrap_err();
+        let missing = WavFile::open(dir.path().join("missing.wav")).unwrap_err();
         assert!(missing.is_missing_file());
     }
 
