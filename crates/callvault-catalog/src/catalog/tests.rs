@@ -262,7 +262,8 @@ async fn old_rows_read_back_after_migration(url: &str, version: usize) {
             20261130000003,
             20261130000004,
             20261130000005,
-            20261203000006
+            20261203000006,
+            20261203000009
         ]
     );
     let old = get(&catalog, "old").await;
@@ -748,7 +749,7 @@ async fn reopening_keeps_rows_and_does_not_migrate_twice() {
         .fetch_one(pool)
         .await
         .unwrap();
-    assert_eq!(applied, 6);
+    assert_eq!(applied, 7);
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(pool)
         .await
@@ -834,7 +835,7 @@ async fn schema_version_reads_without_changing(url: &str) {
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
             version: 3,
-            latest: 6
+            latest: 7
         }
     );
     // Still version 3: looking did not migrate.
@@ -842,15 +843,15 @@ async fn schema_version_reads_without_changing(url: &str) {
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
             version: 3,
-            latest: 6
+            latest: 7
         }
     );
     let catalog = Catalog::open(url).await.unwrap();
     assert_eq!(
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
-            version: 6,
-            latest: 6
+            version: 7,
+            latest: 7
         }
     );
     // A newer build's migration, then one that failed part-way.
@@ -863,7 +864,7 @@ async fn schema_version_reads_without_changing(url: &str) {
     .await;
     assert_eq!(
         Catalog::schema_version(url).await.unwrap(),
-        SchemaVersion::Newer { latest: 6 }
+        SchemaVersion::Newer { latest: 7 }
     );
     execute_raw(
         &catalog,
