@@ -172,7 +172,8 @@ impl Uploader {
             .await
         {
             Ok(uploaded) => {
-                self.catalog
+                let kept = self
+                    .catalog
                     .mark_uploaded(
                         &leg.recording_id,
                         leg.position,
@@ -180,6 +181,18 @@ impl Uploader {
                         OffsetDateTime::now_utc(),
                     )
                     .await?;
+                if !kept {
+                    // Deleted while it was uploading: the deletion removed the objects it
+                    // knew of; this one is ours to remove.
+                    info!(recording_id = %leg.recording_id, key = %uploaded.key,
+                        "recording deleted during its upload: the object is removed");
+                    if let Err(e) = self.objects.delete(&uploaded.key).await {
+                        error!(recording_id = %leg.recording_id, key = %uploaded.key, error = %e,
+                            "the object of a deleted recording could not be removed");
+                    }
+                    self.backoff.remove(&key);
+                    return Ok(());
+                }
                 if let Some(backoff) = self.backoff.remove(&key) {
                     info!(recording_id = %leg.recording_id, position = leg.position,
                         failures = backoff.failures, "leg uploaded after failed attempts");

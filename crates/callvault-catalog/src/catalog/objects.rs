@@ -68,28 +68,33 @@ impl Catalog {
             .collect()
     }
 
-    /// The leg is in the bucket under `object_key`, its digest checked.
+    /// The leg is in the bucket under `object_key`, its digest checked. Returns whether the
+    /// leg is still in the catalog: `false` when its recording was deleted while the upload
+    /// ran (the caller then removes the object it just made, which the deletion could not
+    /// know of). A replay keeps the first key and time.
     pub async fn mark_uploaded(
         &self,
         recording_id: &str,
         position: i64,
         object_key: &str,
         at: OffsetDateTime,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        tx.run(
-            "mark a leg uploaded",
-            "UPDATE legs SET object_key = $3, uploaded_at = $4 \
-             WHERE recording_id = $1 AND position = $2 AND object_key IS NULL",
-            &[
-                Arg::Text(recording_id),
-                Arg::Int(position),
-                Arg::Text(object_key),
-                Arg::Int(to_unix_ms(at)),
-            ],
-        )
-        .await?;
-        tx.finish("commit upload").await
+        let kept = tx
+            .run(
+                "mark a leg uploaded",
+                "UPDATE legs SET object_key = COALESCE(object_key, $3), \
+             uploaded_at = COALESCE(uploaded_at, $4) WHERE recording_id = $1 AND position = $2",
+                &[
+                    Arg::Text(recording_id),
+                    Arg::Int(position),
+                    Arg::Text(object_key),
+                    Arg::Int(to_unix_ms(at)),
+                ],
+            )
+            .await?;
+        tx.finish("commit upload").await?;
+        Ok(kept > 0)
     }
 
     /// The leg cannot be uploaded (its file no longer matches its digest): it is left out of

@@ -48,7 +48,7 @@ async fn only_this_nodes_final_closed_legs_are_queued_until_marked(catalog: &Cat
 
     let key = "callvault/recordings/2026/11/30/rec/0-1.wav";
     for _ in 0..2 {
-        catalog.mark_uploaded("done", 0, key, T0).await.unwrap();
+        assert!(catalog.mark_uploaded("done", 0, key, T0).await.unwrap());
     }
     assert!(catalog.pending_uploads(NODE, 10).await.unwrap().is_empty());
     assert_eq!(
@@ -109,6 +109,8 @@ async fn only_this_nodes_final_closed_legs_are_queued_until_marked(catalog: &Cat
         .unwrap();
     let json = serde_json::to_value(&tombstone).unwrap();
     assert_eq!(json["deleted_legs"][0]["object_key"], key, "{json}");
+    // An upload that finishes after the deletion learns that its leg is gone.
+    assert!(!catalog.mark_uploaded("done", 0, key, T0).await.unwrap());
 }
 
 async fn a_refused_leg_leaves_the_queue_and_a_deleted_recording_is_never_queued(catalog: &Catalog) {
