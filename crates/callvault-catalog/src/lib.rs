@@ -41,7 +41,9 @@
 //!   PostgreSQL catalog never touch each other's live calls. **The NULL rule:** rows from before
 //!   schema version 3 have no node; they are returned to every node, and the first node to
 //!   start after the upgrade repairs them (the upgrade needs every node stopped, see Limits, so
-//!   such a row cannot be a live call).
+//!   such a row cannot be a live call). The object storage upload queue
+//!   ([`Catalog::pending_uploads`] and the marks beside it) is filtered the same way, without
+//!   the NULL rule: rows with no node are never uploaded by anyone.
 //! - **Reads cost a fixed number of queries**: a page of recordings, then each child table once
 //!   for the whole page (`WHERE recording_id IN (…)`), inside one read snapshot.
 //! - **Migrations only add.** A migration that databases in the field have is never edited; a
@@ -49,7 +51,9 @@
 //!   `legs.added_at_ms`, `participant_associations` and `recordings.dtmf_digits`; version 3
 //!   adds `recordings.node_id`, rebuilds `legs` keyed by `(recording_id, position)` with every
 //!   old column kept, and adds `legs.counters` and `legs.error`; version 4 everything for
-//!   managing recordings; version 5 a token's `label` and `expires_at`), with defaults so older rows
+//!   managing recordings; version 5 a token's `label` and `expires_at`; the object storage
+//!   file (`…09_object_storage_nodes`) where each leg lives and the node's upload queue, see
+//!   `catalog/objects.rs`), with defaults so older rows
 //!   read back unchanged. What portable SQL cannot compute is done once by [`Catalog::open`]:
 //!   `dtmf_digits` of version-1 rows, `counters` of version 1-2 legs (from the old per-counter
 //!   columns, which nothing writes or reads otherwise any more).
