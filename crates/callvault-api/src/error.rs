@@ -150,6 +150,13 @@ pub enum Error {
         pattern: String,
         problem: PatternProblem,
     },
+    /// The leg was recorded on another node and is not in object storage yet (it is uploaded
+    /// shortly after the call ends): 503 with `Retry-After`.
+    #[error("recording {recording_id} is on node {node} and not yet in object storage")]
+    NotArchived { recording_id: String, node: String },
+    /// Deleting a recording's objects from the bucket failed.
+    #[error("object storage: {0}")]
+    Objects(#[from] callvault_objects::Error),
     /// The blocking task producing a body chunk panicked or was cancelled.
     #[error("the task producing the response body stopped: {0}")]
     BodyTask(#[from] tokio::task::JoinError),
@@ -193,6 +200,7 @@ impl Error {
             }
             Error::AmbiguousLeg { .. } | Error::Live(_) => StatusCode::CONFLICT,
             Error::MediaDeleted => StatusCode::GONE,
+            Error::NotArchived { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Catalog(error) => match error {
                 Catalog::NotFound { .. }
                 | Catalog::UnknownUser { .. }
@@ -236,6 +244,7 @@ impl Error {
             Error::ReasonRequired(_) => "reason_required",
             Error::ReasonNotAllowed => "reason_not_allowed",
             Error::AmbiguousLeg { .. } => "ambiguous_leg",
+            Error::NotArchived { .. } => "not_archived",
             Error::Live(LiveError::NotActive) => "not_active",
             Error::Live(LiveError::AlreadyPaused) => "already_paused",
             Error::Live(LiveError::NotPaused) => "not_paused",
@@ -284,6 +293,9 @@ impl Error {
             | Error::DownloadNotAllowed
             | Error::MediaDeleted
             | Error::Live(_) => self.to_string(),
+            Error::NotArchived { .. } => "the recording is on another node and not yet in \
+                 object storage; try again shortly"
+                .to_owned(),
             Error::RateLimited { retry_after } => format!(
                 "too many requests; retry in {} s",
                 retry_after.as_secs().max(1)

@@ -4,6 +4,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use callvault_catalog::Deletion;
+use callvault_objects::Objects;
 
 /// What [`remove_deleted_files`] did.
 #[derive(Debug, Default)]
@@ -38,17 +39,7 @@ pub fn remove_media_files(data_dir: &Path, deletion: &Deletion) -> RemovedFiles 
 
 fn remove(data_dir: &Path, deletion: &Deletion, with_folder: bool) -> RemovedFiles {
     let mut outcome = RemovedFiles::default();
-    let mut folders = Vec::new();
-    if is_one_component(&deletion.recording_id) {
-        let at = deletion.started_at.to_offset(time::UtcOffset::UTC);
-        folders.push(PathBuf::from(format!(
-            "recordings/{:04}/{:02}/{:02}/{}",
-            at.year(),
-            u8::from(at.month()),
-            at.day(),
-            deletion.recording_id
-        )));
-    }
+    let mut folders: Vec<PathBuf> = recording_folder(deletion).into_iter().collect();
     for leg in &deletion.legs {
         let relative = PathBuf::from(&leg.path);
         if !stays_inside(&relative) {
@@ -88,6 +79,64 @@ fn remove(data_dir: &Path, deletion: &Deletion, with_folder: bool) -> RemovedFil
     outcome
 }
 
+/// `recordings/YYYY/MM/DD/<id>` of the recording's start (UTC); `None` for an id that is not
+/// one plain path component (never written by callvault).
+fn recording_folder(deletion: &Deletion) -> Option<PathBuf> {
+    if !is_one_component(&deletion.recording_id) {
+        return None;
+    }
+    let at = deletion.started_at.to_offset(time::UtcOffset::UTC);
+    Some(PathBuf::from(format!(
+        "recordings/{:04}/{:02}/{:02}/{}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        deletion.recording_id
+    )))
+}
+
+/// Removes a deleted recording's objects from the bucket: every object under its folder's
+/// key (legs, `recording.json`) and each leg's own key (kept in the tombstone, in case the
+/// prefix changed since). Returns the keys removed; objects already gone are no error.
+pub async fn remove_deleted_objects(
+    objects: &Objects,
+    deletion: &Deletion,
+) -> callvault_objects::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    if let Some(folder) = recording_folder(deletion) {
+        removed.extend(objects.delete_under(&folder.to_string_lossy()).await?);
+    }
+    for key in deletion
+        .legs
+        .iter()
+        .filter_map(|leg| leg.object_key.as_deref())
+    {
+        if !removed.iter().any(|k| k == key) {
+            objects.delete(key).await?;
+            removed.push(key.to_owned());
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes the leg objects of a recording whose media retention deleted (its metadata, and
+/// `recording.json` with it, stay). Returns the keys removed; objects already gone are no error.
+pub async fn remove_media_objects(
+    objects: &Objects,
+    deletion: &Deletion,
+) -> callvault_objects::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for key in deletion
+        .legs
+        .iter()
+        .filter_map(|leg| leg.object_key.as_deref())
+    {
+        objects.delete(key).await?;
+        removed.push(key.to_owned());
+    }
+    Ok(removed)
+}
+
 /// A single, ordinary path component (a recording id names one folder).
 fn is_one_component(name: &str) -> bool {
     let mut components = Path::new(name).components();
@@ -114,6 +163,7 @@ mod tests {
             label: position.to_string(),
             path: path.to_owned(),
             sha256: None,
+            object_key: None,
         }
     }
 

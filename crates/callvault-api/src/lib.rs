@@ -139,7 +139,10 @@ pub use clock::{Clock, SystemClock};
 pub use dashboard::CONTENT_SECURITY_POLICY_VALUE;
 pub use error::{Error, PatternProblem, Result};
 pub use events::{NoRecordingEvents, RecordingChange, RecordingEvents};
-pub use files::{RemovedFiles, remove_deleted_files, remove_media_files};
+pub use files::{
+    RemovedFiles, remove_deleted_files, remove_deleted_objects, remove_media_files,
+    remove_media_objects,
+};
 pub use live::{BoxFuture, LiveError, LiveRecordings, NoLiveRecordings};
 pub use openapi::{PREFIX, openapi};
 pub use reason::REASON_HEADER;

@@ -47,6 +47,12 @@ impl IntoResponse for Error {
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
         }
+        if let Error::NotArchived { .. } = &self {
+            // The upload follows the call's end within seconds.
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 WWW_AUTHENTICATE,

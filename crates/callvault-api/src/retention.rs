@@ -16,7 +16,11 @@ use time::OffsetDateTime;
 
 use crate::error::Result;
 use crate::events::{RecordingChange, RecordingEvents};
-use crate::files::{remove_deleted_files, remove_media_files};
+use callvault_objects::Objects;
+
+use crate::files::{
+    remove_deleted_files, remove_deleted_objects, remove_media_files, remove_media_objects,
+};
 
 /// `[retention]` of the configuration file: for deployments without the API's policies (which
 /// take precedence for the recordings they match). Off by default.
@@ -120,6 +124,7 @@ pub struct SweepReport {
 pub async fn sweep(
     catalog: &Catalog,
     data_dir: &Path,
+    objects: Option<&Objects>,
     settings: &RetentionSettings,
     events: &dyn RecordingEvents,
     now: OffsetDateTime,
@@ -140,7 +145,7 @@ pub async fn sweep(
         } else if !run {
             (Outcome::WouldDelete, None)
         } else {
-            match apply(catalog, data_dir, &item, events, now).await {
+            match apply(catalog, data_dir, objects, &item, events, now).await {
                 Ok(()) => (Outcome::Deleted, None),
                 Err(e) => (Outcome::Failed, Some(e.public_message())),
             }
@@ -178,7 +183,7 @@ pub async fn sweep(
                 held: None,
             };
             let (outcome, error) = if run {
-                match apply(catalog, data_dir, &item, events, now).await {
+                match apply(catalog, data_dir, objects, &item, events, now).await {
                     Ok(()) => (Outcome::Deleted, None),
                     Err(e) => (Outcome::Failed, Some(e.public_message())),
                 }
@@ -224,6 +229,7 @@ pub async fn sweep(
 async fn apply(
     catalog: &Catalog,
     data_dir: &Path,
+    objects: Option<&Objects>,
     item: &RetentionItem,
     events: &dyn RecordingEvents,
     now: OffsetDateTime,
@@ -248,6 +254,19 @@ async fn apply(
             true,
         ),
     };
+    // The catalog has committed: the bucket's copies go first (with [storage] backend = "s3"),
+    // then the local files; a failure leaves the keys in the tombstone and is logged.
+    if let Some(objects) = objects {
+        let outcome = if media_only {
+            remove_media_objects(objects, &deletion).await
+        } else {
+            remove_deleted_objects(objects, &deletion).await
+        };
+        if let Err(error) = outcome {
+            tracing::error!(recording_id = %item.recording_id, %error,
+                "objects of a recording deleted by retention could not be removed from the bucket");
+        }
+    }
     let data_dir = data_dir.to_owned();
     let removed = tokio::task::spawn_blocking(move || {
         if media_only {

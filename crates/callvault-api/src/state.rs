@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use callvault_catalog::Catalog;
+use callvault_objects::Objects;
 
 use crate::audio::FileNamePattern;
 use crate::clock::{Clock, SystemClock};
@@ -32,10 +33,13 @@ struct Inner {
     events: Arc<dyn RecordingEvents>,
     retention: RetentionSettings,
     clock: Arc<dyn Clock>,
+    /// The bucket legs are uploaded to (`[storage] backend = "s3"`).
+    objects: Option<Objects>,
     sessions: Sessions,
     login_limiter: LoginLimiter,
     share_limiter: ClientLimiter,
-    /// The node this API runs on: export packages are built and kept on it.
+    /// The node this API runs on: export packages are built and kept on it; a leg of
+    /// another node not uploaded yet is not served here.
     node_id: String,
     export_jobs: Jobs,
 }
@@ -96,6 +100,7 @@ impl ApiState {
                 events: Arc::new(NoRecordingEvents),
                 retention: RetentionSettings::default(),
                 clock,
+                objects: None,
                 login_limiter,
                 share_limiter,
                 node_id: "local".to_owned(),
@@ -135,8 +140,26 @@ impl ApiState {
         self
     }
 
+    /// The same state reading legs from `objects` once they were uploaded there, on the node
+    /// `node_id` (a leg recorded on another node and not uploaded yet is answered 503
+    /// `not_archived`). Call before serving.
+    pub fn with_objects(mut self, objects: Objects, node_id: impl Into<String>) -> ApiState {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.objects = Some(objects);
+                inner.node_id = node_id.into();
+            }
+            None => panic!("ApiState::with_objects is called before the state is cloned"),
+        }
+        self
+    }
+
     pub fn retention(&self) -> &RetentionSettings {
         &self.inner.retention
+    }
+
+    pub fn objects(&self) -> Option<&Objects> {
+        self.inner.objects.as_ref()
     }
 
     pub fn catalog(&self) -> &Catalog {

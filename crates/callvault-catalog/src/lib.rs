@@ -41,7 +41,9 @@
 //!   PostgreSQL catalog never touch each other's live calls. **The NULL rule:** rows from before
 //!   schema version 3 have no node; they are returned to every node, and the first node to
 //!   start after the upgrade repairs them (the upgrade needs every node stopped, see Limits, so
-//!   such a row cannot be a live call).
+//!   such a row cannot be a live call). The object storage upload queue
+//!   ([`Catalog::pending_uploads`] and the marks beside it) is filtered the same way, without
+//!   the NULL rule: rows with no node are never uploaded by anyone.
 //! - **Reads cost a fixed number of queries**: a page of recordings, then each child table once
 //!   for the whole page (`WHERE recording_id IN (…)`), inside one read snapshot.
 //! - **Migrations only add.** A migration that databases in the field have is never edited; a
@@ -52,7 +54,8 @@
 //!   managing recordings; version 5 a token's `label` and `expires_at`; version 6 pass-through
 //!   recordings; version 7 export packages and share links; version 8 retention policies, legal
 //!   matters, the never-expire and restricted flags, transcripts, media-only deletion and the
-//!   audit checkpoint), with defaults so older rows
+//!   audit checkpoint; version 9 where each leg lives (local or object storage) and the node's
+//!   upload queue, see `catalog/objects.rs`), with defaults so older rows
 //!   read back unchanged. What portable SQL cannot compute is done once by [`Catalog::open`]:
 //!   `dtmf_digits` of version-1 rows, `counters` of version 1-2 legs (from the old per-counter
 //!   columns, which nothing writes or reads otherwise any more).
@@ -109,12 +112,12 @@ pub use callvault_types::{DtmfSource, EndReason, LegCounters};
 pub use catalog::{
     Annotation, AuditAction, AuditEntry, AuditPage, AuditProblem, AuditQuery, AuditVerification,
     Authenticated, Catalog, CustomField, CustomFieldKind, DeletedLeg, Deletion, Expiry, Export,
-    ExportState, FinishedExport, Hold, Lock, Matter, MediaUsage, NewAnnotation, NewAuditEntry,
-    NewExport, NewMatter, NewShare, NewShareLink, NewToken, NewUser, Permission, RecordingDetails,
-    RecordingFlag, RecordingItem, RetentionDefaults, RetentionItem, RetentionPlan, RetentionPolicy,
-    RetentionRule, Review, ReviewUpdate, Role, SQLITE_FILE_NAME, SearchPage, SearchQuery,
-    ShareLink, TOKEN_PREFIX, Token, TokenOptions, Transcript, TranscriptSegment,
-    UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,
+    ExportState, FinishedExport, Hold, LocalCopy, Lock, Matter, MediaUsage, NewAnnotation,
+    NewAuditEntry, NewExport, NewMatter, NewShare, NewShareLink, NewToken, NewUser, PendingUpload,
+    Permission, RecordingDetails, RecordingFlag, RecordingItem, RetentionDefaults, RetentionItem,
+    RetentionPlan, RetentionPolicy, RetentionRule, Review, ReviewUpdate, Role, SQLITE_FILE_NAME,
+    SearchPage, SearchQuery, ShareLink, TOKEN_PREFIX, Token, TokenOptions, Transcript,
+    TranscriptSegment, UnknownAuditAction, UnknownCustomFieldKind, UnknownRole, User,
 };
 pub use error::{Error, Result, redact_url};
 pub use inspect::{CatalogUrl, SchemaVersion};

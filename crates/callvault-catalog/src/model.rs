@@ -305,6 +305,10 @@ pub struct Leg {
     pub added_at_ms: i64,
     /// Why the leg's file is missing or incomplete; `null` when it is fine.
     pub error: Option<String>,
+    /// Its key in the object storage bucket once uploaded (`[storage] backend = "s3"`);
+    /// absent while the leg is on the recording node's disk only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_key: Option<String>,
     /// All zero (and `jitter_ms` null) until the leg is completed; flattened into the leg's
     /// JSON (`"packets": …, "lost": …`).
     #[serde(flatten)]

@@ -87,7 +87,40 @@ async fn check(report: &mut Report, config: &Config, connect: bool, now: OffsetD
     );
     let (status, detail) = database(&config.database_url(), connect).await;
     report.push(status, "database", detail);
+    object_storage(report, config);
     notify(report, config);
+}
+
+/// `[storage] backend`: the bucket as `serve` would reach it (built, not contacted).
+fn object_storage(report: &mut Report, config: &Config) {
+    let Some(settings) = config.s3_settings(std::env::vars()) else {
+        report.ok(
+            "object storage",
+            "none: recordings stay in the data directory",
+        );
+        return;
+    };
+    match callvault_objects::Objects::s3(&settings) {
+        Ok(objects) => report.ok(
+            "object storage",
+            format!(
+                "{} (endpoint {}), local copies kept {} s after upload{}",
+                objects.shown(),
+                settings.endpoint.as_deref().unwrap_or("AWS"),
+                config.storage.local_grace_secs,
+                if settings
+                    .environment
+                    .iter()
+                    .any(|(k, _)| k == "AWS_ACCESS_KEY_ID")
+                {
+                    "; credentials from AWS_ACCESS_KEY_ID"
+                } else {
+                    "; credentials from the instance's or task's role"
+                }
+            ),
+        ),
+        Err(e) => report.fail("object storage", e.to_string()),
+    }
 }
 
 /// The webhook receivers and the hook, as `serve` would start them (validated at load: a bad

@@ -197,6 +197,36 @@ pub struct StorageConfig {
     /// The process umask, in octal: which permission bits files and folders created by callvault
     /// (recordings, the catalog, the spool) never get. "027": files 0640, folders 0750.
     pub umask: String,
+    /// Where recordings end up: `local` (the data directory only) or `s3` (uploaded to an
+    /// S3-compatible bucket once the call ends, the local copy removed after `local_grace_secs`).
+    pub backend: StorageBackend,
+    /// The bucket (`backend = "s3"`).
+    pub bucket: Option<String>,
+    /// Key prefix of every object; a recording's objects are `PREFIX/recordings/YYYY/MM/DD/ID/…`.
+    pub prefix: String,
+    /// The bucket's region; unset: `AWS_REGION`/`AWS_DEFAULT_REGION`, else us-east-1.
+    pub region: Option<String>,
+    /// A non-AWS endpoint (MinIO, Ceph RGW, Wasabi…), e.g. `https://s3.example.net:9000`.
+    pub endpoint: Option<String>,
+    /// Allow an `http://` endpoint (a local S3 server on a trusted network).
+    pub allow_http: bool,
+    /// How long a leg stays on the local disk after its upload (fast playback of recent calls);
+    /// 0: removed at once.
+    pub local_grace_secs: u64,
+    /// How often the upload queue (in the catalog) is looked at.
+    pub upload_interval_ms: u64,
+    /// A failed upload is retried after this, doubling up to `upload_retry_max_ms`.
+    pub upload_retry_initial_ms: u64,
+    pub upload_retry_max_ms: u64,
+}
+
+/// `[storage] backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    #[default]
+    Local,
+    S3,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -287,6 +317,16 @@ impl Default for StorageConfig {
             database_url: None,
             min_free_bytes: None,
             umask: "027".to_owned(),
+            backend: StorageBackend::Local,
+            bucket: None,
+            prefix: String::new(),
+            region: None,
+            endpoint: None,
+            allow_http: false,
+            local_grace_secs: 3600,
+            upload_interval_ms: 1000,
+            upload_retry_initial_ms: 1000,
+            upload_retry_max_ms: 300_000,
         }
     }
 }
@@ -501,6 +541,24 @@ impl Config {
                 self.storage.umask
             );
         }
+        if self.storage.backend == StorageBackend::S3
+            && self
+                .storage
+                .bucket
+                .as_deref()
+                .is_none_or(|b| b.trim().is_empty())
+        {
+            bail!("[storage] backend = \"s3\" needs a bucket");
+        }
+        if self.storage.upload_interval_ms == 0
+            || self.storage.upload_retry_initial_ms == 0
+            || self.storage.upload_retry_max_ms < self.storage.upload_retry_initial_ms
+        {
+            bail!(
+                "[storage] upload_interval_ms and upload_retry_initial_ms must be at least 1, \
+                 upload_retry_max_ms at least upload_retry_initial_ms"
+            );
+        }
         if !(50..=4_000).contains(&self.sip.t1_ms) {
             bail!("[sip] t1_ms must be between 50 and 4000 (RFC 3261 recommends 500)");
         }
@@ -656,6 +714,22 @@ impl Config {
             Some(url) => url.clone(),
             None => callvault_catalog::Catalog::sqlite_url(&self.storage.data_dir),
         }
+    }
+
+    /// The bucket's settings with `backend = "s3"` (the `AWS_*` variables of `environment`
+    /// carry the credentials); `None` for the local backend.
+    pub fn s3_settings(
+        &self,
+        environment: impl Iterator<Item = (String, String)>,
+    ) -> Option<callvault_objects::S3Settings> {
+        (self.storage.backend == StorageBackend::S3).then(|| callvault_objects::S3Settings {
+            bucket: self.storage.bucket.clone().unwrap_or_default(),
+            prefix: self.storage.prefix.clone(),
+            region: self.storage.region.clone(),
+            endpoint: self.storage.endpoint.clone(),
+            allow_http: self.storage.allow_http,
+            environment: environment.filter(|(k, _)| k.starts_with("AWS_")).collect(),
+        })
     }
 
     pub fn answer_delay(&self) -> Duration {

@@ -147,6 +147,8 @@ pub struct Driver<M: MediaPlane> {
     pub catalog_verdict: Box<dyn Fn() -> Result<(), String> + Send>,
     /// Requests and responses by transport, for `/metrics`.
     pub calls: Arc<CallMetrics>,
+    /// `true` while the node is drained (`callvault drain`: SIGUSR1; SIGUSR2 undoes it).
+    pub drain: watch::Receiver<bool>,
 }
 
 impl<M: MediaPlane> Driver<M> {
@@ -197,6 +199,17 @@ impl<M: MediaPlane> Driver<M> {
                     self.endpoint.handle_timeout(now.at);
                     self.recorder.handle_timeout(now, &mut self.endpoint);
                 }
+                Ok(()) = self.drain.changed(), if draining_until.is_none() => {
+                    let drained = *self.drain.borrow_and_update();
+                    if drained {
+                        info!("draining: new calls and OPTIONS get 503; calls in progress go on");
+                    } else {
+                        info!("drain cancelled: taking new calls again");
+                    }
+                    self.health.set_drained(drained);
+                    self.recorder.set_drained(drained);
+                    self.apply_admission(&storage);
+                }
                 _ = housekeeping.tick() => {
                     self.health.beat(Instant::now());
                     self.sip_stats.send_replace(self.endpoint.stats());
@@ -245,12 +258,16 @@ impl<M: MediaPlane> Driver<M> {
             .into_iter()
             .filter_map(Result::err)
             .collect();
-        self.health.set_refusals(reasons.clone());
         self.recorder.set_storage(if reasons.is_empty() {
             Ok(())
         } else {
             Err(reasons.join("; "))
         });
+        let mut shown = reasons;
+        if *self.drain.borrow() {
+            shown.insert(0, "draining".to_owned());
+        }
+        self.health.set_refusals(shown);
     }
 
     /// Hands every endpoint event to the recorder, sends everything queued and passes catalog

@@ -55,6 +55,11 @@ impl Health {
         self.draining.store(true, Ordering::Relaxed);
     }
 
+    /// Drained by `callvault drain` (or no longer): `/health` says `draining`.
+    pub fn set_drained(&self, drained: bool) {
+        self.draining.store(drained, Ordering::Relaxed);
+    }
+
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }

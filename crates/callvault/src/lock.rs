@@ -82,6 +82,38 @@ impl DataDirLock {
     }
 }
 
+/// The pid and node id of the server holding `data_dir`'s lock (for `callvault drain`); an
+/// error when none does (the lock is free: nothing to signal).
+pub fn running_server(data_dir: &Path) -> anyhow::Result<(i32, String)> {
+    let path = data_dir.join(LOCK_FILE_NAME);
+    let mut file = File::open(&path)
+        .with_context(|| format!("no callvault has run on {}", data_dir.display()))?;
+    match flock(&file, FlockOperation::NonBlockingLockShared) {
+        Err(error) if error == rustix::io::Errno::WOULDBLOCK => {}
+        Ok(()) => bail!("no callvault is running on {}", data_dir.display()),
+        Err(error) => {
+            return Err(std::io::Error::from(error))
+                .with_context(|| format!("checking the lock {}", path.display()));
+        }
+    }
+    let mut owner = String::new();
+    file.read_to_string(&mut owner)?;
+    let mut words = owner.split_whitespace();
+    let mut pid = None;
+    let mut node = None;
+    while let Some(word) = words.next() {
+        match word {
+            "pid" => pid = words.next().and_then(|p| p.parse::<i32>().ok()),
+            "node" => node = words.next().map(str::to_owned),
+            _ => {}
+        }
+    }
+    match (pid, node) {
+        (Some(pid), Some(node)) => Ok((pid, node)),
+        _ => bail!("{} does not name its server: {owner:?}", path.display()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,7 @@ mod systemd;
 mod tenants;
 mod test_call;
 mod tls;
+mod upload;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -87,9 +88,24 @@ enum Command {
         #[command(subcommand)]
         command: operator::audit::AuditCommand,
     },
+    /// Take the server running on a data directory out of its recording-server group: new
+    /// calls and OPTIONS get 503 (/ready too), calls in progress go on to their end. Signals
+    /// the server (SIGUSR1; --cancel sends SIGUSR2). Stop it with SIGTERM once /health shows
+    /// active_sessions 0.
+    Drain(DrainArgs),
     /// Make a real SIPREC call to a recording server (two streams of tone, RFC 4733 digits),
     /// hang up, and print the recording id the server gives back.
     TestCall(test_call::TestCallArgs),
+}
+
+#[derive(Args)]
+struct DrainArgs {
+    /// The data directory of the server to drain ([storage] data_dir; default ./data).
+    #[arg(long, env = "CALLVAULT_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Take new calls again.
+    #[arg(long)]
+    cancel: bool,
 }
 
 #[derive(Subcommand)]
@@ -239,6 +255,27 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Tokens { command } => operator::users::tokens(command).await,
         Command::Audit { command } => operator::audit::run(command).await,
         Command::Retention(args) => operator::retention::run(args).await,
+        Command::Drain(args) => {
+            let (pid, node) = lock::running_server(&args.data_dir)?;
+            let signal = if args.cancel {
+                rustix::process::Signal::USR2
+            } else {
+                rustix::process::Signal::USR1
+            };
+            let target = rustix::process::Pid::from_raw(pid)
+                .ok_or_else(|| anyhow::anyhow!("pid {pid} in the lock file is not a process"))?;
+            rustix::process::kill_process(target, signal)
+                .map_err(|e| anyhow::anyhow!("signalling pid {pid}: {e}"))?;
+            if args.cancel {
+                println!("node {node} (pid {pid}) takes new calls again");
+            } else {
+                println!(
+                    "node {node} (pid {pid}) is draining: new calls and OPTIONS get 503, calls in \
+                     progress go on; stop it (SIGTERM) once /health shows active_sessions 0"
+                );
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::TestCall(args) => {
             init_logging("warn");
             test_call::run(args).await

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 pub fn spawn_sweeper(
     catalog: Catalog,
     data_dir: PathBuf,
+    objects: Option<callvault_objects::Objects>,
     settings: RetentionSettings,
     events: Arc<dyn RecordingEvents>,
 ) {
@@ -25,7 +26,17 @@ pub fn spawn_sweeper(
         loop {
             ticks.tick().await;
             let now = time::OffsetDateTime::now_utc();
-            match callvault_api::sweep(&catalog, &data_dir, &settings, &*events, now, true).await {
+            match callvault_api::sweep(
+                &catalog,
+                &data_dir,
+                objects.as_ref(),
+                &settings,
+                &*events,
+                now,
+                true,
+            )
+            .await
+            {
                 Ok(report) => {
                     let deleted = report
                         .items

@@ -137,7 +137,7 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
     let (sip_stats, sip_stats_rx) = watch::channel(EndpointStats::default());
     // The API asks the SIP loop to pause and resume live recordings through this channel.
     let (live, control) = LiveControl::channel();
-    let api = callvault_api::ApiState::new(
+    let mut api = callvault_api::ApiState::new(
         catalog.clone(),
         data_dir.clone(),
         config.api.clone(),
@@ -149,6 +149,26 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
     .with_events(Arc::new(ApiEvents {
         archive: archive.clone(),
     }));
+    let uploads = match config.s3_settings(std::env::vars()) {
+        Some(settings) => {
+            let objects = callvault_objects::Objects::s3(&settings)
+                .context("setting up [storage] backend = \"s3\"")?;
+            api = api.with_objects(objects.clone(), node_id.clone());
+            crate::upload::start(
+                catalog.clone(),
+                objects,
+                crate::upload::UploadSettings {
+                    node_id: node_id.clone(),
+                    data_dir: data_dir.clone(),
+                    interval: Duration::from_millis(config.storage.upload_interval_ms),
+                    local_grace: Duration::from_secs(config.storage.local_grace_secs),
+                    retry_initial: Duration::from_millis(config.storage.upload_retry_initial_ms),
+                    retry_max: Duration::from_millis(config.storage.upload_retry_max_ms),
+                },
+            )
+        }
+        None => Arc::default(),
+    };
     // Export packages this node was building when it stopped are failed (their partial files
     // removed); expired ones are swept now and every minute.
     if let Err(e) = api.recover_exports().await {
@@ -158,6 +178,7 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
     crate::retention::spawn_sweeper(
         catalog.clone(),
         data_dir.clone(),
+        api.objects().cloned(),
         config.retention.clone(),
         Arc::new(ApiEvents {
             archive: archive.clone(),
@@ -173,6 +194,7 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
         transport: transports.stats(),
         refused_sources: gate.refused(),
         notify: notify_stats,
+        uploads,
     })
     .merge(callvault_api::router(api));
     tokio::spawn(async move {
@@ -216,6 +238,7 @@ pub async fn serve(config: Config, reload_from: ReloadFrom) -> anyhow::Result<()
     });
     let catalog_health = archive_health.clone();
     let driver = Driver {
+        drain: drain_signals(),
         endpoint,
         recorder,
         transports: transports.clone(),
@@ -371,6 +394,37 @@ fn recorder_config(
         tenants,
         routes,
     }
+}
+
+/// `callvault drain` sends SIGUSR1: the node takes no new calls; SIGUSR2 (`drain --cancel`)
+/// takes them again. The driver watches the value.
+fn drain_signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::user_defined1()),
+            signal(SignalKind::user_defined2()),
+        ) {
+            (Ok(mut drain), Ok(mut resume)) => {
+                tokio::spawn(async move {
+                    loop {
+                        let drained = tokio::select! {
+                            Some(()) = drain.recv() => true,
+                            Some(()) = resume.recv() => false,
+                            else => break,
+                        };
+                        tx.send_replace(drained);
+                    }
+                });
+            }
+            _ => warn!("no SIGUSR1/SIGUSR2 handler: `callvault drain` cannot reach this server"),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
 }
 
 async fn shutdown_signal() {

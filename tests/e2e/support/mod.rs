@@ -74,6 +74,17 @@ impl Server {
         Server::launch_with(tempfile::tempdir().unwrap(), None, extra_toml, args, env)
     }
 
+    /// [`Server::start_in_with`] with extra flags and environment variables (a restart of a
+    /// server started with [`Server::start_with_options`]).
+    pub fn start_in_with_options(
+        dir: tempfile::TempDir,
+        extra_toml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        Server::launch_with(dir, None, extra_toml, args, env)
+    }
+
     /// The configuration file the server was started with (SIGHUP reads it again).
     pub fn config_path(&self) -> PathBuf {
         self._dir.path().join("callvault.toml")

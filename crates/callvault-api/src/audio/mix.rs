@@ -22,7 +22,7 @@
 //! chunk of accumulators and one chunk of output. Nothing grows with the call's length:
 //! [`Mixer::buffered_samples`] counts it all, and a test checks it stays put over a long call.
 
-use std::path::PathBuf;
+use crate::audio::location::LegAudio;
 
 use crate::audio::resample::LegSignal;
 use crate::audio::wav::WavFile;
@@ -62,14 +62,14 @@ impl Channels {
 
 /// One leg to mix: its WAV file (16-bit PCM mono, as written by the media engine) and its party.
 /// The sample rate is read from the file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct MixLeg {
-    pub path: PathBuf,
+    pub path: LegAudio,
     pub party: Party,
 }
 
 impl MixLeg {
-    pub fn new(path: impl Into<PathBuf>, party: Party) -> MixLeg {
+    pub fn new(path: impl Into<LegAudio>, party: Party) -> MixLeg {
         MixLeg {
             path: path.into(),
             party,

@@ -2,6 +2,7 @@
 //! files, and download names. See the crate's design note.
 
 mod body;
+mod location;
 mod mix;
 mod mp3;
 mod naming;
@@ -13,6 +14,7 @@ mod wav;
 mod zip;
 
 pub use body::{ChunkSource, Empty, StreamBody};
+pub use location::LegAudio;
 pub use mix::{Channels, DEFAULT_CHUNK_FRAMES, MixLeg, Mixer, Party};
 pub use mp3::{Mp3Stream, leg_mp3};
 pub use naming::{

@@ -17,7 +17,6 @@
 //! flush keeps the last partial frame for a following stream, and lost the last samples here.
 
 use std::num::NonZeroU32;
-use std::path::Path;
 
 use bytes::Bytes;
 use mp3lame_encoder::{
@@ -163,9 +162,9 @@ fn speech_bitrate(rate: u32, channels: Channels) -> (Bitrate, u16) {
 }
 
 /// Encodes one leg file on its own (mono) — a leg downloaded as MP3.
-pub fn leg_mp3(path: &Path) -> Result<Mp3Stream> {
+pub fn leg_mp3(audio: impl Into<crate::audio::LegAudio>) -> Result<Mp3Stream> {
     Mp3Stream::open(
-        &[MixLeg::new(path, crate::audio::mix::Party::Unknown)],
+        &[MixLeg::new(audio, crate::audio::mix::Party::Unknown)],
         Channels::Mono,
     )
 }

@@ -7,7 +7,7 @@
 //! is read 32,768 samples at a time through [`WavFile::read_samples`], so memory does not grow
 //! with the call's length; a file still being recorded is taken as long as it is when opened.
 
-use std::path::PathBuf;
+use crate::audio::location::LegAudio;
 
 use crate::audio::WavFile;
 use crate::error::Result;
@@ -44,7 +44,7 @@ fn duration_ms(file: &WavFile) -> u64 {
 
 /// The peaks of `files` (16-bit PCM mono legs), `buckets` per lane (1 to [`MAX_BUCKETS`]).
 /// Blocking: run it off the async runtime.
-pub fn peaks(files: &[PathBuf], buckets: usize) -> Result<Peaks> {
+pub fn peaks(files: &[LegAudio], buckets: usize) -> Result<Peaks> {
     let buckets = buckets.clamp(1, MAX_BUCKETS);
     let opened = files
         .iter()
@@ -109,7 +109,7 @@ mod tests {
         let mut samples = tone(440.0, 8000, 1.0, 0.5);
         samples.extend(std::iter::repeat_n(0, 8000));
         write_leg(&loud, 8000, &samples);
-        let peaks = peaks(&[loud], 10).unwrap();
+        let peaks = peaks(&[loud.into()], 10).unwrap();
         assert_eq!(peaks.duration_ms, 2000);
         let lane = &peaks.legs[0].peaks;
         assert_eq!(lane.len(), 10);
@@ -130,7 +130,7 @@ mod tests {
         samples.extend(tone(1000.0, 16_000, 1.0, 1.0));
         write_leg(&wide, 16_000, &samples);
         write_leg(&short, 8000, &tone(440.0, 8000, 1.0, 0.25));
-        let peaks = peaks(&[wide, short], 4).unwrap();
+        let peaks = peaks(&[wide.into(), short.into()], 4).unwrap();
         assert_eq!(peaks.duration_ms, 2000);
         assert_eq!(peaks.legs[0].sample_rate, 16_000);
         assert_eq!(peaks.legs[0].peaks[..2], [0, 0]);
@@ -146,7 +146,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.wav");
         write_leg(&empty, 8000, &[]);
-        let peaks = peaks(&[empty], 1_000_000).unwrap();
+        let peaks = peaks(&[empty.into()], 1_000_000).unwrap();
         assert_eq!(peaks.duration_ms, 0);
         assert_eq!(peaks.legs[0].peaks.len(), MAX_BUCKETS);
         assert!(peaks.legs[0].peaks.iter().all(|&p| p == 0));

@@ -1,13 +1,13 @@
 //! Bodies and responses: a leg file or a mix as WAV (with ranges), a mix as MP3, a zip.
 
 use std::ops::Range;
-use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use http::{HeaderValue, Response};
 
 use crate::audio::body::{ChunkSource, StreamBody};
+use crate::audio::location::LegAudio;
 use crate::audio::mix::{Channels, DEFAULT_CHUNK_FRAMES, MixLeg, Mixer};
 use crate::audio::mp3::Mp3Stream;
 use crate::audio::range::RangeAnswer;
@@ -232,7 +232,10 @@ pub fn ranged_response(
 }
 
 /// A leg file for playback: see [`ranged_response`].
-pub fn leg_response(path: &Path, range: Option<&HeaderValue>) -> Result<Response<StreamBody>> {
+pub fn leg_response(
+    path: impl Into<LegAudio>,
+    range: Option<&HeaderValue>,
+) -> Result<Response<StreamBody>> {
     ranged_response(WavFile::open(path)?, range)
 }
 
@@ -284,7 +287,7 @@ pub fn mix_source(
 }
 
 /// A leg file, whole, as a body (for a zip entry).
-pub fn leg_source(path: &Path) -> Result<Box<dyn ChunkSource>> {
+pub fn leg_source(path: impl Into<LegAudio>) -> Result<Box<dyn ChunkSource>> {
     let wav = WavFile::open(path)?;
     let len = WavFile::len(&wav);
     wav.into_body(0..len)

@@ -14,11 +14,10 @@
 //! RF64, and reads through a cursor. The parser is the media crate's, which is private there;
 //! it reads the files that crate writes and canonical PCM WAVs (hound's, from earlier versions).
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::audio::location::{LegAudio, Source};
 use crate::error::{Error, Result};
 
 /// The largest RIFF size (file size - 8) a plain RIFF header holds; beyond it the file is RF64.
@@ -50,7 +49,7 @@ pub struct WavFormat {
 /// A WAV file opened for reading, as it was on disk when opened.
 #[derive(Debug)]
 pub struct WavFile {
-    file: File,
+    file: Source,
     path: PathBuf,
     /// The header to serve: the file's own first `data_offset` bytes, sizes made to match.
     header: Vec<u8>,
@@ -61,8 +60,11 @@ pub struct WavFile {
 }
 
 impl WavFile {
-    /// Opens `path` and takes a snapshot of its length.
-    pub fn open(path: &Path) -> Result<WavFile> {
+    /// Opens a leg (a path, or an object in the bucket) and takes a snapshot of its length.
+    pub fn open(audio: impl Into<LegAudio>) -> Result<WavFile> {
+        let audio = audio.into();
+        let shown = audio.shown();
+        let path: &Path = &shown;
         let io_error = |source| Error::Io {
             path: path.to_path_buf(),
             source,
@@ -71,8 +73,8 @@ impl WavFile {
             path: path.to_path_buf(),
             problem,
         };
-        let file = File::open(path).map_err(io_error)?;
-        let len = file.metadata().map_err(io_error)?.len();
+        let file = audio.open().map_err(io_error)?;
+        let len = file.len().map_err(io_error)?;
         let mut head = vec![0u8; MAX_HEADER.min(usize::try_from(len).unwrap_or(MAX_HEADER))];
         file.read_exact_at(&mut head, 0).map_err(io_error)?;
         let layout = Layout::parse(&head).map_err(not_wav)?;
@@ -451,7 +453,7 @@ mod tests {
                 "{name}"
             );
         }
-        let missing = WavFile::open(&dir.path().join("missing.wav")).unwrap_err();
+        let missing = WavFile::open(dir.path().join("missing.wav")).unwrap_err();
         assert!(missing.is_missing_file());
     }
 

@@ -247,16 +247,18 @@ async fn audio_of(
     let mut present = Vec::new();
     let mut problems = Vec::new();
     for (i, leg) in recording.legs.iter().enumerate() {
-        let Ok(path) = crate::routes::leg_file(state.data_dir(), leg) else {
-            problems.push(format!(
-                "leg {} ({}): not a file of the data directory",
-                leg.position, leg.label
-            ));
-            continue;
+        // On this node's disk, or in the bucket once uploaded (a leg of another node not
+        // uploaded yet is a problem of this package, not a failure of it).
+        let audio = match crate::routes::leg_audio(state, details, leg) {
+            Ok(audio) => audio,
+            Err(e) => {
+                problems.push(format!("leg {} ({}): {e}", leg.position, leg.label));
+                continue;
+            }
         };
         let exists = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || path.is_file()).await?
+            let audio = audio.clone();
+            tokio::task::spawn_blocking(move || audio.check().is_ok()).await?
         };
         if !exists {
             problems.push(format!(
@@ -271,7 +273,7 @@ async fn audio_of(
             _ if i == 0 => Party::Caller,
             _ => Party::Callee,
         };
-        present.push((leg, path, party));
+        present.push((leg, audio, party));
     }
     let name = |label: Option<&str>| {
         let item = &details.item;

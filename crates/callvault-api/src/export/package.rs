@@ -4,7 +4,7 @@
 //! opened last, lists each file with its size and SHA-256: whoever receives the package can
 //! check every file against it (`sha256sum`), and the package's own digest is in the catalog.
 
-use std::path::PathBuf;
+use crate::audio::LegAudio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -25,7 +25,7 @@ pub(crate) const MANIFEST: &str = "manifest.json";
 /// What one audio file of the package is made of.
 pub(crate) enum Audio {
     /// One leg file as it is (WAV) or encoded (MP3).
-    Leg(PathBuf),
+    Leg(LegAudio),
     /// The legs mixed to mono.
     Mix(Vec<MixLeg>),
 }
@@ -144,9 +144,9 @@ pub(crate) fn build(
             }
             Audio::Leg(path) => match format {
                 ExportFormat::Wav => Box::new(move || leg_source(&path)),
-                ExportFormat::Mp3 => Box::new(move || {
-                    leg_mp3(&path).map(|mp3| Box::new(mp3) as Box<dyn ChunkSource>)
-                }),
+                ExportFormat::Mp3 => {
+                    Box::new(move || leg_mp3(path).map(|mp3| Box::new(mp3) as Box<dyn ChunkSource>))
+                }
             },
         };
         entries.push(

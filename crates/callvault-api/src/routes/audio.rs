@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{audit, media_recording, now, tags};
 use crate::audio::{
-    Channels, ExportFormat, MAX_BUCKETS, MixLeg, NameFields, Party, ZipEntry, ZipStream,
+    Channels, ExportFormat, LegAudio, MAX_BUCKETS, MixLeg, NameFields, Party, ZipEntry, ZipStream,
     content_disposition, download_response, leg_response, mix_response, mix_source,
 };
 use crate::auth::Caller;
@@ -58,7 +58,7 @@ fn starts_at_zero(range: Option<&HeaderValue>) -> bool {
 }
 
 /// A leg's file, which the catalog names relative to the data dir.
-pub(crate) fn leg_file(data_dir: &FsPath, leg: &Leg) -> Result<PathBuf> {
+fn leg_file(data_dir: &FsPath, leg: &Leg) -> Result<PathBuf> {
     let relative = FsPath::new(&leg.path);
     if !relative
         .components()
@@ -69,6 +69,37 @@ pub(crate) fn leg_file(data_dir: &FsPath, leg: &Leg) -> Result<PathBuf> {
         return Err(Error::NotFound { what: "leg file" });
     }
     Ok(data_dir.join(relative))
+}
+
+/// Where to read a leg: its file on this node's disk while it is there; else its object once
+/// uploaded; a leg of another node not uploaded yet is [`Error::NotArchived`] (503, retry: the
+/// upload follows the call's end), never proxied to that node.
+pub(crate) fn leg_audio(
+    state: &ApiState,
+    details: &RecordingDetails,
+    leg: &Leg,
+) -> Result<LegAudio> {
+    let local = leg_file(state.data_dir(), leg)?;
+    let Some(objects) = state.objects() else {
+        return Ok(LegAudio::File(local));
+    };
+    if local.exists() {
+        return Ok(LegAudio::File(local));
+    }
+    let recording = &details.item.recording;
+    match &leg.object_key {
+        Some(key) => Ok(LegAudio::Object {
+            objects: objects.clone(),
+            key: key.clone(),
+        }),
+        None => match recording.node_id.as_deref() {
+            Some(node) if node != state.node_id() => Err(Error::NotArchived {
+                recording_id: recording.id.clone(),
+                node: node.to_owned(),
+            }),
+            _ => Ok(LegAudio::File(local)),
+        },
+    }
 }
 
 /// The leg named `label`; `@N` names the leg at position N (for labels that repeat).
@@ -95,7 +126,7 @@ fn find_leg<'a>(details: &'a RecordingDetails, label: &str) -> Result<&'a Leg> {
 /// caller (SIPREC metadata and pass-through both list the originating party first), any other
 /// the callee; a leg of no participant is heard on both channels. Without participants, the
 /// first leg is the caller's and the second the callee's.
-pub(super) fn mix_legs(data_dir: &FsPath, details: &RecordingDetails) -> Result<Vec<MixLeg>> {
+pub(super) fn mix_legs(state: &ApiState, details: &RecordingDetails) -> Result<Vec<MixLeg>> {
     let recording = &details.item.recording;
     if recording.legs.is_empty() {
         return Err(Error::NotFound { what: "audio" });
@@ -116,7 +147,7 @@ pub(super) fn mix_legs(data_dir: &FsPath, details: &RecordingDetails) -> Result<
                 },
                 _ => Party::Unknown,
             };
-            Ok(MixLeg::new(leg_file(data_dir, leg)?, party))
+            Ok(MixLeg::new(leg_audio(state, details, leg)?, party))
         })
         .collect()
 }
@@ -191,7 +222,7 @@ pub(crate) async fn leg(
     )?;
     let details = media_recording(&state, &caller, &id).await?;
     let leg = find_leg(&details, &label)?;
-    let path = leg_file(state.data_dir(), leg)?;
+    let path = leg_audio(&state, &details, leg)?;
     let range = headers.get(RANGE).cloned();
     let starts = starts_playback(&method, range.as_ref());
     let response = blocking(move || leg_response(&path, range.as_ref())).await?;
@@ -298,7 +329,7 @@ pub(crate) async fn mix(
     };
     let reason = reason::require(state.settings(), action, &headers, params.reason)?;
     let details = media_recording(&state, &caller, &id).await?;
-    let legs = mix_legs(state.data_dir(), &details)?;
+    let legs = mix_legs(&state, &details)?;
     let format = ExportFormat::from(params.format.unwrap_or_default());
     let channels = Channels::from(params.channels.unwrap_or_default());
     let range = headers.get(RANGE).cloned();
@@ -377,7 +408,7 @@ pub(crate) async fn export(
     let mut all_legs = Vec::new();
     for (n, id) in (1_u32..).zip(&body.ids) {
         let details = media_recording(&state, &caller, id).await?;
-        let legs = mix_legs(state.data_dir(), &details)?;
+        let legs = mix_legs(&state, &details)?;
         all_legs.extend(legs.iter().map(|leg| leg.path.clone()));
         let name = file_name(&state, &details, Some(n), format.extension());
         entries.push(
@@ -388,8 +419,11 @@ pub(crate) async fn export(
     // Every file is there before the first byte goes out: a missing one midway would cut the
     // archive with nothing but a broken transfer to show for it.
     blocking(move || {
-        for path in all_legs {
-            std::fs::metadata(&path).map_err(|source| Error::Io { path, source })?;
+        for audio in all_legs {
+            audio.check().map_err(|source| Error::Io {
+                path: audio.shown(),
+                source,
+            })?;
         }
         Ok(())
     })
@@ -486,7 +520,7 @@ pub(crate) async fn peaks(
     let legs = &details.item.recording.legs;
     let files = legs
         .iter()
-        .map(|leg| leg_file(state.data_dir(), leg))
+        .map(|leg| leg_audio(&state, &details, leg))
         .collect::<Result<Vec<_>>>()?;
     // A missing leg file is 404 `file_missing` (`Error::status`).
     let computed = blocking(move || crate::audio::peaks(&files, buckets as usize)).await?;

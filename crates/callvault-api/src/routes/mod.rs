@@ -21,7 +21,7 @@ mod shares;
 mod transcripts;
 mod users;
 
-pub(crate) use audio::leg_file;
+pub(crate) use audio::leg_audio;
 
 use callvault_catalog::{AuditAction, NewAuditEntry, RecordingDetails};
 use time::OffsetDateTime;

@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::events::RecordingChange;
 use crate::extract::{OptionalJson, Path, Query};
-use crate::files::remove_deleted_files;
+use crate::files::{remove_deleted_files, remove_deleted_objects};
 use crate::reason;
 use crate::response::ErrorBody;
 use crate::settings::ReasonAction;
@@ -205,9 +205,23 @@ pub(crate) async fn delete(
         .delete(&caller.scope(), &id, &reason, &caller.actor(), now(&state))
         .await?;
     let data_dir = state.data_dir().to_owned();
+    let objects_removed = match state.objects() {
+        Some(objects) => Some(remove_deleted_objects(objects, &deletion).await),
+        None => None,
+    };
     let removed = tokio::task::spawn_blocking(move || remove_deleted_files(&data_dir, &deletion))
         .await
         .map_err(Error::BodyTask)?;
+    match objects_removed {
+        Some(Ok(keys)) if !keys.is_empty() => {
+            tracing::info!(recording_id = %id, objects = keys.len(),
+                "a deleted recording's objects were removed from the bucket");
+        }
+        Some(Err(error)) => tracing::error!(recording_id = %id, %error,
+            "a deleted recording's objects could not all be removed from the bucket \
+             (their keys are in the tombstone's deleted_legs)"),
+        _ => {}
+    }
     // The catalog has committed the tombstone: the deletion stands. A file that could not be
     // removed is the operator's to see (`recordings verify --fix` removes it later).
     for (path, error) in &removed.failed {

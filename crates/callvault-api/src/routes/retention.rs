@@ -119,6 +119,7 @@ pub(crate) async fn dry_run(
     let report = sweep(
         state.catalog(),
         state.data_dir(),
+        state.objects(),
         state.retention(),
         state.events(),
         now(&state),

@@ -218,7 +218,7 @@ pub(crate) async fn audio(
     if download && !link.allow_download {
         return Err(Error::DownloadNotAllowed);
     }
-    let legs = mix_legs(state.data_dir(), &details)?;
+    let legs = mix_legs(&state, &details)?;
     let range = headers.get(RANGE).cloned();
     let starts = starts_playback(&method, range.as_ref());
     let mut response =

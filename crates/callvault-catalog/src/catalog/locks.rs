@@ -51,6 +51,10 @@ pub struct DeletedLeg {
     pub path: String,
     /// The file's SHA-256 when it was closed; `None` if it never was.
     pub sha256: Option<String>,
+    /// Its key in the object storage bucket, when it was uploaded: the caller removes that
+    /// object too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_key: Option<String>,
 }
 
 /// What [`Catalog::delete`] removed from the catalog: the files are the caller's to remove.
@@ -170,7 +174,7 @@ pub(super) async fn deleted_legs(tx: &mut Tx, recording_id: &str) -> Result<Vec<
     tx.rows(
         "read legs",
         "legs",
-        "SELECT position, label, path, sha256 FROM legs WHERE recording_id = $1 \
+        "SELECT position, label, path, sha256, object_key FROM legs WHERE recording_id = $1 \
          ORDER BY position",
         &[Arg::Text(recording_id)],
     )
@@ -182,6 +186,7 @@ pub(super) async fn deleted_legs(tx: &mut Tx, recording_id: &str) -> Result<Vec<
             label: row.text("label")?,
             path: row.text("path")?,
             sha256: row.opt_text("sha256")?,
+            object_key: row.opt_text("object_key")?,
         })
     })
     .collect()

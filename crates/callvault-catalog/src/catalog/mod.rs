@@ -12,6 +12,7 @@ mod exports;
 mod flags;
 mod locks;
 mod matters;
+mod objects;
 mod read;
 mod retention;
 mod review;
@@ -29,6 +30,7 @@ pub use exports::{Export, ExportState, FinishedExport, NewExport};
 pub use flags::RecordingFlag;
 pub use locks::{DeletedLeg, Deletion, Lock};
 pub use matters::{Matter, NewMatter};
+pub use objects::{LocalCopy, PendingUpload};
 pub use retention::{
     Expiry, Hold, MediaUsage, RetentionDefaults, RetentionItem, RetentionPlan, RetentionPolicy,
     RetentionRule,

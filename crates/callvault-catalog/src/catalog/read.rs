@@ -272,7 +272,7 @@ pub(super) async fn load_recordings(tx: &mut Tx, rows: &[Row]) -> Result<Vec<Rec
         "read legs",
         "legs",
         "recording_id, position, label, participant_id, binding_rule, codec, sample_rate, \
-         path, sha256, added_at_ms, error, counters",
+         path, sha256, added_at_ms, error, counters, object_key",
         "ORDER BY recording_id, position",
     )
     .await?
@@ -296,6 +296,7 @@ pub(super) async fn load_recordings(tx: &mut Tx, rows: &[Row]) -> Result<Vec<Rec
             sha256: row.opt_text("sha256")?,
             added_at_ms: row.int("added_at_ms")?,
             error: row.opt_text("error")?,
+            object_key: row.opt_text("object_key")?,
             counters,
         });
     }

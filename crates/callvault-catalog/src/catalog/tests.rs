@@ -264,7 +264,8 @@ async fn old_rows_read_back_after_migration(url: &str, version: usize) {
             20261130000005,
             20261203000006,
             20261203000007,
-            20261203000008
+            20261203000008,
+            20261203000009
         ]
     );
     let old = get(&catalog, "old").await;
@@ -750,7 +751,7 @@ async fn reopening_keeps_rows_and_does_not_migrate_twice() {
         .fetch_one(pool)
         .await
         .unwrap();
-    assert_eq!(applied, 8);
+    assert_eq!(applied, 9);
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(pool)
         .await
@@ -836,7 +837,7 @@ async fn schema_version_reads_without_changing(url: &str) {
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
             version: 3,
-            latest: 8
+            latest: 9
         }
     );
     // Still version 3: looking did not migrate.
@@ -844,15 +845,15 @@ async fn schema_version_reads_without_changing(url: &str) {
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
             version: 3,
-            latest: 8
+            latest: 9
         }
     );
     let catalog = Catalog::open(url).await.unwrap();
     assert_eq!(
         Catalog::schema_version(url).await.unwrap(),
         SchemaVersion::Known {
-            version: 8,
-            latest: 8
+            version: 9,
+            latest: 9
         }
     );
     // A newer build's migration, then one that failed part-way.
@@ -865,7 +866,7 @@ async fn schema_version_reads_without_changing(url: &str) {
     .await;
     assert_eq!(
         Catalog::schema_version(url).await.unwrap(),
-        SchemaVersion::Newer { latest: 8 }
+        SchemaVersion::Newer { latest: 9 }
     );
     execute_raw(
         &catalog,

@@ -48,6 +48,8 @@ pub struct Sources {
     pub refused_sources: Arc<std::sync::atomic::AtomicU64>,
     /// Webhook deliveries and `on_complete` runs.
     pub notify: Arc<crate::notify::NotifyStats>,
+    /// The object storage uploader (all zero with the local backend).
+    pub uploads: Arc<crate::upload::UploadStats>,
 }
 
 pub fn router(sources: Sources) -> Router {

@@ -239,6 +239,43 @@ impl Collector for Scrape {
             "on_complete hook runs that failed (exit status, timeout, not started).",
             notify.hook_failures_total.load(Ordering::Relaxed),
         )?;
+        let uploads = &s.uploads;
+        counter(
+            &mut e,
+            "callvault_upload_legs_total",
+            "Legs uploaded to object storage, their SHA-256 checked.",
+            uploads.uploaded_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "callvault_upload_bytes_total",
+            "Bytes of legs uploaded to object storage.",
+            uploads.uploaded_bytes_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "callvault_upload_failed_attempts_total",
+            "Uploads to object storage that failed; each is retried with back-off.",
+            uploads.failed_attempts_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "callvault_upload_refused_total",
+            "Legs never uploaded: the file no longer matches its SHA-256, or is gone.",
+            uploads.refused_total.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            &mut e,
+            "callvault_upload_pending",
+            "Legs waiting for their upload (at most one batch of 16 is counted).",
+            uploads.pending.load(Ordering::Relaxed).max(0) as u64,
+        )?;
+        counter(
+            &mut e,
+            "callvault_upload_local_removed_total",
+            "Local copies of uploaded legs removed after [storage] local_grace_secs.",
+            uploads.local_removed_total.load(Ordering::Relaxed),
+        )?;
         let transport = &s.transport;
         gauge(
             &mut e,

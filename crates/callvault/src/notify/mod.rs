@@ -35,7 +35,7 @@ use crate::archive::{ArchiveCommand, ArchiveQueue};
 mod delivery;
 mod hook;
 mod outbox;
-mod record_file;
+pub(crate) mod record_file;
 pub mod settings;
 
 pub use settings::{HooksConfig, NotifyTarget};

@@ -174,7 +174,23 @@ pub async fn delete(args: DeleteArgs) -> anyhow::Result<ExitCode> {
         Ok(deletion) => deletion,
         Err(e) => return refused(&args.id, e),
     };
-    // The catalog has committed: the files go now. Already gone is fine.
+    // The catalog has committed: the objects (with [storage] backend = "s3") and the files go
+    // now. Already gone is fine.
+    if let Some(settings) = config.s3_settings(std::env::vars()) {
+        let objects = callvault_objects::Objects::s3(&settings)?;
+        match callvault_api::remove_deleted_objects(&objects, &deletion).await {
+            Ok(keys) => println!("{} object(s) removed from {}", keys.len(), objects.shown()),
+            Err(e) => {
+                eprintln!(
+                    "error: recording {} is deleted from the catalog, but its objects in {} \
+                     could not all be removed ({e}); their keys are in the tombstone",
+                    esc(&deletion.recording_id),
+                    objects.shown()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
     let paths =
         tombstone::leftovers_of(&deletion.recording_id, deletion.started_at, &deletion.legs);
     let removal = tombstone::remove(&config.storage.data_dir, &paths);

@@ -48,9 +48,15 @@ pub async fn run(args: RetentionArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let (config, catalog) = open(&storage, Missing::Refuse).await?;
+    // With [storage] backend = "s3", what retention deletes leaves the bucket too.
+    let objects = match config.s3_settings(std::env::vars()) {
+        Some(settings) => Some(callvault_objects::Objects::s3(&settings)?),
+        None => None,
+    };
     let report = sweep(
         &catalog,
         &config.storage.data_dir,
+        objects.as_ref(),
         &config.retention,
         &NoRecordingEvents,
         now(),

@@ -100,6 +100,7 @@ mod tests {
             label: "1".to_owned(),
             path: path.to_owned(),
             sha256: None,
+            object_key: None,
         }
     }
 

@@ -45,6 +45,11 @@ struct Tally {
     removed: usize,
     /// Of those, still there when the command ends.
     remaining: usize,
+    /// Legs whose local copy was removed after their upload and that no bucket was given to
+    /// check (`[storage] backend` is not `s3` in this configuration).
+    in_bucket: usize,
+    /// Where uploaded legs are checked once their local copy is gone.
+    bucket: Option<callvault_objects::Objects>,
 }
 
 impl Tally {
@@ -56,7 +61,13 @@ impl Tally {
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let (config, catalog) = open(&args.storage, Missing::Refuse).await?;
     let data_dir = config.storage.data_dir.clone();
-    let mut tally = Tally::default();
+    let mut tally = Tally {
+        bucket: config
+            .s3_settings(std::env::vars())
+            .map(|settings| callvault_objects::Objects::s3(&settings))
+            .transpose()?,
+        ..Tally::default()
+    };
     let result = if args.ids.is_empty() {
         verify_all(&catalog, &data_dir, args.fix, &mut tally).await
     } else {
@@ -66,7 +77,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     result?;
     println!(
         "{} recording(s), {} file(s) verified: {} missing, {} unreadable, {} changed, {} left \
-         behind by deletions{}; {} leg(s) without a digest not checked{}",
+         behind by deletions{}; {} leg(s) without a digest not checked{}{}",
         tally.recordings,
         tally.verified,
         tally.missing,
@@ -79,6 +90,14 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             String::new()
         },
         tally.unclosed,
+        if tally.in_bucket > 0 {
+            format!(
+                "; {} uploaded leg(s) not checked (give the [storage] s3 settings)",
+                tally.in_bucket
+            )
+        } else {
+            String::new()
+        },
         if tally.unknown > 0 {
             format!("; {} unknown recording(s)", tally.unknown)
         } else {
@@ -159,12 +178,28 @@ async fn check_legs(
             continue;
         };
         let path = data_dir.join(&leg.path);
-        let hashed = tokio::task::spawn_blocking({
+        let mut hashed = tokio::task::spawn_blocking({
             let path = path.clone();
             move || sha256_of(&path)
         })
         .await
         .context("hashing a leg file")?;
+        // Uploaded, and its local copy removed after its grace: the bucket holds the leg.
+        if let (Err(e), Some(key)) = (&hashed, &leg.object_key)
+            && e.kind() == io::ErrorKind::NotFound
+        {
+            let Some(bucket) = &tally.bucket else {
+                tally.in_bucket += 1;
+                continue;
+            };
+            hashed = match bucket.sha256(key).await {
+                Ok(digest) => Ok(digest),
+                Err(callvault_objects::Error::NotFound { .. }) => {
+                    Err(io::Error::new(io::ErrorKind::NotFound, "not in the bucket"))
+                }
+                Err(e) => Err(io::Error::other(e)),
+            };
+        }
         let what = format!("{} leg {} {}", esc(&r.id), esc(&leg.label), esc(&leg.path));
         match hashed {
             Ok(actual) if actual.eq_ignore_ascii_case(expected) => tally.verified += 1,

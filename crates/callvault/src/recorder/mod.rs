@@ -192,6 +192,9 @@ impl RecorderGauges {
 enum Refusal {
     /// Shutting down: every session gets a BYE, nothing new starts.
     Draining,
+    /// Taken out of its recording-server group (`callvault drain`): nothing new starts, the
+    /// calls in progress go on to their end.
+    Drained,
     /// Disk or catalog unhealthy; the text says which.
     Storage(String),
     /// `max_sessions` calls are up.
@@ -302,7 +305,7 @@ impl<M: MediaPlane> Recorder<M> {
     /// Whether storage (disk and catalog) can take new recordings: `Err(why)` refuses new
     /// INVITEs (and OPTIONS) with 503 until it is `Ok` again. Calls in progress go on.
     pub fn set_storage(&mut self, verdict: Result<(), String>) {
-        if self.refusal == Some(Refusal::Draining) {
+        if matches!(self.refusal, Some(Refusal::Draining | Refusal::Drained)) {
             return;
         }
         let refusal = verdict.err().map(Refusal::Storage);
@@ -314,6 +317,19 @@ impl<M: MediaPlane> Recorder<M> {
                 _ => info!("storage healthy: taking new recordings"),
             }
             self.refusal = refusal;
+        }
+    }
+
+    /// Drain (`callvault drain`, SIGUSR1): new calls and OPTIONS are refused with 503 from now
+    /// on, so the SBC's recording-server group sends them to the other nodes; the calls in
+    /// progress are left alone to end as they would. `false` takes calls again (SIGUSR2).
+    /// Shutdown, once begun, is not undone.
+    pub fn set_drained(&mut self, drained: bool) {
+        match (drained, &self.refusal) {
+            (_, Some(Refusal::Draining)) => {}
+            (true, _) => self.refusal = Some(Refusal::Drained),
+            (false, Some(Refusal::Drained)) => self.refusal = None,
+            (false, _) => {}
         }
     }
 
@@ -610,6 +626,7 @@ impl<M: MediaPlane> Recorder<M> {
     fn refused(&self, request: &Request, refusal: &Refusal) -> Response {
         let reason = match refusal {
             Refusal::Draining => "Shutting Down",
+            Refusal::Drained => "Draining",
             Refusal::Storage(_) => "Storage Unavailable",
             Refusal::Full => "Service Unavailable",
         };

@@ -1,4 +1,5 @@
 use std::io::Write;
+use std::path::Path;
 
 use http::StatusCode;
 use http::header::CONTENT_DISPOSITION;
@@ -108,7 +109,7 @@ async fn a_leg_still_being_recorded_plays_with_a_header_that_matches() {
 #[tokio::test]
 async fn a_missing_leg_is_told_apart() {
     let dir = tempfile::tempdir().unwrap();
-    let error = leg_response(&dir.path().join("gone.wav"), None).unwrap_err();
+    let error = leg_response(dir.path().join("gone.wav"), None).unwrap_err();
     assert!(error.is_missing_file());
 }
 

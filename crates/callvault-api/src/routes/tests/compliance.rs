@@ -149,9 +149,17 @@ async fn retention_dry_run_lists_what_the_run_deletes_and_holds_locked_and_never
         days: Some(60),
         ..RetentionSettings::default()
     };
-    let report = sweep(&h.catalog, h.data.path(), &settings, &*h.events, T0, true)
-        .await
-        .unwrap();
+    let report = sweep(
+        &h.catalog,
+        h.data.path(),
+        None,
+        &settings,
+        &*h.events,
+        T0,
+        true,
+    )
+    .await
+    .unwrap();
     let report = serde_json::to_value(&report).unwrap();
     assert_eq!(
         outcomes(&report),
@@ -215,9 +223,17 @@ async fn retention_dry_run_lists_what_the_run_deletes_and_holds_locked_and_never
     )
     .await
     .expect(StatusCode::NO_CONTENT);
-    let report = sweep(&h.catalog, h.data.path(), &settings, &*h.events, T0, true)
-        .await
-        .unwrap();
+    let report = sweep(
+        &h.catalog,
+        h.data.path(),
+        None,
+        &settings,
+        &*h.events,
+        T0,
+        true,
+    )
+    .await
+    .unwrap();
     assert!(
         report
             .items
@@ -261,6 +277,7 @@ async fn a_media_period_removes_the_audio_and_keeps_the_metadata(h: &Harness) {
     let report = sweep(
         &h.catalog,
         h.data.path(),
+        None,
         &RetentionSettings::default(),
         &*h.events,
         T0,
@@ -295,6 +312,7 @@ async fn a_media_period_removes_the_audio_and_keeps_the_metadata(h: &Harness) {
     let again = sweep(
         &h.catalog,
         h.data.path(),
+        None,
         &RetentionSettings::default(),
         &*h.events,
         T0,
@@ -324,9 +342,17 @@ async fn max_bytes_deletes_the_oldest_first_and_says_when_it_cannot(h: &Harness)
         max_bytes: Some(2 * per_recording),
         ..RetentionSettings::default()
     };
-    let report = sweep(&h.catalog, h.data.path(), &settings, &*h.events, T0, true)
-        .await
-        .unwrap();
+    let report = sweep(
+        &h.catalog,
+        h.data.path(),
+        None,
+        &settings,
+        &*h.events,
+        T0,
+        true,
+    )
+    .await
+    .unwrap();
     let deleted: Vec<_> = report
         .items
         .iter()
@@ -339,9 +365,17 @@ async fn max_bytes_deletes_the_oldest_first_and_says_when_it_cannot(h: &Harness)
         max_bytes: Some(1),
         ..RetentionSettings::default()
     };
-    let report = sweep(&h.catalog, h.data.path(), &tight, &*h.events, T0, true)
-        .await
-        .unwrap();
+    let report = sweep(
+        &h.catalog,
+        h.data.path(),
+        None,
+        &tight,
+        &*h.events,
+        T0,
+        true,
+    )
+    .await
+    .unwrap();
     assert!(report.over_max_bytes, "d1 is locked: it cannot get under");
     assert_eq!(report.media_bytes, per_recording);
     assert_eq!(
@@ -377,6 +411,7 @@ async fn the_audit_period_prunes_old_entries_and_the_chain_still_verifies(h: &Ha
     let report = sweep(
         &h.catalog,
         h.data.path(),
+        None,
         &settings,
         &*h.events,
         later,
@@ -398,6 +433,7 @@ async fn the_audit_period_prunes_old_entries_and_the_chain_still_verifies(h: &Ha
     let again = sweep(
         &h.catalog,
         h.data.path(),
+        None,
         &settings,
         &*h.events,
         later,

@@ -91,6 +91,7 @@ async fn lock_blocks_delete_until_every_lock_is_removed(catalog: &Catalog) {
             label: "1".to_owned(),
             path: "recordings/2026/11/30/rec/0-1.wav".to_owned(),
             sha256: Some("sha-r".to_owned()),
+            object_key: None,
         }]
     );
 

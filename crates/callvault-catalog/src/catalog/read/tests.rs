@@ -97,6 +97,7 @@ async fn insert_then_get_round_trips_every_field(catalog: &Catalog) {
                 sha256: None,
                 added_at_ms: 0,
                 error: None,
+                object_key: None,
                 counters: LegCounters::default(),
             })
             .collect(),
