@@ -763,7 +763,11 @@ mod tests {
         );
         // [retention] days applies only where no policy matches.
         assert_eq!(
-            plan(&candidate(None, 40), &[acme_long.clone()], Some(35)),
+            plan(
+                &candidate(None, 40),
+                std::slice::from_ref(&acme_long),
+                Some(35)
+            ),
             Some((Expiry::Metadata, "retention:config".to_owned()))
         );
         assert_eq!(
