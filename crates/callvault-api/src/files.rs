@@ -208,4 +208,42 @@ mod tests {
         assert_eq!(again.already_gone.len(), 2);
         assert_eq!(again.failed.len(), 2);
     }
+
+    /// Retention's media expiry takes the legs out of the bucket and leaves `recording.json`
+    /// (the metadata stays); a full deletion then takes the rest of the folder.
+    #[tokio::test]
+    async fn media_expiry_removes_only_the_leg_objects_and_deletion_the_rest() {
+        let objects = Objects::in_memory("site-a");
+        let folder = "recordings/2026/11/30/rec-1";
+        let mut legs = Vec::new();
+        for (position, name) in [(1, "1.wav"), (2, "2.wav")] {
+            let path = format!("{folder}/{name}");
+            let key = objects.put_bytes(&path, &b"RIFF"[..]).await.unwrap();
+            legs.push(DeletedLeg {
+                object_key: Some(key),
+                ..leg(position, &path)
+            });
+        }
+        let json = objects
+            .put_bytes(&format!("{folder}/recording.json"), &b"{}"[..])
+            .await
+            .unwrap();
+        let deletion = Deletion {
+            recording_id: "rec-1".to_owned(),
+            started_at: datetime!(2026-11-30 08:00 UTC),
+            legs,
+        };
+
+        let removed = remove_media_objects(&objects, &deletion).await.unwrap();
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        for leg in &deletion.legs {
+            let key = leg.object_key.as_deref().unwrap();
+            assert!(objects.get(key).await.is_err(), "{key} is still there");
+        }
+        assert!(objects.get(&json).await.is_ok(), "recording.json is kept");
+
+        let removed = remove_deleted_objects(&objects, &deletion).await.unwrap();
+        assert!(removed.contains(&json), "{removed:?}");
+        assert!(objects.get(&json).await.is_err());
+    }
 }
